@@ -1,0 +1,203 @@
+import CLibPQ
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// One libpq connection, owned by one thread.
+///
+/// It connects on first use and again on the first use after the connection broke (the
+/// server restarted), re-preparing statements as they are needed. Calls block. Not
+/// `Sendable`: a `PGconn` must never be used from two threads.
+public final class PostgresConnection {
+    private let url: String
+    private let applicationName: String
+    private var connection: OpaquePointer?
+    /// Prepared statement name by SQL text, on the current connection.
+    private var preparedStatements: [String: String] = [:]
+
+    /// A connection to `url` (a libpq URI), opened lazily.
+    public init(url: String, applicationName: String = "vpsgate") {
+        self.url = url
+        self.applicationName = applicationName
+    }
+
+    deinit {
+        if let connection { PQfinish(connection) }
+    }
+
+    /// Whether `url` is a connection string libpq accepts; the parser's message when not.
+    public static func validate(url: String) -> String? {
+        var message: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(url, &message) else {
+            defer { if let message { PQfreemem(message) } }
+            return message.map { String(cString: $0).trimmingNewlines() } ?? "cannot parse the connection string"
+        }
+        PQconninfoFree(options)
+        return nil
+    }
+
+    /// Connects now if not connected; throws `.connectionFailed` when the server cannot be reached.
+    public func connect() throws(PostgresError) {
+        if let connection, PQstatus(connection) == CONNECTION_OK { return }
+        close()
+        // Defaults first, so that the URL's own settings win; dbname holds the whole URL.
+        let keywords = ["connect_timeout", "application_name", "dbname"]
+        let values = ["5", applicationName, url]
+        let opened = withCStrings(keywords) { keywordPointers in
+            withCStrings(values) { valuePointers in
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let opened else { throw PostgresError(.connectionFailed, "out of memory") }
+        guard PQstatus(opened) == CONNECTION_OK else {
+            let message = Self.errorMessage(opened)
+            PQfinish(opened)
+            throw PostgresError(.connectionFailed, message)
+        }
+        PQsetNoticeProcessor(opened, { _, _ in }, nil)
+        connection = opened
+    }
+
+    /// Closes the connection; the next call opens a new one.
+    public func close() {
+        if let connection { PQfinish(connection) }
+        connection = nil
+        preparedStatements.removeAll()
+    }
+
+    /// Runs one statement with bound parameters and returns its rows.
+    ///
+    /// With `retryOnStaleConnection`, a connection found broken by this call (the server
+    /// restarted since the last one) is reopened and the statement sent once more: only
+    /// for statements that are safe to repeat.
+    @discardableResult
+    public func query(_ query: PostgresQuery, retryOnStaleConnection: Bool = false) throws(PostgresError) -> PostgresRows {
+        let wasConnected = connection != nil
+        do {
+            return try run(query)
+        } catch where error.code == .connectionLost && wasConnected && retryOnStaleConnection {
+            return try run(query)
+        }
+    }
+
+    /// Runs SQL text that may hold several statements and no parameters (migrations).
+    public func execute(script: String) throws(PostgresError) {
+        try connect()
+        let result = PQexec(connection, script)
+        defer { PQclear(result) }
+        _ = try check(result)
+    }
+
+    /// Runs `body` in a transaction: COMMIT when it returns, ROLLBACK when it throws.
+    public func transaction<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        try query("BEGIN")
+        do {
+            let value = try body(self)
+            try query("COMMIT")
+            return value
+        } catch {
+            if connection != nil, PQtransactionStatus(connection) != PQTRANS_UNKNOWN {
+                _ = try? query("ROLLBACK")
+            }
+            throw error
+        }
+    }
+
+    // MARK: - Internals
+
+    private func run(_ query: PostgresQuery) throws(PostgresError) -> PostgresRows {
+        try connect()
+        let result: OpaquePointer? = withOptionalCStrings(query.binds) { values in
+            if query.prepared {
+                let name: String
+                if let existing = preparedStatements[query.sql] {
+                    name = existing
+                } else {
+                    name = "vpsgate_\(preparedStatements.count + 1)"
+                    let prepared = PQprepare(connection, name, query.sql, Int32(query.binds.count), nil)
+                    // A failed PREPARE is returned as the result, to be checked (and cleared) by the caller.
+                    guard PQresultStatus(prepared) == PGRES_COMMAND_OK else { return prepared }
+                    PQclear(prepared)
+                    preparedStatements[query.sql] = name
+                }
+                return PQexecPrepared(connection, name, Int32(query.binds.count), values, nil, nil, 0)
+            }
+            return PQexecParams(connection, query.sql, Int32(query.binds.count), nil, values, nil, nil, 0)
+        }
+        defer { PQclear(result) }
+        return try check(result)
+    }
+
+    /// The one place libpq's result status is turned into rows or an error.
+    private func check(_ result: OpaquePointer?) throws(PostgresError) -> PostgresRows {
+        let status = result.map(PQresultStatus) ?? PGRES_FATAL_ERROR
+        switch status {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return Self.rows(of: result!)
+        default:
+            if connection == nil || PQstatus(connection) != CONNECTION_OK {
+                let message = connection.map(Self.errorMessage) ?? "no connection"
+                close()
+                throw PostgresError(.connectionLost, message)
+            }
+            let sqlState = result.flatMap { PQresultErrorField($0, Int32(UInt8(ascii: "C"))) }.map { SQLState(rawValue: String(cString: $0)) }
+            let message = result.flatMap { PQresultErrorMessage($0) }.map { String(cString: $0).trimmingNewlines() } ?? "unknown error"
+            if sqlState?.meansServerUnavailable == true { close() }
+            throw PostgresError(.server, message.isEmpty ? Self.errorMessage(connection!) : message, sqlState: sqlState)
+        }
+    }
+
+    private static func rows(of result: OpaquePointer) -> PostgresRows {
+        let rowCount = Int(PQntuples(result))
+        let columnCount = Int(PQnfields(result))
+        let columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
+        var values: [[String?]] = []
+        values.reserveCapacity(rowCount)
+        for row in 0..<rowCount {
+            var fields: [String?] = []
+            fields.reserveCapacity(columnCount)
+            for column in 0..<columnCount {
+                if PQgetisnull(result, Int32(row), Int32(column)) == 1 {
+                    fields.append(nil)
+                } else {
+                    fields.append(String(cString: PQgetvalue(result, Int32(row), Int32(column))))
+                }
+            }
+            values.append(fields)
+        }
+        let affected = Int(String(cString: PQcmdTuples(result))) ?? 0
+        return PostgresRows(columns: columns, values: values, affectedRows: affected)
+    }
+
+    private static func errorMessage(_ connection: OpaquePointer) -> String {
+        String(cString: PQerrorMessage(connection)).trimmingNewlines()
+    }
+}
+
+// MARK: - C string helpers
+
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let copies = strings.map { strdup($0) }
+    defer { copies.forEach { free($0) } }
+    let pointers = copies.map { UnsafePointer($0) } + [nil]
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+private func withOptionalCStrings<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+    if strings.isEmpty { return body(nil) }
+    let copies = strings.map { $0.map { strdup($0) } ?? nil }
+    defer { copies.forEach { free($0) } }
+    let pointers = copies.map { $0.map { UnsafePointer($0) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+extension String {
+    func trimmingNewlines() -> String {
+        var text = Substring(self)
+        while let last = text.last, last.isNewline || last == " " { text.removeLast() }
+        return String(text)
+    }
+}

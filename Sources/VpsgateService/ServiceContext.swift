@@ -1,0 +1,19 @@
+import Logging
+import VpsgateCore
+
+/// What every worker shares: read-only after start-up.
+public struct ServiceContext: Sendable {
+    public var configuration: Configuration
+    /// The migrations this build knows; `/readyz` requires all of them applied.
+    public var migrations: [Migration]
+    public var logger: Logger
+    /// This instance's name in logs and audit rows.
+    public var instance: String
+
+    public init(configuration: Configuration, migrations: [Migration], logger: Logger, instance: String) {
+        self.configuration = configuration
+        self.migrations = migrations
+        self.logger = logger
+        self.instance = instance
+    }
+}

@@ -1,0 +1,42 @@
+# Shared by scripts/run, scripts/test and scripts/bench: find the toolchain and install
+# what is missing. Sourced, not run.
+
+VPSGATE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# swift may live outside PATH on a fresh machine.
+if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+    export PATH="/opt/swift/usr/bin:$PATH"
+fi
+
+# ensure_packages [test|bench]: installs the Debian packages vpsgate needs (and pytest for tests).
+ensure_packages() {
+    local purpose=${1:-run}
+    local need=()
+    [ -e /usr/include/fcgiapp.h ] || need+=(libfcgi-dev)
+    [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] || need+=(libcurl4-openssl-dev)
+    [ -e /usr/include/postgresql/libpq-fe.h ] || need+=(libpq-dev)
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+    command -v openssl >/dev/null 2>&1 || need+=(openssl)
+    command -v curl >/dev/null 2>&1 || need+=(curl)
+    command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+    command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
+    if [ "$purpose" = bench ]; then
+        command -v wrk >/dev/null 2>&1 || need+=(wrk)
+    fi
+    if [ ${#need[@]} -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "vpsgate needs these Debian packages: ${need[*]}; install them as root (apt-get install -y ${need[*]})" >&2
+            return 1
+        fi
+        echo "[vpsgate] installing ${need[*]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    fi
+    if [ "$purpose" = test ] && ! python3 -c 'import pytest' 2>/dev/null; then
+        echo "[vpsgate] installing pytest" >&2
+        python3 -m pip install --quiet pytest 2>/dev/null \
+            || python3 -m pip install --quiet --break-system-packages pytest
+    fi
+    command -v swift >/dev/null 2>&1 || { echo "swift is not installed (expected at /opt/swift)" >&2; return 1; }
+}

@@ -1,0 +1,427 @@
+"""Start and stop vpsgate's local stack: PostgreSQL, vpsgate instances and nginx.
+
+One implementation serves `scripts/run` (the whole stack in the foreground), `scripts/test`
+(a throwaway database for `swift test`) and the end-to-end tests (which start, stop and
+kill pieces of it). Standard library only.
+
+Run as root, PostgreSQL runs as the `postgres` user and nginx's workers as `www-data`;
+run as anyone else, everything runs as that user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import pwd
+import grp
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IS_ROOT = os.geteuid() == 0
+
+
+def log(message: str) -> None:
+    print(f"[vpsgate] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def can_traverse(user: str, path: Path) -> bool:
+    """Whether `user` can reach `path` (execute permission on it and every parent)."""
+    if not IS_ROOT:
+        return True
+    result = subprocess.run(["runuser", "-u", user, "--", "test", "-x", str(path)],
+                            capture_output=True)
+    return result.returncode == 0
+
+
+def runtime_dir(preferred: Path) -> Path:
+    """`preferred` (normally .run/) when the service users can reach it, else a private /tmp dir."""
+    preferred.mkdir(parents=True, exist_ok=True)
+    if not IS_ROOT or (can_traverse("postgres", preferred) and can_traverse("www-data", preferred)):
+        return preferred
+    fallback = Path(tempfile.mkdtemp(prefix="vpsgate-run-"))
+    fallback.chmod(0o755)
+    log(f"{preferred} is not reachable by postgres/www-data; runtime files go to {fallback}")
+    return fallback
+
+
+# MARK: - PostgreSQL
+
+def pg_bindir() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                        key=lambda p: int(p.split("/")[4]))
+    if not candidates:
+        raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
+    return Path(candidates[-1]).parent
+
+
+class Postgres:
+    """A local cluster on 127.0.0.1:port with trust authentication, for development and tests only."""
+
+    def __init__(self, data_dir: Path, port: int):
+        self.data_dir = data_dir
+        self.port = port
+        self.bindir = pg_bindir()
+        self.os_user = "postgres" if IS_ROOT else pwd.getpwuid(os.geteuid()).pw_name
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://vpsgate@127.0.0.1:{self.port}/vpsgate"
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_owner(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+        if IS_ROOT:
+            args = ["runuser", "-u", self.os_user, "--"] + args
+        return subprocess.run(args, check=True, **kwargs)
+
+    def init(self) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        if IS_ROOT:
+            shutil.chown(self.data_dir, self.os_user, self.os_user)
+        self._as_owner([str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
+                        "--auth=trust", "-E", "UTF8", "--no-locale"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def start(self) -> None:
+        options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+                   f"-c unix_socket_directories='' -c max_connections=300")
+        self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l",
+                        str(self.data_dir / "server.log"), "-o", options, "-w", "-t", "60", "start"],
+                       stdout=subprocess.DEVNULL)
+
+    def stop(self, mode: str = "fast") -> None:
+        if not (self.data_dir / "postmaster.pid").exists():
+            return
+        self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode,
+                        "-w", "-t", "60", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def psql(self, sql: str, url: str | None = None) -> str:
+        result = subprocess.run([str(self.bindir / "psql"), url or self.admin_url, "-v", "ON_ERROR_STOP=1",
+                                 "-qAtX", "-c", sql], check=True, capture_output=True, text=True)
+        return result.stdout.strip()
+
+    def create_database(self, name: str = "vpsgate", owner: str = "vpsgate") -> None:
+        exists = self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{owner}'")
+        if not exists:
+            self.psql(f"CREATE ROLE {owner} LOGIN")
+        if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):
+            self.psql(f"CREATE DATABASE {name} OWNER {owner}")
+
+    def drop_database(self, name: str) -> None:
+        self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# MARK: - TLS
+
+def ensure_tls(tls_dir: Path) -> None:
+    """A local CA and a server certificate for 127.0.0.1 and localhost, made once."""
+    if (tls_dir / "server.crt").exists() and (tls_dir / "ca.crt").exists():
+        return
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-days", "3650", "-subj", "/CN=vpsgate local CA", "-keyout", str(tls_dir / "ca.key"),
+        "-out", str(tls_dir / "ca.crt"),
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-subj", "/CN=localhost", "-keyout", str(tls_dir / "server.key"), "-out", str(tls_dir / "server.csr"))
+    (tls_dir / "server.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+        "keyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n")
+    run("x509", "-req", "-in", str(tls_dir / "server.csr"), "-CA", str(tls_dir / "ca.crt"),
+        "-CAkey", str(tls_dir / "ca.key"), "-CAcreateserial", "-days", "825",
+        "-extfile", str(tls_dir / "server.ext"), "-out", str(tls_dir / "server.crt"))
+    for key in ("ca.key", "server.key"):
+        (tls_dir / key).chmod(0o600)
+
+
+# MARK: - The stack
+
+class Stack:
+    """PostgreSQL, N vpsgate instances and nginx, all on loopback under one runtime directory."""
+
+    def __init__(self, run_dir: Path, *, https_port: int | None = None, pg_port: int | None = None,
+                 instances: int = 2, workers: int = 16, keep_conn: bool = False,
+                 binary: Path | None = None, extra_env: dict[str, str] | None = None,
+                 read_timeout: str = "60s"):
+        self.run_dir = runtime_dir(run_dir)
+        self.https_port = https_port or free_port()
+        self.instance_count = instances
+        self.workers = workers
+        self.keep_conn = keep_conn
+        self.read_timeout = read_timeout
+        self.binary = Path(binary or os.environ.get("VPSGATE_BIN") or ROOT / ".build/debug/vpsgate")
+        self.extra_env = dict(extra_env or {})
+        self.postgres = Postgres(self.run_dir / "pg", pg_port or free_port())
+        self.tls_dir = self.run_dir / "tls"
+        self.sock_dir = self.run_dir / "sock"
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.nginx_conf = self.run_dir / "nginx.conf"
+
+    # URLs and files a client needs
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.tls_dir / "ca.crt"
+
+    def socket_path(self, index: int) -> Path:
+        return self.sock_dir / f"vpsgate-{index}.sock"
+
+    def log_path(self, name: str) -> Path:
+        return self.run_dir / f"{name}.log"
+
+    # MARK: database
+
+    def start_database(self) -> None:
+        self.postgres.init()
+        self.postgres.start()
+        self.postgres.create_database()
+
+    def migrate(self, migrations_dir: Path | None = None, database_url: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.binary), "migrate"], env=self.instance_env(
+            0, migrations_dir=migrations_dir, database_url=database_url), capture_output=True, text=True)
+
+    # MARK: vpsgate instances
+
+    def instance_env(self, index: int, *, migrations_dir: Path | None = None,
+                     database_url: str | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VPSGATE_")}
+        env.update({
+            "VPSGATE_LISTEN": f"unix:{self.socket_path(index)}",
+            "VPSGATE_DATABASE_URL": database_url or self.postgres.url,
+            "VPSGATE_MIGRATIONS_DIR": str(migrations_dir or ROOT / "Migrations"),
+            "VPSGATE_INSTANCE": f"vpsgate-{index}",
+            "VPSGATE_WORKERS": str(self.workers),
+        })
+        if IS_ROOT:
+            env["VPSGATE_SOCKET_GROUP"] = "www-data"
+        env.update(self.extra_env)
+        return env
+
+    def start_instance(self, index: int, wait: bool = True) -> subprocess.Popen:
+        self.sock_dir.mkdir(parents=True, exist_ok=True)
+        self.sock_dir.chmod(0o755)
+        name = f"vpsgate-{index}"
+        logfile = open(self.log_path(name), "ab")
+        process = subprocess.Popen([str(self.binary), "serve"], env=self.instance_env(index),
+                                   stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
+        logfile.close()
+        self.processes[name] = process
+        if wait:
+            wait_until(lambda: self.socket_path(index).exists() or process.poll() is not None,
+                       30, f"{name} to listen")
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}: "
+                                   f"{self.log_path(name).read_text()[-2000:]}")
+        return process
+
+    def stop_instance(self, index: int, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        process = self.processes.pop(f"vpsgate-{index}", None)
+        if process is None or process.poll() is not None:
+            return process.returncode if process else 0
+        process.send_signal(sig)
+        return process.wait(timeout=timeout)
+
+    # MARK: nginx
+
+    def render_nginx(self) -> None:
+        servers = "\n".join(f"        server unix:{self.socket_path(i)} max_fails=0;"
+                            for i in range(1, self.instance_count + 1))
+        keepalive = f"        keepalive {self.workers};" if self.keep_conn else ""
+        keep_conn = "fastcgi_keep_conn on;" if self.keep_conn else ""
+        text = (ROOT / "nginx/local.conf.in").read_text()
+        replacements = {
+            "@RUN_DIR@": str(self.run_dir), "@TLS_DIR@": str(self.tls_dir), "@NGINX_DIR@": str(ROOT / "nginx"),
+            "@LISTEN@": f"127.0.0.1:{self.https_port}", "@UPSTREAM_SERVERS@": servers,
+            "@UPSTREAM_KEEPALIVE@": keepalive, "@KEEP_CONN@": keep_conn,
+            "@USER_DIRECTIVE@": "user www-data;" if IS_ROOT else "", "@READ_TIMEOUT@": self.read_timeout,
+        }
+        for key, value in replacements.items():
+            text = text.replace(key, value)
+        # nginx reads the params include from the repository: copy it beside the config
+        # when the repository is not reachable by nginx's workers (they do not read it; the master does).
+        self.nginx_conf.write_text(text)
+
+    def start_nginx(self) -> None:
+        ensure_tls(self.tls_dir)
+        self.render_nginx()
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        test = subprocess.run([nginx, "-t", "-q", "-c", str(self.nginx_conf), "-e", str(self.log_path("nginx-error"))],
+                              capture_output=True, text=True)
+        if test.returncode != 0:
+            raise RuntimeError(f"nginx -t failed: {test.stderr}")
+        logfile = open(self.log_path("nginx"), "ab")
+        process = subprocess.Popen([nginx, "-c", str(self.nginx_conf), "-e", str(self.log_path("nginx-error")),
+                                    "-g", "daemon off;"], stdout=logfile, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        logfile.close()
+        self.processes["nginx"] = process
+        wait_until(lambda: self._port_open(self.https_port) or process.poll() is not None, 30, "nginx to listen")
+        if process.poll() is not None:
+            raise RuntimeError(f"nginx exited: {self.log_path('nginx-error').read_text()[-2000:]}")
+
+    @staticmethod
+    def _port_open(port: int) -> bool:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    # MARK: whole stack
+
+    def start(self) -> None:
+        self.start_database()
+        result = self.migrate()
+        if result.returncode != 0:
+            raise RuntimeError(f"vpsgate migrate failed: {result.stdout}{result.stderr}")
+        for index in range(1, self.instance_count + 1):
+            self.start_instance(index)
+        self.start_nginx()
+
+    def stop(self) -> None:
+        """Stops every process this stack started; none is left behind."""
+        for name, process in list(self.processes.items()):
+            if process.poll() is None:
+                process.terminate()
+        for name, process in list(self.processes.items()):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+        self.postgres.stop()
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def get(self, path: str, headers: dict[str, str] | None = None, timeout: float = 10):
+        request = urllib.request.Request(self.url + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, context=self.ssl_context(), timeout=timeout) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def write_env(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = {
+            "VPSGATE_URL": self.url,
+            "VPSGATE_CA_FILE": str(self.ca_file),
+            "VPSGATE_DATABASE_URL": self.postgres.url,
+            "VPSGATE_BIN": str(self.binary),
+        }
+        path.write_text("".join(f"export {k}='{v}'\n" for k, v in lines.items()))
+
+
+# MARK: - Commands
+
+def command_run(args) -> int:
+    stack = Stack(ROOT / ".run", https_port=args.port, pg_port=args.pg_port, instances=args.instances,
+                  binary=Path(args.binary) if args.binary else None, keep_conn=args.keep_conn)
+    stopping = False
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        log("starting PostgreSQL, migrating, starting vpsgate instances and nginx")
+        stack.start()
+        stack.write_env(ROOT / ".run/env")
+        status, _, body = stack.get("/readyz")
+        log(f"/readyz: {status} {body.decode()}")
+        print(f"""
+vpsgate is running at {stack.url} ({args.instances} instances, PostgreSQL on 127.0.0.1:{stack.postgres.port}).
+Settings for your shell are in .run/env:
+
+    . .run/env
+    curl --cacert "$VPSGATE_CA_FILE" "$VPSGATE_URL/readyz"
+
+Logs: {stack.run_dir}/*.log. Press Ctrl-C to stop everything.
+""", flush=True)
+        while True:
+            for name, process in stack.processes.items():
+                if process.poll() is not None:
+                    log(f"{name} exited with {process.returncode}; see {stack.log_path(name)}")
+                    raise KeyboardInterrupt
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stopping = True
+    finally:
+        log("stopping")
+        stack.stop()
+        log("stopped")
+    return 0 if stopping else 1
+
+
+def command_with_database(args) -> int:
+    """Starts a throwaway PostgreSQL, runs a command with VPSGATE_TEST_DATABASE_URL set, stops it."""
+    run_dir = runtime_dir(ROOT / ".run/test-db")
+    postgres = Postgres(run_dir / f"pg-{os.getpid()}", free_port())
+    try:
+        postgres.init()
+        postgres.start()
+        postgres.create_database()
+        env = dict(os.environ, VPSGATE_TEST_DATABASE_URL=postgres.url, VPSGATE_TEST_ADMIN_DATABASE_URL=postgres.admin_url)
+        return subprocess.run(args.command, env=env).returncode
+    finally:
+        postgres.stop()
+        shutil.rmtree(postgres.data_dir, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="verb", required=True)
+    run = sub.add_parser("run", help="run the whole stack in the foreground until Ctrl-C")
+    run.add_argument("--port", type=int, default=8443)
+    run.add_argument("--pg-port", type=int, default=55432)
+    run.add_argument("--instances", type=int, default=2)
+    run.add_argument("--binary", default=None)
+    run.add_argument("--keep-conn", action="store_true")
+    run.set_defaults(handler=command_run)
+    with_db = sub.add_parser("with-database", help="run a command against a throwaway PostgreSQL")
+    with_db.add_argument("command", nargs=argparse.REMAINDER)
+    with_db.set_defaults(handler=command_with_database)
+    args = parser.parse_args()
+    if getattr(args, "command", None) and args.command[:1] == ["--"]:
+        args.command = args.command[1:]
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
