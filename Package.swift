@@ -66,6 +66,8 @@ let package = Package(
 
         // MARK: - Tests
         .testTarget(name: "VpsgateCoreTests", dependencies: ["VpsgateCore"], swiftSettings: strict),
+        .testTarget(name: "FastCGITests", dependencies: ["FastCGI"], swiftSettings: strict),
+        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient"], swiftSettings: strict),
         .testTarget(
             name: "PostgresTests",
             dependencies: ["Postgres", "VpsgateService", "VpsgateCore"],

@@ -1,0 +1,107 @@
+import Postgres
+import Testing
+
+@Suite struct PostgresConnectionTests {
+    @Test(arguments: ["plain", "'; DROP TABLE schema_migrations; --", "$1", "quote ' and \" and \\", "é ✓ 🚀", ""])
+    func interpolatedValuesAreBoundNotSpliced(_ value: String) throws {
+        let database = PostgresConnection(url: try TestDatabase.url())
+        let rows = try database.query("SELECT \(value)::text AS echoed, \(42) + 1 AS sum")
+        #expect(try rows.first?.decode(String.self, "echoed") == value)
+        #expect(try rows.first?.decode(Int.self, "sum") == 43)
+    }
+
+    @Test func nullBindsAndDecodesAsNil() throws {
+        let database = PostgresConnection(url: try TestDatabase.url())
+        let missing: String? = nil
+        let row = try #require(try database.query("SELECT \(missing)::text AS value").first)
+        #expect(try row.decode(String?.self, "value") == nil)
+        #expect(throws: PostgresError.self) { try row.decode(String.self, "value") }
+    }
+
+    @Test func decodingErrorsNameTheColumn() throws {
+        let database = PostgresConnection(url: try TestDatabase.url())
+        let row = try #require(try database.query("SELECT 'abc'::text AS version").first)
+        do {
+            _ = try row.decode(Int.self, "version")
+            Issue.record("expected a decoding error")
+        } catch {
+            #expect(error.code == .decoding)
+            #expect(error.message.contains("version"))
+        }
+    }
+
+    @Test func transactionsCommitOrRollBack() throws {
+        let database = PostgresConnection(url: try TestDatabase.url())
+        let table = "t_\(UInt32.random(in: 0...UInt32.max))"
+        try database.execute(script: "CREATE TABLE \(table) (id int PRIMARY KEY)")
+        defer { try? database.execute(script: "DROP TABLE \(table)") }
+        struct Abort: Error {}
+        #expect(throws: Abort.self) {
+            try database.transaction { database in
+                try database.query(PostgresQuery(unsafeSQL: "INSERT INTO \(table) VALUES ($1)", binds: ["1"]))
+                throw Abort()
+            }
+        }
+        _ = try database.transaction { database in
+            try database.query(PostgresQuery(unsafeSQL: "INSERT INTO \(table) VALUES ($1)", binds: ["2"]))
+        }
+        let rows = try database.query(PostgresQuery(unsafeSQL: "SELECT id FROM \(table)"))
+        #expect(try rows.map { try $0.decode(Int.self, "id") } == [2])
+    }
+
+    @Test func uniqueViolationsCarryTheirSQLState() throws {
+        let database = PostgresConnection(url: try TestDatabase.url())
+        let table = "t_\(UInt32.random(in: 0...UInt32.max))"
+        try database.execute(script: "CREATE TEMP TABLE \(table) (id int PRIMARY KEY); INSERT INTO \(table) VALUES (1)")
+        do {
+            try database.query(PostgresQuery(unsafeSQL: "INSERT INTO \(table) VALUES (1)"))
+            Issue.record("expected a unique violation")
+        } catch {
+            #expect(error.sqlState == .uniqueViolation)
+            #expect(!error.isUnavailable)
+        }
+    }
+
+    @Test func anUnreachableServerIsUnavailable() {
+        let database = PostgresConnection(url: "postgresql://vpsgate@127.0.0.1:1/vpsgate?connect_timeout=2")
+        do {
+            try database.query("SELECT 1")
+            Issue.record("expected a connection failure")
+        } catch {
+            #expect(error.code == .connectionFailed)
+            #expect(error.isUnavailable)
+        }
+    }
+
+    @Test func aBrokenConnectionIsReopenedAndStatementsReprepared() throws {
+        let database = PostgresConnection(url: try TestDatabase.url())
+        let admin = PostgresConnection(url: try TestDatabase.adminURL())
+        let query: PostgresQuery = "SELECT pg_backend_pid() AS pid"
+        let firstPID = try #require(try database.query(query.preparedOnce()).first).decode(Int.self, "pid")
+
+        // The server side of the connection goes away, as in a PostgreSQL restart.
+        try admin.query("SELECT pg_terminate_backend(\(firstPID))")
+        do {
+            try database.query(query.preparedOnce())
+            Issue.record("expected the dead connection to be noticed")
+        } catch {
+            #expect(error.code == .connectionLost)
+            #expect(error.isUnavailable)
+        }
+        // The next call reconnects and prepares the statement again on the new session.
+        let secondPID = try #require(try database.query(query.preparedOnce()).first).decode(Int.self, "pid")
+        #expect(secondPID != firstPID)
+
+        // A statement safe to repeat can ask for one transparent retry on a stale connection.
+        try admin.query("SELECT pg_terminate_backend(\(secondPID))")
+        let thirdPID = try #require(try database.query(query.preparedOnce(), retryOnStaleConnection: true).first).decode(Int.self, "pid")
+        #expect(thirdPID != secondPID)
+    }
+
+    @Test func invalidConnectionStringsAreExplained() {
+        #expect(PostgresConnection.validate(url: "postgresql://u@h:5432/db") == nil)
+        #expect(PostgresConnection.validate(url: "postgresql://%zz@h/db") != nil)
+        #expect(PostgresConnection.validate(url: "postgresql://u@[::1/db") != nil)
+        #expect(PostgresConnection.validate(url: "postgresql://u@h/db?nosuchoption=1") != nil)
+    }
+}

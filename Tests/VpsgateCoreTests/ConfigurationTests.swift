@@ -1,0 +1,59 @@
+import Testing
+import VpsgateCore
+
+@Suite struct ConfigurationTests {
+    @Test func defaultsNeedNoEnvironment() throws {
+        let configuration = try Configuration(environment: [:])
+        #expect(configuration.listen == .tcp(host: "127.0.0.1", port: 9000))
+        #expect(configuration.workers == 16)
+        #expect(configuration.maxBodyBytes == 65536)
+        #expect(configuration.socketMode == 0o660)
+        #expect(configuration.databaseURL == Configuration.defaultDatabaseURL)
+        #expect(configuration.debugRoutes == false)
+    }
+
+    @Test func readsEverySetting() throws {
+        let configuration = try Configuration(environment: [
+            "VPSGATE_LISTEN": "unix:/run/vpsgate/1.sock", "VPSGATE_SOCKET_MODE": "0600",
+            "VPSGATE_SOCKET_GROUP": "www-data", "VPSGATE_WORKERS": "64",
+            "VPSGATE_DATABASE_URL": "postgresql://app@db:5432/vpsgate", "VPSGATE_MAX_BODY_BYTES": "4096",
+            "VPSGATE_SHUTDOWN_TIMEOUT": "5", "VPSGATE_MIGRATIONS_DIR": "/opt/vpsgate/Migrations",
+            "VPSGATE_INSTANCE": "a", "VPSGATE_LOG_LEVEL": "DEBUG", "VPSGATE_DEBUG_ROUTES": "1",
+        ])
+        #expect(configuration.listen == .unix(path: "/run/vpsgate/1.sock"))
+        #expect(configuration.socketMode == 0o600)
+        #expect(configuration.socketGroup == "www-data")
+        #expect(configuration.workers == 64)
+        #expect(configuration.databaseURL == "postgresql://app@db:5432/vpsgate")
+        #expect(configuration.maxBodyBytes == 4096)
+        #expect(configuration.shutdownTimeoutSeconds == 5)
+        #expect(configuration.migrationsDirectory == "/opt/vpsgate/Migrations")
+        #expect(configuration.instance == "a")
+        #expect(configuration.logLevel == "debug")
+        #expect(configuration.debugRoutes)
+    }
+
+    @Test(arguments: [
+        ("VPSGATE_LISTEN", ":9000"), ("VPSGATE_LISTEN", "localhost"), ("VPSGATE_LISTEN", "127.0.0.1:0"),
+        ("VPSGATE_LISTEN", "example.com:9000"), ("VPSGATE_LISTEN", "unix:"),
+        ("VPSGATE_SOCKET_MODE", "0666"), ("VPSGATE_SOCKET_MODE", "rw"),
+        ("VPSGATE_WORKERS", "0"), ("VPSGATE_WORKERS", "many"), ("VPSGATE_MAX_BODY_BYTES", "-1"),
+        ("VPSGATE_DATABASE_URL", "mysql://x"), ("VPSGATE_LOG_LEVEL", "loud"), ("VPSGATE_DEBUG_ROUTES", "yes"),
+    ])
+    func rejectsUnusableValuesNamingTheVariable(_ variable: String, _ value: String) {
+        #expect {
+            try Configuration(environment: [variable: value])
+        } throws: { error in
+            (error as? ConfigurationError)?.variable == variable
+        }
+    }
+
+    @Test func neverEchoesTheDatabaseURL() {
+        do {
+            _ = try Configuration(environment: ["VPSGATE_DATABASE_URL": "mysql://root:hunter2@db"])
+            Issue.record("expected an error")
+        } catch {
+            #expect(!error.description.contains("hunter2"))
+        }
+    }
+}
