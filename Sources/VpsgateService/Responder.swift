@@ -47,7 +47,8 @@ public struct Responder: FastCGIResponder {
         case ("GET", "/readyz"), ("HEAD", "/readyz"):
             return readiness(request, correlationID: correlationID, logger: logger)
         case ("GET", "/__debug/sleep") where context.configuration.debugRoutes:
-            let milliseconds = min(queryInteger(request.query, "ms") ?? 1000, 60_000)
+            let milliseconds = min(max(queryInteger(request.query, "ms") ?? 1000, 0), 60_000)
+            logger.info("debug sleep", metadata: ["ms": "\(milliseconds)"])
             usleep(useconds_t(milliseconds) * 1000)
             return json(200, #"{"slept_ms":\#(milliseconds)}"#)
         case (_, "/healthz"), (_, "/readyz"):
