@@ -88,6 +88,7 @@ class Postgres:
         self.port = port
         self.bindir = pg_bindir()
         self.os_user = "postgres" if IS_ROOT else pwd.getpwuid(os.geteuid()).pw_name
+        self.started = False
 
     @property
     def url(self) -> str:
@@ -113,16 +114,30 @@ class Postgres:
                         "--auth=trust", "-E", "UTF8", "--no-locale"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
+    def is_running(self) -> bool:
+        if not (self.data_dir / "postmaster.pid").exists():
+            return False
+        args = [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "status"]
+        if IS_ROOT:
+            args = ["runuser", "-u", self.os_user, "--"] + args
+        return subprocess.run(args, capture_output=True).returncode == 0
+
     def start(self) -> None:
+        if self.is_running():
+            raise RuntimeError(f"a PostgreSQL server already runs on {self.data_dir}: is another "
+                               "vpsgate stack running from this directory? Stop it first.")
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
                    f"-c unix_socket_directories='' -c max_connections=300")
         self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l",
                         str(self.data_dir / "server.log"), "-o", options, "-w", "-t", "60", "start"],
                        stdout=subprocess.DEVNULL)
+        self.started = True
 
     def stop(self, mode: str = "fast") -> None:
-        if not (self.data_dir / "postmaster.pid").exists():
+        """Stops the server if this object started it (never someone else's)."""
+        if not self.started or not (self.data_dir / "postmaster.pid").exists():
             return
+        self.started = False
         self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode,
                         "-w", "-t", "60", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -304,6 +319,8 @@ class Stack:
     # MARK: whole stack
 
     def start(self) -> None:
+        if self._port_open(self.https_port):
+            raise RuntimeError(f"127.0.0.1:{self.https_port} is already in use: is another stack running?")
         self.start_database()
         result = self.migrate()
         if result.returncode != 0:
@@ -352,13 +369,16 @@ class Stack:
 
 def command_run(args) -> int:
     stack = Stack(ROOT / ".run", https_port=args.port, pg_port=args.pg_port, instances=args.instances,
-                  binary=Path(args.binary) if args.binary else None, keep_conn=args.keep_conn)
+                  binary=Path(args.binary) if args.binary else None, keep_conn=args.keep_conn,
+                  workers=args.workers)
     stopping = False
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
+    # Set explicitly: a shell starting this in the background would leave SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     try:
         log("starting PostgreSQL, migrating, starting vpsgate instances and nginx")
         stack.start()
@@ -412,7 +432,8 @@ def main() -> int:
     run.add_argument("--pg-port", type=int, default=55432)
     run.add_argument("--instances", type=int, default=2)
     run.add_argument("--binary", default=None)
-    run.add_argument("--keep-conn", action="store_true")
+    run.add_argument("--keep-conn", action="store_true", help="fastcgi_keep_conn on (see the README)")
+    run.add_argument("--workers", type=int, default=16, help="worker threads per instance")
     run.set_defaults(handler=command_run)
     with_db = sub.add_parser("with-database", help="run a command against a throwaway PostgreSQL")
     with_db.add_argument("command", nargs=argparse.REMAINDER)

@@ -12,10 +12,7 @@ public struct Problem: Sendable, Equatable {
         public static let notFound = Code(rawValue: "not-found")
         public static let methodNotAllowed = Code(rawValue: "method-not-allowed")
         public static let payloadTooLarge = Code(rawValue: "payload-too-large")
-        public static let badRequest = Code(rawValue: "bad-request")
         public static let notReady = Code(rawValue: "not-ready")
-        public static let databaseUnavailable = Code(rawValue: "database-unavailable")
-        public static let internalError = Code(rawValue: "internal-error")
     }
 
     /// The prefix of every `type`: `urn:vpsgate:problem:<code>`.

@@ -9,7 +9,7 @@ import VpsgateCore
     }
 
     @Test func includesFieldErrors() {
-        let problem = Problem(.badRequest, status: 422, title: "Invalid", errors: [("hostname", ["must be a FQDN", "too long"])])
+        let problem = Problem(Problem.Code(rawValue: "validation-failed"), status: 422, title: "Invalid", errors: [("hostname", ["must be a FQDN", "too long"])])
         let json = String(decoding: problem.json(correlationID: CorrelationID(validating: "c")), as: UTF8.self)
         #expect(json.hasSuffix(#""correlation_id":"c","errors":{"hostname":["must be a FQDN","too long"]}}"#))
     }
