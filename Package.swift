@@ -7,7 +7,8 @@ let package = Package(
     name: "vpsgate",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "vpsgate", targets: ["vpsgate"])
+        .executable(name: "vpsgate", targets: ["vpsgate"]),
+        .executable(name: "hostinger-sim", targets: ["hostinger-sim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -50,6 +51,17 @@ let package = Package(
             name: "VpsgateService",
             dependencies: [
                 "VpsgateCore", "FastCGI", "Postgres", "HTTPClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // A faithful stand-in for Hostinger's VPS API, for tests and local runs.
+        .target(name: "HostingerSim", dependencies: ["VpsgateCore"], swiftSettings: strict),
+        .executableTarget(
+            name: "hostinger-sim",
+            dependencies: [
+                "HostingerSim", "FastCGI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

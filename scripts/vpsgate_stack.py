@@ -14,15 +14,17 @@ import argparse
 import glob
 import os
 import pwd
-import grp
+import secrets
 import shutil
 import signal
 import socket
+import json
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -204,6 +206,10 @@ class Stack:
         self.sock_dir = self.run_dir / "sock"
         self.processes: dict[str, subprocess.Popen] = {}
         self.nginx_conf = self.run_dir / "nginx.conf"
+        self.sim_binary = self.binary.parent / "hostinger-sim"
+        self.sim_port = free_port()
+        self.sim_token = secrets.token_urlsafe(24)
+        self.sim_action_delay_ms = 1000
 
     # URLs and files a client needs
     @property
@@ -213,6 +219,14 @@ class Stack:
     @property
     def ca_file(self) -> Path:
         return self.tls_dir / "ca.crt"
+
+    @property
+    def sim_url(self) -> str:
+        return f"https://127.0.0.1:{self.sim_port}"
+
+    @property
+    def sim_socket(self) -> Path:
+        return self.sock_dir / "hostinger-sim.sock"
 
     def socket_path(self, index: int) -> Path:
         return self.sock_dir / f"vpsgate-{index}.sock"
@@ -242,6 +256,9 @@ class Stack:
             "VPSGATE_MIGRATIONS_DIR": str(migrations_dir or ROOT / "Migrations"),
             "VPSGATE_INSTANCE": f"vpsgate-{index}",
             "VPSGATE_WORKERS": str(self.workers),
+            "HOSTINGER_API_URL": self.sim_url,
+            "HOSTINGER_API_TOKEN": self.sim_token,
+            "HOSTINGER_CA_FILE": str(self.ca_file),
         })
         if IS_ROOT:
             env["VPSGATE_SOCKET_GROUP"] = "www-data"
@@ -272,11 +289,55 @@ class Stack:
         process.send_signal(sig)
         return process.wait(timeout=timeout)
 
+    # MARK: hostinger-sim
+
+    def start_sim(self) -> subprocess.Popen:
+        self.sock_dir.mkdir(parents=True, exist_ok=True)
+        self.sock_dir.chmod(0o755)
+        env = dict(os.environ, HOSTINGER_SIM_TOKEN=self.sim_token)
+        if IS_ROOT:
+            env["HOSTINGER_SIM_SOCKET_GROUP"] = "www-data"
+        logfile = open(self.log_path("hostinger-sim"), "ab")
+        process = subprocess.Popen([str(self.sim_binary), "--listen", f"unix:{self.sim_socket}",
+                                    "--action-delay-ms", str(self.sim_action_delay_ms)],
+                                   env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
+        logfile.close()
+        self.processes["hostinger-sim"] = process
+        wait_until(lambda: self.sim_socket.exists() or process.poll() is not None, 30, "hostinger-sim to listen")
+        if process.poll() is not None:
+            raise RuntimeError(f"hostinger-sim exited: {self.log_path('hostinger-sim').read_text()[-2000:]}")
+        return process
+
+    def sim(self, method: str, path: str, body=None, token: str | None = None, headers=None):
+        """Calls the simulator over HTTPS; returns (status, headers, parsed JSON or raw bytes)."""
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        all_headers = {"User-Agent": "vpsgate-tests/1", "Accept": "application/json",
+                       "Authorization": f"Bearer {self.sim_token if token is None else token}"}
+        if data is not None:
+            all_headers["Content-Type"] = "application/json"
+        all_headers.update(headers or {})
+        all_headers = {k: v for k, v in all_headers.items() if v is not None}
+        request = urllib.request.Request(self.sim_url + path, data=data, method=method, headers=all_headers)
+        try:
+            with urllib.request.urlopen(request, context=self.ssl_context(), timeout=30) as response:
+                status, head, raw = response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            status, head, raw = error.code, dict(error.headers), error.read()
+        try:
+            return status, head, json.loads(raw)
+        except ValueError:
+            return status, head, raw
+
     # MARK: nginx
 
     def render_nginx(self) -> None:
         servers = "\n".join(f"        server unix:{self.socket_path(i)} max_fails=0;"
                             for i in range(1, self.instance_count + 1))
+        if not servers:
+            servers = "        server 127.0.0.1:9 down;"
+        sim_server = ""
+        if "hostinger-sim" in self.processes:
+            sim_server = (ROOT / "nginx/hostinger-sim.conf.in").read_text()
         keepalive = f"        keepalive {self.workers};" if self.keep_conn else ""
         keep_conn = "fastcgi_keep_conn on;" if self.keep_conn else ""
         text = (ROOT / "nginx/local.conf.in").read_text()
@@ -286,6 +347,8 @@ class Stack:
             "@UPSTREAM_KEEPALIVE@": keepalive, "@KEEP_CONN@": keep_conn,
             "@USER_DIRECTIVE@": "user www-data;" if IS_ROOT else "", "@READ_TIMEOUT@": self.read_timeout,
         }
+        text = text.replace("@SIM_SERVER@", sim_server)
+        replacements.update({"@SIM_LISTEN@": f"127.0.0.1:{self.sim_port}", "@SIM_SOCKET@": str(self.sim_socket)})
         for key, value in replacements.items():
             text = text.replace(key, value)
         # nginx reads the params include from the repository: copy it beside the config
@@ -322,6 +385,7 @@ class Stack:
         if self._port_open(self.https_port):
             raise RuntimeError(f"127.0.0.1:{self.https_port} is already in use: is another stack running?")
         self.start_database()
+        self.start_sim()
         result = self.migrate()
         if result.returncode != 0:
             raise RuntimeError(f"vpsgate migrate failed: {result.stdout}{result.stderr}")
@@ -361,6 +425,8 @@ class Stack:
             "VPSGATE_CA_FILE": str(self.ca_file),
             "VPSGATE_DATABASE_URL": self.postgres.url,
             "VPSGATE_BIN": str(self.binary),
+            "HOSTINGER_SIM_URL": self.sim_url,
+            "HOSTINGER_SIM_TOKEN": self.sim_token,
         }
         path.write_text("".join(f"export {k}='{v}'\n" for k, v in lines.items()))
 
@@ -386,7 +452,8 @@ def command_run(args) -> int:
         status, _, body = stack.get("/readyz")
         log(f"/readyz: {status} {body.decode()}")
         print(f"""
-vpsgate is running at {stack.url} ({args.instances} instances, PostgreSQL on 127.0.0.1:{stack.postgres.port}).
+vpsgate is running at {stack.url} ({args.instances} instances, PostgreSQL on 127.0.0.1:{stack.postgres.port}),
+with hostinger-sim at {stack.sim_url} as its Hostinger.
 Settings for your shell are in .run/env:
 
     . .run/env
@@ -409,19 +476,25 @@ Logs: {stack.run_dir}/*.log. Press Ctrl-C to stop everything.
     return 0 if stopping else 1
 
 
-def command_with_database(args) -> int:
-    """Starts a throwaway PostgreSQL, runs a command with VPSGATE_TEST_DATABASE_URL set, stops it."""
-    run_dir = runtime_dir(ROOT / ".run/test-db")
-    postgres = Postgres(run_dir / f"pg-{os.getpid()}", free_port())
+def command_with_services(args) -> int:
+    """Starts a throwaway PostgreSQL and hostinger-sim behind nginx (HTTPS), runs a command
+    with their addresses in the environment, and stops them."""
+    root = Path(tempfile.mkdtemp(prefix="vpsgate-services-"))
+    root.chmod(0o755)
+    stack = Stack(root, instances=0, binary=Path(args.binary) if args.binary else None)
     try:
-        postgres.init()
-        postgres.start()
-        postgres.create_database()
-        env = dict(os.environ, VPSGATE_TEST_DATABASE_URL=postgres.url, VPSGATE_TEST_ADMIN_DATABASE_URL=postgres.admin_url)
+        stack.start_database()
+        stack.start_sim()
+        stack.start_nginx()
+        env = dict(os.environ,
+                   VPSGATE_TEST_DATABASE_URL=stack.postgres.url,
+                   VPSGATE_TEST_ADMIN_DATABASE_URL=stack.postgres.admin_url,
+                   HOSTINGER_SIM_URL=stack.sim_url, HOSTINGER_SIM_TOKEN=stack.sim_token,
+                   HOSTINGER_SIM_CA_FILE=str(stack.ca_file))
         return subprocess.run(args.command, env=env).returncode
     finally:
-        postgres.stop()
-        shutil.rmtree(postgres.data_dir, ignore_errors=True)
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> int:
@@ -435,9 +508,11 @@ def main() -> int:
     run.add_argument("--keep-conn", action="store_true", help="fastcgi_keep_conn on (see the README)")
     run.add_argument("--workers", type=int, default=16, help="worker threads per instance")
     run.set_defaults(handler=command_run)
-    with_db = sub.add_parser("with-database", help="run a command against a throwaway PostgreSQL")
-    with_db.add_argument("command", nargs=argparse.REMAINDER)
-    with_db.set_defaults(handler=command_with_database)
+    with_services = sub.add_parser("with-services",
+                                   help="run a command against a throwaway PostgreSQL and hostinger-sim")
+    with_services.add_argument("--binary", default=None, help="the vpsgate binary (hostinger-sim is beside it)")
+    with_services.add_argument("command", nargs=argparse.REMAINDER)
+    with_services.set_defaults(handler=command_with_services)
     args = parser.parse_args()
     if getattr(args, "command", None) and args.command[:1] == ["--"]:
         args.command = args.command[1:]

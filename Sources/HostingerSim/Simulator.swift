@@ -1,0 +1,229 @@
+import Synchronization
+import VpsgateCore
+
+/// One HTTP request as the simulator sees it.
+public struct SimRequest: Sendable {
+    public var method: String
+    public var path: String
+    public var query: String
+    /// Header names in lower case.
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public init(method: String, path: String, query: String, headers: [(name: String, value: String)], body: [UInt8]) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+    }
+
+    func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+}
+
+/// The simulator's answer, and how long to hold it back (a fault's `delay_ms`).
+public struct SimResponse: Sendable, Equatable {
+    public var status: Int
+    public var headers: [SimHeader]
+    public var body: [UInt8]
+    public var delayMilliseconds: Int
+
+    public struct SimHeader: Sendable, Equatable {
+        public var name: String
+        public var value: String
+    }
+
+    static func json(_ status: Int, _ value: JSONValue, delay: Int = 0) -> SimResponse {
+        SimResponse(status: status, headers: [SimHeader(name: "Content-Type", value: "application/json")],
+                     body: value.serialized(), delayMilliseconds: delay)
+    }
+}
+
+/// A faithful stand-in for Hostinger's VPS API (SPEC section 10), with a control API under `/__sim/`.
+///
+/// All state lives behind one lock; actions advance with time, evaluated whenever a
+/// request looks at them, so no background thread is needed. Answers are computed under
+/// the lock and delayed (for `delay_ms` faults) by the caller, outside it.
+public final class Simulator: Sendable {
+    private let token: String
+    private let defaultActionDelay: Int
+    private let clock: @Sendable () -> Int64
+    private let state: Mutex<SimState>
+
+    /// A simulator accepting `token`; `clock` gives microseconds since the epoch.
+    public init(token: String, actionDelayMilliseconds: Int = 1000, clock: @escaping @Sendable () -> Int64) {
+        self.token = token
+        self.defaultActionDelay = actionDelayMilliseconds
+        self.clock = clock
+        self.state = Mutex(SimState.fixtures(now: clock(), actionDelayMilliseconds: actionDelayMilliseconds))
+    }
+
+    public func handle(_ request: SimRequest) -> SimResponse {
+        let now = clock()
+        if request.path.hasPrefix("/__sim/") {
+            return state.withLock { control(request, state: &$0, now: now) }
+        }
+        return state.withLock { state in
+            state.log.append(LoggedRequest(
+                method: request.method, path: request.path, query: request.query, headers: request.headers,
+                body: request.body.isEmpty ? .null : ((try? JSONValue.parse(request.body)) ?? .string(String(decoding: request.body, as: UTF8.self))),
+                at: now))
+            if state.log.count > SimState.maximumLogEntries { state.log.removeFirst(state.log.count - SimState.maximumLogEntries) }
+            advance(&state, now: now)
+
+            guard let index = state.faults.firstIndex(where: { $0.matches(request) }) else {
+                return api(request, state: &state, now: now, actionError: false)
+            }
+            let rule = state.faults[index]
+            if state.faults[index].times > 0 {
+                state.faults[index].times -= 1
+                if state.faults[index].times == 0 { state.faults.remove(at: index) }
+            }
+            guard let status = rule.status else {
+                var response = api(request, state: &state, now: now, actionError: rule.actionError)
+                response.delayMilliseconds = rule.delayMilliseconds
+                return response
+            }
+            if rule.apply { _ = api(request, state: &state, now: now, actionError: rule.actionError) }
+            var response = rule.html ? Self.html(status) : Self.error(status, Self.message(for: status))
+            if let retryAfter = rule.retryAfter { response.headers.append(.init(name: "Retry-After", value: String(retryAfter))) }
+            response.delayMilliseconds = rule.delayMilliseconds
+            return response
+        }
+    }
+
+    // MARK: - Hostinger's API
+
+    private func api(_ request: SimRequest, state: inout SimState, now: Int64, actionError: Bool) -> SimResponse {
+        // Hostinger's CDN blocks requests without a User-Agent before the API sees them.
+        guard let agent = request.header("user-agent"), !agent.isEmpty else { return Self.html(403) }
+        guard request.header("authorization") == "Bearer \(token)" else { return Self.error(401, "Unauthenticated") }
+        let prefix = "/api/vps/v1/"
+        guard request.path.hasPrefix(prefix) else { return Self.routeNotFound() }
+        let parts = request.path.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let body: JSONValue = request.body.isEmpty ? .object([]) : ((try? JSONValue.parse(request.body)) ?? .object([]))
+        var context = Context(state: state, now: now, body: body, actionError: actionError, page: Self.page(request.query))
+        let response = context.route(request.method, parts)
+        state = context.state
+        return response
+    }
+
+    /// Settles every action whose time has come.
+    private func advance(_ state: inout SimState, now: Int64) {
+        for (id, action) in state.actions where !action.settled && now >= action.completesAt {
+            state.actions[id]!.settled = true
+            guard var vm = state.vms[action.vmID] else { continue }
+            vm.pendingActions -= 1
+            if action.outcome == "success" {
+                Context.apply(action.effect, to: &vm, state: &state, now: action.completesAt)
+            } else if let previous = vm.stateBeforeAction, action.effect.transitionalState != nil {
+                vm.state = previous
+            }
+            if vm.pendingActions == 0 { vm.stateBeforeAction = nil }
+            state.vms[action.vmID] = vm
+        }
+    }
+
+    // MARK: - Control API
+
+    private func control(_ request: SimRequest, state: inout SimState, now: Int64) -> SimResponse {
+        let body = (try? JSONValue.parse(request.body.isEmpty ? Array("{}".utf8) : request.body)) ?? .null
+        switch (request.method, request.path) {
+        case ("POST", "/__sim/reset"):
+            state = SimState.fixtures(now: now, actionDelayMilliseconds: defaultActionDelay)
+            return .json(200, .object([("reset", .bool(true))]))
+        case ("POST", "/__sim/faults"):
+            guard let pattern = body["path"]?.stringValue, (try? Regex(pattern)) != nil else {
+                return .json(400, .object([("message", .string("path must be a regular expression"))]))
+            }
+            let rule = FaultRule(
+                id: state.nextFaultID, method: body["method"]?.stringValue?.uppercased(), pathPattern: pattern,
+                status: body["status"]?.intValue, retryAfter: body["retry_after"]?.intValue,
+                delayMilliseconds: body["delay_ms"]?.intValue ?? 0, apply: body["apply"]?.boolValue ?? false,
+                times: body["times"]?.intValue ?? 1, actionError: body["action_error"]?.boolValue ?? false,
+                html: body["html"]?.boolValue ?? false)
+            state.nextFaultID += 1
+            state.faults.append(rule)
+            return .json(200, rule.json())
+        case ("GET", "/__sim/faults"):
+            return .json(200, .array(state.faults.map { $0.json() }))
+        case ("DELETE", "/__sim/faults"):
+            state.faults.removeAll()
+            return .json(200, .object([("cleared", .bool(true))]))
+        case ("GET", "/__sim/requests"):
+            return .json(200, .array(state.log.map { entry in
+                .object([
+                    ("method", .string(entry.method)), ("path", .string(entry.path)), ("query", .string(entry.query)),
+                    ("headers", .object(entry.headers.map { ($0.0, .string($0.1)) })), ("body", entry.body),
+                    ("at", .string(Timestamp.rfc3339(microseconds: entry.at))),
+                ])
+            }))
+        case ("POST", "/__sim/config"):
+            if let delay = body["action_delay_ms"]?.intValue, delay >= 0 { state.actionDelayMilliseconds = delay }
+            return .json(200, .object([("action_delay_ms", .number(String(state.actionDelayMilliseconds)))]))
+        case ("POST", "/__sim/vms"):
+            guard let id = body["id"]?.intValue, id > 0, state.vms[id] == nil else {
+                return .json(400, .object([("message", .string("id must be a new positive integer"))]))
+            }
+            let vmState = body["state"]?.stringValue ?? "running"
+            state.vms[id] = VirtualMachine.fixture(id: id, state: vmState, now: now)
+            return .json(200, Context(state: state, now: now, body: .null, actionError: false, page: 1).vmJSON(state.vms[id]!))
+        default:
+            return .json(404, .object([("message", .string("unknown control endpoint"))]))
+        }
+    }
+
+    // MARK: - Response shapes
+
+    static func error(_ status: Int, _ message: String, errors: [(String, [String])]? = nil) -> SimResponse {
+        var members: [(key: String, value: JSONValue)] = [("message", .string(message))]
+        if let errors { members.append(("errors", .object(errors.map { ($0.0, .array($0.1.map { .string($0) })) }))) }
+        members.append(("correlation_id", .string(uuid())))
+        return .json(status, .object(members))
+    }
+
+    static func routeNotFound() -> SimResponse { error(404, "[VPS:2002] Route is not found.") }
+
+    static func html(_ status: Int) -> SimResponse {
+        SimResponse(status: status, headers: [.init(name: "Content-Type", value: "text/html; charset=UTF-8")],
+                    body: Array("<!DOCTYPE html><html><head><title>\(status)</title></head><body><h1>Error \(status)</h1></body></html>".utf8),
+                    delayMilliseconds: 0)
+    }
+
+    static func message(for status: Int) -> String {
+        switch status {
+        case 401: "Unauthenticated"
+        case 403: "[VPS:2000] Unauthorized"
+        case 404: "[VPS:2002] Route is not found."
+        case 422: "The given data was invalid."
+        case 429: "Too Many Attempts."
+        default: "Server Error"
+        }
+    }
+
+    static func uuid() -> String {
+        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        bytes[6] = bytes[6] & 0x0f | 0x40
+        bytes[8] = bytes[8] & 0x3f | 0x80
+        let hex = Hex.encode(bytes)
+        let characters = Array(hex)
+        return String(characters[0..<8]) + "-" + String(characters[8..<12]) + "-" + String(characters[12..<16]) + "-"
+            + String(characters[16..<20]) + "-" + String(characters[20..<32])
+    }
+
+    static func page(_ query: String) -> Int {
+        for pair in query.split(separator: "&") where pair.hasPrefix("page=") {
+            if let page = Int(pair.dropFirst(5)), page >= 1 { return page }
+        }
+        return 1
+    }
+}
+
+extension FaultRule {
+    func matches(_ request: SimRequest) -> Bool {
+        guard times != 0 else { return false }
+        if let method, method != request.method { return false }
+        guard let regex = try? Regex(pathPattern) else { return false }
+        return request.path.firstMatch(of: regex) != nil
+    }
+}

@@ -1,0 +1,46 @@
+/// W3C Trace Context: the `traceparent` vpsgate sends to Hostinger.
+///
+/// It continues the caller's trace (same trace id, a new span id) when the caller sent a
+/// valid `traceparent`, and starts a new trace otherwise.
+public struct TraceContext: Sendable, Equatable {
+    /// 32 lower-case hex digits, not all zero.
+    public var traceID: String
+    /// 16 lower-case hex digits, not all zero: this hop's span.
+    public var spanID: String
+    public var sampled: Bool
+
+    /// A child of `incoming` when it parses, else the root of a new trace.
+    public init(continuing incoming: String?) {
+        var generator = SystemRandomNumberGenerator()
+        spanID = Self.nonZeroHex(bytes: 8, using: &generator)
+        if let incoming, let parent = Self.parse(incoming) {
+            traceID = parent.traceID
+            sampled = parent.sampled
+        } else {
+            traceID = Self.nonZeroHex(bytes: 16, using: &generator)
+            sampled = false
+        }
+    }
+
+    /// `00-<trace id>-<span id>-<flags>`.
+    public var traceparent: String { "00-\(traceID)-\(spanID)-\(sampled ? "01" : "00")" }
+
+    /// The parts of a version-00 `traceparent`, or nil when malformed.
+    public static func parse(_ header: String) -> (traceID: String, parentID: String, sampled: Bool)? {
+        let parts = header.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "00",
+            parts[1].count == 32, parts[2].count == 16, parts[3].count == 2,
+            parts.dropFirst().allSatisfy({ $0.allSatisfy { $0.isHexDigit && !$0.isUppercase } }),
+            parts[1].contains(where: { $0 != "0" }), parts[2].contains(where: { $0 != "0" }),
+            let flags = UInt8(parts[3], radix: 16)
+        else { return nil }
+        return (String(parts[1]), String(parts[2]), flags & 1 == 1)
+    }
+
+    private static func nonZeroHex(bytes count: Int, using generator: inout SystemRandomNumberGenerator) -> String {
+        while true {
+            let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            if bytes.contains(where: { $0 != 0 }) { return Hex.encode(bytes) }
+        }
+    }
+}
