@@ -43,6 +43,13 @@ let package = Package(
         .target(name: "Postgres", dependencies: ["CLibPQ"], swiftSettings: strict),
         .target(name: "HTTPClient", dependencies: ["CCurl", "CCurlShim"], swiftSettings: strict),
 
+        // The Hostinger API client: typed requests, retries, circuit breaker.
+        .target(
+            name: "Hostinger",
+            dependencies: ["HTTPClient", "VpsgateCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+
         // MARK: - vpsgate
         // The core knows no C: configuration, correlation ids, problems, rules.
         .target(name: "VpsgateCore", swiftSettings: strict),
@@ -50,7 +57,7 @@ let package = Package(
         .target(
             name: "VpsgateService",
             dependencies: [
-                "VpsgateCore", "FastCGI", "Postgres", "HTTPClient",
+                "VpsgateCore", "FastCGI", "Postgres", "HTTPClient", "Hostinger",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -80,6 +87,11 @@ let package = Package(
         .testTarget(name: "VpsgateCoreTests", dependencies: ["VpsgateCore"], swiftSettings: strict),
         .testTarget(name: "FastCGITests", dependencies: ["FastCGI"], swiftSettings: strict),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient"], swiftSettings: strict),
+        .testTarget(
+            name: "HostingerTests",
+            dependencies: ["Hostinger", "HTTPClient", "VpsgateCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "PostgresTests",
             dependencies: ["Postgres", "VpsgateService", "VpsgateCore"],

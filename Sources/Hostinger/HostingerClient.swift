@@ -1,0 +1,183 @@
+import HTTPClient
+import Logging
+import Synchronization
+import VpsgateCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where and how to reach Hostinger.
+public struct HostingerSettings: Sendable {
+    /// `https://developers.hostinger.com`, or hostinger-sim.
+    public var baseURL: String
+    public var token: Secret
+    /// PEM bundle to verify Hostinger's certificate; the system store when nil.
+    public var caFile: String?
+    public var connectTimeoutMilliseconds: Int
+    /// Per attempt.
+    public var attemptTimeoutMilliseconds: Int
+    /// For the whole call, retries included; must end well before nginx's fastcgi_read_timeout.
+    public var deadlineMilliseconds: Int
+    public var userAgent: String
+    public var retryPolicy: RetryPolicy
+
+    public init(baseURL: String, token: Secret, caFile: String? = nil, connectTimeoutMilliseconds: Int = 2000,
+                attemptTimeoutMilliseconds: Int = 8000, deadlineMilliseconds: Int = 20_000,
+                userAgent: String = "vpsgate/0.1", retryPolicy: RetryPolicy = RetryPolicy()) {
+        self.baseURL = baseURL
+        self.token = token
+        self.caFile = caFile
+        self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
+        self.attemptTimeoutMilliseconds = attemptTimeoutMilliseconds
+        self.deadlineMilliseconds = deadlineMilliseconds
+        self.userAgent = userAgent
+        self.retryPolicy = retryPolicy
+    }
+}
+
+/// The circuit breaker for Hostinger, shared by every worker thread of the process.
+public final class HostingerCircuit: Sendable {
+    private let breaker: Mutex<CircuitBreaker>
+
+    public init(failureThreshold: Int = 5, coolDownMilliseconds: Int = 10_000) {
+        breaker = Mutex(CircuitBreaker(failureThreshold: failureThreshold, coolDownMilliseconds: coolDownMilliseconds))
+    }
+
+    func allowsCall(now: Int) -> Bool { breaker.withLock { $0.allowsCall(now: now) } }
+    func record(success: Bool, now: Int) { breaker.withLock { $0.record(success: success, now: now) } }
+    func retryAfterMilliseconds(now: Int) -> Int { breaker.withLock { $0.retryAfterMilliseconds(now: now) } }
+
+    /// The breaker's state, for metrics and tests.
+    public var state: CircuitBreaker.State { breaker.withLock { $0.state } }
+}
+
+/// Calls Hostinger with safe, bounded retries (SPEC section 8). One per worker thread: it
+/// owns a curl handle whose connections stay open between calls.
+public final class HostingerClient {
+    private let settings: HostingerSettings
+    private let circuit: HostingerCircuit
+    private let http: HTTPClient
+    private let logger: Logger
+    private var random = SystemRandomNumberGenerator()
+
+    public init(settings: HostingerSettings, circuit: HostingerCircuit, logger: Logger) {
+        self.settings = settings
+        self.circuit = circuit
+        self.http = HTTPClient(caFile: settings.caFile)
+        self.logger = logger
+    }
+
+    /// Performs `request`, retrying as the policy allows; blocks up to the deadline.
+    public func call(_ request: HostingerRequest, correlationID: CorrelationID, trace: TraceContext) -> HostingerResult {
+        let started = Self.nowMilliseconds()
+        var result = HostingerResult(outcome: .notSent, fieldErrors: [], attempts: 0)
+        var number = 0
+        while true {
+            number += 1
+            let now = Self.nowMilliseconds()
+            let remaining = settings.deadlineMilliseconds - (now - started)
+            guard remaining > 0, circuit.allowsCall(now: now) else {
+                // Nothing more goes out: settle with what the last attempt allows us to say.
+                if number == 1 { result.retryAfterMilliseconds = circuit.retryAfterMilliseconds(now: now) }
+                logger.warning("hostinger call not sent", metadata: [
+                    "operation": "\(request.name)", "reason": "\(remaining > 0 ? "circuit open" : "deadline")",
+                ])
+                return result
+            }
+            let attempt = send(request, correlationID: correlationID, trace: trace, timeout: remaining)
+            result.attempts = number
+            let finished = Self.nowMilliseconds()
+            let attemptResult: AttemptResult
+            switch attempt {
+            case .success(let response):
+                attemptResult = .status(response.status)
+                absorb(response, into: &result)
+                circuit.record(success: response.status < 500 && response.status != 429, now: finished)
+            case .failure(let error):
+                attemptResult = error.requestMayHaveBeenSent ? .lost : .notSent
+                result.status = nil
+                result.retryAfterMilliseconds = nil
+                result.transportError = error.description
+                circuit.record(success: false, now: finished)
+            }
+            logger.info("hostinger attempt", metadata: [
+                "operation": "\(request.name)", "attempt": "\(number)", "result": "\(attemptResult)",
+                "duration_ms": "\(finished - now)", "hostinger_correlation_id": "\(result.hostingerCorrelationID ?? "-")",
+            ])
+            let decision = settings.retryPolicy.decide(
+                after: .init(number: number, result: attemptResult, repeatSafe: request.repeatSafe,
+                             elapsedMilliseconds: finished - started, deadlineMilliseconds: settings.deadlineMilliseconds,
+                             retryAfterMilliseconds: result.retryAfterMilliseconds),
+                random: &random)
+            // What the caller would be told if no further attempt happens.
+            result.outcome = settings.retryPolicy.decide(
+                after: .init(number: settings.retryPolicy.maxAttempts, result: attemptResult, repeatSafe: request.repeatSafe,
+                             elapsedMilliseconds: 0, deadlineMilliseconds: 1),
+                random: &random
+            ).outcome
+            switch decision {
+            case .giveUp(let outcome):
+                result.outcome = outcome
+                return result
+            case .retry(let delay):
+                usleep(useconds_t(delay) * 1000)
+            }
+        }
+    }
+
+    // MARK: - One attempt
+
+    private func send(_ request: HostingerRequest, correlationID: CorrelationID, trace: TraceContext, timeout: Int) -> Result<HTTPClient.Response, HTTPClientError> {
+        var headers: [(name: String, value: String)] = [
+            ("Authorization", "Bearer \(settings.token.value)"),
+            ("Accept", "application/json"),
+            ("User-Agent", settings.userAgent),
+            ("X-Correlation-ID", correlationID.value),
+            ("traceparent", trace.traceparent),
+        ]
+        var body: [UInt8]?
+        if let json = request.body {
+            headers.append(("Content-Type", "application/json"))
+            body = json.serialized()
+        } else if request.method != "GET" {
+            body = []
+        }
+        return http.perform(.init(
+            method: request.method, url: settings.baseURL + request.path, headers: headers, body: body,
+            connectTimeoutMilliseconds: min(settings.connectTimeoutMilliseconds, timeout),
+            timeoutMilliseconds: min(settings.attemptTimeoutMilliseconds, timeout)))
+    }
+
+    /// Reads what a response says; HTML and empty bodies (Hostinger's CDN) leave only the status.
+    private func absorb(_ response: HTTPClient.Response, into result: inout HostingerResult) {
+        result.status = response.status
+        result.transportError = nil
+        let json = try? JSONValue.parse(response.body, maxDepth: 64)
+        result.body = json
+        result.message = json?["message"]?.stringValue
+        result.hostingerCorrelationID = json?["correlation_id"]?.stringValue
+        result.fieldErrors = json?["errors"]?.objectValue?.map { member in
+            (member.key, member.value.arrayValue?.compactMap(\.stringValue) ?? [])
+        } ?? []
+        result.action = (200..<300).contains(response.status) ? json.flatMap(HostingerAction.init(json:)) : nil
+        result.retryAfterMilliseconds = response.header("retry-after").flatMap {
+            RetryAfter.milliseconds($0, nowSeconds: Int64(Self.nowMilliseconds() / 1000))
+        }
+    }
+
+    static func nowMilliseconds() -> Int {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int(now.tv_sec) * 1000 + Int(now.tv_nsec) / 1_000_000
+    }
+}
+
+extension RetryDecision {
+    fileprivate var outcome: CallOutcome {
+        switch self {
+        case .giveUp(let outcome): outcome
+        case .retry: .unknown
+        }
+    }
+}

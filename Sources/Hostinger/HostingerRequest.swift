@@ -1,0 +1,111 @@
+import VpsgateCore
+
+/// One call vpsgate makes to Hostinger's VPS API: an explicit operation, never a passthrough.
+public struct HostingerRequest: Sendable, Equatable {
+    /// A short name for logs and audit: `start`, `set_hostname`, ….
+    public var name: String
+    public var method: String
+    /// The path under the base URL, starting `/api/vps/v1/`.
+    public var path: String
+    public var body: JSONValue?
+    /// Whether sending it twice has the effect of sending it once (hostinger/NOTES.md).
+    public var repeatSafe: Bool
+
+    public init(name: String, method: String, path: String, body: JSONValue? = nil, repeatSafe: Bool) {
+        self.name = name
+        self.method = method
+        self.path = path
+        self.body = body
+        self.repeatSafe = repeatSafe
+    }
+
+    static let vms = "/api/vps/v1/virtual-machines"
+
+    // MARK: - Mutations (table of hostinger/NOTES.md)
+
+    public static func start(vm: Int) -> Self { .init(name: "start", method: "POST", path: "\(vms)/\(vm)/start", repeatSafe: true) }
+    public static func stop(vm: Int) -> Self { .init(name: "stop", method: "POST", path: "\(vms)/\(vm)/stop", repeatSafe: true) }
+    public static func restart(vm: Int) -> Self { .init(name: "restart", method: "POST", path: "\(vms)/\(vm)/restart", repeatSafe: true) }
+
+    public static func setHostname(vm: Int, hostname: String) -> Self {
+        .init(name: "set_hostname", method: "PUT", path: "\(vms)/\(vm)/hostname", body: .object([("hostname", .string(hostname))]), repeatSafe: true)
+    }
+
+    public static func resetHostname(vm: Int) -> Self { .init(name: "reset_hostname", method: "DELETE", path: "\(vms)/\(vm)/hostname", repeatSafe: true) }
+
+    public static func setNameservers(vm: Int, ns1: String, ns2: String?, ns3: String?) -> Self {
+        var members: [(key: String, value: JSONValue)] = [("ns1", .string(ns1))]
+        if let ns2 { members.append(("ns2", .string(ns2))) }
+        if let ns3 { members.append(("ns3", .string(ns3))) }
+        return .init(name: "set_nameservers", method: "PUT", path: "\(vms)/\(vm)/nameservers", body: .object(members), repeatSafe: true)
+    }
+
+    public static func setRootPassword(vm: Int, password: Secret) -> Self {
+        .init(name: "set_root_password", method: "PUT", path: "\(vms)/\(vm)/root-password", body: .object([("password", .string(password.value))]), repeatSafe: true)
+    }
+
+    public static func setPanelPassword(vm: Int, password: Secret) -> Self {
+        .init(name: "set_panel_password", method: "PUT", path: "\(vms)/\(vm)/panel-password", body: .object([("password", .string(password.value))]), repeatSafe: true)
+    }
+
+    public static func createPTR(vm: Int, ipAddress: Int, domain: String) -> Self {
+        .init(name: "create_ptr", method: "POST", path: "\(vms)/\(vm)/ptr/\(ipAddress)", body: .object([("domain", .string(domain))]), repeatSafe: true)
+    }
+
+    public static func deletePTR(vm: Int, ipAddress: Int) -> Self {
+        .init(name: "delete_ptr", method: "DELETE", path: "\(vms)/\(vm)/ptr/\(ipAddress)", repeatSafe: true)
+    }
+
+    public static func startRecovery(vm: Int, rootPassword: Secret) -> Self {
+        .init(name: "start_recovery", method: "POST", path: "\(vms)/\(vm)/recovery", body: .object([("root_password", .string(rootPassword.value))]), repeatSafe: false)
+    }
+
+    public static func stopRecovery(vm: Int) -> Self { .init(name: "stop_recovery", method: "DELETE", path: "\(vms)/\(vm)/recovery", repeatSafe: false) }
+    /// Not repeat-safe: a second call replaces the snapshot the first one took.
+    public static func createSnapshot(vm: Int) -> Self { .init(name: "create_snapshot", method: "POST", path: "\(vms)/\(vm)/snapshot", repeatSafe: false) }
+    public static func deleteSnapshot(vm: Int) -> Self { .init(name: "delete_snapshot", method: "DELETE", path: "\(vms)/\(vm)/snapshot", repeatSafe: false) }
+    public static func restoreSnapshot(vm: Int) -> Self { .init(name: "restore_snapshot", method: "POST", path: "\(vms)/\(vm)/snapshot/restore", repeatSafe: false) }
+
+    public static func restoreBackup(vm: Int, backup: Int) -> Self {
+        .init(name: "restore_backup", method: "POST", path: "\(vms)/\(vm)/backups/\(backup)/restore", repeatSafe: false)
+    }
+
+    public static func recreate(vm: Int, templateID: Int, password: Secret?, panelPassword: Secret?, postInstallScriptID: Int?) -> Self {
+        var members: [(key: String, value: JSONValue)] = [("template_id", .number(String(templateID)))]
+        if let password { members.append(("password", .string(password.value))) }
+        if let panelPassword { members.append(("panel_password", .string(panelPassword.value))) }
+        if let postInstallScriptID { members.append(("post_install_script_id", .number(String(postInstallScriptID)))) }
+        return .init(name: "recreate", method: "POST", path: "\(vms)/\(vm)/recreate", body: .object(members), repeatSafe: false)
+    }
+
+    public static func installMonarx(vm: Int) -> Self { .init(name: "install_monarx", method: "POST", path: "\(vms)/\(vm)/monarx", repeatSafe: true) }
+    public static func uninstallMonarx(vm: Int) -> Self { .init(name: "uninstall_monarx", method: "DELETE", path: "\(vms)/\(vm)/monarx", repeatSafe: true) }
+
+    public static func activateFirewall(_ firewall: Int, vm: Int) -> Self {
+        .init(name: "activate_firewall", method: "POST", path: "/api/vps/v1/firewall/\(firewall)/activate/\(vm)", repeatSafe: true)
+    }
+
+    public static func deactivateFirewall(_ firewall: Int, vm: Int) -> Self {
+        .init(name: "deactivate_firewall", method: "POST", path: "/api/vps/v1/firewall/\(firewall)/deactivate/\(vm)", repeatSafe: true)
+    }
+
+    public static func syncFirewall(_ firewall: Int, vm: Int) -> Self {
+        .init(name: "sync_firewall", method: "POST", path: "/api/vps/v1/firewall/\(firewall)/sync/\(vm)", repeatSafe: true)
+    }
+
+    public static func attachPublicKeys(vm: Int, ids: [Int]) -> Self {
+        .init(name: "attach_public_keys", method: "POST", path: "/api/vps/v1/public-keys/attach/\(vm)",
+              body: .object([("ids", .array(ids.map { .number(String($0)) }))]), repeatSafe: true)
+    }
+
+    // MARK: - Reads
+
+    public static func listVirtualMachines() -> Self { .init(name: "list_vms", method: "GET", path: vms, repeatSafe: true) }
+    public static func virtualMachine(_ vm: Int) -> Self { .init(name: "get_vm", method: "GET", path: "\(vms)/\(vm)", repeatSafe: true) }
+
+    public static func actions(vm: Int, page: Int = 1) -> Self {
+        .init(name: "list_actions", method: "GET", path: "\(vms)/\(vm)/actions?page=\(page)", repeatSafe: true)
+    }
+
+    public static func action(vm: Int, id: Int) -> Self { .init(name: "get_action", method: "GET", path: "\(vms)/\(vm)/actions/\(id)", repeatSafe: true) }
+}
