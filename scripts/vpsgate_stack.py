@@ -94,6 +94,12 @@ class Postgres:
 
     @property
     def url(self) -> str:
+        """The application's role (vpsgate_app, created by the migrations): what serve uses."""
+        return f"postgresql://vpsgate_app@127.0.0.1:{self.port}/vpsgate"
+
+    @property
+    def owner_url(self) -> str:
+        """The schema owner's role: what migrate uses."""
         return f"postgresql://vpsgate@127.0.0.1:{self.port}/vpsgate"
 
     @property
@@ -151,7 +157,7 @@ class Postgres:
     def create_database(self, name: str = "vpsgate", owner: str = "vpsgate") -> None:
         exists = self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{owner}'")
         if not exists:
-            self.psql(f"CREATE ROLE {owner} LOGIN")
+            self.psql(f"CREATE ROLE {owner} LOGIN CREATEROLE")
         if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):
             self.psql(f"CREATE DATABASE {name} OWNER {owner}")
 
@@ -210,6 +216,7 @@ class Stack:
         self.sim_port = free_port()
         self.sim_token = secrets.token_urlsafe(24)
         self.sim_action_delay_ms = 1000
+        self.demo_token: str | None = None
 
     # URLs and files a client needs
     @property
@@ -245,6 +252,21 @@ class Stack:
         return subprocess.run([str(self.binary), "migrate"], env=self.instance_env(
             0, migrations_dir=migrations_dir, database_url=database_url), capture_output=True, text=True)
 
+    def admin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Runs an admin command (`token …`, `grant …`) against the stack's database."""
+        result = subprocess.run([str(self.binary), *args], env=self.instance_env(0), capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"vpsgate {' '.join(args)} failed: {result.stdout}{result.stderr}")
+        return result
+
+    def create_token(self, principal: str, expires: str | None = None) -> str:
+        args = ["token", "create", "--principal", principal] + (["--expires", expires] if expires else [])
+        return self.admin(*args).stdout.strip()
+
+    def grant(self, principal: str, vps: str, role: str, expires: str | None = None) -> None:
+        self.admin("grant", "add", "--principal", principal, "--vps", vps, "--role", role,
+                   *(["--expires", expires] if expires else []))
+
     # MARK: vpsgate instances
 
     def instance_env(self, index: int, *, migrations_dir: Path | None = None,
@@ -253,6 +275,7 @@ class Stack:
         env.update({
             "VPSGATE_LISTEN": f"unix:{self.socket_path(index)}",
             "VPSGATE_DATABASE_URL": database_url or self.postgres.url,
+            "VPSGATE_MIGRATION_DATABASE_URL": database_url or self.postgres.owner_url,
             "VPSGATE_MIGRATIONS_DIR": str(migrations_dir or ROOT / "Migrations"),
             "VPSGATE_INSTANCE": f"vpsgate-{index}",
             "VPSGATE_WORKERS": str(self.workers),
@@ -341,19 +364,26 @@ class Stack:
         keepalive = f"        keepalive {self.workers};" if self.keep_conn else ""
         keep_conn = "fastcgi_keep_conn on;" if self.keep_conn else ""
         text = (ROOT / "nginx/local.conf.in").read_text()
+        rendered_dir = self.run_dir / "nginx"
         replacements = {
-            "@RUN_DIR@": str(self.run_dir), "@TLS_DIR@": str(self.tls_dir), "@NGINX_DIR@": str(ROOT / "nginx"),
+            "@RUN_DIR@": str(self.run_dir), "@TLS_DIR@": str(self.tls_dir), "@NGINX_DIR@": str(rendered_dir),
             "@LISTEN@": f"127.0.0.1:{self.https_port}", "@UPSTREAM_SERVERS@": servers,
             "@UPSTREAM_KEEPALIVE@": keepalive, "@KEEP_CONN@": keep_conn,
             "@USER_DIRECTIVE@": "user www-data;" if IS_ROOT else "", "@READ_TIMEOUT@": self.read_timeout,
         }
         text = text.replace("@SIM_SERVER@", sim_server)
         replacements.update({"@SIM_LISTEN@": f"127.0.0.1:{self.sim_port}", "@SIM_SOCKET@": str(self.sim_socket)})
-        for key, value in replacements.items():
-            text = text.replace(key, value)
-        # nginx reads the params include from the repository: copy it beside the config
-        # when the repository is not reachable by nginx's workers (they do not read it; the master does).
-        self.nginx_conf.write_text(text)
+        def render(template: str) -> str:
+            for key, value in replacements.items():
+                template = template.replace(key, value)
+            return template
+        # The includes are rendered beside the configuration, with the same placeholders.
+        for source in (ROOT / "nginx").rglob("*"):
+            if source.is_file() and source.suffix != ".in":
+                target = rendered_dir / source.relative_to(ROOT / "nginx")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(render(source.read_text()))
+        self.nginx_conf.write_text(render(text))
 
     def start_nginx(self) -> None:
         ensure_tls(self.tls_dir)
@@ -427,6 +457,7 @@ class Stack:
             "VPSGATE_BIN": str(self.binary),
             "HOSTINGER_SIM_URL": self.sim_url,
             "HOSTINGER_SIM_TOKEN": self.sim_token,
+            "VPSGATE_DEMO_TOKEN": self.demo_token or "",
         }
         path.write_text("".join(f"export {k}='{v}'\n" for k, v in lines.items()))
 
@@ -448,6 +479,8 @@ def command_run(args) -> int:
     try:
         log("starting PostgreSQL, migrating, starting vpsgate instances and nginx")
         stack.start()
+        stack.grant("demo", "*", "admin")
+        stack.demo_token = stack.create_token("demo")
         stack.write_env(ROOT / ".run/env")
         status, _, body = stack.get("/readyz")
         log(f"/readyz: {status} {body.decode()}")
@@ -458,6 +491,12 @@ Settings for your shell are in .run/env:
 
     . .run/env
     curl --cacert "$VPSGATE_CA_FILE" "$VPSGATE_URL/readyz"
+
+Stop VM 1001 as the demo principal (admin on every VPS), then follow the operation:
+
+    curl --cacert "$VPSGATE_CA_FILE" -X POST "$VPSGATE_URL/v1/vps/1001/stop" \\
+         -H "Authorization: Bearer $VPSGATE_DEMO_TOKEN" -H "Idempotency-Key: $(uuidgen || date +%s%N)" -i
+    curl --cacert "$VPSGATE_CA_FILE" -H "Authorization: Bearer $VPSGATE_DEMO_TOKEN" "$VPSGATE_URL/v1/operations/<id>"
 
 Logs: {stack.run_dir}/*.log. Press Ctrl-C to stop everything.
 """, flush=True)

@@ -28,6 +28,35 @@ public struct Configuration: Sendable, Equatable {
     /// shutdown tests. Off by default; never enable it in production.
     public var debugRoutes: Bool
 
+    /// `VPSGATE_MIGRATION_DATABASE_URL`: the role that owns the schema, for `vpsgate migrate`.
+    /// Default: `VPSGATE_DATABASE_URL`.
+    public var migrationDatabaseURL: String
+    /// `VPSGATE_BUSY_BOUND`: seconds after which a non-terminal operation stops blocking its VPS. Default 900.
+    public var busyBoundSeconds: Int
+    /// `VPSGATE_REFRESH_INTERVAL_MS`: a status read refreshes a non-terminal operation from
+    /// Hostinger at most this often. Default 3000.
+    public var refreshIntervalMilliseconds: Int
+    /// Hostinger: `HOSTINGER_API_URL` (default `https://developers.hostinger.com`).
+    public var hostingerURL: String
+    /// `HOSTINGER_API_TOKEN`, or the path in `HOSTINGER_API_TOKEN_FILE` (read at start-up).
+    public var hostingerToken: TokenSource?
+    /// `HOSTINGER_CA_FILE`: PEM bundle for Hostinger's certificate; the system store by default.
+    public var hostingerCAFile: String?
+    /// `HOSTINGER_CONNECT_TIMEOUT_MS` (2000), `HOSTINGER_ATTEMPT_TIMEOUT_MS` (8000),
+    /// `HOSTINGER_DEADLINE_MS` (20000: well inside nginx's 60 s fastcgi_read_timeout).
+    public var hostingerConnectTimeoutMilliseconds: Int
+    public var hostingerAttemptTimeoutMilliseconds: Int
+    public var hostingerDeadlineMilliseconds: Int
+    /// `HOSTINGER_BREAKER_FAILURES` (5) and `HOSTINGER_BREAKER_COOLDOWN_MS` (10000).
+    public var breakerFailures: Int
+    public var breakerCoolDownMilliseconds: Int
+
+    /// Where the Hostinger token comes from; never printed.
+    public enum TokenSource: Sendable, Equatable {
+        case inline(Secret)
+        case file(String)
+    }
+
     public static let defaultDatabaseURL = "postgresql://vpsgate@127.0.0.1:5432/vpsgate"
 
     /// Reads and validates the configuration from `environment`.
@@ -68,6 +97,31 @@ public struct Configuration: Sendable, Equatable {
             throw ConfigurationError("VPSGATE_DATABASE_URL", nil, "expected a URI such as postgresql://user@host:5432/dbname")
         }
         databaseURL = url
+        let migrationURL = value("VPSGATE_MIGRATION_DATABASE_URL") ?? url
+        guard migrationURL.hasPrefix("postgresql://") || migrationURL.hasPrefix("postgres://") else {
+            throw ConfigurationError("VPSGATE_MIGRATION_DATABASE_URL", nil, "expected a URI such as postgresql://owner@host:5432/dbname")
+        }
+        migrationDatabaseURL = migrationURL
+        busyBoundSeconds = try integer("VPSGATE_BUSY_BOUND", default: 900, in: 10...86_400)
+        refreshIntervalMilliseconds = try integer("VPSGATE_REFRESH_INTERVAL_MS", default: 3000, in: 0...600_000)
+
+        hostingerURL = value("HOSTINGER_API_URL") ?? "https://developers.hostinger.com"
+        guard hostingerURL.hasPrefix("https://") || hostingerURL.hasPrefix("http://127.0.0.1") else {
+            throw ConfigurationError("HOSTINGER_API_URL", hostingerURL, "must be an https:// URL")
+        }
+        while hostingerURL.hasSuffix("/") { hostingerURL.removeLast() }
+        switch (environment["HOSTINGER_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }, value("HOSTINGER_API_TOKEN_FILE")) {
+        case (let token?, nil): hostingerToken = .inline(Secret(token))
+        case (nil, let path?): hostingerToken = .file(path)
+        case (nil, nil): hostingerToken = nil
+        case (_?, _?): throw ConfigurationError("HOSTINGER_API_TOKEN_FILE", nil, "set HOSTINGER_API_TOKEN or HOSTINGER_API_TOKEN_FILE, not both")
+        }
+        hostingerCAFile = value("HOSTINGER_CA_FILE")
+        hostingerConnectTimeoutMilliseconds = try integer("HOSTINGER_CONNECT_TIMEOUT_MS", default: 2000, in: 100...60_000)
+        hostingerAttemptTimeoutMilliseconds = try integer("HOSTINGER_ATTEMPT_TIMEOUT_MS", default: 8000, in: 100...120_000)
+        hostingerDeadlineMilliseconds = try integer("HOSTINGER_DEADLINE_MS", default: 20_000, in: 100...300_000)
+        breakerFailures = try integer("HOSTINGER_BREAKER_FAILURES", default: 5, in: 1...1000)
+        breakerCoolDownMilliseconds = try integer("HOSTINGER_BREAKER_COOLDOWN_MS", default: 10_000, in: 100...3_600_000)
 
         let level = value("VPSGATE_LOG_LEVEL")?.lowercased() ?? "info"
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {

@@ -13,6 +13,21 @@ public struct Problem: Sendable, Equatable {
         public static let methodNotAllowed = Code(rawValue: "method-not-allowed")
         public static let payloadTooLarge = Code(rawValue: "payload-too-large")
         public static let notReady = Code(rawValue: "not-ready")
+        public static let unauthenticated = Code(rawValue: "unauthenticated")
+        public static let forbidden = Code(rawValue: "forbidden")
+        public static let malformedRequest = Code(rawValue: "malformed-request")
+        public static let validationFailed = Code(rawValue: "validation-failed")
+        public static let confirmationRequired = Code(rawValue: "confirmation-required")
+        public static let idempotencyKeyMissing = Code(rawValue: "idempotency-key-missing")
+        public static let idempotencyKeyInvalid = Code(rawValue: "idempotency-key-invalid")
+        public static let idempotencyKeyReused = Code(rawValue: "idempotency-key-reused")
+        public static let idempotencyKeyInUse = Code(rawValue: "idempotency-key-in-use")
+        public static let vpsBusy = Code(rawValue: "vps-busy")
+        public static let upstreamRejected = Code(rawValue: "upstream-rejected")
+        public static let upstreamAuth = Code(rawValue: "upstream-auth")
+        public static let upstreamError = Code(rawValue: "upstream-error")
+        public static let unavailable = Code(rawValue: "unavailable")
+        public static let internalError = Code(rawValue: "internal-error")
     }
 
     /// The prefix of every `type`: `urn:vpsgate:problem:<code>`.
@@ -26,6 +41,10 @@ public struct Problem: Sendable, Equatable {
     public var instance: String?
     /// Field ⇒ messages, for validation problems.
     public var errors: [(field: String, messages: [String])]
+    /// Hostinger's own `message` and `correlation_id`, when Hostinger refused.
+    public var upstream: (message: String?, correlationID: String?)?
+    /// Extra members specific to a problem type (`operation_id` for vps-busy).
+    public var extensions: [(key: String, value: String)] = []
 
     public init(
         _ code: Code, status: Int, title: String, detail: String? = nil, instance: String? = nil,
@@ -52,6 +71,14 @@ public struct Problem: Sendable, Equatable {
         if let detail { writer.member("detail", detail) }
         if let instance { writer.member("instance", instance) }
         writer.member("correlation_id", correlationID.value)
+        for (key, value) in extensions { writer.member(key, value) }
+        if let upstream {
+            writer.key("upstream")
+            writer.beginObject()
+            writer.member("message", upstream.message)
+            writer.member("correlation_id", upstream.correlationID)
+            writer.endObject()
+        }
         if !errors.isEmpty {
             writer.key("errors")
             writer.beginObject()

@@ -1,4 +1,5 @@
 import FastCGI
+import Hostinger
 import Logging
 import Postgres
 import VpsgateCore
@@ -7,108 +8,143 @@ import VpsgateCore
 import Glibc
 #endif
 
-/// Answers vpsgate's HTTP API on one worker thread, with that thread's database connection.
+/// Answers vpsgate's HTTP API on one worker thread, with that thread's database connection
+/// and Hostinger client.
 public struct Responder: FastCGIResponder {
-    private let context: ServiceContext
-    private let database: PostgresConnection
-    private let migrator: Migrator
+    let context: ServiceContext
+    let database: PostgresConnection
+    let migrator: Migrator
+    let hostinger: HostingerClient
 
     public init(context: ServiceContext) {
         self.context = context
         self.database = PostgresConnection(url: context.configuration.databaseURL, applicationName: "vpsgate \(context.instance)")
         self.migrator = Migrator(migrations: context.migrations)
+        self.hostinger = HostingerClient(settings: context.hostinger, circuit: context.circuit, logger: context.logger)
     }
 
     public mutating func respond(to request: FastCGIRequest) -> FastCGIResponse {
-        let correlationID = CorrelationID(validating: request.parameters["REQUEST_ID"])
-        var logger = context.logger
-        logger[metadataKey: "correlation_id"] = "\(correlationID)"
-
+        let requestContext = RequestContext(request, logger: context.logger)
         var response: FastCGIResponse
         if request.bodyExceededLimit {
-            response = problem(
-                Problem(.payloadTooLarge, status: 413, title: "Request body too large",
-                        detail: "The body exceeds \(context.configuration.maxBodyBytes) bytes.", instance: request.path),
-                correlationID
-            )
+            response = problem(Problem(.payloadTooLarge, status: 413, title: "Request body too large",
+                                       detail: "The body exceeds \(context.configuration.maxBodyBytes) bytes.", instance: request.path),
+                               requestContext)
         } else {
-            response = route(request, correlationID: correlationID, logger: logger)
+            response = route(request, requestContext)
         }
-        response.headers.append(.init("X-Request-ID", correlationID.value))
+        response.headers.append(.init("X-Request-ID", requestContext.correlationID.value))
         return response
     }
 
     // MARK: - Routing
 
-    private func route(_ request: FastCGIRequest, correlationID: CorrelationID, logger: Logger) -> FastCGIResponse {
+    private func route(_ request: FastCGIRequest, _ requestContext: RequestContext) -> FastCGIResponse {
+        if request.parameters["VPSGATE_INTERNAL"] == "token-check" {
+            return tokenCheck(request, requestContext)
+        }
         switch (request.method, request.path) {
         case ("GET", "/healthz"), ("HEAD", "/healthz"):
-            return json(200, #"{"status":"ok"}"#)
+            return json(200, Array(#"{"status":"ok"}"#.utf8))
         case ("GET", "/readyz"), ("HEAD", "/readyz"):
-            return readiness(request, correlationID: correlationID, logger: logger)
+            return readiness(requestContext)
         case ("GET", "/__debug/sleep") where context.configuration.debugRoutes:
-            let milliseconds = min(max(queryInteger(request.query, "ms") ?? 1000, 0), 60_000)
-            logger.info("debug sleep", metadata: ["ms": "\(milliseconds)"])
+            let milliseconds = min(max(requestContext.queryValue("ms").flatMap { Int($0) } ?? 1000, 0), 60_000)
+            requestContext.logger.info("debug sleep", metadata: ["ms": "\(milliseconds)"])
             usleep(useconds_t(milliseconds) * 1000)
-            return json(200, #"{"slept_ms":\#(milliseconds)}"#)
+            return json(200, Array(#"{"slept_ms":\#(milliseconds)}"#.utf8))
         case (_, "/healthz"), (_, "/readyz"):
-            var response = problem(
-                Problem(.methodNotAllowed, status: 405, title: "Method not allowed", detail: "Use GET.", instance: request.path),
-                correlationID
-            )
+            var response = problem(Problem(.methodNotAllowed, status: 405, title: "Method not allowed", detail: "Use GET.",
+                                           instance: request.path), requestContext)
             response.headers.append(.init("Allow", "GET, HEAD"))
             return response
         default:
-            return problem(
-                Problem(.notFound, status: 404, title: "Not found", detail: "No such resource.", instance: request.path),
-                correlationID
-            )
+            break
+        }
+        let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard segments.first == "v1" else { return notFound(requestContext) }
+        return api(request, Array(segments.dropFirst()), requestContext)
+    }
+
+    private func api(_ request: FastCGIRequest, _ segments: [Substring], _ requestContext: RequestContext) -> FastCGIResponse {
+        switch (request.method, segments.count, segments.first) {
+        case ("GET", 1, "vps"): return authenticated(requestContext) { listVPS($0, $1) }
+        case ("GET", 2, "vps"):
+            guard let vps = PathID.parse(segments[1]) else { return notFound(requestContext) }
+            return authenticated(requestContext) { getVPS(vps, $0, $1) }
+        case ("GET", 3, "vps") where segments[2] == "actions":
+            guard let vps = PathID.parse(segments[1]) else { return notFound(requestContext) }
+            return authenticated(requestContext) { vpsActions(vps, $0, $1) }
+        case (_, 3..., "vps"):
+            guard let vps = PathID.parse(segments[1]),
+                let (command, parameters) = Command.match(method: request.method, suffix: Array(segments.dropFirst(2)))
+            else { return notFound(requestContext) }
+            return authenticated(requestContext) { principal, requestContext in
+                runCommand(command, vps: vps, parameters: parameters, request: request, principal: principal, requestContext)
+            }
+        case ("GET", 1, "operations"): return authenticated(requestContext) { listOperations($0, $1) }
+        case ("GET", 2, "operations"):
+            let id = String(segments[1])
+            guard UUIDv4.isValid(id) else { return notFound(requestContext) }
+            return authenticated(requestContext) { getOperation(id, $0, $1) }
+        default:
+            return notFound(requestContext)
         }
     }
 
-    private func readiness(_ request: FastCGIRequest, correlationID: CorrelationID, logger: Logger) -> FastCGIResponse {
-        do {
-            if try migrator.isCurrent(on: database) {
-                return json(200, #"{"status":"ready"}"#)
-            }
-            var response = problem(
-                Problem(.notReady, status: 503, title: "Not ready", detail: "The database schema is not current; run vpsgate migrate.", instance: request.path),
-                correlationID
-            )
-            response.headers.append(.init("Retry-After", "5"))
-            return response
-        } catch {
-            logger.warning("readiness: database check failed", metadata: ["error": "\(error)"])
-            let detail = error.sqlState == .undefinedTable
-                ? "The database has no schema yet; run vpsgate migrate." : "The database is not reachable."
-            var response = problem(
-                Problem(.notReady, status: 503, title: "Not ready", detail: detail, instance: request.path),
-                correlationID
-            )
-            response.headers.append(.init("Retry-After", "5"))
+    /// Identity comes only from `REMOTE_USER`, set by nginx; without it, nothing is served.
+    private func authenticated(_ requestContext: RequestContext, _ body: (String, RequestContext) -> FastCGIResponse) -> FastCGIResponse {
+        guard let principal = requestContext.principal else {
+            var response = problem(Problem(.unauthenticated, status: 401, title: "Authentication required",
+                                           detail: "No authenticated principal.", instance: requestContext.path), requestContext)
+            response.headers.append(.init("WWW-Authenticate", "Bearer"))
             return response
         }
+        return body(principal, requestContext)
+    }
+
+    // MARK: - Health
+
+    private func readiness(_ requestContext: RequestContext) -> FastCGIResponse {
+        do {
+            if try migrator.isCurrent(on: database) {
+                return json(200, Array(#"{"status":"ready"}"#.utf8))
+            }
+            return notReady("The database schema is not current; run vpsgate migrate.", requestContext)
+        } catch {
+            requestContext.logger.warning("readiness: database check failed", metadata: ["error": "\(error)"])
+            return notReady(error.sqlState == .undefinedTable ? "The database has no schema yet; run vpsgate migrate."
+                                                              : "The database is not reachable.", requestContext)
+        }
+    }
+
+    private func notReady(_ detail: String, _ requestContext: RequestContext) -> FastCGIResponse {
+        var response = problem(Problem(.notReady, status: 503, title: "Not ready", detail: detail, instance: requestContext.path), requestContext)
+        response.headers.append(.init("Retry-After", "5"))
+        return response
     }
 
     // MARK: - Responses
 
-    private func json(_ status: Int, _ body: String) -> FastCGIResponse {
-        FastCGIResponse(status: status, headers: [.init("Content-Type", "application/json")], body: Array(body.utf8))
+    func json(_ status: Int, _ body: [UInt8], headers: [FastCGIResponse.Header] = []) -> FastCGIResponse {
+        FastCGIResponse(status: status, headers: [.init("Content-Type", "application/json")] + headers, body: body)
     }
 
-    private func problem(_ problem: Problem, _ correlationID: CorrelationID) -> FastCGIResponse {
-        FastCGIResponse(
-            status: problem.status,
-            headers: [.init("Content-Type", "application/problem+json"), .init("Cache-Control", "no-store")],
-            body: problem.json(correlationID: correlationID)
-        )
+    func problem(_ problem: Problem, _ requestContext: RequestContext) -> FastCGIResponse {
+        FastCGIResponse(status: problem.status,
+                        headers: [.init("Content-Type", "application/problem+json"), .init("Cache-Control", "no-store")],
+                        body: problem.json(correlationID: requestContext.correlationID))
     }
 
-    private func queryInteger(_ query: String, _ name: String) -> Int? {
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            if parts.count == 2, parts[0] == name { return Int(parts[1]) }
-        }
-        return nil
+    func notFound(_ requestContext: RequestContext) -> FastCGIResponse {
+        problem(Problem(.notFound, status: 404, title: "Not found", detail: "No such resource.", instance: requestContext.path), requestContext)
+    }
+
+    func unavailable(_ requestContext: RequestContext, _ error: any Error, retryAfter: Int = 2) -> FastCGIResponse {
+        requestContext.logger.error("unavailable", metadata: ["error": "\(error)"])
+        var response = problem(Problem(.unavailable, status: 503, title: "Temporarily unavailable",
+                                       detail: "A dependency is unavailable; try again later.", instance: requestContext.path), requestContext)
+        response.headers.append(.init("Retry-After", String(retryAfter)))
+        return response
     }
 }

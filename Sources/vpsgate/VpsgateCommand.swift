@@ -1,6 +1,8 @@
 import ArgumentParser
 import FastCGI
+import Foundation
 import HTTPClient
+import Hostinger
 import Logging
 import Postgres
 import VpsgateCore
@@ -15,7 +17,7 @@ struct VpsgateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vpsgate",
         abstract: "The control plane for Hostinger VPS mutations.",
-        subcommands: [Serve.self, Migrate.self]
+        subcommands: [Serve.self, Migrate.self, Token.self, Grant.self]
     )
 }
 
@@ -79,7 +81,25 @@ struct Serve: ParsableCommand {
         let instance = configuration.instance ?? "\(hostName())-\(getpid())"
         var serviceLogger = logger
         serviceLogger[metadataKey: "instance"] = "\(instance)"
-        let context = ServiceContext(configuration: configuration, migrations: migrations, logger: serviceLogger, instance: instance)
+        let token: Secret
+        switch configuration.hostingerToken {
+        case .inline(let secret): token = secret
+        case .file(let path):
+            guard let data = FileManager.default.contents(atPath: path),
+                let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty
+            else { throw ValidationError("configuration: HOSTINGER_API_TOKEN_FILE=\(path) cannot be read or is empty") }
+            token = Secret(text)
+        case nil:
+            throw ValidationError("configuration: set HOSTINGER_API_TOKEN or HOSTINGER_API_TOKEN_FILE (the token vpsgate uses to call Hostinger)")
+        }
+        let hostinger = HostingerSettings(
+            baseURL: configuration.hostingerURL, token: token, caFile: configuration.hostingerCAFile,
+            connectTimeoutMilliseconds: configuration.hostingerConnectTimeoutMilliseconds,
+            attemptTimeoutMilliseconds: configuration.hostingerAttemptTimeoutMilliseconds,
+            deadlineMilliseconds: configuration.hostingerDeadlineMilliseconds, userAgent: "vpsgate/0.1")
+        let circuit = HostingerCircuit(failureThreshold: configuration.breakerFailures, coolDownMilliseconds: configuration.breakerCoolDownMilliseconds)
+        let context = ServiceContext(configuration: configuration, migrations: migrations, logger: serviceLogger, instance: instance,
+                                     hostinger: hostinger, circuit: circuit)
 
         let address: FastCGIServer.Address =
             switch configuration.listen {
@@ -118,7 +138,7 @@ struct Migrate: ParsableCommand {
     func run() throws {
         let (configuration, logger) = try loadConfiguration()
         let migrator = Migrator(migrations: try loadMigrations(configuration))
-        let database = PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate migrate")
+        let database = PostgresConnection(url: configuration.migrationDatabaseURL, applicationName: "vpsgate migrate")
         do {
             let applied = try migrator.migrate(on: database)
             if applied.isEmpty {
@@ -132,6 +152,125 @@ struct Migrate: ParsableCommand {
         } catch let error as PostgresError {
             logger.error("migration failed", metadata: ["error": "\(error)"])
             throw ExitCode(1)
+        }
+    }
+}
+
+// MARK: - Admin
+
+/// The operator running an admin command, for the audit trail.
+func adminActor(_ explicit: String?) -> String {
+    if let explicit, !explicit.isEmpty { return explicit }
+    for name in ["SUDO_USER", "USER", "LOGNAME"] {
+        if let value = getenv(name).map({ String(cString: $0) }), !value.isEmpty { return "cli:" + value }
+    }
+    return "cli"
+}
+
+func adminSession(_ actor: String?) throws -> Admin {
+    let (configuration, _) = try loadConfiguration()
+    let database = PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate admin")
+    return Admin(database: database, actor: adminActor(actor), instance: configuration.instance ?? "cli")
+}
+
+func parseExpiry(_ text: String?) throws -> Int? {
+    guard let text else { return nil }
+    guard let seconds = DurationText.seconds(text) else {
+        throw ValidationError("--expires takes a duration such as 90m, 12h, 30d or 2w")
+    }
+    return seconds
+}
+
+func printTable(_ header: [String], _ rows: [[String]]) {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    for row in all {
+        print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
+    }
+}
+
+struct AdminOptions: ParsableArguments {
+    @Option(help: "Who is making the change, for the audit trail (default: cli:$USER).")
+    var actor: String?
+}
+
+struct Token: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage the API tokens nginx checks (only their SHA-256 is stored).",
+        subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a token and print it once.")
+        @Option(help: "The principal the token authenticates.") var principal: String
+        @Option(help: "Lifetime, e.g. 12h, 30d (default: no expiry).") var expires: String?
+        @OptionGroup var admin: AdminOptions
+
+        func run() throws {
+            let expiry = try parseExpiry(expires)
+            let token = try adminSession(admin.actor).createToken(principal: principal, expiresInSeconds: expiry)
+            print(token)
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tokens (never the tokens themselves).")
+        func run() throws {
+            printTable(["ID", "PRINCIPAL", "HINT", "CREATED", "EXPIRES", "STATUS"], try adminSession(nil).listTokens())
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token by its id.")
+        @Argument(help: "The token id (see token list).") var id: Int
+        @OptionGroup var admin: AdminOptions
+        func run() throws {
+            try adminSession(admin.actor).revokeToken(id: id)
+            print("revoked token \(id)")
+        }
+    }
+}
+
+struct Grant: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage grants: a principal holds a role on one VPS or on every VPS ('*').",
+        subcommands: [Add.self, Revoke.self, List.self])
+
+    static func vps(_ text: String) throws -> Int? {
+        if text == "*" { return nil }
+        guard let id = PathID.parse(Substring(text)) else { throw ValidationError("--vps takes a VPS id or '*'") }
+        return id
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Grant a role.")
+        @Option var principal: String
+        @Option(help: "A VPS id, or '*' for every VPS.") var vps: String
+        @Option(help: "viewer, operator, admin (or a role added in the database).") var role: String
+        @Option(help: "Lifetime, e.g. 12h, 30d (default: no expiry).") var expires: String?
+        @OptionGroup var admin: AdminOptions
+        func run() throws {
+            let scope = try Grant.vps(vps)
+            try adminSession(admin.actor).addGrant(principal: principal, vps: scope, role: role, expiresInSeconds: try parseExpiry(expires))
+            print("granted \(role) on \(vps) to \(principal)")
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke grants (one role, or every role on that scope).")
+        @Option var principal: String
+        @Option(help: "A VPS id, or '*'.") var vps: String
+        @Option var role: String?
+        @OptionGroup var admin: AdminOptions
+        func run() throws {
+            let removed = try adminSession(admin.actor).revokeGrant(principal: principal, vps: try Grant.vps(vps), role: role)
+            print("revoked \(removed) grant(s)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List grants.")
+        func run() throws {
+            printTable(["ID", "PRINCIPAL", "VPS", "ROLE", "EXPIRES", "STATUS"], try adminSession(nil).listGrants())
         }
     }
 }

@@ -50,7 +50,7 @@ def test_absent_request_id_is_generated_and_unique(stack):
 
 
 def test_unknown_path_is_a_problem_with_the_correlation_id(stack):
-    status, headers, body = stack.get("/v1/nothing/here", {"X-Request-ID": "corr-404"})
+    status, headers, body = stack.get("/nothing/here", {"X-Request-ID": "corr-404"})
     assert status == 404
     assert headers["Content-Type"] == "application/problem+json"
     problem = json.loads(body)
@@ -58,7 +58,7 @@ def test_unknown_path_is_a_problem_with_the_correlation_id(stack):
     assert problem["type"].endswith(":not-found")
     assert problem["status"] == 404
     assert problem["correlation_id"] == "corr-404" == headers["X-Request-ID"]
-    assert problem["instance"] == "/v1/nothing/here"
+    assert problem["instance"] == "/nothing/here"
 
 
 def post(stack, path, body: bytes, headers=None):
@@ -71,19 +71,19 @@ def post(stack, path, body: bytes, headers=None):
 
 
 def test_body_over_vpsgate_limit_is_413_problem(stack):
-    status, headers, body = post(stack, "/v1/anything", b"x" * (64 * 1024 + 1),
+    status, headers, body = post(stack, "/anything", b"x" * (64 * 1024 + 1),
                                  {"Content-Type": "application/json", "X-Request-ID": "big-1"})
     assert status == 413
     problem = json.loads(body)
     assert problem["type"].endswith(":payload-too-large")
     assert problem["correlation_id"] == "big-1"
     # A body at the limit is read and routed normally (here: to a 404).
-    status, _, _ = post(stack, "/v1/anything", b"x" * (64 * 1024), {"Content-Type": "application/json"})
+    status, _, _ = post(stack, "/anything", b"x" * (64 * 1024), {"Content-Type": "application/json"})
     assert status == 404
 
 
 def test_body_over_nginx_limit_is_413_problem_too(stack):
-    status, headers, body = post(stack, "/v1/anything", b"x" * (2 * 1024 * 1024), {"X-Request-ID": "huge-1"})
+    status, headers, body = post(stack, "/anything", b"x" * (2 * 1024 * 1024), {"X-Request-ID": "huge-1"})
     assert status == 413
     assert headers["Content-Type"] == "application/problem+json"
     problem = json.loads(body)

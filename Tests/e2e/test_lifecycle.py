@@ -138,7 +138,7 @@ def test_readyz_follows_postgresql_without_restarting_vpsgate(stack):
 def fresh_database(stack) -> str:
     name = f"vpsgate_migrate_{os.getpid()}_{time.monotonic_ns()}"
     stack.postgres.psql(f"CREATE DATABASE {name} OWNER vpsgate")
-    return stack.postgres.url.rsplit("/", 1)[0] + "/" + name
+    return stack.postgres.owner_url.rsplit("/", 1)[0] + "/" + name
 
 
 def test_concurrent_migrate_applies_every_migration_exactly_once(stack):

@@ -1,5 +1,3 @@
-import VpsgateCore
-
 /// One call vpsgate makes to Hostinger's VPS API: an explicit operation, never a passthrough.
 public struct HostingerRequest: Sendable, Equatable {
     /// A short name for logs and audit: `start`, `set_hostname`, ….

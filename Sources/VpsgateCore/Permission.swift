@@ -1,0 +1,9 @@
+/// What a role may do (SPEC section 4).
+public enum Permission: String, Sendable, CaseIterable {
+    case read = "vps:read"
+    case power = "vps:power"
+    case configure = "vps:configure"
+    case credentials = "vps:credentials"
+    case snapshot = "vps:snapshot"
+    case destroy = "vps:destroy"
+}

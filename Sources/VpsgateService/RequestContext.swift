@@ -1,0 +1,60 @@
+import FastCGI
+import Logging
+import VpsgateCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who is asking, and the request's identity for logs and audit; read once per request.
+struct RequestContext {
+    let correlationID: CorrelationID
+    let trace: TraceContext
+    /// `REMOTE_USER` as nginx set it; nil when empty (fail closed).
+    let principal: String?
+    let authType: String?
+    let clientAddress: String?
+    let userAgent: String?
+    let method: String
+    let path: String
+    let query: String
+    let startedAt: Int64
+    var logger: Logger
+
+    init(_ request: FastCGIRequest, logger base: Logger) {
+        correlationID = CorrelationID(validating: request.parameters["REQUEST_ID"])
+        trace = TraceContext(continuing: request.parameters["HTTP_TRACEPARENT"])
+        let user = request.parameters["REMOTE_USER"] ?? ""
+        principal = user.isEmpty ? nil : user
+        authType = request.parameters["AUTH_TYPE"].flatMap { $0.isEmpty ? nil : $0 }
+        clientAddress = request.parameters["REMOTE_ADDR"]
+        userAgent = request.parameters["HTTP_USER_AGENT"].map { String($0.prefix(512)) }
+        method = request.method
+        path = request.path
+        query = request.query
+        startedAt = Clock.microseconds()
+        logger = base
+        logger[metadataKey: "correlation_id"] = "\(correlationID)"
+        if let principal { logger[metadataKey: "principal"] = "\(principal)" }
+    }
+
+    /// A query parameter's value (not percent-decoded: vpsgate's parameters are plain tokens).
+    func queryValue(_ name: String) -> String? {
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if parts.first.map(String.init) == name { return parts.count == 2 ? String(parts[1]) : "" }
+        }
+        return nil
+    }
+
+    var elapsedMilliseconds: Double { Double(Clock.microseconds() - startedAt) / 1000 }
+}
+
+/// Wall-clock time for records, monotonic time for durations.
+enum Clock {
+    static func microseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
+    }
+}
