@@ -159,7 +159,7 @@ BEGIN
     ORDER BY o.created_at DESC LIMIT 1;
     IF FOUND THEN
         DELETE FROM idempotency_keys k WHERE k.principal = p_principal AND k.key = p_key;
-        RETURN QUERY SELECT 'busy'::text, NULL::uuid, NULL::integer, NULL::text, NULL::bytea, blocker.id, blocker.age;
+        RETURN QUERY SELECT 'busy'::text, NULL::uuid, NULL::integer, NULL::text, NULL::bytea, blocker.id, blocker.age::double precision;
         RETURN;
     END IF;
 

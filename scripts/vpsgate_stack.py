@@ -526,7 +526,7 @@ def command_with_services(args) -> int:
         stack.start_sim()
         stack.start_nginx()
         env = dict(os.environ,
-                   VPSGATE_TEST_DATABASE_URL=stack.postgres.url,
+                   VPSGATE_TEST_DATABASE_URL=stack.postgres.owner_url,
                    VPSGATE_TEST_ADMIN_DATABASE_URL=stack.postgres.admin_url,
                    HOSTINGER_SIM_URL=stack.sim_url, HOSTINGER_SIM_TOKEN=stack.sim_token,
                    HOSTINGER_SIM_CA_FILE=str(stack.ca_file))

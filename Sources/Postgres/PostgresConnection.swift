@@ -41,7 +41,7 @@ public final class PostgresConnection {
 
     /// Connects now if not connected; throws `.connectionFailed` when the server cannot be reached.
     public func connect() throws(PostgresError) {
-        if let connection, PQstatus(connection) == CONNECTION_OK { return }
+        if let connection, PQstatus(connection) == CONNECTION_OK, !Self.closedByServer(connection) { return }
         close()
         // Defaults first, so that the URL's own settings win; dbname holds the whole URL.
         let keywords = ["connect_timeout", "application_name", "dbname"]
@@ -170,6 +170,17 @@ public final class PostgresConnection {
         }
         let affected = Int(String(cString: PQcmdTuples(result))) ?? 0
         return PostgresRows(columns: columns, values: values, affectedRows: affected)
+    }
+
+    /// Whether an idle connection was closed by the server (a restart, or
+    /// `pg_terminate_backend`): its socket is readable although no query is pending. Checked
+    /// before each statement, so that nothing is sent on a dead connection and a restart of
+    /// PostgreSQL costs no failed request.
+    private static func closedByServer(_ connection: OpaquePointer) -> Bool {
+        var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
+        // An idle session receives nothing unasked (vpsgate uses no LISTEN): anything readable
+        // is the server's goodbye (a FATAL notice, then end of file), so the session is done.
+        return poll(&descriptor, 1, 0) > 0
     }
 
     private static func errorMessage(_ connection: OpaquePointer) -> String {

@@ -140,7 +140,15 @@ public struct Responder: FastCGIResponder {
         problem(Problem(.notFound, status: 404, title: "Not found", detail: "No such resource.", instance: requestContext.path), requestContext)
     }
 
+    /// 503 when the database (or another dependency) cannot be reached; 500 for anything
+    /// else, which is a bug: the details go to the log, never to the client.
     func unavailable(_ requestContext: RequestContext, _ error: any Error, retryAfter: Int = 2) -> FastCGIResponse {
+        guard (error as? PostgresError)?.isUnavailable ?? false else {
+            requestContext.logger.error("internal error", metadata: ["error": "\(error)"])
+            return problem(Problem(.internalError, status: 500, title: "Internal error",
+                                   detail: "vpsgate failed; the correlation id identifies the failure in its logs.",
+                                   instance: requestContext.path), requestContext)
+        }
         requestContext.logger.error("unavailable", metadata: ["error": "\(error)"])
         var response = problem(Problem(.unavailable, status: 503, title: "Temporarily unavailable",
                                        detail: "A dependency is unavailable; try again later.", instance: requestContext.path), requestContext)

@@ -1,0 +1,417 @@
+"""The command pipeline end to end: nginx with token authentication, two vpsgate instances,
+PostgreSQL and hostinger-sim; asserting on responses, the simulator's request log and the
+database (issue: authentication, grants, idempotency, operations and audit)."""
+
+import json
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+VM_PATH = "/api/vps/v1/virtual-machines"
+
+
+class Client:
+    def __init__(self, stack, token):
+        self.stack = stack
+        self.token = token
+
+    def request(self, method, path, body=None, key=None, headers=None, raw_body=None):
+        all_headers = {"Content-Type": "application/json"}
+        if self.token is not None:
+            all_headers["Authorization"] = f"Bearer {self.token}"
+        if key is not None:
+            all_headers["Idempotency-Key"] = key
+        all_headers.update(headers or {})
+        data = raw_body if raw_body is not None else (None if body is None else json.dumps(body).encode())
+        if data is None and method in ("POST", "PUT"):
+            data = b""
+        request = urllib.request.Request(self.stack.url + path, data=data, method=method, headers=all_headers)
+        try:
+            with urllib.request.urlopen(request, context=self.stack.ssl_context(), timeout=60) as response:
+                status, head, raw = response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            status, head, raw = error.code, dict(error.headers), error.read()
+        return status, head, raw
+
+    def json(self, *args, **kwargs):
+        status, head, raw = self.request(*args, **kwargs)
+        return status, head, (json.loads(raw) if raw else None)
+
+
+def sql(stack, query):
+    return stack.postgres.psql(query, url=stack.postgres.owner_url)
+
+
+def sim_requests(stack, method=None, suffix=""):
+    log = stack.sim("GET", "/__sim/requests")[2]
+    return [r for r in log if (method is None or r["method"] == method) and r["path"].endswith(suffix)]
+
+
+def new_key():
+    return str(uuid.uuid4())
+
+
+@pytest.fixture(scope="module")
+def people(stack):
+    """Principals: admin (admin on *), viewer (viewer on 1001), expired (admin on 1001, expired)."""
+    stack.grant("alice", "*", "admin")
+    stack.grant("victor", "1001", "viewer")
+    stack.grant("olga", "1001", "operator")
+    stack.grant("olga", "1003", "operator")
+    stack.grant("eve", "1001", "admin", expires="1s")
+    tokens = {name: stack.create_token(name) for name in ("alice", "victor", "olga", "eve")}
+    time.sleep(1.2)  # eve's grant has expired
+    return {name: Client(stack, token) for name, token in tokens.items()} | {"tokens": tokens}
+
+
+@pytest.fixture(autouse=True)
+def fresh_sim(stack):
+    # Each test starts with no VPS busy: operations a previous test left running are closed
+    # here (settling them from Hostinger is the reconciler's work, a later issue).
+    sql(stack, "UPDATE operations SET state = 'failed', completed_at = now() WHERE state NOT IN ('succeeded', 'failed')")
+    stack.sim("POST", "/__sim/reset")
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 300})
+    yield
+
+
+def audit_count(stack):
+    return int(sql(stack, "SELECT count(*) FROM audit_events WHERE kind IN ('received', 'final')"))
+
+
+# MARK: - 1. Authentication
+
+def test_no_wrong_revoked_or_expired_token_is_401_and_leaves_no_audit(stack, people):
+    before = audit_count(stack)
+    revoked = stack.create_token("rita")
+    stack.grant("rita", "*", "admin")
+    token_id = sql(stack, "SELECT max(id) FROM api_tokens WHERE principal = 'rita'")
+    stack.admin("token", "revoke", token_id)
+    expiring = stack.create_token("alice", expires="1s")
+    time.sleep(1.2)
+    for token in (None, "vpsg_wrong", revoked, expiring):
+        status, headers, body = Client(stack, token).json("POST", "/v1/vps/1002/start", key=new_key())
+        assert status == 401, token
+        assert body["type"] == "urn:vpsgate:problem:unauthenticated"
+        assert "Bearer" in headers["WWW-Authenticate"]
+    assert audit_count(stack) == before
+    assert sim_requests(stack) == []
+
+
+def test_identity_headers_from_the_client_change_nothing(stack, people):
+    for header in ("Remote-User", "X-Remote-User", "X-Vpsgate-Principal"):
+        status, _, _ = Client(stack, None).json("GET", "/v1/vps/1001", headers={header: "alice"})
+        assert status == 401
+        # With victor's token, claiming to be alice does not give alice's rights.
+        status, _, _ = people["victor"].json("POST", "/v1/vps/1001/start", key=new_key(), headers={header: "alice"})
+        assert status == 403
+    assert sim_requests(stack, "POST") == []
+
+
+# MARK: - 2. Grants
+
+def test_viewer_reads_but_cannot_act_and_other_vps_do_not_exist_for_them(stack, people):
+    victor = people["victor"]
+    status, _, vm = victor.json("GET", "/v1/vps/1001")
+    assert status == 200 and vm["id"] == 1001
+    status, _, problem = victor.json("POST", "/v1/vps/1001/start", key=new_key())
+    assert status == 403 and problem["type"].endswith(":forbidden")
+    for method, path in (("GET", "/v1/vps/1002"), ("GET", "/v1/vps/1002/actions"), ("POST", "/v1/vps/1002/start"),
+                         ("POST", "/v1/vps/1002/stop"), ("POST", "/v1/vps/1002/restart")):
+        status, _, problem = victor.json(method, path, key=new_key())
+        assert status == 404, (method, path)
+        assert problem["type"].endswith(":not-found")
+    status, _, vms = victor.json("GET", "/v1/vps")
+    assert [vm["id"] for vm in vms] == [1001]
+    assert [r["path"] for r in sim_requests(stack, "POST")] == []
+
+
+def test_expired_grant_is_no_grant(stack, people):
+    for method, path in (("GET", "/v1/vps/1001"), ("POST", "/v1/vps/1001/start")):
+        status, _, _ = people["eve"].json(method, path, key=new_key())
+        assert status == 404
+    assert sim_requests(stack, "POST") == []
+
+
+# MARK: - 3. A command end to end
+
+def wait_operation(client, location, states=("succeeded", "failed"), timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, _, operation = client.json("GET", location)
+        assert status == 200
+        if operation["state"] in states:
+            return operation
+        time.sleep(0.2)
+    raise AssertionError(f"operation never reached {states}: {operation}")
+
+
+def test_start_is_accepted_sent_once_with_the_correlation_id_and_succeeds(stack, people):
+    alice = people["alice"]
+    key = new_key()
+    status, headers, operation = alice.json("POST", "/v1/vps/1002/start", key=key, headers={"X-Request-ID": "corr-start-1"})
+    assert status == 202, operation
+    assert headers["Location"] == f"/v1/operations/{operation['id']}"
+    assert operation["vps_id"] == 1002 and operation["command"] == "vps.start"
+    assert operation["state"] == "running"
+    assert operation["hostinger_action"]["state"] == "sent"
+    assert operation["requested_by"] == "alice" and operation["idempotency_key"] == key
+    assert operation["correlation_id"] == "corr-start-1"
+    starts = sim_requests(stack, "POST", "/1002/start")
+    assert len(starts) == 1
+    assert starts[0]["headers"]["x-correlation-id"] == "corr-start-1"
+
+    done = wait_operation(alice, headers["Location"])
+    assert done["state"] == "succeeded" and done["completed_at"] is not None
+    assert stack.sim("GET", f"{VM_PATH}/1002")[2]["state"] == "running"
+
+    rows = sql(stack, f"""SELECT kind, outcome, extract(epoch FROM occurred_at)
+                          FROM audit_events WHERE operation_id = '{operation['id']}' ORDER BY id""").splitlines()
+    kinds = [row.split("|")[:2] for row in rows]
+    assert kinds == [["received", "received"], ["final", "accepted"], ["completion", "succeeded"]]
+    received_at = float(rows[0].split("|")[2])
+    sim_at = time.mktime(time.strptime(starts[0]["at"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone + float("0." + starts[0]["at"][20:26])
+    assert received_at <= sim_at, "the received row must be committed before Hostinger is called"
+
+
+# MARK: - 4. Idempotency
+
+def test_idempotency_key_rules(stack, people):
+    alice = people["alice"]
+    status, _, problem = alice.json("POST", "/v1/vps/1003/restart")
+    assert status == 400 and problem["type"].endswith(":idempotency-key-missing")
+    for bad in ("short", "x" * 256, "has space in it", "ünïcödé-key-123"):
+        status, _, problem = alice.json("POST", "/v1/vps/1003/restart", key=bad)
+        assert status == 400 and problem["type"].endswith(":idempotency-key-invalid"), bad
+
+    key = new_key()
+    first = alice.request("POST", "/v1/vps/1003/restart", key=f'"{key}"')
+    assert first[0] == 202
+    replay = alice.request("POST", "/v1/vps/1003/restart", key=key)
+    assert replay[0] == 202
+    assert replay[2] == first[2]
+    assert replay[1]["Location"] == first[1]["Location"]
+    assert replay[1]["Idempotent-Replayed"] == "true"
+    assert len(sim_requests(stack, "POST", "/1003/restart")) == 1
+
+    # Same key, another path or body: 422. Another principal: a different key.
+    status, _, problem = alice.json("POST", "/v1/vps/1003/stop", key=key)
+    assert status == 422 and problem["type"].endswith(":idempotency-key-reused")
+    status, _, problem = alice.json("POST", "/v1/vps/1003/restart", key=key, body={"x": 1})
+    assert status in (422,) and problem["type"].endswith((":idempotency-key-reused", ":validation-failed"))
+    wait_operation(alice, first[1]["Location"])
+    status, _, operation = people["olga"].json("POST", "/v1/vps/1003/restart", key=key)
+    assert status == 202 and operation["requested_by"] == "olga"
+    assert len(sim_requests(stack, "POST", "/1003/restart")) == 2
+
+
+def test_canonical_body_makes_the_same_fingerprint(stack, people):
+    # A bodiless command takes {} and no body alike: whitespace and key order do not matter.
+    alice = people["alice"]
+    key = new_key()
+    first = alice.request("POST", "/v1/vps/1001/restart", key=key, raw_body=b"{ }")
+    assert first[0] == 202
+    again = alice.request("POST", "/v1/vps/1001/restart", key=key, raw_body=b"{}")
+    assert again[0] == 202 and again[1]["Idempotent-Replayed"] == "true"
+
+
+# MARK: - 5. Concurrency
+
+def test_fifty_concurrent_identical_requests_make_one_hostinger_call(stack, people):
+    stack.sim("POST", "/__sim/faults", {"path": "/1001/stop$", "delay_ms": 800})
+    token = people["tokens"]["alice"]
+    key = new_key()
+    results = []
+    lock = threading.Lock()
+
+    def send():
+        outcome = Client(stack, token).json("POST", "/v1/vps/1001/stop", key=key)
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=send) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    statuses = sorted(r[0] for r in results)
+    assert len(results) == 50
+    assert set(statuses) <= {202, 409}, [r for r in results if r[0] not in (202, 409)][:2]
+    assert statuses.count(202) >= 1
+    for status, _, body in results:
+        if status == 409:
+            assert body["type"].endswith(":idempotency-key-in-use")
+    accepted = {json.dumps(body, sort_keys=True) for status, _, body in results if status == 202}
+    assert len(accepted) == 1, "every 202 is the same operation"
+    assert len(sim_requests(stack, "POST", "/1001/stop")) == 1
+    for _ in range(3):
+        status, headers, _ = Client(stack, token).json("POST", "/v1/vps/1001/stop", key=key)
+        assert status == 202 and headers["Idempotent-Replayed"] == "true"
+    # Both instances served some of them.
+    served = [stack.log_path(f"vpsgate-{i}").read_text().count("hostinger attempt") for i in (1, 2)]
+    assert sum(served) >= 1
+
+
+# MARK: - 6. One operation per VPS
+
+def test_a_running_operation_makes_its_vps_busy_from_either_instance(stack, people):
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 4000})
+    alice = people["alice"]
+    status, headers, operation = alice.json("POST", "/v1/vps/1001/restart", key=new_key())
+    assert status == 202
+    busy = [alice.json("POST", f"/v1/vps/1001/{verb}", key=new_key()) for verb in ("stop", "start", "restart", "stop")]
+    for status, headers_, problem in busy:
+        assert status == 409
+        assert problem["type"].endswith(":vps-busy")
+        assert problem["operation_id"] == operation["id"]
+        assert "Retry-After" in headers_
+    status, _, other = alice.json("POST", "/v1/vps/1003/stop", key=new_key())
+    assert status == 202
+    assert len(sim_requests(stack, "POST", "/1001/restart")) == 1
+    assert sim_requests(stack, "POST", "/1001/stop") == [] and sim_requests(stack, "POST", "/1001/start") == []
+    wait_operation(alice, f"/v1/operations/{operation['id']}")
+    status, _, _ = alice.json("POST", "/v1/vps/1001/stop", key=new_key())
+    assert status == 202
+
+
+# MARK: - 7. validate_only
+
+def test_validate_only_calls_nothing_and_stores_nothing(stack, people):
+    alice = people["alice"]
+    keys_before = sql(stack, "SELECT count(*) FROM idempotency_keys")
+    status, _, body = alice.json("POST", "/v1/vps/1002/start?validate_only=true")
+    assert status == 200
+    assert body == {"validate_only": True, "command": "vps.start", "vps_id": 1002,
+                    "hostinger": {"method": "POST", "path": f"{VM_PATH}/1002/start", "body": None}}
+    status, _, _ = people["victor"].json("POST", "/v1/vps/1001/start?validate_only=true")
+    assert status == 403
+    assert sim_requests(stack) == []
+    assert sql(stack, "SELECT count(*) FROM idempotency_keys") == keys_before
+
+
+# MARK: - 8. Failures
+
+def test_hostinger_failures_follow_the_retry_rules(stack, people):
+    alice = people["alice"]
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1002/start$", "status": 503, "times": 1})
+    status, _, operation = alice.json("POST", "/v1/vps/1002/start", key=new_key())
+    assert status == 202 and operation["state"] == "running"
+    assert len(sim_requests(stack, "POST", "/1002/start")) == 2
+    wait_operation(alice, f"/v1/operations/{operation['id']}")
+
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1002/stop$", "status": 503, "times": -1})
+    key = new_key()
+    status, _, problem = alice.json("POST", "/v1/vps/1002/stop", key=key)
+    assert status == 502 and problem["type"].endswith(":upstream-error")
+    assert problem["upstream"]["correlation_id"]
+    assert len(sim_requests(stack, "POST", "/1002/stop")) == 3
+    state = sql(stack, f"SELECT state FROM operations WHERE idempotency_key = '{key}'")
+    assert state == "failed"
+    stack.sim("DELETE", "/__sim/faults")
+
+
+def test_an_open_breaker_answers_503_and_keeps_no_key(stack, people):
+    """Hostinger unreachable: 503 with Retry-After; the key is not stored, so the same key works later."""
+    alice = people["alice"]
+    stack.sim("POST", "/__sim/faults", {"path": "/1003/start$", "status": 429, "retry_after": 30, "times": 1})
+    key = new_key()
+    status, headers, problem = alice.json("POST", "/v1/vps/1003/start", key=key)
+    assert status == 503 and problem["type"].endswith(":unavailable")
+    assert int(headers["Retry-After"]) >= 1
+    assert sql(stack, f"SELECT count(*) FROM idempotency_keys WHERE key = '{key}'") == "0"
+    status, _, _ = alice.json("POST", "/v1/vps/1003/start", key=key)
+    assert status == 202
+
+
+def test_database_unavailable_is_503_and_nothing_reaches_hostinger(stack, people):
+    alice = people["alice"]
+    stack.postgres.stop()
+    try:
+        status, headers, problem = alice.json("POST", "/v1/vps/1002/restart", key=new_key())
+        assert status == 503
+        assert "Retry-After" in headers
+        assert problem["type"].endswith(":unavailable")
+    finally:
+        stack.postgres.start()
+    assert sim_requests(stack, "POST") == []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and alice.json("GET", "/v1/operations?limit=1")[0] != 200:
+        time.sleep(0.2)
+
+
+def test_hostinger_validation_errors_are_422_with_upstream_details(stack, people):
+    # The simulator refuses a restart of VM 1002 with a 422 (as Hostinger does for bad input).
+    stack.sim("POST", "/__sim/faults", {"path": "/1002/restart$", "status": 422})
+    status, _, problem = people["alice"].json("POST", "/v1/vps/1002/restart", key=new_key())
+    assert status == 422 and problem["type"].endswith(":upstream-rejected")
+    assert problem["upstream"]["message"] and problem["upstream"]["correlation_id"]
+
+
+# MARK: - 9. Audit
+
+AUDIT_FIELDS = ["event_id", "occurred_at", "instance", "correlation_id", "trace_id", "principal", "auth_type",
+                "client_address", "user_agent", "method", "path", "command", "vps_id", "request_params",
+                "idempotency_key", "operation_id", "outcome", "http_status", "problem_type", "hostinger_status",
+                "hostinger_correlation_id", "hostinger_action_id", "duration_ms"]
+
+
+def test_every_command_request_leaves_exactly_one_final_audit_row(stack, people):
+    alice, victor = people["alice"], people["victor"]
+    requests = [
+        (alice, "POST", "/v1/vps/1002/start", new_key(), None, "accepted"),
+        (victor, "POST", "/v1/vps/1001/start", new_key(), None, "denied"),
+        (victor, "POST", "/v1/vps/1002/start", new_key(), None, "not_found"),
+        (alice, "POST", "/v1/vps/1003/start", None, None, "invalid"),
+        (alice, "POST", "/v1/vps/1003/start", new_key(), {"unexpected": 1}, "invalid"),
+        (alice, "POST", "/v1/vps/1003/start?validate_only=true", None, None, "validated"),
+    ]
+    for client, method, path, key, body, expected in requests:
+        correlation = f"audit-{uuid.uuid4().hex[:12]}"
+        status, _, _ = client.json(method, path, key=key, body=body, headers={"X-Request-ID": correlation})
+        rows = sql(stack, f"SELECT outcome, http_status FROM audit_events WHERE correlation_id = '{correlation}' AND kind = 'final'")
+        assert rows.splitlines() == [f"{expected}|{status}"], (path, expected, rows)
+    row = sql(stack, "SELECT row_to_json(a) FROM audit_events a WHERE kind = 'final' AND outcome = 'accepted' ORDER BY id DESC LIMIT 1")
+    record = json.loads(row)
+    for field in AUDIT_FIELDS:
+        assert field in record, field
+    assert record["principal"] == "alice" and record["auth_type"] == "token"
+    assert record["hostinger_status"] == 200 and record["hostinger_action_id"] is not None
+    assert record["client_address"] == "127.0.0.1" and record["instance"].startswith("vpsgate-")
+
+
+def test_the_application_role_cannot_change_the_audit_trail(stack, people):
+    for statement in ("UPDATE audit_events SET outcome = 'x'", "DELETE FROM audit_events", "TRUNCATE audit_events"):
+        result = subprocess.run([str(stack.postgres.bindir / "psql"), stack.postgres.url, "-v", "ON_ERROR_STOP=1",
+                                 "-c", statement], capture_output=True, text=True)
+        assert result.returncode != 0, statement
+    # Not even the owner can, through the trigger.
+    with pytest.raises(subprocess.CalledProcessError):
+        sql(stack, "DELETE FROM audit_events WHERE id = (SELECT min(id) FROM audit_events)")
+
+
+# MARK: - Reads
+
+def test_operations_are_listed_for_what_the_caller_may_see(stack, people):
+    alice, victor = people["alice"], people["victor"]
+    alice.json("POST", "/v1/vps/1002/restart", key=new_key())
+    status, _, page = alice.json("GET", "/v1/operations?limit=5")
+    assert status == 200 and 1 <= len(page["data"]) <= 5
+    status, _, page = victor.json("GET", "/v1/operations")
+    assert status == 200 and all(op["vps_id"] == 1001 for op in page["data"])
+    status, _, page = alice.json("GET", "/v1/operations?vps=1002&limit=200")
+    assert all(op["vps_id"] == 1002 for op in page["data"])
+    status, _, problem = alice.json("GET", "/v1/operations?state=bogus")
+    assert status == 422
+    some_1002 = page["data"][0]["id"]
+    assert victor.json("GET", f"/v1/operations/{some_1002}")[0] == 404
+
+
+def test_vps_actions_come_from_hostinger(stack, people):
+    alice = people["alice"]
+    alice.json("POST", "/v1/vps/1003/restart", key=new_key())
+    status, _, actions = alice.json("GET", "/v1/vps/1003/actions")
+    assert status == 200 and actions["data"][0]["name"] == "ct_restart"
