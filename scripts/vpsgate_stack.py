@@ -158,6 +158,8 @@ class Postgres:
         exists = self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{owner}'")
         if not exists:
             self.psql(f"CREATE ROLE {owner} LOGIN CREATEROLE")
+        else:
+            self.psql(f"ALTER ROLE {owner} CREATEROLE")  # clusters made before the app role existed
         if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):
             self.psql(f"CREATE DATABASE {name} OWNER {owner}")
 
