@@ -4,6 +4,8 @@ import VpsgateCore
 struct SimState {
     var vms: [Int: VirtualMachine] = [:]
     var actions: [Int: Action] = [:]
+    /// Actions not yet settled: the only ones time can change.
+    var unsettled: Set<Int> = []
     /// Action ids per VM, oldest first.
     var actionsByVM: [Int: [Int]] = [:]
     var nextActionID = 8_000_001

@@ -114,6 +114,7 @@ struct Context {
         let action = Action(id: id, vmID: vm.id, name: name, createdAt: now, completesAt: now + delay,
                             outcome: (actionError || forceError) ? "error" : "success", effect: effect)
         state.actions[id] = action
+        state.unsettled.insert(id)
         state.actionsByVM[vm.id, default: []].append(id)
         var updated = vm
         if updated.pendingActions == 0 { updated.stateBeforeAction = updated.state }
@@ -124,6 +125,7 @@ struct Context {
         if delay == 0 {
             // Settle at once so a zero delay behaves like an instant action.
             state.actions[id]!.settled = true
+            state.unsettled.remove(id)
             var settled = state.vms[vm.id]!
             settled.pendingActions -= 1
             if action.outcome == "success" {

@@ -110,7 +110,9 @@ public final class Simulator: Sendable {
 
     /// Settles every action whose time has come.
     private func advance(_ state: inout SimState, now: Int64) {
-        for (id, action) in state.actions where !action.settled && now >= action.completesAt {
+        for id in state.unsettled {
+            guard let action = state.actions[id], now >= action.completesAt else { continue }
+            state.unsettled.remove(id)
             state.actions[id]!.settled = true
             guard var vm = state.vms[action.vmID] else { continue }
             vm.pendingActions -= 1
