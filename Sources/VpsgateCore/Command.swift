@@ -1,7 +1,7 @@
 /// One explicit command of vpsgate's API, as data: the pipeline is generic over these.
 ///
 /// Adding a command means adding one value to `Command.catalogue`; routing, authorization,
-/// validation, idempotency, audit and retries all read it.
+/// validation, redaction, idempotency, audit, retries and the OpenAPI document all read it.
 public struct Command: Sendable {
     /// The stable name in operations and audit rows: `vps.stop`.
     public var name: String
@@ -9,27 +9,37 @@ public struct Command: Sendable {
     /// Path segments after `/v1/vps/{id}`; `{name}` segments are positive integers.
     public var pathSuffix: [String]
     public var permission: Permission
-    /// Requires `"confirm": <VPS id>` in the body.
-    public var destructive: Bool
-    /// Body fields whose values never reach logs, audit rows or stored responses.
-    public var secretFields: Set<String>
-    /// Checks the body and path parameters; returns field errors or the Hostinger request.
-    public var prepare: @Sendable (_ vps: Int, _ parameters: [String: Int], _ body: JSONValue?) -> Result<HostingerRequest, FieldErrors>
+    /// The body's fields; an empty list means the command takes no body.
+    public var fields: [BodyField]
+    public var summary: String
+    /// The Hostinger call, from the VPS id, the path parameters and the validated body.
+    public var hostinger: @Sendable (_ vps: Int, _ parameters: [String: Int], _ body: CommandBody) -> HostingerRequest
 
     public init(
-        name: String, method: String, pathSuffix: [String], permission: Permission, destructive: Bool = false,
-        secretFields: Set<String> = [], prepare: @escaping @Sendable (Int, [String: Int], JSONValue?) -> Result<HostingerRequest, FieldErrors>
+        _ name: String, _ method: String, _ pathSuffix: [String], _ permission: Permission, fields: [BodyField] = [],
+        summary: String, hostinger: @escaping @Sendable (Int, [String: Int], CommandBody) -> HostingerRequest
     ) {
         self.name = name
         self.method = method
         self.pathSuffix = pathSuffix
         self.permission = permission
-        self.destructive = destructive
-        self.secretFields = secretFields
-        self.prepare = prepare
+        self.fields = fields
+        self.summary = summary
+        self.hostinger = hostinger
     }
 
-    /// The path template, for documentation: `/v1/vps/{id}/stop`.
+    /// Requires `"confirm": <VPS id>` (the `vps:destroy` commands).
+    public var destructive: Bool { fields.contains { $0.kind == .confirmation } }
+
+    /// Body fields whose values never reach logs, audit rows or stored answers.
+    public var secretFields: Set<String> { Set(fields.filter(\.secret).map(\.name)) }
+
+    /// Checks the body and builds the Hostinger request, or says what is wrong, field by field.
+    public func prepare(vps: Int, parameters: [String: Int], body: JSONValue?) -> Result<HostingerRequest, FieldErrors> {
+        CommandBody.validate(body, fields: fields, vps: vps).map { hostinger(vps, parameters, $0) }
+    }
+
+    /// The path template: `/v1/vps/{id}/stop`.
     public var pathTemplate: String { (["/v1/vps/{id}"] + pathSuffix).joined(separator: "/") }
 }
 
@@ -55,27 +65,6 @@ public struct FieldErrors: Error, Sendable, Equatable {
 }
 
 extension Command {
-    /// A command with no body: any body other than empty or `{}` is refused.
-    static func bodiless(_ name: String, _ method: String, _ suffix: [String], _ permission: Permission,
-                         _ request: @escaping @Sendable (Int, [String: Int]) -> HostingerRequest) -> Command {
-        Command(name: name, method: method, pathSuffix: suffix, permission: permission) { vps, parameters, body in
-            var errors = FieldErrors()
-            if let members = body?.objectValue {
-                for member in members { errors.add(member.key, "unknown field") }
-            } else if let body, !body.isNull {
-                errors.add("body", "must be a JSON object")
-            }
-            return errors.isEmpty ? .success(request(vps, parameters)) : .failure(errors)
-        }
-    }
-
-    /// Every command vpsgate offers.
-    public static let catalogue: [Command] = [
-        .bodiless("vps.start", "POST", ["start"], .power) { vps, _ in .start(vm: vps) },
-        .bodiless("vps.stop", "POST", ["stop"], .power) { vps, _ in .stop(vm: vps) },
-        .bodiless("vps.restart", "POST", ["restart"], .power) { vps, _ in .restart(vm: vps) },
-    ]
-
     /// The command for `method` and the segments after `/v1/vps/{id}`, with its integer path parameters.
     public static func match(method: String, suffix: [Substring]) -> (Command, [String: Int])? {
         for command in catalogue where command.method == method && command.pathSuffix.count == suffix.count {

@@ -40,7 +40,7 @@ extension Responder {
         }
         audit.requestParameters = body.map { Redaction.redact($0, secrets: command.secretFields) }
         let hostingerRequest: HostingerRequest
-        switch command.prepare(vps, parameters, body) {
+        switch command.prepare(vps: vps, parameters: parameters, body: body) {
         case .success(let prepared): hostingerRequest = prepared
         case .failure(let errors):
             let code: Problem.Code = errors.fields.contains { $0.field == "confirm" } ? .confirmationRequired : .validationFailed

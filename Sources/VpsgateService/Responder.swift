@@ -48,6 +48,8 @@ public struct Responder: FastCGIResponder {
             return json(200, Array(#"{"status":"ok"}"#.utf8))
         case ("GET", "/readyz"), ("HEAD", "/readyz"):
             return readiness(requestContext)
+        case ("GET", "/openapi.json"):
+            return json(200, context.openAPIDocument)
         case ("GET", "/__debug/sleep") where context.configuration.debugRoutes:
             let milliseconds = min(max(requestContext.queryValue("ms").flatMap { Int($0) } ?? 1000, 0), 60_000)
             requestContext.logger.info("debug sleep", metadata: ["ms": "\(milliseconds)"])

@@ -13,6 +13,8 @@ public struct ServiceContext: Sendable {
     public var hostinger: HostingerSettings
     /// One breaker for the instance: every thread sees Hostinger fail or recover.
     public var circuit: HostingerCircuit
+    /// vpsgate's OpenAPI document, served at `/openapi.json`.
+    public let openAPIDocument: [UInt8] = OpenAPIDocument.generate().serialized()
 
     public init(configuration: Configuration, migrations: [Migration], logger: Logger, instance: String,
                 hostinger: HostingerSettings, circuit: HostingerCircuit) {

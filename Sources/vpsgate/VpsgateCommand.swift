@@ -17,7 +17,7 @@ struct VpsgateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vpsgate",
         abstract: "The control plane for Hostinger VPS mutations.",
-        subcommands: [Serve.self, Migrate.self, Token.self, Grant.self]
+        subcommands: [Serve.self, Migrate.self, Token.self, Grant.self, OpenAPI.self]
     )
 }
 
@@ -272,5 +272,13 @@ struct Grant: ParsableCommand {
         func run() throws {
             printTable(["ID", "PRINCIPAL", "VPS", "ROLE", "EXPIRES", "STATUS"], try adminSession(nil).listGrants())
         }
+    }
+}
+
+struct OpenAPI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "openapi", abstract: "Print vpsgate's OpenAPI document (as served at /openapi.json).")
+    func run() throws {
+        print(OpenAPIDocument.generate().text())
     }
 }

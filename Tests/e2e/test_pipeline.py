@@ -12,6 +12,8 @@ import uuid
 
 import pytest
 
+import openapi_check
+
 VM_PATH = "/api/vps/v1/virtual-machines"
 
 
@@ -36,6 +38,8 @@ class Client:
                 status, head, raw = response.status, dict(response.headers), response.read()
         except urllib.error.HTTPError as error:
             status, head, raw = error.code, dict(error.headers), error.read()
+        # Every answer must conform to vpsgate's OpenAPI document.
+        openapi_check.VPSGATE.validate(method, path, status, head.get("Content-Type", ""), json.loads(raw) if raw else None)
         return status, head, raw
 
     def json(self, *args, **kwargs):

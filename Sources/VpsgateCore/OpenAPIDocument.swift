@@ -1,0 +1,233 @@
+/// vpsgate's own OpenAPI 3.1 document, generated from the command catalogue and the reads,
+/// so that it lists exactly the routes vpsgate serves. `docs/openapi.json` is this output.
+public enum OpenAPIDocument {
+    /// A read route: method, path template, permission (nil: none), summary, 200 schema.
+    public struct Read: Sendable {
+        public var method: String
+        public var path: String
+        public var summary: String
+        public var schema: String
+        public var query: [(name: String, type: String, summary: String)]
+    }
+
+    public static let reads: [Read] = [
+        Read(method: "GET", path: "/v1/vps", summary: "VPS from Hostinger, filtered to the caller's grants (vps:read).",
+             schema: "VirtualMachineList", query: []),
+        Read(method: "GET", path: "/v1/vps/{id}", summary: "One VPS from Hostinger (vps:read).", schema: "VirtualMachine", query: []),
+        Read(method: "GET", path: "/v1/vps/{id}/actions", summary: "Hostinger's action list for the VPS (vps:read).",
+             schema: "ActionPage", query: [("page", "integer", "Page number, from 1.")]),
+        Read(method: "GET", path: "/v1/operations", summary: "Operations the caller may see, newest first.", schema: "OperationPage",
+             query: [("vps", "integer", "Only this VPS."), ("state", "string", "Only this state."),
+                     ("limit", "integer", "1 to 200, default 50."), ("before", "string", "Continue after this operation id.")]),
+        Read(method: "GET", path: "/v1/operations/{operationId}", summary: "One operation, refreshed from Hostinger while it is not terminal.",
+             schema: "Operation", query: []),
+        Read(method: "GET", path: "/healthz", summary: "Liveness.", schema: "Health", query: []),
+        Read(method: "GET", path: "/readyz", summary: "Readiness: database reachable and schema current.", schema: "Health", query: []),
+        Read(method: "GET", path: "/openapi.json", summary: "This document.", schema: "Document", query: []),
+    ]
+
+    /// Every (method, path template) the document describes.
+    public static var routes: [(method: String, path: String)] {
+        Command.catalogue.map { ($0.method, $0.pathTemplate) } + reads.map { ($0.method, $0.path) }
+    }
+
+    public static func generate() -> JSONValue {
+        var paths: [(key: String, value: JSONValue)] = []
+        func add(_ path: String, _ method: String, _ operation: JSONValue) {
+            if let index = paths.firstIndex(where: { $0.key == path }), case .object(var methods) = paths[index].value {
+                methods.append((method.lowercased(), operation))
+                paths[index].value = .object(methods)
+            } else {
+                paths.append((path, .object([(method.lowercased(), operation)])))
+            }
+        }
+        for command in Command.catalogue { add(command.pathTemplate, command.method, operation(for: command)) }
+        for read in reads { add(read.path, read.method, operation(for: read)) }
+        return .object([
+            ("openapi", .string("3.1.0")),
+            ("info", .object([
+                ("title", .string("vpsgate")), ("version", .string("1.0.0")),
+                ("description", .string("The control plane for Hostinger VPS mutations: explicit, authorized, idempotent commands with an audit trail. Problem types are urn:vpsgate:problem:<code>; see the README.")),
+            ])),
+            ("security", .array([.object([("bearer", .array([]))])])),
+            ("paths", .object(paths)),
+            ("components", components()),
+        ])
+    }
+
+    // MARK: - Operations
+
+    private static func operation(for command: Command) -> JSONValue {
+        var parameters: [JSONValue] = [pathParameter("id", "The VPS id.")]
+        for segment in command.pathSuffix where segment.hasPrefix("{") {
+            parameters.append(pathParameter(String(segment.dropFirst().dropLast()), "A Hostinger id."))
+        }
+        parameters.append(.object([
+            ("name", .string("Idempotency-Key")), ("in", .string("header")), ("required", .bool(false)),
+            ("description", .string("Required unless validate_only=true: 8 to 255 visible ASCII characters, bare or as a structured-field string.")),
+            ("schema", .object([("type", .string("string")), ("minLength", .number("8")), ("maxLength", .number("257"))])),
+        ]))
+        parameters.append(.object([
+            ("name", .string("validate_only")), ("in", .string("query")), ("required", .bool(false)),
+            ("description", .string("true: check everything, call nothing, answer 200 with what would be sent.")),
+            ("schema", .object([("type", .string("string")), ("enum", .array([.string("true"), .string("false")]))])),
+        ]))
+        var members: [(key: String, value: JSONValue)] = [
+            ("operationId", .string(command.name.replacingDots())),
+            ("summary", .string(command.summary)),
+            ("description", .string("Permission: \(command.permission.rawValue).\(command.destructive ? " Destructive: the body must repeat the VPS id as confirm." : "")")),
+            ("parameters", .array(parameters)),
+        ]
+        if !command.fields.isEmpty {
+            members.append(("requestBody", .object([
+                ("required", .bool(command.fields.contains(where: \.required))),
+                ("content", .object([("application/json", .object([("schema", bodySchema(command.fields))]))])),
+            ])))
+        }
+        members.append(("responses", .object([
+            ("200", response("What would be sent (validate_only=true).", "ValidateOnly")),
+            ("202", .object([
+                ("description", .string("Accepted: the operation, also at Location.")),
+                ("headers", .object([("Location", .object([("schema", .object([("type", .string("string"))]))]))])),
+                ("content", .object([("application/json", .object([("schema", reference("Operation"))]))])),
+            ])),
+        ] + ["400", "401", "403", "404", "409", "413", "422", "429", "500", "502", "503"].map { ($0, reference("Problem", in: "responses")) })))
+        return .object(members)
+    }
+
+    private static func operation(for read: Read) -> JSONValue {
+        var parameters: [JSONValue] = []
+        if read.path.contains("{id}") { parameters.append(pathParameter("id", "The VPS id.")) }
+        if read.path.contains("{operationId}") {
+            parameters.append(.object([
+                ("name", .string("operationId")), ("in", .string("path")), ("required", .bool(true)),
+                ("schema", .object([("type", .string("string")), ("format", .string("uuid"))])),
+            ]))
+        }
+        for item in read.query {
+            parameters.append(.object([
+                ("name", .string(item.name)), ("in", .string("query")), ("required", .bool(false)),
+                ("description", .string(item.summary)), ("schema", .object([("type", .string("string"))])),
+            ]))
+        }
+        let open = read.path == "/healthz" || read.path == "/readyz" || read.path == "/openapi.json"
+        var members: [(key: String, value: JSONValue)] = [
+            ("operationId", .string(read.path == "/openapi.json" ? "openapi" : "get" + read.path.operationName())),
+            ("summary", .string(read.summary)),
+            ("parameters", .array(parameters)),
+            ("responses", .object([("200", response("OK", read.schema))]
+                + ["400", "401", "403", "404", "405", "422", "500", "502", "503"].map { ($0, reference("Problem", in: "responses")) })),
+        ]
+        if open { members.append(("security", .array([]))) }
+        return .object(members)
+    }
+
+    private static func pathParameter(_ name: String, _ summary: String) -> JSONValue {
+        .object([
+            ("name", .string(name)), ("in", .string("path")), ("required", .bool(true)), ("description", .string(summary)),
+            ("schema", .object([("type", .string("integer")), ("minimum", .number("1"))])),
+        ])
+    }
+
+    private static func bodySchema(_ fields: [BodyField]) -> JSONValue {
+        func schema(_ field: BodyField) -> JSONValue {
+            var members: [(key: String, value: JSONValue)] = [("description", .string(field.summary))]
+            switch field.kind {
+            case .fqdn: members += [("type", .string("string")), ("maxLength", .number("253"))]
+            case .ipAddress: members += [("type", .string("string")), ("anyOf", .array([.object([("format", .string("ipv4"))]), .object([("format", .string("ipv6"))])]))]
+            case .password: members += [("type", .string("string")), ("minLength", .number("12")), ("format", .string("password")), ("writeOnly", .bool(true))]
+            case .positiveInteger, .confirmation: members += [("type", .string("integer")), ("minimum", .number("1"))]
+            case .positiveIntegers:
+                members += [("type", .string("array")), ("minItems", .number("1")), ("maxItems", .number("100")), ("uniqueItems", .bool(true)),
+                            ("items", .object([("type", .string("integer")), ("minimum", .number("1"))]))]
+            }
+            return .object(members)
+        }
+        return .object([
+            ("type", .string("object")),
+            ("additionalProperties", .bool(false)),
+            ("required", .array(fields.filter(\.required).map { .string($0.name) })),
+            ("properties", .object(fields.map { ($0.name, schema($0)) })),
+        ])
+    }
+
+    private static func response(_ description: String, _ schema: String) -> JSONValue {
+        .object([
+            ("description", .string(description)),
+            ("content", .object([("application/json", .object([("schema", reference(schema))]))])),
+        ])
+    }
+
+    private static func reference(_ name: String, in section: String = "schemas") -> JSONValue {
+        .object([("$ref", .string("#/components/\(section)/\(name)"))])
+    }
+
+    // MARK: - Components
+
+    private static func components() -> JSONValue {
+        func object(_ properties: [(String, JSONValue)], required: [String] = []) -> JSONValue {
+            .object([("type", .string("object")), ("required", .array(required.map { .string($0) })),
+                     ("properties", .object(properties.map { ($0.0, $0.1) }))])
+        }
+        func type(_ name: String, nullable: Bool = false) -> JSONValue {
+            nullable ? .object([("type", .array([.string(name), .string("null")]))]) : .object([("type", .string(name))])
+        }
+        let states = JSONValue.array(OperationState.allCases.map { .string($0.rawValue) })
+        return .object([
+            ("securitySchemes", .object([("bearer", .object([("type", .string("http")), ("scheme", .string("bearer"))]))])),
+            ("responses", .object([("Problem", .object([
+                ("description", .string("An RFC 9457 problem.")),
+                ("content", .object([("application/problem+json", .object([("schema", reference("Problem"))]))])),
+            ]))])),
+            ("schemas", .object([
+                ("Problem", object([
+                    ("type", .object([("type", .string("string")), ("pattern", .string("^urn:vpsgate:problem:[a-z-]+$"))])),
+                    ("title", type("string")), ("status", type("integer")), ("detail", type("string")), ("instance", type("string")),
+                    ("correlation_id", type("string")),
+                    ("errors", .object([("type", .string("object")), ("additionalProperties", .object([("type", .string("array")), ("items", type("string"))]))])),
+                    ("upstream", object([("message", type("string", nullable: true)), ("correlation_id", type("string", nullable: true))])),
+                    ("operation_id", type("string")), ("operation", type("string")),
+                ], required: ["type", "title", "status", "correlation_id"])),
+                ("Operation", object([
+                    ("id", .object([("type", .string("string")), ("format", .string("uuid"))])),
+                    ("vps_id", type("integer")), ("command", type("string")),
+                    ("state", .object([("type", .string("string")), ("enum", states)])),
+                    ("hostinger_action", .object([("oneOf", .array([.object([("type", .string("null"))]), object([
+                        ("id", type("integer")), ("name", type("string", nullable: true)), ("state", type("string", nullable: true)),
+                    ], required: ["id", "name", "state"])]))])),
+                    ("error", .object([("type", .array([.string("object"), .string("null")]))])),
+                    ("requested_by", type("string")), ("correlation_id", type("string")), ("idempotency_key", type("string")),
+                    ("created_at", .object([("type", .string("string")), ("format", .string("date-time"))])),
+                    ("updated_at", .object([("type", .string("string")), ("format", .string("date-time"))])),
+                    ("completed_at", .object([("type", .array([.string("string"), .string("null")])), ("format", .string("date-time"))])),
+                ], required: ["id", "vps_id", "command", "state", "hostinger_action", "error", "requested_by", "correlation_id",
+                              "idempotency_key", "created_at", "updated_at", "completed_at"])),
+                ("OperationPage", object([("data", .object([("type", .string("array")), ("items", reference("Operation"))])),
+                                          ("next_before", type("string", nullable: true))], required: ["data", "next_before"])),
+                ("ValidateOnly", object([
+                    ("validate_only", .object([("const", .bool(true))])), ("command", type("string")), ("vps_id", type("integer")),
+                    ("hostinger", object([("method", type("string")), ("path", type("string")),
+                                          ("body", .object([("type", .array([.string("object"), .string("null")]))]))],
+                                         required: ["method", "path", "body"])),
+                ], required: ["validate_only", "command", "vps_id", "hostinger"])),
+                ("VirtualMachine", .object([("type", .string("object")), ("description", .string("Hostinger's VirtualMachine, as Hostinger returns it.")),
+                                            ("required", .array([.string("id"), .string("state")]))])),
+                ("VirtualMachineList", .object([("type", .string("array")), ("items", reference("VirtualMachine"))])),
+                ("ActionPage", object([("data", .object([("type", .string("array")), ("items", .object([("type", .string("object"))]))])),
+                                       ("meta", .object([("type", .string("object"))]))], required: ["data", "meta"])),
+                ("Health", object([("status", .object([("type", .string("string")), ("enum", .array([.string("ok"), .string("ready")]))]))],
+                                  required: ["status"])),
+                ("Document", .object([("type", .string("object")), ("required", .array([.string("openapi"), .string("paths")]))])),
+            ])),
+        ])
+    }
+}
+
+extension String {
+    fileprivate func replacingDots() -> String { String(map { $0 == "." ? "_" : $0 }) }
+
+    /// `/v1/vps/{id}/actions` ⇒ `_vps_id_actions`; `/healthz` ⇒ `_healthz`.
+    fileprivate func operationName() -> String {
+        split(separator: "/").filter { $0 != "v1" }.map { $0.filter { $0 != "{" && $0 != "}" } }.map { "_" + $0 }.joined()
+    }
+}

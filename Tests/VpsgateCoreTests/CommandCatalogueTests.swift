@@ -1,0 +1,96 @@
+import Testing
+import VpsgateCore
+
+@Suite struct CommandCatalogueTests {
+    @Test func theCatalogueIsSpecSectionThree() {
+        #expect(Command.catalogue.count == 23)
+        #expect(Set(Command.catalogue.map(\.name)).count == 23)
+        #expect(Set(Command.catalogue.map { "\($0.method) \($0.pathTemplate)" }).count == 23)
+        let destructive = Command.catalogue.filter(\.destructive).map(\.name).sorted()
+        #expect(destructive == ["vps.backup.restore", "vps.recreate", "vps.snapshot.restore"])
+        #expect(Command.catalogue.filter { $0.permission == .destroy }.map(\.name).sorted() == destructive)
+        let secrets = Command.catalogue.filter { !$0.secretFields.isEmpty }.map(\.name).sorted()
+        #expect(secrets == ["vps.panel_password.set", "vps.recovery.start", "vps.recreate", "vps.root_password.set"])
+    }
+
+    @Test func everyCommandIsRoutedToItselfAndNothingElse() {
+        for command in Command.catalogue {
+            let suffix: [Substring] = command.pathSuffix.map { Substring($0.hasPrefix("{") ? "77" : $0) }
+            let matched = Command.match(method: command.method, suffix: suffix)
+            #expect(matched?.0.name == command.name)
+            let parameters: [String: Int] = matched?.1 ?? [:]
+            #expect(parameters.values.allSatisfy { $0 == 77 })
+        }
+        #expect(Command.match(method: "POST", suffix: ["reboot"]) == nil)
+        #expect(Command.match(method: "PATCH", suffix: ["hostname"]) == nil)
+        #expect(Command.match(method: "POST", suffix: ["ptr", "0"]) == nil)
+        #expect(Command.match(method: "POST", suffix: ["ptr", "012"]) == nil)
+        #expect(Command.match(method: "POST", suffix: ["ptr", "-1"]) == nil)
+    }
+
+    func command(_ name: String) -> Command { Command.catalogue.first { $0.name == name }! }
+
+    @Test func validBodiesBecomeTheHostingerRequest() throws {
+        let recreate = try command("vps.recreate").prepare(vps: 1003, parameters: [:], body: JSONValue.parse(
+            #"{"template_id": 1130, "password": "Correct7Horse-Battery", "confirm": 1003}"#)).get()
+        #expect(recreate.path == "/api/vps/v1/virtual-machines/1003/recreate")
+        #expect(recreate.body == .object([("template_id", .number("1130")), ("password", .string("Correct7Horse-Battery"))]))
+        #expect(!recreate.repeatSafe)
+        let ptr = try command("vps.ptr.create").prepare(vps: 1001, parameters: ["ipAddressId": 2001], body: JSONValue.parse(#"{"domain":"a.example.com"}"#)).get()
+        #expect(ptr.path == "/api/vps/v1/virtual-machines/1001/ptr/2001" && ptr.repeatSafe)
+        let firewall = try command("vps.firewall.sync").prepare(vps: 1001, parameters: ["firewallId": 4001], body: nil).get()
+        #expect(firewall.path == "/api/vps/v1/firewall/4001/sync/1001")
+    }
+
+    @Test(arguments: [
+        ("vps.hostname.set", #"{"hostname": "x"}"#, "hostname"),
+        ("vps.nameservers.set", #"{"ns1": "1.1.1.1", "ns2": null, "ns9": "1.1.1.1"}"#, "ns9"),
+        ("vps.public_keys.attach", #"{"ids": [1, 1]}"#, "ids"),
+        ("vps.recreate", #"{"template_id": 1130, "confirm": 1004}"#, "confirm"),
+        ("vps.recreate", #"{"template_id": 1130}"#, "confirm"),
+        ("vps.snapshot.restore", #"{"confirm": "1003"}"#, "confirm"),
+        ("vps.start", #"{"force": true}"#, "force"),
+        ("vps.start", #"[1]"#, "body"),
+    ])
+    func invalidBodiesNameTheField(_ name: String, _ body: String, _ field: String) throws {
+        let result = command(name).prepare(vps: 1003, parameters: [:], body: try JSONValue.parse(body))
+        guard case .failure(let errors) = result else {
+            Issue.record("\(name) accepted \(body)")
+            return
+        }
+        #expect(errors.fields.map(\.field).contains(field))
+    }
+
+    @Test func secretsAreRedactedAtAnyDepth() throws {
+        let body = try JSONValue.parse(#"{"password": "p", "nested": [{"root_password": "q"}], "hostname": "h"}"#)
+        let redacted = Redaction.redact(body, secrets: ["password", "root_password"])
+        #expect(redacted.text() == #"{"password":"[REDACTED]","nested":[{"root_password":"[REDACTED]"}],"hostname":"h"}"#)
+    }
+
+    @Test func fingerprintsIgnoreKeyOrderAndWhitespaceButNotValues() throws {
+        let a = IdempotencyKey.fingerprint(method: "PUT", path: "/v1/vps/1/hostname", body: try JSONValue.parse(#"{"a":1,"b":"x"}"#))
+        let b = IdempotencyKey.fingerprint(method: "PUT", path: "/v1/vps/1/hostname", body: try JSONValue.parse(#"{ "b" : "x", "a" : 1 }"#))
+        let c = IdempotencyKey.fingerprint(method: "PUT", path: "/v1/vps/1/hostname", body: try JSONValue.parse(#"{"a":1,"b":"y"}"#))
+        let d = IdempotencyKey.fingerprint(method: "POST", path: "/v1/vps/1/hostname", body: try JSONValue.parse(#"{"a":1,"b":"x"}"#))
+        #expect(a == b && a != c && a != d)
+    }
+
+    @Test func idempotencyKeysAreCheckedAsTheSpecSays() {
+        #expect(IdempotencyKey.parse(nil) == .failure(.missing))
+        #expect(IdempotencyKey.parse("12345678") == .success("12345678"))
+        #expect(IdempotencyKey.parse("\"quoted-key-1\"") == .success("quoted-key-1"))
+        #expect(IdempotencyKey.parse("1234567") == .failure(.invalid))
+        #expect(IdempotencyKey.parse(String(repeating: "k", count: 256)) == .failure(.invalid))
+        #expect(IdempotencyKey.parse("has a space") == .failure(.invalid))
+    }
+
+    @Test func theDocumentListsExactlyTheCatalogueAndTheReads() {
+        let document = OpenAPIDocument.generate()
+        var listed: [String] = []
+        for (path, item) in document["paths"]?.objectValue ?? [] {
+            for (method, _) in item.objectValue ?? [] { listed.append("\(method.uppercased()) \(path)") }
+        }
+        let expected = Command.catalogue.map { "\($0.method) \($0.pathTemplate)" } + OpenAPIDocument.reads.map { "\($0.method) \($0.path)" }
+        #expect(listed.sorted() == expected.sorted())
+    }
+}
