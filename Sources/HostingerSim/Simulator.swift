@@ -132,7 +132,10 @@ public final class Simulator: Sendable {
         let body = (try? JSONValue.parse(request.body.isEmpty ? Array("{}".utf8) : request.body)) ?? .null
         switch (request.method, request.path) {
         case ("POST", "/__sim/reset"):
+            // Action ids keep counting: Hostinger never reuses one, and vpsgate relies on that.
+            let nextActionID = state.nextActionID
             state = SimState.fixtures(now: now, actionDelayMilliseconds: defaultActionDelay)
+            state.nextActionID = nextActionID
             return .json(200, .object([("reset", .bool(true))]))
         case ("POST", "/__sim/faults"):
             guard let pattern = body["path"]?.stringValue, (try? Regex(pattern)) != nil else {

@@ -51,6 +51,19 @@ public struct Configuration: Sendable, Equatable {
     public var breakerFailures: Int
     public var breakerCoolDownMilliseconds: Int
 
+    /// The reconciler: `VPSGATE_RECONCILER` (1; 0 turns it off in this instance),
+    /// `VPSGATE_RECONCILE_INTERVAL_MS` (500) between looks for work,
+    /// `VPSGATE_RECONCILE_GRACE_MS` (the Hostinger deadline + 5 s) before an `accepted`
+    /// operation is presumed orphaned by its instance, `VPSGATE_SETTLE_WINDOW_MS` (30000)
+    /// after dispatch before an action that is absent from Hostinger's list counts as never
+    /// applied, `VPSGATE_DRIFT_SCAN_INTERVAL_MS` (15000) between scans for actions no
+    /// operation caused.
+    public var reconcilerEnabled: Bool
+    public var reconcileIntervalMilliseconds: Int
+    public var reconcileGraceMilliseconds: Int
+    public var settleWindowMilliseconds: Int
+    public var driftScanIntervalMilliseconds: Int
+
     /// Where the Hostinger token comes from; never printed.
     public enum TokenSource: Sendable, Equatable {
         case inline(Secret)
@@ -122,6 +135,20 @@ public struct Configuration: Sendable, Equatable {
         hostingerDeadlineMilliseconds = try integer("HOSTINGER_DEADLINE_MS", default: 20_000, in: 100...300_000)
         breakerFailures = try integer("HOSTINGER_BREAKER_FAILURES", default: 5, in: 1...1000)
         breakerCoolDownMilliseconds = try integer("HOSTINGER_BREAKER_COOLDOWN_MS", default: 10_000, in: 100...3_600_000)
+        switch value("VPSGATE_RECONCILER") {
+        case nil, "1", "true": reconcilerEnabled = true
+        case "0", "false": reconcilerEnabled = false
+        case let other?: throw ConfigurationError("VPSGATE_RECONCILER", other, "expected 1 or 0")
+        }
+        reconcileIntervalMilliseconds = try integer("VPSGATE_RECONCILE_INTERVAL_MS", default: 500, in: 50...60_000)
+        reconcileGraceMilliseconds = try integer("VPSGATE_RECONCILE_GRACE_MS", default: hostingerDeadlineMilliseconds + 5000,
+                                                 in: 1000...3_600_000)
+        guard reconcileGraceMilliseconds > hostingerDeadlineMilliseconds else {
+            throw ConfigurationError("VPSGATE_RECONCILE_GRACE_MS", String(reconcileGraceMilliseconds),
+                                     "must exceed HOSTINGER_DEADLINE_MS (\(hostingerDeadlineMilliseconds)): an instance may still be calling Hostinger until then")
+        }
+        settleWindowMilliseconds = try integer("VPSGATE_SETTLE_WINDOW_MS", default: 30_000, in: 1000...3_600_000)
+        driftScanIntervalMilliseconds = try integer("VPSGATE_DRIFT_SCAN_INTERVAL_MS", default: 15_000, in: 1000...3_600_000)
 
         let level = value("VPSGATE_LOG_LEVEL")?.lowercased() ?? "info"
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {

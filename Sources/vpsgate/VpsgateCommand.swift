@@ -113,13 +113,17 @@ struct Serve: ParsableCommand {
             ),
             logger: serviceLogger
         )
+        let reconciler = Reconciler(context: context)
         let report: FastCGIServer.ShutdownReport
         do {
-            report = try server.serve { Responder(context: context) }
+            report = try server.serve(makeResponder: { Responder(context: context) }, onReady: {
+                if configuration.reconcilerEnabled { reconciler.start() }
+            })
         } catch {
             serviceLogger.critical("cannot serve", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
+        if configuration.reconcilerEnabled { reconciler.stop() }
         if report.abandonedRequests > 0 { throw ExitCode(1) }
     }
 

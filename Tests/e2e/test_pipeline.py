@@ -176,7 +176,9 @@ def test_start_is_accepted_sent_once_with_the_correlation_id_and_succeeds(stack,
     rows = sql(stack, f"""SELECT kind, outcome, extract(epoch FROM occurred_at)
                           FROM audit_events WHERE operation_id = '{operation['id']}' ORDER BY id""").splitlines()
     kinds = [row.split("|")[:2] for row in rows]
-    assert kinds == [["received", "received"], ["final", "accepted"], ["completion", "succeeded"]]
+    # The completion is recorded by whoever sees it first: a status read or the reconciler.
+    assert kinds[:2] == [["received", "received"], ["final", "accepted"]]
+    assert kinds[2:] in ([["completion", "succeeded"]], [["reconciler", "succeeded"]])
     received_at = float(rows[0].split("|")[2])
     sim_at = time.mktime(time.strptime(starts[0]["at"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone + float("0." + starts[0]["at"][20:26])
     assert received_at <= sim_at, "the received row must be committed before Hostinger is called"

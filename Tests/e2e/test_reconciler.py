@@ -1,0 +1,242 @@
+"""The reconciler, end to end with two instances: operations follow Hostinger's actions with
+nobody polling, lost answers and killed instances are settled from Hostinger's action list
+without ever repeating a mutation, drift is recorded."""
+
+import json
+import random
+import signal
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import make_stack
+from test_pipeline import Client, sim_requests, sql
+
+VM = "/api/vps/v1/virtual-machines"
+RECREATE = {"template_id": 1130, "confirm": None}
+
+
+@pytest.fixture(scope="module")
+def stack():
+    root = Path(tempfile.mkdtemp(prefix="vpsgate-e2e-rec-"))
+    root.chmod(0o755)
+    # Short deadlines and windows so that settling takes seconds, not minutes.
+    stack = make_stack(root, extra_env={
+        "HOSTINGER_DEADLINE_MS": "4000", "HOSTINGER_ATTEMPT_TIMEOUT_MS": "2000", "VPSGATE_RECONCILE_GRACE_MS": "6000",
+        "VPSGATE_SETTLE_WINDOW_MS": "3000", "VPSGATE_DRIFT_SCAN_INTERVAL_MS": "2000", "VPSGATE_RECONCILE_INTERVAL_MS": "200",
+    })
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(stack):
+    stack.grant("root", "*", "admin")
+    return Client(stack, stack.create_token("root"))
+
+
+@pytest.fixture(autouse=True)
+def fresh(stack):
+    stack.sim("DELETE", "/__sim/faults")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and operations_open(stack):
+        time.sleep(0.2)
+    stack.sim("POST", "/__sim/reset")
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 300})
+    yield
+
+
+def operations_open(stack):
+    return int(sql(stack, "SELECT count(*) FROM operations WHERE state NOT IN ('succeeded', 'failed')"))
+
+
+def operation_row(stack, operation_id):
+    row = sql(stack, f"SELECT row_to_json(o) FROM operations o WHERE id = '{operation_id}'")
+    return json.loads(row)
+
+
+def wait_db(stack, operation_id, states=("succeeded", "failed"), timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = operation_row(stack, operation_id)
+        if row["state"] in states:
+            return row
+        time.sleep(0.1)
+    raise AssertionError(f"operation stayed {row['state']}: {row}")
+
+
+def recreate(vps):
+    return {"template_id": 1130, "confirm": vps}
+
+
+def test_running_operations_finish_with_nobody_polling(stack, admin):
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 3000})
+    status, _, operation = admin.json("POST", "/v1/vps/1002/start", key=str(uuid.uuid4()))
+    assert status == 202 and operation["state"] == "running"
+    assert operation_row(stack, operation["id"])["state"] == "running"
+    row = wait_db(stack, operation["id"], timeout=20)
+    assert row["state"] == "succeeded" and row["hostinger_action_state"] == "success"
+    kinds = sql(stack, f"SELECT kind || ':' || outcome FROM audit_events WHERE operation_id = '{operation['id']}' ORDER BY id").split()
+    assert kinds == ["received:received", "final:accepted", "reconciler:succeeded"]
+
+
+def test_a_lost_answer_whose_mutation_happened_is_adopted(stack, admin):
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1003/recreate$", "status": 503, "apply": True})
+    status, _, operation = admin.json("POST", "/v1/vps/1003/recreate", body=recreate(1003), key=str(uuid.uuid4()))
+    assert status == 202 and operation["state"] == "unknown"
+    row = wait_db(stack, operation["id"], timeout=30)
+    assert row["state"] == "succeeded"
+    actions = stack.sim("GET", f"{VM}/1003/actions")[2]["data"]
+    assert row["hostinger_action_id"] == actions[0]["id"] and actions[0]["name"] == "recreate"
+    assert len(sim_requests(stack, "POST", "/1003/recreate")) == 1
+    outcomes = sql(stack, f"SELECT outcome FROM audit_events WHERE operation_id = '{operation['id']}' AND kind = 'reconciler'").split()
+    assert outcomes == ["adopted"]
+
+
+def test_a_lost_answer_whose_mutation_did_not_happen_fails_not_applied(stack, admin):
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1003/recreate$", "status": 503, "apply": False})
+    status, _, operation = admin.json("POST", "/v1/vps/1003/recreate", body=recreate(1003), key=str(uuid.uuid4()))
+    assert status == 202 and operation["state"] == "unknown"
+    started = time.monotonic()
+    row = wait_db(stack, operation["id"], timeout=30)
+    assert row["state"] == "failed" and row["error"] == {"reason": "not_applied"}
+    assert time.monotonic() - started >= 2, "decided before the settling window"
+    assert len(sim_requests(stack, "POST", "/1003/recreate")) == 1
+    assert stack.sim("GET", f"{VM}/1003")[2]["state"] == "running"
+
+
+def instance_of(stack, correlation_id, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        name = sql(stack, f"SELECT instance FROM audit_events WHERE correlation_id = '{correlation_id}' AND kind = 'received'")
+        if name:
+            return name
+        time.sleep(0.05)
+    raise AssertionError("no received row")
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_the_other_instance_settles_after_a_kill(stack, admin, applied):
+    fault = {"method": "POST", "path": "/1001/recreate$", "delay_ms": 3000, "apply": True} if applied else \
+            {"method": "POST", "path": "/1001/recreate$", "status": 503, "delay_ms": 3000}
+    stack.sim("POST", "/__sim/faults", fault)
+    key, correlation = str(uuid.uuid4()), f"kill-{uuid.uuid4().hex[:10]}"
+    thread = threading.Thread(target=lambda: admin.request("POST", "/v1/vps/1001/recreate", body=recreate(1001), key=key,
+                                                            headers={"X-Request-ID": correlation}), daemon=True)
+    thread.start()
+    name = instance_of(stack, correlation)
+    index = int(name.split("-")[1])
+    stack.processes.pop(name).send_signal(signal.SIGKILL)
+    operation_id = sql(stack, f"SELECT operation_id FROM audit_events WHERE correlation_id = '{correlation}' AND kind = 'received'")
+    assert sql(stack, f"SELECT state FROM operations WHERE id = '{operation_id}'") == "accepted"
+    try:
+        row = wait_db(stack, operation_id, timeout=40)
+        if applied:
+            assert row["state"] == "succeeded" and row["hostinger_action_id"] is not None
+        else:
+            assert row["state"] == "failed" and row["error"] == {"reason": "not_applied"}
+        assert len(sim_requests(stack, "POST", "/1001/recreate")) == 1
+        # The key the dead instance left in flight now answers with the operation.
+        status, headers, body = admin.json("POST", "/v1/vps/1001/recreate", body=recreate(1001), key=key)
+        assert status == 202 and headers["Idempotent-Replayed"] == "true" and body["id"] == operation_id
+        assert len(sim_requests(stack, "POST", "/1001/recreate")) == 1
+    finally:
+        stack.start_instance(index)
+
+
+def test_an_action_that_ends_in_error_fails_the_operation(stack, admin):
+    stack.sim("POST", "/__sim/faults", {"path": "/1001/stop$", "action_error": True})
+    status, _, operation = admin.json("POST", "/v1/vps/1001/stop", key=str(uuid.uuid4()))
+    assert status == 202
+    row = wait_db(stack, operation["id"])
+    assert row["state"] == "failed"
+    assert row["error"]["reason"] == "action_error" and row["error"]["action"]["state"] == "error"
+    status, _, shown = admin.json("GET", f"/v1/operations/{operation['id']}")
+    assert shown["state"] == "failed" and shown["hostinger_action"]["state"] == "error"
+
+
+def test_drift_is_recorded_and_hostinger_wins(stack, admin):
+    # An action vpsgate follows disappears from Hostinger.
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 20000})
+    status, _, operation = admin.json("POST", "/v1/vps/1002/start", key=str(uuid.uuid4()))
+    assert status == 202 and operation["state"] == "running"
+    stack.sim("POST", "/__sim/reset")
+    row = wait_db(stack, operation["id"], timeout=20)
+    assert row["state"] == "failed" and row["error"] == {"reason": "action_unknown"}
+    drift = json.loads(sql(stack, f"SELECT row_to_json(d) FROM drift_events d WHERE operation_id = '{operation['id']}'"))
+    assert drift["kind"] == "action_unknown" and drift["hostinger_action_id"] == operation["hostinger_action"]["id"]
+
+    # An action no operation caused, on a VPS vpsgate works on.
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 0})
+    _, _, outside = stack.sim("POST", f"{VM}/1002/restart")
+    deadline = time.monotonic() + 30
+    found = ""
+    while time.monotonic() < deadline and not found:
+        found = sql(stack, f"SELECT kind FROM drift_events WHERE hostinger_action_id = {outside['id']}")
+        time.sleep(0.3)
+    assert found == "unclaimed_action"
+
+
+def test_nothing_stays_unsettled_after_random_faults(stack, admin):
+    random.seed(7)
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 500})
+    for vps in range(1005, 1021):
+        stack.sim("POST", "/__sim/vms", {"id": vps, "state": "running"})
+    faults = [
+        {"status": 503, "apply": True}, {"status": 503, "apply": False}, {"status": 500, "apply": True},
+        {"status": 429, "retry_after": 1}, {"delay_ms": 2500, "apply": True}, {"status": 502, "delay_ms": 2500},
+        {"action_error": True}, {"status": 504, "apply": True},
+    ]
+    for fault in faults:
+        stack.sim("POST", "/__sim/faults", dict(fault, path=f"/10{random.randint(0, 2)}{random.randint(0, 9)}/", times=4))
+    commands = [("POST", "start", None), ("POST", "stop", None), ("POST", "restart", None), ("POST", "snapshot", None),
+                ("PUT", "hostname", {"hostname": "chaos.example.com"}), ("POST", "recreate", "confirm")]
+    accepted, lock = [], threading.Lock()
+
+    def worker(n):
+        for i in range(n):
+            vps = random.choice(range(1001, 1021))
+            method, verb, body = random.choice(commands)
+            if body == "confirm":
+                body = recreate(vps)
+            status, _, answer = admin.json(method, f"/v1/vps/{vps}/{verb}", body=body, key=str(uuid.uuid4()))
+            assert status in (202, 409, 422, 502, 503), (status, answer)
+            if status == 202:
+                with lock:
+                    accepted.append(answer["id"])
+
+    threads = [threading.Thread(target=worker, args=(25,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    stack.sim("DELETE", "/__sim/faults")
+    stopped = time.monotonic()
+    assert len(accepted) >= 30
+    while operations_open(stack) and time.monotonic() - stopped < 120:
+        time.sleep(0.5)
+    assert operations_open(stack) == 0, sql(stack, "SELECT id, state FROM operations WHERE state NOT IN ('succeeded', 'failed')")
+    # Every operation agrees with Hostinger's action.
+    rows = sql(stack, "SELECT vps_id, hostinger_action_id, state FROM operations WHERE hostinger_action_id IS NOT NULL").splitlines()
+    for line in rows:
+        vps, action_id, state = line.split("|")
+        status, _, action = stack.sim("GET", f"{VM}/{vps}/actions/{action_id}")
+        if status == 200:
+            assert {"success": "succeeded", "error": "failed"}[action["state"]] == state, (line, action)
+    # A mutation that is not repeat-safe reached Hostinger at most once per request; the
+    # others at most three times (the retry bound). The reconciler itself sent none.
+    sent = {}
+    for request in sim_requests(stack):
+        if request["method"] != "GET":
+            key = (request["headers"].get("x-correlation-id"), request["path"])
+            sent[key] = sent.get(key, 0) + 1
+    for (correlation, path), count in sent.items():
+        limit = 1 if path.endswith(("/recreate", "/snapshot")) else 3
+        assert count <= limit, (correlation, path, count)
+    assert all(correlation for correlation, _ in sent)
