@@ -193,4 +193,8 @@ struct LoggedRequest {
     var headers: [(String, String)]
     var body: JSONValue
     var at: Int64
+    /// The status answered (nil while the answer is being computed).
+    var status: Int? = nil
+    /// Whether the request changed anything (a mutation that was performed).
+    var applied = false
 }

@@ -69,27 +69,37 @@ public final class Simulator: Sendable {
                 body: request.body.isEmpty ? .null : ((try? JSONValue.parse(request.body)) ?? .string(String(decoding: request.body, as: UTF8.self))),
                 at: now))
             if state.log.count > SimState.maximumLogEntries { state.log.removeFirst(state.log.count - SimState.maximumLogEntries) }
+            let entry = state.log.count - 1
             advance(&state, now: now)
-
-            guard let index = state.faults.firstIndex(where: { $0.matches(request) }) else {
-                return api(request, state: &state, now: now, actionError: false)
-            }
-            let rule = state.faults[index]
-            if state.faults[index].times > 0 {
-                state.faults[index].times -= 1
-                if state.faults[index].times == 0 { state.faults.remove(at: index) }
-            }
-            guard let status = rule.status else {
-                var response = api(request, state: &state, now: now, actionError: rule.actionError)
-                response.delayMilliseconds = rule.delayMilliseconds
-                return response
-            }
-            if rule.apply { _ = api(request, state: &state, now: now, actionError: rule.actionError) }
-            var response = rule.html ? Self.html(status) : Self.error(status, Self.message(for: status))
-            if let retryAfter = rule.retryAfter { response.headers.append(.init(name: "Retry-After", value: String(retryAfter))) }
-            response.delayMilliseconds = rule.delayMilliseconds
+            let (response, applied) = answer(request, state: &state, now: now)
+            state.log[entry].status = response.status
+            state.log[entry].applied = applied && request.method != "GET"
             return response
         }
+    }
+
+    /// The answer to an API request, faults included, and whether it was processed successfully.
+    private func answer(_ request: SimRequest, state: inout SimState, now: Int64) -> (SimResponse, Bool) {
+        guard let index = state.faults.firstIndex(where: { $0.matches(request) }) else {
+            let response = api(request, state: &state, now: now, actionError: false)
+            return (response, response.status == 200)
+        }
+        let rule = state.faults[index]
+        if state.faults[index].times > 0 {
+            state.faults[index].times -= 1
+            if state.faults[index].times == 0 { state.faults.remove(at: index) }
+        }
+        guard let status = rule.status else {
+            var response = api(request, state: &state, now: now, actionError: rule.actionError)
+            response.delayMilliseconds = rule.delayMilliseconds
+            return (response, response.status == 200)
+        }
+        var applied = false
+        if rule.apply { applied = api(request, state: &state, now: now, actionError: rule.actionError).status == 200 }
+        var response = rule.html ? Self.html(status) : Self.error(status, Self.message(for: status))
+        if let retryAfter = rule.retryAfter { response.headers.append(.init(name: "Retry-After", value: String(retryAfter))) }
+        response.delayMilliseconds = rule.delayMilliseconds
+        return (response, applied)
     }
 
     // MARK: - Hostinger's API
@@ -161,6 +171,7 @@ public final class Simulator: Sendable {
                     ("method", .string(entry.method)), ("path", .string(entry.path)), ("query", .string(entry.query)),
                     ("headers", .object(entry.headers.map { ($0.0, .string($0.1)) })), ("body", entry.body),
                     ("at", .string(Timestamp.rfc3339(microseconds: entry.at))),
+                    ("status", entry.status.map { .number(String($0)) } ?? .null), ("applied", .bool(entry.applied)),
                 ])
             }))
         case ("POST", "/__sim/config"):
