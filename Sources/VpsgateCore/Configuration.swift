@@ -64,6 +64,13 @@ public struct Configuration: Sendable, Equatable {
     public var settleWindowMilliseconds: Int
     public var driftScanIntervalMilliseconds: Int
 
+    /// Background upkeep: `VPSGATE_SEAL_INTERVAL_MS` (5000) and `VPSGATE_SEAL_HORIZON_MS`
+    /// (15000: rows are sealed once this old), `VPSGATE_IDEMPOTENCY_TTL` (24h after
+    /// completion, then the key is purged and may be used afresh).
+    public var sealIntervalMilliseconds: Int
+    public var sealHorizonMilliseconds: Int
+    public var idempotencyTTLSeconds: Int
+
     /// Where the Hostinger token comes from; never printed.
     public enum TokenSource: Sendable, Equatable {
         case inline(Secret)
@@ -149,6 +156,16 @@ public struct Configuration: Sendable, Equatable {
         }
         settleWindowMilliseconds = try integer("VPSGATE_SETTLE_WINDOW_MS", default: 30_000, in: 1000...3_600_000)
         driftScanIntervalMilliseconds = try integer("VPSGATE_DRIFT_SCAN_INTERVAL_MS", default: 15_000, in: 1000...3_600_000)
+        sealIntervalMilliseconds = try integer("VPSGATE_SEAL_INTERVAL_MS", default: 5000, in: 100...3_600_000)
+        sealHorizonMilliseconds = try integer("VPSGATE_SEAL_HORIZON_MS", default: 15_000, in: 0...3_600_000)
+        if let raw = value("VPSGATE_IDEMPOTENCY_TTL") {
+            guard let seconds = DurationText.seconds(raw) else {
+                throw ConfigurationError("VPSGATE_IDEMPOTENCY_TTL", raw, "expected a duration such as 24h or 7d")
+            }
+            idempotencyTTLSeconds = seconds
+        } else {
+            idempotencyTTLSeconds = 86_400
+        }
 
         let level = value("VPSGATE_LOG_LEVEL")?.lowercased() ?? "info"
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {

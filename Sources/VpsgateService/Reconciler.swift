@@ -53,15 +53,27 @@ public final class Reconciler: Sendable {
     private func run() {
         defer { finished.store(true, ordering: .releasing) }
         var worker = Worker(context: context)
+        let configuration = context.configuration
         var lastScan = 0
+        var lastSeal = 0
+        var lastPurge = 0
         while !stopping.load(ordering: .acquiring) {
             var worked = 0
             do {
                 worked = try worker.tick(stopping: stopping)
                 let now = Worker.monotonicMilliseconds()
-                if now - lastScan >= context.configuration.driftScanIntervalMilliseconds {
+                if now - lastScan >= configuration.driftScanIntervalMilliseconds {
                     lastScan = now
                     try worker.scanForUnclaimedActions()
+                }
+                if now - lastSeal >= configuration.sealIntervalMilliseconds {
+                    lastSeal = now
+                    let sealed = try AuditSealer(database: worker.database).sealPending(horizonSeconds: Double(configuration.sealHorizonMilliseconds) / 1000)
+                    if sealed > 0 { worker.logger.debug("audit rows sealed", metadata: ["rows": "\(sealed)"]) }
+                }
+                if now - lastPurge >= min(60_000, max(1000, configuration.idempotencyTTLSeconds * 500)) || lastPurge == 0 {
+                    lastPurge = now
+                    try worker.purgeExpiredKeys()
                 }
             } catch {
                 worker.logger.warning("reconciler: pass failed", metadata: ["error": "\(error)"])
@@ -289,6 +301,19 @@ struct Worker {
             try audit(operation, outcome: "stale", on: database)
             logger.error("reconciler: operation stale, no longer blocks its VPS", metadata: ["operation_id": "\(operation.id)"])
         }
+    }
+
+    // MARK: - Retention
+
+    /// Idempotency keys completed longer ago than the TTL are removed: the same key then
+    /// starts a new command. Audit rows are never purged.
+    func purgeExpiredKeys() throws {
+        let query: PostgresQuery = """
+            DELETE FROM idempotency_keys
+            WHERE state = 'completed' AND completed_at < now() - make_interval(secs => \(context.configuration.idempotencyTTLSeconds))
+            """
+        let purged = try database.query(query.preparedOnce()).affectedRows
+        if purged > 0 { logger.info("idempotency keys purged", metadata: ["keys": "\(purged)"]) }
     }
 
     // MARK: - Drift scan

@@ -17,7 +17,7 @@ struct VpsgateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vpsgate",
         abstract: "The control plane for Hostinger VPS mutations.",
-        subcommands: [Serve.self, Migrate.self, Token.self, Grant.self, OpenAPI.self]
+        subcommands: [Serve.self, Migrate.self, Token.self, Grant.self, Audit.self, OpenAPI.self]
     )
 }
 
@@ -284,5 +284,39 @@ struct OpenAPI: ParsableCommand {
         commandName: "openapi", abstract: "Print vpsgate's OpenAPI document (as served at /openapi.json).")
     func run() throws {
         print(OpenAPIDocument.generate().text())
+    }
+}
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the audit trail.", subcommands: [Verify.self, Seal.self])
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Walk the seal chain; exit 1 naming the first row that does not match.")
+        func run() throws {
+            let (configuration, _) = try loadConfiguration()
+            let report = try AuditSealer(database: PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate audit")).verify()
+            print("sealed rows: \(report.sealed)")
+            print("rows not sealed yet: \(report.unsealed)")
+            if let failure = report.failure {
+                print("FAILED: \(failure)")
+                throw ExitCode(1)
+            }
+            print("chain intact")
+        }
+    }
+
+    struct Seal: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Seal rows older than the horizon now (instances also do it in the background).")
+        @Option(help: "Seconds a row must be old to be sealed.") var horizon: Double = 15
+        func run() throws {
+            let (configuration, _) = try loadConfiguration()
+            let sealer = AuditSealer(database: PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate audit"))
+            var total = 0
+            while case let sealed = try sealer.sealPending(horizonSeconds: horizon), sealed > 0 { total += sealed }
+            print("sealed \(total) rows")
+        }
     }
 }

@@ -1,0 +1,211 @@
+"""Audit for SQL users: the documented views and their indexes, the auditor role, the seal
+chain and `vpsgate audit verify`, and idempotency-key retention."""
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import make_stack
+from test_pipeline import Client, sql
+
+VM = "/api/vps/v1/virtual-machines"
+
+
+@pytest.fixture(scope="module")
+def stack():
+    root = Path(tempfile.mkdtemp(prefix="vpsgate-e2e-audit-"))
+    root.chmod(0o755)
+    stack = make_stack(root, extra_env={"VPSGATE_SEAL_INTERVAL_MS": "300", "VPSGATE_SEAL_HORIZON_MS": "1000",
+                                        "VPSGATE_IDEMPOTENCY_TTL": "3s"})
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def story(stack):
+    """A small history: accepted, denied, not found, invalid, destructive, failed, admin changes."""
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 100})
+    stack.grant("amy", "*", "admin")
+    stack.grant("vic", "1001", "viewer")
+    amy, vic = Client(stack, stack.create_token("amy")), Client(stack, stack.create_token("vic"))
+    ids = {}
+    ids["accepted"] = amy.json("POST", "/v1/vps/1002/start", key=str(uuid.uuid4()), headers={"X-Request-ID": "story-accepted"})[2]["id"]
+    vic.json("POST", "/v1/vps/1001/stop", key=str(uuid.uuid4()), headers={"X-Request-ID": "story-denied"})
+    vic.json("POST", "/v1/vps/1003/stop", key=str(uuid.uuid4()), headers={"X-Request-ID": "story-not-found"})
+    vic.json("PUT", "/v1/vps/1001/hostname", body={"hostname": "bad name"}, key=str(uuid.uuid4()), headers={"X-Request-ID": "story-invalid"})
+    ids["destructive"] = amy.json("POST", "/v1/vps/1003/recreate", body={"template_id": 1130, "password": "Secret7Canary-Zz", "confirm": 1003},
+                                  key=str(uuid.uuid4()), headers={"X-Request-ID": "story-recreate"})[2]["id"]
+    stack.sim("POST", "/__sim/faults", {"path": "/1001/restart$", "action_error": True})
+    ids["failed"] = amy.json("POST", "/v1/vps/1001/restart", key=str(uuid.uuid4()), headers={"X-Request-ID": "story-failed"})[2]["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and sql(stack, "SELECT count(*) FROM operations_open") != "0":
+        time.sleep(0.2)
+    return {"amy": amy, "vic": vic, "ids": ids}
+
+
+def q(stack, query):
+    return [line.split("|") for line in sql(stack, query).splitlines()]
+
+
+def test_every_mutation_on_a_vps_in_a_time_range(stack, story):
+    rows = q(stack, """SELECT principal, command, outcome, operation_state FROM audit_mutations
+                       WHERE vps_id = 1002 AND occurred_at > now() - interval '1 hour' ORDER BY occurred_at""")
+    assert ["amy", "vps.start", "accepted", "succeeded"] in rows
+
+
+def test_denied_or_invalid_attempts_by_a_principal(stack, story):
+    rows = q(stack, "SELECT correlation_id, outcome, http_status FROM audit_denials WHERE principal = 'vic' ORDER BY occurred_at")
+    assert rows == [["story-denied", "denied", "403"], ["story-not-found", "not_found", "404"], ["story-invalid", "invalid", "422"]]
+
+
+def test_destructive_commands_in_the_last_30_days(stack, story):
+    rows = q(stack, "SELECT principal, command, vps_id, request_params->>'password' FROM audit_destructive WHERE occurred_at > now() - interval '30 days'")
+    assert rows == [["amy", "vps.recreate", "1003", "[REDACTED]"]]
+
+
+def test_failure_rate_and_p95_per_command_per_day(stack, story):
+    rows = {r[0]: r for r in q(stack, "SELECT command, operations, failed, failure_rate, p95_seconds FROM command_daily_stats WHERE day = date_trunc('day', now())")}
+    assert rows["vps.restart"][1:4] == ["1", "1", "1.0000"]
+    assert rows["vps.start"][1:4] == ["1", "0", "0.0000"]
+    assert float(rows["vps.start"][4]) > 0
+
+
+def test_operations_still_not_terminal(stack, story):
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 60000})
+    status, _, operation = story["amy"].json("POST", "/v1/vps/1004/restart", key=str(uuid.uuid4()))
+    assert status == 202
+    rows = q(stack, "SELECT id, state, stale FROM operations_open ORDER BY created_at")
+    assert [operation["id"], "running", "f"] in rows
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 100})
+
+
+def test_the_full_story_of_one_correlation_id(stack, story):
+    rows = q(stack, "SELECT kind, outcome, hostinger_status FROM audit_story WHERE correlation_id = 'story-failed' ORDER BY occurred_at, id")
+    assert rows == [["received", "received", ""], ["final", "accepted", "200"], ["reconciler", "failed", ""]] or \
+           rows == [["received", "received", ""], ["final", "accepted", "200"], ["completion", "failed", ""]]
+
+
+def test_admin_changes_to_grants_and_tokens(stack, story):
+    rows = q(stack, "SELECT change, details->>'principal' FROM audit_admin_changes ORDER BY occurred_at")
+    assert ["admin.grant.add", "vic"] in rows and ["admin.token.create", "amy"] in rows
+
+
+def test_the_auditor_reads_the_views_and_nothing_else(stack, story):
+    admin = stack.postgres.admin_url.rsplit("/", 1)[0] + "/vpsgate"
+
+    def as_auditor(statement):
+        return subprocess.run([str(stack.postgres.bindir / "psql"), admin, "-v", "ON_ERROR_STOP=1", "-qAtX",
+                               "-c", "SET ROLE vpsgate_auditor", "-c", statement], capture_output=True, text=True)
+
+    for view in ("audit_mutations", "audit_denials", "audit_destructive", "command_daily_stats", "operations_open",
+                 "audit_story", "audit_admin_changes", "audit_drift"):
+        assert as_auditor(f"SELECT count(*) FROM {view}").returncode == 0, view
+    for statement in ("SELECT * FROM api_tokens", "SELECT * FROM audit_events", "SELECT * FROM idempotency_keys",
+                      "INSERT INTO principals (name) VALUES ('mallory')", "UPDATE grants SET role = 'admin'",
+                      "DELETE FROM audit_events"):
+        result = as_auditor(statement)
+        assert result.returncode != 0 and "permission denied" in result.stderr, statement
+    everything = as_auditor("SELECT string_agg(t::text, ' ') FROM audit_mutations t").stdout
+    assert "Secret7Canary-Zz" not in everything and "[REDACTED]" in everything
+    assert sql(stack, "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'vpsgate_auditor'") == "f"
+
+
+def test_the_documented_queries_use_indexes_on_a_large_table(stack, story):
+    url = fresh_database(stack)
+    owner = url
+    psql = lambda statement: subprocess.run([str(stack.postgres.bindir / "psql"), owner, "-v", "ON_ERROR_STOP=1", "-qAtX", "-c", statement],
+                                           capture_output=True, text=True, check=True).stdout
+    psql("""INSERT INTO audit_events (kind, instance, principal, command, vps_id, outcome, occurred_at)
+            SELECT CASE WHEN g % 3 = 0 THEN 'received' ELSE 'final' END, 'gen', 'user' || (g % 500), 'vps.start', 1000 + g % 2000,
+                   CASE WHEN g % 7 = 0 THEN 'denied' ELSE 'accepted' END, now() - (g || ' seconds')::interval
+            FROM generate_series(1, 100000) AS g""")
+    psql("ANALYZE audit_events")
+    per_vps = psql("EXPLAIN SELECT * FROM audit_mutations WHERE vps_id = 1234 AND occurred_at > now() - interval '1 day'")
+    per_principal = psql("EXPLAIN SELECT * FROM audit_denials WHERE principal = 'user42' AND occurred_at > now() - interval '1 day'")
+    assert "audit_events_vps_time" in per_vps, per_vps
+    assert "audit_events_principal_time" in per_principal, per_principal
+
+
+def fresh_database(stack):
+    name = f"vpsgate_audit_{uuid.uuid4().hex[:10]}"
+    stack.postgres.psql(f"CREATE DATABASE {name} OWNER vpsgate")
+    url = stack.postgres.owner_url.rsplit("/", 1)[0] + "/" + name
+    result = stack.migrate(database_url=url)
+    assert result.returncode == 0, result.stderr
+    return url
+
+
+def audit_cli(stack, url, *args):
+    env = dict(stack.instance_env(0, database_url=url))
+    return subprocess.run([str(stack.binary), "audit", *args], env=env, capture_output=True, text=True)
+
+
+def test_the_chain_holds_on_the_live_database(stack, story):
+    deadline = time.monotonic() + 20
+    result = None
+    while time.monotonic() < deadline:
+        result = audit_cli(stack, stack.postgres.owner_url, "verify")
+        if result.returncode == 0 and "rows not sealed yet: 0" in result.stdout:
+            break
+        time.sleep(0.5)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "chain intact" in result.stdout
+    assert int(result.stdout.split("sealed rows: ")[1].split()[0]) >= 10
+
+
+def superuser(stack, url, *statements):
+    admin = "postgresql://postgres@" + url.split("@", 1)[1]
+    args = [str(stack.postgres.bindir / "psql"), admin, "-v", "ON_ERROR_STOP=1", "-qAtX"]
+    for statement in statements:
+        args += ["-c", statement]
+    return subprocess.run(args, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("tamper,expected", [
+    ("UPDATE audit_events SET outcome = 'denied' WHERE id = (SELECT min(id) + 2 FROM audit_events)", "does not match its seal"),
+    ("DELETE FROM audit_events WHERE id = (SELECT min(id) + 3 FROM audit_events)", "was deleted"),
+    ("INSERT INTO audit_events (id, kind, instance, outcome) OVERRIDING SYSTEM VALUE VALUES (0, 'final', 'forged', 'accepted')", "was inserted"),
+])
+def test_verify_names_the_row_a_superuser_tampered_with(stack, tamper, expected):
+    url = fresh_database(stack)
+    superuser(stack, url, """INSERT INTO audit_events (kind, instance, principal, command, vps_id, outcome)
+                             SELECT 'final', 'test', 'p' || g, 'vps.stop', 1001, 'accepted' FROM generate_series(1, 8) g""")
+    assert "sealed 8 rows" in audit_cli(stack, url, "seal", "--horizon", "0").stdout
+    clean = audit_cli(stack, url, "verify")
+    assert clean.returncode == 0 and "sealed rows: 8" in clean.stdout
+    first = int(superuser(stack, url, "SELECT min(id) FROM audit_events"))
+    superuser(stack, url, "ALTER TABLE audit_events DISABLE TRIGGER USER", tamper, "ALTER TABLE audit_events ENABLE TRIGGER USER")
+    result = audit_cli(stack, url, "verify")
+    assert result.returncode == 1
+    assert expected in result.stdout
+    row = {"does not match its seal": first + 2, "was deleted": first + 3, "was inserted": 0}[expected]
+    assert f"audit row {row} " in result.stdout
+
+
+def test_expired_idempotency_keys_are_purged_and_the_key_starts_afresh(stack, story):
+    amy = story["amy"]
+    key = str(uuid.uuid4())
+    status, _, first = amy.json("POST", "/v1/vps/1002/stop", key=key)
+    assert status == 202
+    status, headers, _ = amy.json("POST", "/v1/vps/1002/stop", key=key)
+    assert headers.get("Idempotent-Replayed") == "true"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and sql(stack, f"SELECT count(*) FROM idempotency_keys WHERE key = '{key}'") != "0":
+        time.sleep(0.3)
+    assert sql(stack, f"SELECT count(*) FROM idempotency_keys WHERE key = '{key}'") == "0"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status, headers, second = amy.json("POST", "/v1/vps/1002/stop", key=key)
+        if status != 409:
+            break
+        time.sleep(0.3)  # the first stop may still hold the VPS
+    assert status == 202 and "Idempotent-Replayed" not in headers
+    assert second["id"] != first["id"]
