@@ -59,17 +59,23 @@ public final class HostingerClient {
     private let circuit: HostingerCircuit
     private let http: HTTPClient
     private let logger: Logger
+    private let observe: @Sendable (_ operation: String, _ attempt: Int, _ result: AttemptResult, _ seconds: Double) -> Void
     private var random = SystemRandomNumberGenerator()
 
-    public init(settings: HostingerSettings, circuit: HostingerCircuit, logger: Logger) {
+    /// `observe` is told of every attempt (for metrics).
+    public init(settings: HostingerSettings, circuit: HostingerCircuit, logger: Logger,
+                observe: @escaping @Sendable (String, Int, AttemptResult, Double) -> Void = { _, _, _, _ in }) {
         self.settings = settings
         self.circuit = circuit
         self.http = HTTPClient(caFile: settings.caFile)
         self.logger = logger
+        self.observe = observe
     }
 
     /// Performs `request`, retrying as the policy allows; blocks up to the deadline.
     public func call(_ request: HostingerRequest, correlationID: CorrelationID, trace: TraceContext) -> HostingerResult {
+        var logger = self.logger
+        logger[metadataKey: "correlation_id"] = "\(correlationID)"
         let started = Self.nowMilliseconds()
         var result = HostingerResult(outcome: .notSent, fieldErrors: [], attempts: 0)
         var number = 0
@@ -101,6 +107,7 @@ public final class HostingerClient {
                 result.transportError = error.description
                 circuit.record(success: false, now: finished)
             }
+            observe(request.name, number, attemptResult, Double(finished - now) / 1000)
             logger.info("hostinger attempt", metadata: [
                 "operation": "\(request.name)", "attempt": "\(number)", "result": "\(attemptResult)",
                 "duration_ms": "\(finished - now)", "hostinger_correlation_id": "\(result.hostingerCorrelationID ?? "-")",

@@ -24,6 +24,8 @@ public struct Configuration: Sendable, Equatable {
     public var instance: String?
     /// `VPSGATE_LOG_LEVEL`: trace, debug, info, notice, warning, error, critical. Default info.
     public var logLevel: String
+    /// `VPSGATE_LOG_FORMAT`: `json` (one object per line, the default) or `text` (for a terminal).
+    public var logFormat: String
     /// `VPSGATE_DEBUG_ROUTES=1`: serve `GET /__debug/sleep?ms=N`, a slow request for the
     /// shutdown tests. Off by default; never enable it in production.
     public var debugRoutes: Bool
@@ -172,6 +174,11 @@ public struct Configuration: Sendable, Equatable {
             throw ConfigurationError("VPSGATE_LOG_LEVEL", level, "expected trace, debug, info, notice, warning, error or critical")
         }
         logLevel = level
+        let format = value("VPSGATE_LOG_FORMAT")?.lowercased() ?? "json"
+        guard format == "json" || format == "text" else {
+            throw ConfigurationError("VPSGATE_LOG_FORMAT", format, "expected json or text")
+        }
+        logFormat = format
 
         switch value("VPSGATE_DEBUG_ROUTES") {
         case nil, "0", "false": debugRoutes = false

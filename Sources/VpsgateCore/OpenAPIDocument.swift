@@ -24,6 +24,8 @@ public enum OpenAPIDocument {
         Read(method: "GET", path: "/healthz", summary: "Liveness.", schema: "Health", query: []),
         Read(method: "GET", path: "/readyz", summary: "Readiness: database reachable and schema current.", schema: "Health", query: []),
         Read(method: "GET", path: "/openapi.json", summary: "This document.", schema: "Document", query: []),
+        Read(method: "GET", path: "/metrics", summary: "Prometheus text format; nginx exposes it on an internal listener only.",
+             schema: "Metrics", query: []),
     ]
 
     /// Every (method, path template) the document describes.
@@ -110,12 +112,15 @@ public enum OpenAPIDocument {
                 ("description", .string(item.summary)), ("schema", .object([("type", .string("string"))])),
             ]))
         }
-        let open = read.path == "/healthz" || read.path == "/readyz" || read.path == "/openapi.json"
+        let open = ["/healthz", "/readyz", "/openapi.json", "/metrics"].contains(read.path)
         var members: [(key: String, value: JSONValue)] = [
             ("operationId", .string(read.path == "/openapi.json" ? "openapi" : "get" + read.path.operationName())),
             ("summary", .string(read.summary)),
             ("parameters", .array(parameters)),
-            ("responses", .object([("200", response("OK", read.schema))]
+            ("responses", .object([("200", read.schema == "Metrics"
+                ? .object([("description", .string("OK")),
+                           ("content", .object([("text/plain", .object([("schema", .object([("type", .string("string"))]))]))]))])
+                : response("OK", read.schema))]
                 + ["400", "401", "403", "404", "405", "422", "500", "502", "503"].map { ($0, reference("Problem", in: "responses")) })),
         ]
         if open { members.append(("security", .array([]))) }

@@ -95,7 +95,7 @@ struct Worker {
     init(context: ServiceContext) {
         self.context = context
         database = PostgresConnection(url: context.configuration.databaseURL, applicationName: "vpsgate reconciler \(context.instance)")
-        hostinger = HostingerClient(settings: context.hostinger, circuit: context.circuit, logger: context.logger)
+        hostinger = context.makeHostingerClient(logger: context.logger)
         logger = context.logger
         logger[metadataKey: "component"] = "reconciler"
     }

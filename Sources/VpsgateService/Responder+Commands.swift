@@ -13,6 +13,7 @@ extension Responder {
         var audit = AuditRecord(outcome: "invalid", command: command.name, vpsID: vps)
         /// Ends a request that never reaches Hostinger: its one final audit row, then the answer.
         func finish(_ response: FastCGIResponse, _ outcome: String, _ code: Problem.Code? = nil) -> FastCGIResponse {
+            logCommand(command, vps: vps, operationID: audit.operationID, outcome: outcome, status: response.status, requestContext)
             audit.outcome = outcome
             audit.httpStatus = response.status
             audit.problemType = code.map { Problem.typePrefix + $0.rawValue }
@@ -82,7 +83,11 @@ extension Responder {
                     \(requestContext.correlationID.value), make_interval(secs => \(context.configuration.busyBoundSeconds)),
                     \(createdAt), \(requestJSON)::jsonb)
                 """
-            guard let row = try database.query(query.preparedOnce()).first else {
+            let started = Clock.microseconds()
+            let rows = try database.query(query.preparedOnce())
+            context.metrics.observe("vpsgate_database_duration_seconds", [("statement", "begin_command")],
+                                    seconds: Double(Clock.microseconds() - started) / 1_000_000)
+            guard let row = rows.first else {
                 return finish(unavailable(requestContext, PostgresError(.server, "begin_command returned nothing")), "unavailable", .unavailable)
             }
             begin = row
@@ -150,8 +155,13 @@ extension Responder {
                     \(operation.actionName), \(operation.actionState), \(error?.text())::jsonb, \(finishedAt), \(store),
                     \(response.status), \(location), \(Self.byteaHex(response.body))::bytea, \(auditJSON)::jsonb)
                 """
+            let started = Clock.microseconds()
             try database.query(query.preparedOnce())
+            context.metrics.observe("vpsgate_database_duration_seconds", [("statement", "finish_command")],
+                                    seconds: Double(Clock.microseconds() - started) / 1_000_000)
+            logCommand(command, vps: vps, operationID: operationID, outcome: outcome, status: response.status, requestContext)
         } catch {
+            logCommand(command, vps: vps, operationID: operationID, outcome: outcome, status: response.status, requestContext)
             // Hostinger has acted; the record of it could not be written. The operation stays
             // 'accepted' and its key in flight until the reconciler settles it from Hostinger.
             requestContext.logger.critical("outcome not recorded", metadata: [
@@ -159,6 +169,19 @@ extension Responder {
             ])
         }
         return response
+    }
+
+    /// One line per command request: what, on which VPS, how it ended, how long it took.
+    private func logCommand(_ command: Command, vps: Int, operationID: String?, outcome: String, status: Int,
+                            _ requestContext: RequestContext) {
+        context.metrics.increment("vpsgate_command_outcomes_total", [("command", command.name), ("outcome", outcome)])
+        if outcome == "replayed" { context.metrics.increment("vpsgate_idempotent_replays_total") }
+        if outcome == "busy" { context.metrics.increment("vpsgate_busy_rejections_total") }
+        requestContext.logger.info("command", metadata: [
+            "command": "\(command.name)", "vps_id": "\(vps)", "operation_id": "\(operationID ?? "-")",
+            "outcome": "\(outcome)", "http_status": "\(status)",
+            "duration_ms": "\((requestContext.elapsedMilliseconds * 1000).rounded() / 1000)",
+        ])
     }
 
     /// The answer for a dispatched command, what the audit calls it, whether the key keeps

@@ -20,7 +20,7 @@ public struct Responder: FastCGIResponder {
         self.context = context
         self.database = PostgresConnection(url: context.configuration.databaseURL, applicationName: "vpsgate \(context.instance)")
         self.migrator = Migrator(migrations: context.migrations)
-        self.hostinger = HostingerClient(settings: context.hostinger, circuit: context.circuit, logger: context.logger)
+        self.hostinger = context.makeHostingerClient(logger: context.logger)
     }
 
     public mutating func respond(to request: FastCGIRequest) -> FastCGIResponse {
@@ -34,7 +34,32 @@ public struct Responder: FastCGIResponder {
             response = route(request, requestContext)
         }
         response.headers.append(.init("X-Request-ID", requestContext.correlationID.value))
+        if request.parameters["VPSGATE_INTERNAL"] == nil {
+            let route = Self.routeLabel(method: request.method, path: request.path)
+            context.metrics.increment("vpsgate_requests_total", [("route", route), ("status", String(response.status))])
+            context.metrics.observe("vpsgate_request_duration_seconds", [("route", route)], seconds: requestContext.elapsedMilliseconds / 1000)
+        } else {
+            context.metrics.increment("vpsgate_requests_total", [("route", "token-check"), ("status", String(response.status))])
+        }
         return response
+    }
+
+    /// A bounded label for a path: the command's name, or the read's template.
+    static func routeLabel(method: String, path: String) -> String {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard segments.first == "v1" else {
+            return ["/healthz", "/readyz", "/metrics", "/openapi.json"].contains(path) ? path : "other"
+        }
+        let rest = Array(segments.dropFirst())
+        switch (rest.first, rest.count) {
+        case ("vps", 1): return "GET /v1/vps"
+        case ("vps", 2): return "GET /v1/vps/{id}"
+        case ("vps", 3) where rest[2] == "actions" && method == "GET": return "GET /v1/vps/{id}/actions"
+        case ("vps", 3...): return Command.match(method: method, suffix: Array(rest.dropFirst(2)))?.0.name ?? "other"
+        case ("operations", 1): return "GET /v1/operations"
+        case ("operations", 2): return "GET /v1/operations/{id}"
+        default: return "other"
+        }
     }
 
     // MARK: - Routing
@@ -50,6 +75,9 @@ public struct Responder: FastCGIResponder {
             return readiness(requestContext)
         case ("GET", "/openapi.json"):
             return json(200, context.openAPIDocument)
+        case ("GET", "/metrics"):
+            return FastCGIResponse(status: 200, headers: [.init("Content-Type", "text/plain; version=0.0.4")],
+                                   body: Array(context.metrics.render(gauges: scrapeGauges(requestContext)).utf8))
         case ("GET", "/__debug/sleep") where context.configuration.debugRoutes:
             let milliseconds = min(max(requestContext.queryValue("ms").flatMap { Int($0) } ?? 1000, 0), 60_000)
             requestContext.logger.info("debug sleep", metadata: ["ms": "\(milliseconds)"])
@@ -103,6 +131,53 @@ public struct Responder: FastCGIResponder {
             return response
         }
         return body(principal, requestContext)
+    }
+
+    // MARK: - Metrics
+
+    /// Gauges read at scrape time: the breaker, and from the database the operations by
+    /// state, the oldest open operation (reconciler lag) and the audit rows not sealed yet.
+    private func scrapeGauges(_ requestContext: RequestContext) -> [(name: String, help: String, labels: [(String, String)], value: Double)] {
+        let breaker: Double =
+            switch context.circuit.state {
+            case .closed: 0
+            case .halfOpen: 0.5
+            case .open: 1
+            }
+        var gauges: [(name: String, help: String, labels: [(String, String)], value: Double)] = [
+            ("vpsgate_hostinger_breaker_open", "1 open, 0.5 half-open (probing), 0 closed.", [], breaker),
+        ]
+        do {
+            let query: PostgresQuery = """
+                SELECT s.state, (SELECT count(*) FROM operations o WHERE o.state = s.state) AS n
+                FROM unnest(ARRAY['accepted', 'dispatched', 'running', 'succeeded', 'failed', 'unknown']) AS s(state)
+                """
+            for row in try database.query(query.preparedOnce(), retryOnStaleConnection: true) {
+                gauges.append(("vpsgate_operations", "Operations by state.", [("state", try row.decode(String.self, "state"))],
+                               Double(try row.decode(Int.self, "n"))))
+            }
+            let lag: PostgresQuery = """
+                SELECT coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 AS lag,
+                       count(*) FILTER (WHERE stale) AS stale
+                FROM operations WHERE state IN ('accepted', 'dispatched', 'running', 'unknown')
+                """
+            if let row = try database.query(lag.preparedOnce()).first {
+                gauges.append(("vpsgate_reconciler_oldest_open_operation_seconds", "Age of the oldest operation not terminal yet.", [],
+                               try row.decode(Double.self, "lag")))
+                gauges.append(("vpsgate_operations_stale", "Operations flagged stale.", [], Double(try row.decode(Int.self, "stale"))))
+            }
+            let unsealed: PostgresQuery = """
+                SELECT count(*) AS n FROM audit_events WHERE id > coalesce((SELECT max(audit_id) FROM audit_seals), 0)
+                """
+            if let row = try database.query(unsealed.preparedOnce()).first {
+                gauges.append(("vpsgate_audit_rows_unsealed", "Audit rows not sealed into the chain yet.", [], Double(try row.decode(Int.self, "n"))))
+            }
+            gauges.append(("vpsgate_database_up", "Whether the scrape could read the database.", [], 1))
+        } catch {
+            requestContext.logger.warning("metrics: database gauges unavailable", metadata: ["error": "\(error)"])
+            gauges.append(("vpsgate_database_up", "Whether the scrape could read the database.", [], 0))
+        }
+        return gauges
     }
 
     // MARK: - Health

@@ -2,6 +2,24 @@ import Hostinger
 import Logging
 import VpsgateCore
 
+extension ServiceContext {
+    /// A Hostinger client whose attempts are counted in `metrics`.
+    func makeHostingerClient(logger: Logger) -> HostingerClient {
+        let metrics = self.metrics
+        return HostingerClient(settings: hostinger, circuit: circuit, logger: logger) { operation, attempt, result, seconds in
+            let label: String =
+                switch result {
+                case .status(let status): String(status)
+                case .notSent: "not_sent"
+                case .lost: "lost"
+                }
+            metrics.increment("vpsgate_hostinger_calls_total", [("operation", operation), ("result", label)])
+            if attempt > 1 { metrics.increment("vpsgate_hostinger_retries_total", [("operation", operation)]) }
+            metrics.observe("vpsgate_hostinger_call_duration_seconds", [("operation", operation)], seconds: seconds)
+        }
+    }
+}
+
 /// What every worker shares: read-only after start-up, but for the circuit breaker.
 public struct ServiceContext: Sendable {
     public var configuration: Configuration
@@ -13,6 +31,8 @@ public struct ServiceContext: Sendable {
     public var hostinger: HostingerSettings
     /// One breaker for the instance: every thread sees Hostinger fail or recover.
     public var circuit: HostingerCircuit
+    /// This instance's counters and histograms, served at `/metrics`.
+    public let metrics = Metrics()
     /// vpsgate's OpenAPI document, served at `/openapi.json`.
     public let openAPIDocument: [UInt8] = OpenAPIDocument.generate().serialized()
 

@@ -33,7 +33,9 @@ func loadConfiguration() throws -> (Configuration, Logger) {
         throw ValidationError("configuration: VPSGATE_DATABASE_URL is not a valid PostgreSQL connection URI: \(problem)")
     }
     let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+    let json = configuration.logFormat == "json"
     LoggingSystem.bootstrap { label in
+        if json { return JSONLogHandler(label: label, level: level) }
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = level
         return handler

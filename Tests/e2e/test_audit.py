@@ -209,3 +209,80 @@ def test_expired_idempotency_keys_are_purged_and_the_key_starts_afresh(stack, st
         time.sleep(0.3)  # the first stop may still hold the VPS
     assert status == 202 and "Idempotent-Replayed" not in headers
     assert second["id"] != first["id"]
+
+
+# MARK: - Observability
+
+def scrape(stack):
+    """Sums /metrics over both instances (each counts its own), read straight from their sockets."""
+    from prometheus_client.parser import text_string_to_metric_families
+    from test_lifecycle import fastcgi_get
+    totals = {}
+    for index in (1, 2):
+        status, body = fastcgi_get(stack.socket_path(index), "/metrics")
+        assert status == 200
+        for family in text_string_to_metric_families(body.decode()):
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                totals[key] = totals.get(key, 0) + sample.value
+    return totals
+
+
+def value(totals, name, **labels):
+    return sum(v for (n, l), v in totals.items() if n == name and all(dict(l).get(k) == w for k, w in labels.items()))
+
+
+def test_metrics_parse_and_move(stack, story):
+    amy = story["amy"]
+    before = scrape(stack)
+    status, _, operation = amy.json("POST", "/v1/vps/1001/start", key=(key := str(uuid.uuid4())))
+    assert status == 202
+    amy.json("POST", "/v1/vps/1001/start", key=key)  # a replay
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 5000})
+    amy.json("POST", "/v1/vps/1003/stop", key=str(uuid.uuid4()))
+    busy = amy.json("POST", "/v1/vps/1003/start", key=str(uuid.uuid4()))
+    assert busy[0] == 409
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 100})
+    after = scrape(stack)
+    delta = lambda name, **labels: value(after, name, **labels) - value(before, name, **labels)
+    assert delta("vpsgate_requests_total", route="vps.start", status="202") == 2
+    assert delta("vpsgate_command_outcomes_total", command="vps.start", outcome="replayed") == 1
+    assert delta("vpsgate_idempotent_replays_total") == 1
+    assert delta("vpsgate_busy_rejections_total") == 1
+    assert delta("vpsgate_hostinger_calls_total", operation="start", result="200") >= 1
+    assert delta("vpsgate_request_duration_seconds_count", route="vps.start") == 3  # the busy one too
+    assert delta("vpsgate_database_duration_seconds_count", statement="begin_command") >= 3
+    assert value(after, "vpsgate_operations", state="running") >= 1
+    assert value(after, "vpsgate_hostinger_breaker_open") == 0
+    assert value(after, "vpsgate_database_up") == 2
+    assert ("vpsgate_audit_rows_unsealed", ()) in after
+    assert ("vpsgate_reconciler_oldest_open_operation_seconds", ()) in after
+
+
+def test_logs_are_json_lines_with_correlation_ids_and_no_secrets(stack, story):
+    canary = "Canary7Log" + uuid.uuid4().hex[:8]
+    deadline = time.monotonic() + 15
+    while True:  # VPS 1001 may still be busy with an earlier test's operation
+        correlation = f"log-{uuid.uuid4().hex[:10]}"
+        status, _, _ = story["amy"].json("PUT", "/v1/vps/1001/root-password", body={"password": canary}, key=str(uuid.uuid4()),
+                                         headers={"X-Request-ID": correlation})
+        if status != 409 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert status == 202
+    time.sleep(0.5)
+    mine = []
+    for index in (1, 2):
+        for line in stack.log_path(f"vpsgate-{index}").read_text().splitlines():
+            record = json.loads(line)  # every line is one JSON object
+            assert {"time", "level", "message"} <= set(record)
+            assert canary not in line
+            if correlation in line:
+                mine.append(record)
+    assert mine, "the command's log lines carry its correlation id"
+    assert all(r["correlation_id"] == correlation for r in mine)
+    command = [r for r in mine if r["message"] == "command"]
+    assert len(command) == 1
+    assert {"instance", "principal", "command", "vps_id", "operation_id", "duration_ms"} <= set(command[0])
+    assert command[0]["command"] == "vps.root_password.set" and command[0]["principal"] == "amy"
+    assert any(r["message"] == "hostinger attempt" for r in mine)

@@ -39,7 +39,9 @@ class Client:
         except urllib.error.HTTPError as error:
             status, head, raw = error.code, dict(error.headers), error.read()
         # Every answer must conform to vpsgate's OpenAPI document.
-        openapi_check.VPSGATE.validate(method, path, status, head.get("Content-Type", ""), json.loads(raw) if raw else None)
+        content_type = head.get("Content-Type", "")
+        body = raw.decode() if content_type.startswith("text/plain") else (json.loads(raw) if raw else None)
+        openapi_check.VPSGATE.validate(method, path, status, content_type, body)
         return status, head, raw
 
     def json(self, *args, **kwargs):

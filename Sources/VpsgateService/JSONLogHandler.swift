@@ -1,0 +1,56 @@
+import Logging
+import Synchronization
+import VpsgateCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One JSON object per line on standard error: `time`, `level`, `message`, `label` and the
+/// metadata (instance, correlation id, principal, command, VPS, operation, duration, …).
+/// Secrets never reach a logger in vpsgate, so nothing is filtered here.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let label: String
+    private static let lock = Mutex(())
+
+    public init(label: String, level: Logger.Level) {
+        self.label = label
+        self.logLevel = level
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var writer = JSONWriter()
+        writer.beginObject()
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        writer.member("time", Timestamp.rfc3339(microseconds: Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000))
+        writer.member("level", event.level.rawValue)
+        writer.member("message", "\(event.message)")
+        writer.member("label", label)
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        for key in merged.keys.sorted() {
+            writer.member(key, "\(merged[key]!)")
+        }
+        writer.endObject()
+        var line = writer.bytes
+        line.append(0x0a)
+        // One write(2) per line, under a lock, so lines from worker threads never interleave.
+        Self.lock.withLock { _ in
+            line.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let written = write(STDERR_FILENO, raw.baseAddress! + offset, raw.count - offset)
+                    if written < 0 { if errno == EINTR { continue } else { return } }
+                    offset += written
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Synchronization
+
+/// Prometheus counters and histograms for one instance, served at `/metrics`.
+public final class Metrics: Sendable {
+    static let buckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+
+    private struct Histogram {
+        var counts = [Int](repeating: 0, count: Metrics.buckets.count)
+        var sum = 0.0
+        var count = 0
+    }
+
+    private struct State {
+        var counters: [String: [String: Double]] = [:]
+        var histograms: [String: [String: Histogram]] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Help text for each family, in output order.
+    static let families: [(name: String, type: String, help: String)] = [
+        ("vpsgate_requests_total", "counter", "HTTP requests by route and status."),
+        ("vpsgate_request_duration_seconds", "histogram", "Whole request time in vpsgate, by route."),
+        ("vpsgate_command_outcomes_total", "counter", "Command requests by command and audit outcome."),
+        ("vpsgate_idempotent_replays_total", "counter", "Answers replayed from a stored idempotency key."),
+        ("vpsgate_busy_rejections_total", "counter", "Commands refused because their VPS was busy."),
+        ("vpsgate_hostinger_calls_total", "counter", "Hostinger attempts by operation and result."),
+        ("vpsgate_hostinger_retries_total", "counter", "Hostinger attempts that were retries, by operation."),
+        ("vpsgate_hostinger_call_duration_seconds", "histogram", "Hostinger attempt time, by operation."),
+        ("vpsgate_database_duration_seconds", "histogram", "Time of the pipeline's database round trips, by statement."),
+    ]
+
+    public init() {}
+
+    public func increment(_ name: String, _ labels: [(String, String)] = [], by amount: Double = 1) {
+        let key = Self.labelText(labels)
+        state.withLock { $0.counters[name, default: [:]][key, default: 0] += amount }
+    }
+
+    public func observe(_ name: String, _ labels: [(String, String)], seconds: Double) {
+        let key = Self.labelText(labels)
+        state.withLock { state in
+            var histogram = state.histograms[name]?[key] ?? Histogram()
+            for (index, bound) in Self.buckets.enumerated() where seconds <= bound { histogram.counts[index] += 1 }
+            histogram.sum += seconds
+            histogram.count += 1
+            state.histograms[name, default: [:]][key] = histogram
+        }
+    }
+
+    /// The Prometheus text exposition, with `gauges` (computed at scrape time) appended.
+    public func render(gauges: [(name: String, help: String, labels: [(String, String)], value: Double)]) -> String {
+        let snapshot = state.withLock { $0 }
+        var out = ""
+        for family in Self.families {
+            out += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.type)\n"
+            if family.type == "counter" {
+                for (labels, value) in (snapshot.counters[family.name] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                    out += "\(family.name)\(labels.isEmpty ? "" : "{\(labels)}") \(Self.number(value))\n"
+                }
+            } else {
+                for (labels, histogram) in (snapshot.histograms[family.name] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                    let prefix = labels.isEmpty ? "" : labels + ","
+                    for (index, bound) in Self.buckets.enumerated() {
+                        out += "\(family.name)_bucket{\(prefix)le=\"\(Self.number(bound))\"} \(histogram.counts[index])\n"
+                    }
+                    out += "\(family.name)_bucket{\(prefix)le=\"+Inf\"} \(histogram.count)\n"
+                    out += "\(family.name)_sum\(labels.isEmpty ? "" : "{\(labels)}") \(Self.number(histogram.sum))\n"
+                    out += "\(family.name)_count\(labels.isEmpty ? "" : "{\(labels)}") \(histogram.count)\n"
+                }
+            }
+        }
+        var described = Set<String>()
+        for gauge in gauges {
+            if described.insert(gauge.name).inserted {
+                out += "# HELP \(gauge.name) \(gauge.help)\n# TYPE \(gauge.name) gauge\n"
+            }
+            let labels = Self.labelText(gauge.labels)
+            out += "\(gauge.name)\(labels.isEmpty ? "" : "{\(labels)}") \(Self.number(gauge.value))\n"
+        }
+        return out
+    }
+
+    static func labelText(_ labels: [(String, String)]) -> String {
+        labels.map { name, value in
+            var escaped = ""
+            for character in value {
+                switch character {
+                case "\\": escaped += "\\\\"
+                case "\"": escaped += "\\\""
+                case "\n": escaped += "\\n"
+                default: escaped.append(character)
+                }
+            }
+            return "\(name)=\"\(escaped)\""
+        }.joined(separator: ",")
+    }
+
+    static func number(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+    }
+}
