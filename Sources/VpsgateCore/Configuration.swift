@@ -26,8 +26,9 @@ public struct Configuration: Sendable, Equatable {
     public var logLevel: String
     /// `VPSGATE_LOG_FORMAT`: `json` (one object per line, the default) or `text` (for a terminal).
     public var logFormat: String
-    /// `VPSGATE_DEBUG_ROUTES=1`: serve `GET /__debug/sleep?ms=N`, a slow request for the
-    /// shutdown tests. Off by default; never enable it in production.
+    /// `VPSGATE_DEBUG_ROUTES=1`: serve `GET /__debug/sleep?ms=N` (a slow request for the
+    /// shutdown tests) and `GET /__debug/insert` (the benchmark's durable-insert floor, into
+    /// a table the benchmark creates). Off by default; never enable it in production.
     public var debugRoutes: Bool
 
     /// `VPSGATE_MIGRATION_DATABASE_URL`: the role that owns the schema, for `vpsgate migrate`.

@@ -75,8 +75,9 @@ extension Responder {
         let createdAt = Clock.microseconds()
         let begin: PostgresRow
         do {
-            let requestJSON = AuditRecord.requestJSON(requestContext, instance: context.instance,
-                                                      extra: [("request_params", audit.requestParameters ?? .null)]).text()
+            let requestJSON = AuditRecord.requestJSON(requestContext, instance: context.instance, extra: [
+                ("request_params", audit.requestParameters ?? .null), ("started_us", .number(String(requestContext.startedAt))),
+            ]).text()
             let fingerprint = IdempotencyKey.fingerprint(method: requestContext.method, path: requestContext.path, body: body)
             let query: PostgresQuery = """
                 SELECT * FROM begin_command(\(principal), \(key), \(fingerprint), \(vps), \(command.name), \(operationID)::uuid,
@@ -97,6 +98,11 @@ extension Responder {
 
         let decision = (try? begin.decode(String.self, "decision")) ?? ""
         audit.operationID = try? begin.decode(String?.self, "operation_id")
+        /// Ends a request whose final audit row `begin_command` already wrote.
+        func answered(_ response: FastCGIResponse, _ outcome: String) -> FastCGIResponse {
+            logCommand(command, vps: vps, operationID: audit.operationID, outcome: outcome, status: response.status, requestContext)
+            return response
+        }
         switch decision {
         case "proceed": break
         case "replay":
@@ -108,19 +114,20 @@ extension Responder {
                 .init("Idempotent-Replayed", "true"),
             ]
             if let location = try? begin.decode(String?.self, "response_location") { headers.append(.init("Location", location)) }
-            return finish(FastCGIResponse(status: status, headers: headers, body: Self.bytes(fromByteaHex: stored)), "replayed")
+            return answered(FastCGIResponse(status: status, headers: headers, body: Self.bytes(fromByteaHex: stored)), "replayed")
         case "in_use":
             var response = problem(Problem(.idempotencyKeyInUse, status: 409, title: "Idempotency-Key in use",
                                            detail: "A request with this key is still being processed.", instance: requestContext.path),
                                    requestContext)
             response.headers.append(.init("Retry-After", "1"))
-            return finish(response, "conflict", .idempotencyKeyInUse)
+            return answered(response, "conflict")
         case "reused":
-            return fail(.idempotencyKeyReused, 422, "Idempotency-Key reused",
-                        "This key was used for a different request (method, path or body).", outcome: "conflict")
+            return answered(problem(Problem(.idempotencyKeyReused, status: 422, title: "Idempotency-Key reused",
+                                            detail: "This key was used for a different request (method, path or body).",
+                                            instance: requestContext.path), requestContext), "conflict")
         case "busy":
             let blocking = (try? begin.decode(String.self, "blocking_operation")) ?? ""
-            return finish(busy(vps: vps, blocking: blocking, requestContext), "busy", .vpsBusy)
+            return answered(busy(vps: vps, blocking: blocking, requestContext), "busy")
         default:
             return finish(unavailable(requestContext, PostgresError(.decoding, "unexpected decision \(decision)")), "unavailable", .unavailable)
         }

@@ -83,6 +83,14 @@ public struct Responder: FastCGIResponder {
             requestContext.logger.info("debug sleep", metadata: ["ms": "\(milliseconds)"])
             usleep(useconds_t(milliseconds) * 1000)
             return json(200, Array(#"{"slept_ms":\#(milliseconds)}"#.utf8))
+        case ("GET", "/__debug/insert") where context.configuration.debugRoutes:
+            // The benchmark's floor: one durable single-row insert through the same connection.
+            do {
+                try database.query(PostgresQuery(stringLiteral: "INSERT INTO bench_floor DEFAULT VALUES").preparedOnce())
+                return json(200, Array(#"{"inserted":1}"#.utf8))
+            } catch {
+                return unavailable(requestContext, error)
+            }
         case (_, "/healthz"), (_, "/readyz"):
             var response = problem(Problem(.methodNotAllowed, status: 405, title: "Method not allowed", detail: "Use GET.",
                                            instance: request.path), requestContext)

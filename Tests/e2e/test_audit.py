@@ -216,7 +216,7 @@ def test_expired_idempotency_keys_are_purged_and_the_key_starts_afresh(stack, st
 def scrape(stack):
     """Sums /metrics over both instances (each counts its own), read straight from their sockets."""
     from prometheus_client.parser import text_string_to_metric_families
-    from test_lifecycle import fastcgi_get
+    from fastcgi_client import fastcgi_get
     totals = {}
     for index in (1, 2):
         status, body = fastcgi_get(stack.socket_path(index), "/metrics")

@@ -384,6 +384,23 @@ def test_every_command_request_leaves_exactly_one_final_audit_row(stack, people)
         status, _, _ = client.json(method, path, key=key, body=body, headers={"X-Request-ID": correlation})
         rows = sql(stack, f"SELECT outcome, http_status FROM audit_events WHERE correlation_id = '{correlation}' AND kind = 'final'")
         assert rows.splitlines() == [f"{expected}|{status}"], (path, expected, rows)
+    # Answers decided in the database (replay, reused key, busy VPS) get exactly one row too.
+    key = new_key()
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 3000})
+    first = alice.json("POST", "/v1/vps/1001/restart", key=key)
+    assert first[0] == 202
+    for method, path, body, expected, status in (
+        ("POST", "/v1/vps/1001/restart", None, "replayed", 202),
+        ("POST", "/v1/vps/1001/stop", None, "conflict", 422),
+    ):
+        correlation = f"audit-{uuid.uuid4().hex[:12]}"
+        assert alice.json(method, path, key=key, body=body, headers={"X-Request-ID": correlation})[0] == status
+        rows = sql(stack, f"SELECT outcome, http_status, duration_ms > 0 FROM audit_events WHERE correlation_id = '{correlation}' AND kind = 'final'")
+        assert rows.splitlines() == [f"{expected}|{status}|t"], rows
+    correlation = f"audit-{uuid.uuid4().hex[:12]}"
+    assert alice.json("POST", "/v1/vps/1001/stop", key=new_key(), headers={"X-Request-ID": correlation})[0] == 409
+    rows = sql(stack, f"SELECT outcome, http_status, problem_type FROM audit_events WHERE correlation_id = '{correlation}' AND kind = 'final'")
+    assert rows.splitlines() == ["busy|409|urn:vpsgate:problem:vps-busy"], rows
     row = sql(stack, "SELECT row_to_json(a) FROM audit_events a WHERE kind = 'final' AND outcome = 'accepted' ORDER BY id DESC LIMIT 1")
     record = json.loads(row)
     for field in AUDIT_FIELDS:

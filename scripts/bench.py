@@ -1,0 +1,347 @@
+"""vpsgate's benchmark: every scenario against its baseline in the same run, reported as ratios.
+
+Writes results/bench-<time>/results.json, results.md and latency.svg. Bounded: each wrk run
+lasts --seconds (default 5); the whole run takes about 3 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from vpsgate_stack import ROOT, Stack, wait_until  # noqa: E402
+
+WRK = ROOT / "scripts/wrk"
+CONCURRENCY = (1, 16, 64)
+
+
+def parse_wrk(output: str) -> dict:
+    def latency(label):
+        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        if not match:
+            return None
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    errors = re.search(r"non-2xx or socket errors: (\d+)", output)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "requests": int(total.group(1)) if total else 0,
+        "p50_ms": latency("50"), "p99_ms": latency("99"),
+        "errors": int(errors.group(1)) if errors else (int(non2xx.group(1)) if non2xx else 0),
+    }
+
+
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def cpu_seconds(pids) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except FileNotFoundError:
+            pass
+    return total / ticks
+
+
+def peak_rss_mb(pid) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Bench:
+    def __init__(self, stack: Stack, seconds: int):
+        self.stack = stack
+        self.seconds = seconds
+
+    def vpsgate_pids(self):
+        return [p.pid for name, p in self.stack.processes.items() if name.startswith("vpsgate-")]
+
+    def wrk(self, url: str, concurrency: int, script: str | None = None, env: dict | None = None) -> dict:
+        threads = 1 if concurrency == 1 else 2
+        args = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{self.seconds}s", "--latency", "--timeout", "10s"]
+        if script:
+            args += ["-s", str(WRK / script)]
+        before = cpu_seconds(self.vpsgate_pids())
+        busy_before = machine_busy()
+        output = subprocess.run(args + [url], capture_output=True, text=True, timeout=self.seconds + 60,
+                                env=dict(os.environ, **(env or {}), VPSGATE_BENCH_THREADS=str(threads))).stdout
+        used = cpu_seconds(self.vpsgate_pids()) - before
+        busy_after = machine_busy()
+        result = parse_wrk(output)
+        result["machine_cpu_busy"] = round((busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1), 3)
+        result["vpsgate_cpu_ms_per_request"] = round(used * 1000 / result["requests"], 4) if result["requests"] else None
+        return result
+
+
+def pgbench(stack: Stack, concurrency: int, seconds: int) -> dict:
+    script = Path(tempfile.mkdtemp()) / "insert.sql"
+    script.write_text("INSERT INTO bench_floor DEFAULT VALUES;\n")
+    output = subprocess.run([str(stack.postgres.bindir / "pgbench"), "-n", "-c", str(concurrency), "-j", str(min(concurrency, 2)),
+                             "-T", str(seconds), "-f", str(script), "-r", stack.postgres.owner_url],
+                            capture_output=True, text=True, timeout=seconds + 60).stdout
+    tps = re.search(r"tps = ([\d.]+)", output)
+    latency = re.search(r"latency average = ([\d.]+) ms", output)
+    return {"rps": float(tps.group(1)) if tps else 0.0, "p50_ms": float(latency.group(1)) if latency else None,
+            "p99_ms": None, "errors": 0, "note": "pgbench, average latency"}
+
+
+def readyz_after_start(stack: Stack, index: int) -> float:
+    """Milliseconds from spawning an instance to its first 200 on /readyz (through its socket)."""
+    from fastcgi_client import fastcgi_get
+    started = time.monotonic()
+    stack.start_instance(index, wait=False)
+    def ready():
+        if not stack.socket_path(index).exists():
+            return False
+        try:
+            return fastcgi_get(stack.socket_path(index), "/readyz")[0] == 200
+        except OSError:
+            return False
+    wait_until(ready, 10, "readyz", interval=0.002)
+    return (time.monotonic() - started) * 1000
+
+
+def instrumentation(stack: Stack) -> dict:
+    """Sums and counts of vpsgate's own histograms over its instances (from /metrics)."""
+    from fastcgi_client import fastcgi_get
+    totals: dict = {}
+    for name in stack.processes:
+        if not name.startswith("vpsgate-"):
+            continue
+        index = int(name.split("-")[1])
+        _, body = fastcgi_get(stack.socket_path(index), "/metrics")
+        for line in body.decode().splitlines():
+            match = re.match(r'^(vpsgate_\w+_(?:sum|count))\{([^}]*)\} ([\d.e+-]+)$', line)
+            if match and ('route="vps.start"' in match.group(2) or 'operation="start"' in match.group(2)
+                          or "statement=" in match.group(2)):
+                key = match.group(1) + "{" + match.group(2) + "}"
+                totals[key] = totals.get(key, 0) + float(match.group(3))
+    return totals
+
+
+def profile(before: dict, after: dict) -> dict:
+    """Where a command's time goes at c=1: mean milliseconds per part, from the histograms."""
+    def mean(family, label):
+        s = after.get(f"{family}_sum{{{label}}}", 0) - before.get(f"{family}_sum{{{label}}}", 0)
+        c = after.get(f"{family}_count{{{label}}}", 0) - before.get(f"{family}_count{{{label}}}", 0)
+        return round(s / c * 1000, 3) if c else None
+    return {
+        "vpsgate_total_ms": mean("vpsgate_request_duration_seconds", 'route="vps.start"'),
+        "begin_command_ms": mean("vpsgate_database_duration_seconds", 'statement="begin_command"'),
+        "hostinger_call_ms": mean("vpsgate_hostinger_call_duration_seconds", 'operation="start"'),
+        "finish_command_ms": mean("vpsgate_database_duration_seconds", 'statement="finish_command"'),
+    }
+
+
+def prepare(stack: Stack, vps_count: int) -> dict:
+    stack.postgres.psql("CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())",
+                        url=stack.postgres.owner_url)
+    stack.postgres.psql("GRANT INSERT ON bench_floor TO vpsgate_app; GRANT USAGE ON SEQUENCE bench_floor_id_seq TO vpsgate_app",
+                        url=stack.postgres.owner_url)
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 0})
+    for vps in range(1005, 1005 + vps_count):
+        stack.sim("POST", "/__sim/vms", {"id": vps})
+    stack.grant("bench", "*", "admin")
+    token = stack.create_token("bench")
+    return {"VPSGATE_DEMO_TOKEN": token, "HOSTINGER_SIM_TOKEN": stack.sim_token,
+            "VPSGATE_BENCH_VPS_FIRST": "1005", "VPSGATE_BENCH_VPS_COUNT": str(vps_count)}
+
+
+def run(args) -> Path:
+    binary = Path(args.binary)
+    out = ROOT / "results" / time.strftime("bench-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True)
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), "seconds_per_run": args.seconds,
+                     "scenarios": {}, "scale": {}, "instances": {}}
+    env_extra = {"VPSGATE_DEBUG_ROUTES": "1", "VPSGATE_WORKERS": str(args.workers), "VPSGATE_LOG_LEVEL": "warning"}
+
+    root = Path(tempfile.mkdtemp(prefix="vpsgate-bench-"))
+    root.chmod(0o755)
+    stack = Stack(root, instances=2, workers=args.workers, binary=binary, extra_env=env_extra)
+    stack.sim_action_delay_ms = 0
+    try:
+        stack.start()
+        env = prepare(stack, 256)
+        bench = Bench(stack, args.seconds)
+        url = stack.url
+        key = str(uuid.uuid4())
+        first = subprocess.run(["curl", "-sS", "--cacert", str(stack.ca_file), "-X", "POST", f"{url}/v1/vps/1001/start",
+                                "-H", f"Authorization: Bearer {env['VPSGATE_DEMO_TOKEN']}", "-H", f"Idempotency-Key: {key}"],
+                               capture_output=True, text=True).stdout
+        operation = json.loads(first)["id"]
+        scenarios = {
+            "nginx": (f"{url}/__nginx_floor", None, {}),
+            "healthz": (f"{url}/healthz", None, {}),
+            "insert": (f"{url}/__debug/insert", None, {}),
+            "direct": (stack.sim_url, "direct.lua", {}),
+            "command": (url, "command.lua", {}),
+            "replay": (url, "replay.lua", {"VPSGATE_BENCH_KEY": key, "VPSGATE_BENCH_PATH": "/v1/vps/1001/start"}),
+            "read": (url, "get.lua", {"VPSGATE_BENCH_PATH": f"/v1/operations/{operation}"}),
+        }
+        for name, (target, script, extra) in scenarios.items():
+            results["scenarios"][name] = {}
+            for concurrency in CONCURRENCY:
+                print(f"[bench] {name} c={concurrency}", file=sys.stderr, flush=True)
+                if name == "command" and concurrency == 1:
+                    before = instrumentation(stack)
+                results["scenarios"][name][str(concurrency)] = bench.wrk(target, concurrency, script, dict(env, **extra))
+                if name == "command" and concurrency == 1:
+                    results["profile_command_c1"] = profile(before, instrumentation(stack))
+        results["scenarios"]["pg_commit"] = {}
+        for concurrency in CONCURRENCY:
+            print(f"[bench] pg_commit c={concurrency}", file=sys.stderr, flush=True)
+            results["scenarios"]["pg_commit"][str(concurrency)] = pgbench(stack, concurrency, args.seconds)
+        for name, process in stack.processes.items():
+            if name.startswith("vpsgate-"):
+                results["instances"][name] = {"peak_rss_mb": round(peak_rss_mb(process.pid), 1), "workers": args.workers}
+        # Start-up: a third instance, timed to its first ready answer.
+        results["readyz_after_start_ms"] = round(readyz_after_start(stack, 3), 1)
+        stack.stop_instance(3)
+    finally:
+        stack.stop()
+
+    # Scale: command throughput at c=64 with 1, 2 and 4 instances.
+    for count in (1, 2, 4):
+        root = Path(tempfile.mkdtemp(prefix="vpsgate-bench-"))
+        root.chmod(0o755)
+        stack = Stack(root, instances=count, workers=args.workers, binary=binary, extra_env=env_extra)
+        try:
+            stack.start()
+            env = prepare(stack, 256)
+            print(f"[bench] scale instances={count}", file=sys.stderr, flush=True)
+            result = Bench(stack, args.seconds).wrk(stack.url, 64, "command.lua", env)
+            result["postgres_cpu_s"] = None
+            results["scale"][str(count)] = result
+        finally:
+            stack.stop()
+
+    results["ratios"] = ratios(results)
+    results["targets"] = targets(results)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "results.md").write_text(markdown(results))
+    (out / "latency.svg").write_text(svg(results))
+    print(markdown(results))
+    print(f"[bench] written to {out}", file=sys.stderr)
+    return out
+
+
+def machine() -> str:
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
+    memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    return f"{os.cpu_count()} cores ({cpu}), {memory} GiB, {platform.system()} {platform.release()}"
+
+
+def ratios(r: dict) -> dict:
+    s = r["scenarios"]
+    get = lambda name, c, field="rps": s[name][str(c)][field]
+    return {
+        "command_over_insert_floor_c64": round(get("command", 64) / get("insert", 64), 3),
+        "command_minus_direct_p50_ms_c1": round(get("command", 1, "p50_ms") - get("direct", 1, "p50_ms"), 3),
+        "durable_commit_ms_c1": s["pg_commit"]["1"]["p50_ms"],
+        "replay_over_healthz_c64": round(get("replay", 64) / get("healthz", 64), 3),
+        "healthz_over_nginx_c64": round(get("healthz", 64) / get("nginx", 64), 3),
+        "scale_2_over_1": round(r["scale"]["2"]["rps"] / r["scale"]["1"]["rps"], 3),
+        "scale_4_over_2": round(r["scale"]["4"]["rps"] / r["scale"]["2"]["rps"], 3),
+    }
+
+
+def targets(r: dict) -> dict:
+    q = r["ratios"]
+    rss = max(i["peak_rss_mb"] for i in r["instances"].values())
+    return {
+        "command >= 70% of the durable-insert floor at c=64": q["command_over_insert_floor_c64"] >= 0.7,
+        "command p50 - direct p50 at c=1 <= one durable commit + 1.5 ms": q["command_minus_direct_p50_ms_c1"] <= (q["durable_commit_ms_c1"] or 0) + 1.5,
+        "replay >= 50% of /healthz": q["replay_over_healthz_c64"] >= 0.5,
+        "<= 64 MB RSS per instance with 64 workers": rss <= 64 and r["instances"][next(iter(r["instances"]))]["workers"] >= 64,
+        "/readyz 200 within 300 ms of start": r["readyz_after_start_ms"] <= 300,
+        "throughput grows from 1 to 2 instances": q["scale_2_over_1"] > 1.0,
+    }
+
+
+def markdown(r: dict) -> str:
+    lines = [f"Run {r['date']} on {r['machine']}; {r['seconds_per_run']} s per run.", "",
+             "| scenario | c | req/s | p50 ms | p99 ms | vpsgate CPU ms/req | machine CPU busy | errors |", "|---|---|---|---|---|---|---|---|"]
+    for name, runs in r["scenarios"].items():
+        for c, m in runs.items():
+            fmt = lambda v: "-" if v is None else (f"{v:,.0f}" if isinstance(v, float) and v > 100 else f"{v}")
+            lines.append(f"| {name} | {c} | {fmt(m['rps'])} | {fmt(m['p50_ms'])} | {fmt(m['p99_ms'])} | "
+                         f"{fmt(m.get('vpsgate_cpu_ms_per_request'))} | {m.get('machine_cpu_busy', '-')} | {m['errors']} |")
+    lines += ["", "| instances | command req/s at c=64 | p50 ms | p99 ms | machine CPU busy |", "|---|---|---|---|---|"]
+    for count, m in r["scale"].items():
+        lines.append(f"| {count} | {m['rps']:,.0f} | {m['p50_ms']} | {m['p99_ms']} | {m.get('machine_cpu_busy')} |")
+    if r.get("profile_command_c1"):
+        lines += ["", "Where a command's time goes at c=1 (mean ms, vpsgate's own histograms; the rest of the "
+                  "client's latency is nginx, TLS and the token check):", "", "| part | ms |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in r["profile_command_c1"].items()]
+    lines += ["", "| ratio | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in r["ratios"].items()]
+    lines += ["", f"Peak RSS per instance: " + ", ".join(f"{k} {v['peak_rss_mb']} MB ({v['workers']} workers)" for k, v in r["instances"].items()),
+              f"/readyz 200 after start: {r['readyz_after_start_ms']} ms", "",
+              "| target | met |", "|---|---|"] + [f"| {k} | {'yes' if v else 'no'} |" for k, v in r["targets"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def svg(r: dict) -> str:
+    """p50 latency against concurrency, one line per scenario, log-scaled latency."""
+    import math
+    width, height, left, bottom = 640, 400, 60, 40
+    series = {name: [(int(c), m["p50_ms"]) for c, m in runs.items() if m.get("p50_ms")] for name, runs in r["scenarios"].items()}
+    values = [v for points in series.values() for _, v in points if v and v > 0]
+    low, high = math.log10(min(values)), math.log10(max(values))
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+    x = lambda c: left + (CONCURRENCY.index(c)) * (width - left - 120) / (len(CONCURRENCY) - 1)
+    y = lambda v: height - bottom - (math.log10(v) - low) / max(high - low, 1e-9) * (height - bottom - 20)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+             f'<text x="{left}" y="14">p50 latency (ms, log scale) against concurrency</text>',
+             f'<line x1="{left}" y1="{height-bottom}" x2="{width-120}" y2="{height-bottom}" stroke="black"/>',
+             f'<line x1="{left}" y1="20" x2="{left}" y2="{height-bottom}" stroke="black"/>']
+    for c in CONCURRENCY:
+        parts.append(f'<text x="{x(c)-6}" y="{height-bottom+15}">c={c}</text>')
+    for exponent in range(math.floor(low), math.ceil(high) + 1):
+        value = 10 ** exponent
+        if low <= exponent <= high:
+            parts.append(f'<text x="5" y="{y(value)+4}">{value:g}</text>')
+    for index, (name, points) in enumerate(series.items()):
+        color = colors[index % len(colors)]
+        path = " ".join(f"{x(c):.1f},{y(v):.1f}" for c, v in points)
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
+        if points:
+            parts.append(f'<text x="{width-115}" y="{30 + index*14}" fill="{color}">{name}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=64)
+    run(parser.parse_args())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
