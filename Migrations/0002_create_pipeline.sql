@@ -54,7 +54,13 @@ CREATE TABLE operations (
     created_at            timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at            timestamptz NOT NULL DEFAULT clock_timestamp(),
     completed_at          timestamptz,
-    refreshed_at          timestamptz
+    refreshed_at          timestamptz,
+    -- The reconciler's lease, schedule and flag (SPEC section 5).
+    lease_owner           text,
+    lease_until           timestamptz,
+    next_check_at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+    checks                integer NOT NULL DEFAULT 0,
+    stale                 boolean NOT NULL DEFAULT false
 );
 CREATE INDEX operations_active ON operations (vps_id, created_at DESC)
     WHERE state IN ('accepted', 'dispatched', 'running', 'unknown');
@@ -122,7 +128,8 @@ CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
 
 -- The start of every command, in one round trip: reserve the key (or find it taken),
 -- take the VPS's busy slot, create the operation and write the 'received' audit row.
--- Returns what to do: proceed, replay, in_use, reused or busy.
+-- Returns what to do: proceed, replay, in_use, reused or busy. p_audit carries the
+-- request's identity and started_us, its start, for the duration of the audit rows.
 CREATE FUNCTION begin_command(
     p_principal text, p_key text, p_fingerprint text, p_vps_id bigint, p_command text,
     p_operation_id uuid, p_correlation_id text, p_busy_bound interval, p_now_us bigint, p_audit jsonb
@@ -134,16 +141,42 @@ DECLARE
     existing idempotency_keys%ROWTYPE;
     blocker record;
 BEGIN
+    -- Answers decided here (replay, key in use or reused, VPS busy) get their final audit
+    -- row in this same transaction: one round trip and one commit for the whole request.
     INSERT INTO idempotency_keys (principal, key, fingerprint, state)
     VALUES (p_principal, p_key, p_fingerprint, 'in_flight')
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
         SELECT * INTO existing FROM idempotency_keys k WHERE k.principal = p_principal AND k.key = p_key;
         IF existing.fingerprint <> p_fingerprint THEN
+        INSERT INTO audit_events (kind, operation_id, outcome, http_status, problem_type, instance, correlation_id, trace_id,
+                                  principal, auth_type, client_address, user_agent, method, path, command, vps_id,
+                                  request_params, idempotency_key, duration_ms)
+        SELECT 'final', NULL::uuid, 'conflict', 422, 'urn:vpsgate:problem:idempotency-key-reused', a.instance, p_correlation_id, a.trace_id, p_principal, a.auth_type,
+               a.client_address, a.user_agent, a.method, a.path, p_command, p_vps_id, a.request_params, p_key,
+               extract(epoch FROM clock_timestamp() - ('epoch'::timestamptz + a.started_us * interval '1 microsecond')) * 1000
+        FROM jsonb_to_record(p_audit) AS a(instance text, trace_id text, auth_type text, client_address text,
+                                           user_agent text, method text, path text, request_params jsonb, started_us bigint);
             RETURN QUERY SELECT 'reused'::text, existing.operation_id, NULL::integer, NULL::text, NULL::bytea, NULL::uuid, NULL::double precision;
         ELSIF existing.state = 'in_flight' THEN
+        INSERT INTO audit_events (kind, operation_id, outcome, http_status, problem_type, instance, correlation_id, trace_id,
+                                  principal, auth_type, client_address, user_agent, method, path, command, vps_id,
+                                  request_params, idempotency_key, duration_ms)
+        SELECT 'final', existing.operation_id, 'conflict', 409, 'urn:vpsgate:problem:idempotency-key-in-use', a.instance, p_correlation_id, a.trace_id, p_principal, a.auth_type,
+               a.client_address, a.user_agent, a.method, a.path, p_command, p_vps_id, a.request_params, p_key,
+               extract(epoch FROM clock_timestamp() - ('epoch'::timestamptz + a.started_us * interval '1 microsecond')) * 1000
+        FROM jsonb_to_record(p_audit) AS a(instance text, trace_id text, auth_type text, client_address text,
+                                           user_agent text, method text, path text, request_params jsonb, started_us bigint);
             RETURN QUERY SELECT 'in_use'::text, existing.operation_id, NULL::integer, NULL::text, NULL::bytea, NULL::uuid, NULL::double precision;
         ELSE
+        INSERT INTO audit_events (kind, operation_id, outcome, http_status, problem_type, instance, correlation_id, trace_id,
+                                  principal, auth_type, client_address, user_agent, method, path, command, vps_id,
+                                  request_params, idempotency_key, duration_ms)
+        SELECT 'final', existing.operation_id, 'replayed', existing.response_status, NULL, a.instance, p_correlation_id, a.trace_id, p_principal, a.auth_type,
+               a.client_address, a.user_agent, a.method, a.path, p_command, p_vps_id, a.request_params, p_key,
+               extract(epoch FROM clock_timestamp() - ('epoch'::timestamptz + a.started_us * interval '1 microsecond')) * 1000
+        FROM jsonb_to_record(p_audit) AS a(instance text, trace_id text, auth_type text, client_address text,
+                                           user_agent text, method text, path text, request_params jsonb, started_us bigint);
             RETURN QUERY SELECT 'replay'::text, existing.operation_id, existing.response_status, existing.response_location,
                                 existing.response_body, NULL::uuid, NULL::double precision;
         END IF;
@@ -159,6 +192,14 @@ BEGIN
     ORDER BY o.created_at DESC LIMIT 1;
     IF FOUND THEN
         DELETE FROM idempotency_keys k WHERE k.principal = p_principal AND k.key = p_key;
+        INSERT INTO audit_events (kind, operation_id, outcome, http_status, problem_type, instance, correlation_id, trace_id,
+                                  principal, auth_type, client_address, user_agent, method, path, command, vps_id,
+                                  request_params, idempotency_key, duration_ms)
+        SELECT 'final', NULL::uuid, 'busy', 409, 'urn:vpsgate:problem:vps-busy', a.instance, p_correlation_id, a.trace_id, p_principal, a.auth_type,
+               a.client_address, a.user_agent, a.method, a.path, p_command, p_vps_id, a.request_params, p_key,
+               extract(epoch FROM clock_timestamp() - ('epoch'::timestamptz + a.started_us * interval '1 microsecond')) * 1000
+        FROM jsonb_to_record(p_audit) AS a(instance text, trace_id text, auth_type text, client_address text,
+                                           user_agent text, method text, path text, request_params jsonb, started_us bigint);
         RETURN QUERY SELECT 'busy'::text, NULL::uuid, NULL::integer, NULL::text, NULL::bytea, blocker.id, blocker.age::double precision;
         RETURN;
     END IF;
@@ -181,7 +222,8 @@ $$;
 
 -- The end of a dispatched command, in one round trip: the operation's new state, the
 -- stored answer for the key (or the key released when Hostinger provably never got the
--- request) and the final audit row.
+-- request) and the final audit row. It never overwrites what the reconciler already
+-- settled from Hostinger (an instance that finishes after the reconciler stopped waiting).
 CREATE FUNCTION finish_command(
     p_principal text, p_key text, p_operation_id uuid, p_state text, p_action_id bigint, p_action_name text,
     p_action_state text, p_error jsonb, p_now_us bigint, p_store boolean, p_status integer, p_location text,
@@ -193,14 +235,15 @@ BEGIN
     UPDATE operations SET
         state = p_state, hostinger_action_id = p_action_id, hostinger_action_name = p_action_name,
         hostinger_action_state = p_action_state, error = p_error, updated_at = now_ts, refreshed_at = now_ts,
-        completed_at = CASE WHEN p_state IN ('succeeded', 'failed') THEN now_ts END
-    WHERE id = p_operation_id;
+        completed_at = CASE WHEN p_state IN ('succeeded', 'failed') THEN now_ts END,
+        next_check_at = now_ts + interval '1 second'
+    WHERE id = p_operation_id AND state = 'accepted';
     IF p_store THEN
         UPDATE idempotency_keys SET state = 'completed', response_status = p_status, response_location = p_location,
                                     response_body = p_body, completed_at = now()
-        WHERE principal = p_principal AND key = p_key;
+        WHERE principal = p_principal AND key = p_key AND state = 'in_flight';
     ELSE
-        DELETE FROM idempotency_keys WHERE principal = p_principal AND key = p_key;
+        DELETE FROM idempotency_keys WHERE principal = p_principal AND key = p_key AND state = 'in_flight';
     END IF;
     INSERT INTO audit_events (kind, operation_id, principal, idempotency_key, instance, correlation_id, trace_id,
                               auth_type, client_address, user_agent, method, path, command, vps_id, request_params,
