@@ -5,15 +5,16 @@ public enum IdempotencyKey {
         case invalid
     }
 
-    /// The key from the header: 8–255 visible ASCII characters, bare or as a structured-field
-    /// string (`"…"`).
+    /// The key from the header: 8–255 visible ASCII characters other than `"` and `\`, bare
+    /// or as a structured-field string (`"…"`).
     public static func parse(_ header: String?) -> Result<String, Problem> {
         guard let header, !header.isEmpty else { return .failure(.missing) }
         var key = Substring(header)
         if key.count >= 2, key.first == "\"", key.last == "\"" {
             key = key.dropFirst().dropLast()
-            if key.contains("\"") || key.contains("\\") { return .failure(.invalid) }
         }
+        // A quote or backslash left is a malformed structured-field string, not a key.
+        if key.contains("\"") || key.contains("\\") { return .failure(.invalid) }
         guard (8...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x21...0x7e).contains($0) }) else {
             return .failure(.invalid)
         }

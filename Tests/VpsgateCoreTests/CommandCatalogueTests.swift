@@ -82,6 +82,8 @@ import VpsgateCore
         #expect(IdempotencyKey.parse("1234567") == .failure(.invalid))
         #expect(IdempotencyKey.parse(String(repeating: "k", count: 256)) == .failure(.invalid))
         #expect(IdempotencyKey.parse("has a space") == .failure(.invalid))
+        #expect(IdempotencyKey.parse("\"unterminated") == .failure(.invalid))
+        #expect(IdempotencyKey.parse("quote\"inside") == .failure(.invalid))
     }
 
     @Test func theDocumentListsExactlyTheCatalogueAndTheReads() {
