@@ -79,6 +79,9 @@ public final class HostingerClient {
         let started = Self.nowMilliseconds()
         var result = HostingerResult(outcome: .notSent, fieldErrors: [], attempts: 0)
         var number = 0
+        // Once an attempt may have reached Hostinger, the call can no longer end "not sent",
+        // whatever later attempts say: that would let the same key run the command again.
+        var mayHaveBeenReceived = false
         while true {
             number += 1
             let now = Self.nowMilliseconds()
@@ -123,9 +126,12 @@ public final class HostingerClient {
                              elapsedMilliseconds: 0, deadlineMilliseconds: 1),
                 random: &random
             ).outcome
+            if case .lost = attemptResult { mayHaveBeenReceived = true }
+            if case .status(let status) = attemptResult, status >= 500 { mayHaveBeenReceived = true }
+            if mayHaveBeenReceived && result.outcome == .notSent { result.outcome = .unknown }
             switch decision {
             case .giveUp(let outcome):
-                result.outcome = outcome
+                result.outcome = mayHaveBeenReceived && outcome == .notSent ? .unknown : outcome
                 return result
             case .retry(let delay):
                 usleep(useconds_t(delay) * 1000)

@@ -86,6 +86,15 @@ import Glibc
         #expect(try sim.vmState(1003) == "recreating")
     }
 
+    @Test func aCallThatMayHaveBeenReceivedNeverEndsNotSent() throws {
+        // Attempt 1 is performed but its answer is late (lost); attempts 2 and 3 are throttled.
+        try sim.fault(#"{"method": "POST", "path": "/1001/start$", "delay_ms": 2500, "apply": true, "times": 1}"#)
+        try sim.fault(#"{"method": "POST", "path": "/1001/start$", "status": 429, "times": 2}"#)
+        let result = call(client(sim.settings(attemptTimeout: 1000)), .start(vm: 1001))
+        #expect(result.attempts == 3)
+        #expect(result.outcome == .unknown, "attempt 1 may have been performed: not_sent would let the key run again")
+    }
+
     @Test func refusedConnectionsOpenTheBreakerWhichFailsFastThenRecovers() throws {
         let circuit = HostingerCircuit(failureThreshold: 3, coolDownMilliseconds: 1500)
         let dead = client(sim.settings(baseURL: "https://127.0.0.1:\(closedPort())"), circuit: circuit)
