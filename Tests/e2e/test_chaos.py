@@ -3,7 +3,7 @@ while the simulator fails in every way, instances are killed with SIGKILL and re
 PostgreSQL restarts. Afterwards the invariants are checked and printed as figures.
 
 CI mode runs for VPSGATE_CHAOS_SECONDS (default 45); the long mode is
-`VPSGATE_CHAOS_SECONDS=600 VPSGATE_FUZZ_EXAMPLES=300 python3 -m pytest Tests/e2e/test_chaos.py -s`.
+`VPSGATE_CHAOS_SECONDS=600 VPSGATE_FUZZ_EXAMPLES=400 python3 -m pytest Tests/e2e/test_chaos.py -s`.
 """
 
 import json
