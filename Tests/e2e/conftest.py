@@ -13,7 +13,7 @@ from vpsgate_stack import Stack  # noqa: E402
 
 def make_stack(tmp_root: Path, **kwargs) -> Stack:
     extra_env = {"VPSGATE_DEBUG_ROUTES": "1", "VPSGATE_SHUTDOWN_TIMEOUT": "10",
-                 "HOSTINGER_BREAKER_FAILURES": "5", "HOSTINGER_BREAKER_COOLDOWN_MS": "3000"}
+                 "HOSTINGER_BREAKER_FAILURES": "5", "HOSTINGER_BREAKER_COOLDOWN_MS": "10000"}
     extra_env.update(kwargs.pop("extra_env", {}))
     stack = Stack(tmp_root, extra_env=extra_env, **kwargs)
     stack.start()

@@ -461,7 +461,8 @@ def test_admin_changes_are_audited(stack, people):
 
 
 def test_an_open_breaker_fails_fast_with_503_and_keeps_no_key(stack, people):
-    """Runs last in this file: it trips both instances' breakers (5 failures, 3 s cool-down).
+    """Runs last in this file: it trips both instances' breakers (5 failures, 10 s cool-down,
+    long enough that neither half-opens while the test looks).
     Every Hostinger call fails, the reconcilers' reads included (a success would close it)."""
     alice = people["alice"]
     stack.sim("POST", "/__sim/faults", {"path": ".", "status": 503, "times": -1})
@@ -481,6 +482,6 @@ def test_an_open_breaker_fails_fast_with_503_and_keeps_no_key(stack, people):
     assert len(sim_requests(stack)) == sent, "no connection while the breaker is open"
     assert sql(stack, f"SELECT count(*) FROM idempotency_keys WHERE key IN ('{keys[0]}', '{keys[1]}')") == "0"
     stack.sim("DELETE", "/__sim/faults")
-    time.sleep(3.2)
+    time.sleep(10.2)
     status, _, _ = alice.json("POST", "/v1/vps/1003/start", key=keys[0])
     assert status == 202
