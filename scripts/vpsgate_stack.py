@@ -497,7 +497,7 @@ Settings for your shell are in .run/env:
 Stop VM 1001 as the demo principal (admin on every VPS), then follow the operation:
 
     curl --cacert "$VPSGATE_CA_FILE" -X POST "$VPSGATE_URL/v1/vps/1001/stop" \\
-         -H "Authorization: Bearer $VPSGATE_DEMO_TOKEN" -H "Idempotency-Key: $(uuidgen || date +%s%N)" -i
+         -H "Authorization: Bearer $VPSGATE_DEMO_TOKEN" -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -i
     curl --cacert "$VPSGATE_CA_FILE" -H "Authorization: Bearer $VPSGATE_DEMO_TOKEN" "$VPSGATE_URL/v1/operations/<id>"
 
 Logs: {stack.run_dir}/*.log. Press Ctrl-C to stop everything.
