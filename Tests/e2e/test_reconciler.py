@@ -28,6 +28,7 @@ def stack():
     stack = make_stack(root, extra_env={
         "HOSTINGER_DEADLINE_MS": "4000", "HOSTINGER_ATTEMPT_TIMEOUT_MS": "2000", "VPSGATE_RECONCILE_GRACE_MS": "6000",
         "VPSGATE_SETTLE_WINDOW_MS": "3000", "VPSGATE_DRIFT_SCAN_INTERVAL_MS": "2000", "VPSGATE_RECONCILE_INTERVAL_MS": "200",
+        "HOSTINGER_BREAKER_COOLDOWN_MS": "1000",
     })
     try:
         yield stack
@@ -218,7 +219,9 @@ def test_nothing_stays_unsettled_after_random_faults(stack, admin):
         thread.join(timeout=300)
     stack.sim("DELETE", "/__sim/faults")
     stopped = time.monotonic()
-    assert len(accepted) >= 20  # the rest met a busy VPS (409) or a failure answered at once
+    # 100 commands were sent; the ones not accepted met a busy VPS (409), the open breaker
+    # or a failure answered at once. Enough must have become operations to mean something.
+    assert len(accepted) >= 10
     while operations_open(stack) and time.monotonic() - stopped < 120:
         time.sleep(0.5)
     assert operations_open(stack) == 0, sql(stack, "SELECT id, state FROM operations WHERE state NOT IN ('succeeded', 'failed')")
