@@ -133,6 +133,12 @@ def test_the_other_instance_settles_after_a_kill(stack, admin, applied):
     thread.start()
     name = instance_of(stack, correlation)
     index = int(name.split("-")[1])
+    # Kill it while Hostinger holds the answer: once the request has reached the simulator
+    # (killed earlier, the request was never sent, and not_applied is the right outcome).
+    deadline = time.monotonic() + 10
+    while not sim_requests(stack, "POST", "/1001/recreate") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(sim_requests(stack, "POST", "/1001/recreate")) == 1
     stack.processes.pop(name).send_signal(signal.SIGKILL)
     operation_id = sql(stack, f"SELECT operation_id FROM audit_events WHERE correlation_id = '{correlation}' AND kind = 'received'")
     assert sql(stack, f"SELECT state FROM operations WHERE id = '{operation_id}'") == "accepted"
