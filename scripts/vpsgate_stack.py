@@ -169,8 +169,8 @@ class Postgres:
 
 # MARK: - TLS
 
-def ensure_tls(tls_dir: Path) -> None:
-    """A local CA and a server certificate for 127.0.0.1 and localhost, made once."""
+def ensure_tls(tls_dir: Path, extra_ips: tuple[str, ...] = ()) -> None:
+    """A local CA and a server certificate for 127.0.0.1, localhost and `extra_ips`, made once."""
     if (tls_dir / "server.crt").exists() and (tls_dir / "ca.crt").exists():
         return
     tls_dir.mkdir(parents=True, exist_ok=True)
@@ -183,13 +183,38 @@ def ensure_tls(tls_dir: Path) -> None:
     run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
         "-subj", "/CN=localhost", "-keyout", str(tls_dir / "server.key"), "-out", str(tls_dir / "server.csr"))
     (tls_dir / "server.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+        f"subjectAltName=IP:127.0.0.1,DNS:localhost{''.join(',IP:' + ip for ip in extra_ips)}\n"
+        "extendedKeyUsage=serverAuth\n"
         "keyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n")
     run("x509", "-req", "-in", str(tls_dir / "server.csr"), "-CA", str(tls_dir / "ca.crt"),
         "-CAkey", str(tls_dir / "ca.key"), "-CAcreateserial", "-days", "825",
         "-extfile", str(tls_dir / "server.ext"), "-out", str(tls_dir / "server.crt"))
     for key in ("ca.key", "server.key"):
         (tls_dir / key).chmod(0o600)
+
+
+def issue_client_certificate(tls_dir: Path, name: str, subject: str, ca: str = "client-ca") -> tuple[Path, Path]:
+    """A client certificate for `subject` (openssl -subj form) signed by CA `ca`, made on
+    first use (the CA too); returns (certificate, key)."""
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)
+    ca_cert, ca_key = tls_dir / f"{ca}.crt", tls_dir / f"{ca}.key"
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    if not ca_cert.exists():
+        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-days", "3650", "-subj", f"/CN=vpsgate {ca}", "-keyout", str(ca_key), "-out", str(ca_cert),
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        ca_key.chmod(0o600)
+    cert, key, csr = tls_dir / f"{name}.crt", tls_dir / f"{name}.key", tls_dir / f"{name}.csr"
+    if not cert.exists():
+        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-subj", subject, "-keyout", str(key), "-out", str(csr))
+        ext = tls_dir / f"{name}.ext"
+        ext.write_text("extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n"
+                       "basicConstraints=critical,CA:FALSE\n")
+        run("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key), "-CAcreateserial",
+            "-days", "30", "-extfile", str(ext), "-out", str(cert))
+        key.chmod(0o600)
+    return cert, key
 
 
 # MARK: - The stack
@@ -200,7 +225,8 @@ class Stack:
     def __init__(self, run_dir: Path, *, https_port: int | None = None, pg_port: int | None = None,
                  instances: int = 2, workers: int = 16, keep_conn: bool = False,
                  binary: Path | None = None, extra_env: dict[str, str] | None = None,
-                 read_timeout: str = "60s"):
+                 read_timeout: str = "60s", production: bool = False, auth: str = "token",
+                 token_cache: bool = False, oidc_url: str | None = None, tcp: bool = False):
         self.run_dir = runtime_dir(run_dir)
         self.https_port = https_port or free_port()
         self.instance_count = instances
@@ -213,12 +239,26 @@ class Stack:
         self.tls_dir = self.run_dir / "tls"
         self.sock_dir = self.run_dir / "sock"
         self.processes: dict[str, subprocess.Popen] = {}
-        self.nginx_conf = self.run_dir / "nginx.conf"
+        self.nginx_conf = self.run_dir / ("nginx-prod/nginx.conf" if production else "nginx.conf")
         self.sim_binary = self.binary.parent / "hostinger-sim"
         self.sim_port = free_port()
         self.sim_token = secrets.token_urlsafe(24)
         self.sim_action_delay_ms = 1000
         self.demo_token: str | None = None
+        # nginx/vpsgate.conf (the production configuration) instead of nginx/local.conf.in
+        self.production = production
+        self.auth = auth
+        self.token_cache = token_cache
+        self.oidc_url = oidc_url
+        self.internal_port = free_port()
+        # Instances on TCP (127.0.0.1, a port each) instead of unix sockets; a test may
+        # place them elsewhere (network namespaces) with `instance_addresses` and
+        # `instance_command_prefix`, and the simulator on more addresses with `sim_extra_listen`.
+        self.tcp = tcp
+        self.instance_addresses: dict[int, str] = {}
+        self.instance_command_prefix: dict[int, list[str]] = {}
+        self.sim_extra_listen: list[str] = []
+        self.tls_extra_ips: tuple[str, ...] = ()
 
     # URLs and files a client needs
     @property
@@ -239,6 +279,21 @@ class Stack:
 
     def socket_path(self, index: int) -> Path:
         return self.sock_dir / f"vpsgate-{index}.sock"
+
+    def instance_address(self, index: int) -> str:
+        """Where instance `index` listens, as nginx's upstream names it (unix:/path or host:port)."""
+        if index not in self.instance_addresses:
+            self.instance_addresses[index] = f"127.0.0.1:{free_port()}" if self.tcp else f"unix:{self.socket_path(index)}"
+        return self.instance_addresses[index]
+
+    def instance_listening(self, index: int) -> bool:
+        address = self.instance_address(index)
+        if address.startswith("unix:"):
+            return Path(address[5:]).exists()
+        host, port = address.rsplit(":", 1)
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            return s.connect_ex((host, int(port))) == 0
 
     def log_path(self, name: str) -> Path:
         return self.run_dir / f"{name}.log"
@@ -275,7 +330,7 @@ class Stack:
                      database_url: str | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VPSGATE_")}
         env.update({
-            "VPSGATE_LISTEN": f"unix:{self.socket_path(index)}",
+            "VPSGATE_LISTEN": self.instance_address(index) if index else f"unix:{self.socket_path(index)}",
             "VPSGATE_DATABASE_URL": database_url or self.postgres.url,
             "VPSGATE_MIGRATION_DATABASE_URL": database_url or self.postgres.owner_url,
             "VPSGATE_MIGRATIONS_DIR": str(migrations_dir or ROOT / "Migrations"),
@@ -295,12 +350,13 @@ class Stack:
         self.sock_dir.chmod(0o755)
         name = f"vpsgate-{index}"
         logfile = open(self.log_path(name), "ab")
-        process = subprocess.Popen([str(self.binary), "serve"], env=self.instance_env(index),
+        command = self.instance_command_prefix.get(index, []) + [str(self.binary), "serve"]
+        process = subprocess.Popen(command, env=self.instance_env(index),
                                    stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
         logfile.close()
         self.processes[name] = process
         if wait:
-            wait_until(lambda: self.socket_path(index).exists() or process.poll() is not None,
+            wait_until(lambda: self.instance_listening(index) or process.poll() is not None,
                        30, f"{name} to listen")
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited with {process.returncode}: "
@@ -356,25 +412,25 @@ class Stack:
     # MARK: nginx
 
     def render_nginx(self) -> None:
-        servers = "\n".join(f"        server unix:{self.socket_path(i)} max_fails=0;"
+        if self.production:
+            return self.render_production_nginx()
+        servers = "\n".join(f"        server {self.instance_address(i)} max_fails=0;"
                             for i in range(1, self.instance_count + 1))
         if not servers:
             servers = "        server 127.0.0.1:9 down;"
-        sim_server = ""
-        if "hostinger-sim" in self.processes:
-            sim_server = (ROOT / "nginx/hostinger-sim.conf.in").read_text()
+        sim_server = self.sim_server_block()
         keepalive = f"        keepalive {self.workers};" if self.keep_conn else ""
         keep_conn = "fastcgi_keep_conn on;" if self.keep_conn else ""
         text = (ROOT / "nginx/local.conf.in").read_text()
-        rendered_dir = self.run_dir / "nginx"
+        rendered_dir = self.run_dir / "vpsgate"
         replacements = {
-            "@RUN_DIR@": str(self.run_dir), "@TLS_DIR@": str(self.tls_dir), "@NGINX_DIR@": str(rendered_dir),
+            "@RUN_DIR@": str(self.run_dir), "@TLS_DIR@": str(self.tls_dir),
+            "/var/cache/nginx/": f"{self.run_dir}/nginx-cache/",
             "@LISTEN@": f"127.0.0.1:{self.https_port}", "@UPSTREAM_SERVERS@": servers,
             "@UPSTREAM_KEEPALIVE@": keepalive, "@KEEP_CONN@": keep_conn,
             "@USER_DIRECTIVE@": "user www-data;" if IS_ROOT else "", "@READ_TIMEOUT@": self.read_timeout,
         }
         text = text.replace("@SIM_SERVER@", sim_server)
-        replacements.update({"@SIM_LISTEN@": f"127.0.0.1:{self.sim_port}", "@SIM_SOCKET@": str(self.sim_socket)})
         def render(template: str) -> str:
             for key, value in replacements.items():
                 template = template.replace(key, value)
@@ -387,8 +443,86 @@ class Stack:
                 target.write_text(render(source.read_text()))
         self.nginx_conf.write_text(render(text))
 
+    def sim_server_block(self) -> str:
+        """hostinger-sim's server block, when the simulator runs."""
+        if "hostinger-sim" not in self.processes:
+            return ""
+        listens = [f"127.0.0.1:{self.sim_port}"] + [f"{ip}:{self.sim_port}" for ip in self.sim_extra_listen]
+        return ((ROOT / "nginx/hostinger-sim.conf.in").read_text()
+                .replace("@SIM_LISTEN@", " ssl;\n        listen              ".join(listens))
+                .replace("@SIM_SOCKET@", str(self.sim_socket)).replace("@TLS_DIR@", str(self.tls_dir)))
+
+    def render_production_nginx(self) -> None:
+        """nginx/vpsgate.conf as shipped, installed under a test prefix: the files of nginx/ go
+        to <prefix>/vpsgate/ as they would to /etc/nginx/vpsgate/, the site-specific lines
+        (listen addresses, log and cache paths, the authentication variant, the OIDC endpoint)
+        are replaced, each of which must be found, and upstream.conf names this stack's instances."""
+        prefix = self.run_dir / "nginx-prod"
+        target = prefix / "vpsgate"
+        if target.exists():
+            shutil.rmtree(target)
+        for source in (ROOT / "nginx").rglob("*"):
+            if source.is_file() and source.suffix != ".in":
+                destination = target / source.relative_to(ROOT / "nginx")
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, destination)
+
+        def edit(relative: str, *pairs: tuple[str, str]) -> None:
+            path = target / relative
+            text = path.read_text()
+            for old, new in pairs:
+                if old not in text:
+                    raise RuntimeError(f"nginx/{relative} no longer contains {old!r}: update the test renderer")
+                text = text.replace(old, new)
+            path.write_text(text)
+
+        edit("vpsgate.conf",
+             ("listen               443 ssl http2;", f"listen               127.0.0.1:{self.https_port} ssl http2;"),
+             ("listen       10.0.0.10:9180;", f"listen       127.0.0.1:{self.internal_port};"),
+             ("/var/log/nginx/", f"{self.run_dir}/"),
+             *([("auth/token/", f"auth/{self.auth}/")] if self.auth != "token" else []))
+        edit("auth/token/http.conf", ("/var/cache/nginx/", f"{self.run_dir}/nginx-cache/"))
+        if self.token_cache:
+            edit("auth/token/server.conf", ("cache-off.conf", "cache-on.conf"))
+        if self.oidc_url:
+            edit("auth/oidc/server.conf", ("https://idp.example.com/oauth2/auth", self.oidc_url))
+        (target / "tls").mkdir(exist_ok=True)
+        if self.auth == "mtls":
+            issue_client_certificate(self.tls_dir, "client-example", "/CN=client-example")  # makes the client CA
+        for name in ("server.crt", "server.key", "client-ca.crt"):
+            if (self.tls_dir / name).exists():
+                shutil.copyfile(self.tls_dir / name, target / "tls" / name)
+        servers = "\n".join(f"    server {self.instance_address(i)} max_fails=2 fail_timeout=5s;"
+                            for i in range(1, self.instance_count + 1)) or "    server 127.0.0.1:9 down;"
+        names = "\n".join(f"    vpsgate-{i}  {self.instance_address(i)};" for i in range(1, self.instance_count + 1))
+        (target / "upstream.conf").write_text(
+            f"upstream vpsgate {{\n{servers}\n}}\nupstream vpsgate_token_check {{\n{servers}\n}}\n"
+            f"map $vpsgate_instance $vpsgate_instance_address {{\n{names}\n    default \"\";\n}}\n")
+        temp = "\n".join(f"    {kind}_temp_path {self.run_dir}/nginx-{kind};"
+                         for kind in ("client_body", "fastcgi", "proxy", "uwsgi", "scgi"))
+        self.nginx_conf.write_text(f"""# The test's stand-in for /etc/nginx/nginx.conf around the shipped vpsgate.conf.
+worker_processes 1;
+pid {self.run_dir}/nginx.pid;
+error_log {self.log_path("nginx-error")} warn;
+{"user www-data;" if IS_ROOT else ""}
+events {{ worker_connections 1024; }}
+http {{
+{temp}
+    include vpsgate/vpsgate.conf;
+{self.sim_server_block()}
+}}
+""")
+        if IS_ROOT:
+            subprocess.run(["chmod", "-R", "a+rX", str(prefix)], check=True)
+            (target / "tls" / "server.key").chmod(0o600)
+
+    @property
+    def internal_url(self) -> str:
+        return f"http://127.0.0.1:{self.internal_port}"
+
     def start_nginx(self) -> None:
-        ensure_tls(self.tls_dir)
+        ensure_tls(self.tls_dir, self.tls_extra_ips)
+        (self.run_dir / "nginx-cache").mkdir(mode=0o755, exist_ok=True)  # /var/cache/nginx's stand-in
         self.render_nginx()
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         test = subprocess.run([nginx, "-t", "-q", "-c", str(self.nginx_conf), "-e", str(self.log_path("nginx-error"))],

@@ -26,7 +26,8 @@ public struct Configuration: Sendable, Equatable {
     public var logLevel: String
     /// `VPSGATE_LOG_FORMAT`: `json` (one object per line, the default) or `text` (for a terminal).
     public var logFormat: String
-    /// `VPSGATE_DEBUG_ROUTES=1`: serve `GET /__debug/sleep?ms=N` (a slow request for the
+    /// `VPSGATE_DEBUG_ROUTES=1`: serve `GET /v1/__debug/params` (the parameters nginx sent,
+    /// credentials redacted), `GET /__debug/sleep?ms=N` (a slow request for the
     /// shutdown tests) and `GET /__debug/insert` (the benchmark's durable-insert floor, into
     /// a table the benchmark creates). Off by default; never enable it in production.
     public var debugRoutes: Bool

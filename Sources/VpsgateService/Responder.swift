@@ -62,6 +62,15 @@ public struct Responder: FastCGIResponder {
         }
     }
 
+    /// What nginx sent, for the tests that check what reaches vpsgate (debug routes only);
+    /// credentials are shown by presence, never by value.
+    static func receivedParameters(_ request: FastCGIRequest) -> JSONValue {
+        let secret: Set<String> = ["HTTP_AUTHORIZATION", "HTTP_COOKIE", "HTTP_PROXY_AUTHORIZATION"]
+        return .object(request.parameters.sorted { $0.key < $1.key }.map { name, value in
+            (name, .string(secret.contains(name) ? "<redacted, \(value.utf8.count) bytes>" : value))
+        })
+    }
+
     // MARK: - Routing
 
     private func route(_ request: FastCGIRequest, _ requestContext: RequestContext) -> FastCGIResponse {
@@ -91,6 +100,8 @@ public struct Responder: FastCGIResponder {
             } catch {
                 return unavailable(requestContext, error)
             }
+        case ("GET", "/v1/__debug/params") where context.configuration.debugRoutes:
+            return json(200, Self.receivedParameters(request).serialized(sortedKeys: true))
         case (_, "/healthz"), (_, "/readyz"):
             var response = problem(Problem(.methodNotAllowed, status: 405, title: "Method not allowed", detail: "Use GET.",
                                            instance: request.path), requestContext)

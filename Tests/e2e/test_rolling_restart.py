@@ -1,0 +1,56 @@
+"""A rolling restart under load, through the production nginx configuration: two instances
+on TCP, steady commands and reads for VPSGATE_ROLLING_SECONDS (60 by default), each
+instance stopped with SIGTERM and started again in turn. No client request may fail and no
+accepted operation may be lost or sent to Hostinger twice."""
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from conftest import make_stack
+from load import Load, wait_for_operations
+from test_pipeline import sim_requests
+
+SECONDS = float(os.environ.get("VPSGATE_ROLLING_SECONDS", "60"))
+VPS = [1001, 1002, 1003]
+
+
+def test_rolling_restart_under_load_fails_no_request_and_loses_no_operation():
+    root = Path(tempfile.mkdtemp(prefix="vpsgate-rolling-"))
+    root.chmod(0o755)
+    stack = make_stack(root, production=True, tcp=True)
+    try:
+        stack.sim("POST", "/__sim/config", {"action_delay_ms": 500})
+        tokens = []
+        for index in range(len(VPS) + 2):
+            stack.grant(f"roll-{index}", "*", "operator")
+            tokens.append(stack.create_token(f"roll-{index}"))
+        started = time.monotonic()
+        with Load(stack, tokens, VPS) as load:
+            restarts = []
+            for index in (1, 2):
+                time.sleep(SECONDS / 5)
+                before = len(load.results.answers)
+                assert stack.stop_instance(index) == 0, f"vpsgate-{index} did not drain cleanly"
+                stack.start_instance(index)
+                restarts.append(before)
+            time.sleep(max(0.0, SECONDS - (time.monotonic() - started)))
+        results = load.results
+
+        assert not results.unexpected(), results.unexpected()[:10]
+        kinds = {kind: sum(1 for a in results.answers if a.kind == kind) for kind in ("command", "poll", "read")}
+        assert kinds["command"] >= 20 and kinds["read"] >= 50, kinds
+        assert all(len(results.answers) > before for before in restarts), "load ran across both restarts"
+        # Every accepted operation finished, each with exactly one Hostinger call.
+        states = wait_for_operations(stack, results.operations)
+        assert len(states) == len(results.operations)
+        assert set(states.values()) == {"succeeded"}, states
+        calls = sim_requests(stack, "PUT", "/hostname")
+        assert len(calls) == len(results.operations), (len(calls), len(results.operations))
+        # Both instances served before and after their restart.
+        log = (stack.run_dir / "vpsgate-access.log").read_text()
+        for index in (1, 2):
+            assert stack.instance_address(index) in log
+    finally:
+        stack.stop()
