@@ -20,6 +20,7 @@ ensure_packages() {
     command -v openssl >/dev/null 2>&1 || need+=(openssl)
     command -v curl >/dev/null 2>&1 || need+=(curl)
     command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+    command -v ip >/dev/null 2>&1 && command -v ss >/dev/null 2>&1 || need+=(iproute2)
     command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
     if [ "$purpose" = bench ]; then
         command -v wrk >/dev/null 2>&1 || need+=(wrk)

@@ -91,6 +91,10 @@ class Postgres:
         self.bindir = pg_bindir()
         self.os_user = "postgres" if IS_ROOT else pwd.getpwuid(os.geteuid()).pw_name
         self.started = False
+        # More addresses to listen on, pg_hba.conf lines for them, and server settings.
+        self.listen_addresses = ["127.0.0.1"]
+        self.hba_lines: list[str] = []
+        self.settings: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -134,8 +138,15 @@ class Postgres:
         if self.is_running():
             raise RuntimeError(f"a PostgreSQL server already runs on {self.data_dir}: is another "
                                "vpsgate stack running from this directory? Stop it first.")
-        options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-                   f"-c unix_socket_directories='' -c max_connections=300")
+        if self.hba_lines:
+            hba = self.data_dir / "pg_hba.conf"
+            lines = [line for line in self.hba_lines if line not in self._as_owner(
+                ["cat", str(hba)], capture_output=True, text=True).stdout]
+            if lines:
+                self._as_owner(["sh", "-c", f"printf '%s\\n' \"$@\" >> {hba}", "sh", *lines])
+        settings = "".join(f" -c {name}={value}" for name, value in self.settings.items())
+        options = (f"-c listen_addresses={','.join(self.listen_addresses)} -c port={self.port} "
+                   f"-c unix_socket_directories='' -c max_connections=300{settings}")
         self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l",
                         str(self.data_dir / "server.log"), "-o", options, "-w", "-t", "60", "start"],
                        stdout=subprocess.DEVNULL)
@@ -259,6 +270,7 @@ class Stack:
         self.instance_command_prefix: dict[int, list[str]] = {}
         self.sim_extra_listen: list[str] = []
         self.tls_extra_ips: tuple[str, ...] = ()
+        self.instance_env_overrides: dict[int, dict[str, str]] = {}
 
     # URLs and files a client needs
     @property
@@ -343,6 +355,7 @@ class Stack:
         if IS_ROOT:
             env["VPSGATE_SOCKET_GROUP"] = "www-data"
         env.update(self.extra_env)
+        env.update(self.instance_env_overrides.get(index, {}))
         return env
 
     def start_instance(self, index: int, wait: bool = True) -> subprocess.Popen:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 COMMAND_OK = {200, 202}
 COMMAND_EXPECTED = COMMAND_OK | {409}  # 409: the VPS is busy with another operation
+KEY_IN_USE = "urn:vpsgate:problem:idempotency-key-in-use"
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Answer:
     status: int | None  # None: no HTTP answer (connection error or timeout)
     at: float
     detail: str = ""
+    key: str | None = None
 
 
 @dataclass
@@ -88,9 +90,9 @@ class Load:
         except urllib.error.HTTPError as error:
             status, raw = error.code, error.read()
         except (OSError, urllib.error.URLError) as error:
-            self.results.record(Answer(kind, None, time.monotonic(), f"{method} {path}: {error!r}"))
+            self.results.record(Answer(kind, None, time.monotonic(), f"{method} {path}: {error!r}", key))
             return None, None
-        self.results.record(Answer(kind, status, time.monotonic(), f"{method} {path}: {raw[:200]!r}"))
+        self.results.record(Answer(kind, status, time.monotonic(), f"{method} {path}: {raw[:200]!r}", key))
         try:
             return status, json.loads(raw) if raw else None
         except ValueError:
@@ -102,11 +104,16 @@ class Load:
             number += 1
             key = str(uuid.uuid4())
             body = {"hostname": f"load-{vps}-{number}.example.com"}
+            give_up = time.monotonic() + 120
             while True:
                 status, operation = self.send("command", token, "PUT", f"/v1/vps/{vps}/hostname", body, key)
-                if status in COMMAND_EXPECTED or not self.retry or self.stopping.is_set():
+                in_doubt = status is None or status >= 500 or (
+                    status == 409 and (operation or {}).get("type") == KEY_IN_USE)
+                if not (self.retry and in_doubt) or time.monotonic() > give_up:
                     break
-                time.sleep(0.5)  # no definitive answer: the same key again
+                # No answer, or the key is still held by the request that got none: the
+                # same key again until its operation answers (what a careful client does).
+                time.sleep(1)
             if status not in COMMAND_OK:
                 time.sleep(0.3)
                 continue
