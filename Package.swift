@@ -33,11 +33,13 @@ let package = Package(
         ),
         // What Swift cannot call: libcurl's variadic setopt/getinfo.
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        // Linux's socket filter structures, for a TCP listener's drain at shutdown.
+        .target(name: "CSocketShim"),
 
         // MARK: - Thin Swift wrappers
         .target(
             name: "FastCGI",
-            dependencies: ["CFastCGI", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CFastCGI", "CSocketShim", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(name: "Postgres", dependencies: ["CLibPQ"], swiftSettings: strict),

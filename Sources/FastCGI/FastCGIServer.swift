@@ -101,9 +101,14 @@ public final class FastCGIServer: Sendable {
         let start = Self.monotonicSeconds()
         logger.info("stopping: no new connections, finishing requests in flight", metadata: ["signal": "\(received)"])
 
+        let deadline = start + configuration.shutdownTimeoutSeconds
+        if let code = socket.closeToNewConnections() {
+            logger.warning("could not turn new connections away before draining", metadata: ["errno": "\(code)"])
+        }
+        awaitEmptyQueue(socket, deadline: deadline)
         stopping.store(true, ordering: .sequentiallyConsistent)
         socket.stopAccepting()
-        let abandoned = drain(slots: slots, deadline: start + configuration.shutdownTimeoutSeconds)
+        let abandoned = drain(slots: slots, deadline: deadline)
         for (thread, slot) in zip(threads, slots) where slot.state.load(ordering: .acquiring) == WorkerSlot.exited {
             pthread_join(thread, nil)
         }
@@ -218,6 +223,24 @@ public final class FastCGIServer: Sendable {
     }
 
     // MARK: - Shutdown
+
+    /// Lets the workers accept what is queued: waits until the listen queue is empty, and for
+    /// TCP has stayed so for 100 ms (a handshake that began before new SYNs were ignored
+    /// completes within a round trip), or until the deadline.
+    private func awaitEmptyQueue(_ socket: borrowing ListeningSocket, deadline: Double) {
+        let quiet = socket.path == nil ? 0.1 : 0
+        var emptySince: Double?
+        while case let now = Self.monotonicSeconds(), now < deadline {
+            if socket.hasQueuedConnection {
+                emptySince = nil
+            } else if now - (emptySince ?? now) >= quiet {
+                return
+            } else if emptySince == nil {
+                emptySince = now
+            }
+            usleep(5_000)
+        }
+    }
 
     /// Waits for the workers to stop, waking those that wait on an idle kept-alive
     /// connection with SIGUSR2 (its handler interrupts the blocking read). Signals repeat

@@ -1,3 +1,5 @@
+import CSocketShim
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -124,11 +126,28 @@ struct ListeningSocket: ~Copyable {
         unlink(path)
     }
 
-    /// Stops accepting. Connections already queued are still handed out by `accept()` on a
-    /// unix socket (its queue drains first, then `accept()` fails with EINVAL); a TCP listener
-    /// drops its queue. The socket file is unlinked first so new connections go elsewhere.
+    /// Turns new connections away while those already queued can still be accepted: nginx
+    /// has written requests on them. A unix socket's file is removed, so a connect() by path
+    /// fails at once; a TCP listener ignores new SYNs (a socket filter), so a connect() waits
+    /// and is refused on its next try, once the listener is shut down. Either way nginx moves
+    /// on to another instance. Returns the errno when the filter could not be attached.
+    func closeToNewConnections() -> Int32? {
+        if let path {
+            unlink(path)
+            return nil
+        }
+        return vpsgate_ignore_new_connections(descriptor) == 0 ? nil : errno
+    }
+
+    /// Whether a connection waits in the listen queue.
+    var hasQueuedConnection: Bool {
+        var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) == 1 && entry.revents & Int16(POLLIN) != 0
+    }
+
+    /// Stops accepting: accept() fails in every worker from now on, and whatever is still
+    /// queued is dropped.
     func stopAccepting() {
-        if let path { unlink(path) }
         shutdown(descriptor, Int32(SHUT_RDWR))
     }
 

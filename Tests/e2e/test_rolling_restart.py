@@ -3,12 +3,17 @@ on TCP, steady commands and reads for VPSGATE_ROLLING_SECONDS (60 by default), e
 instance stopped with SIGTERM and started again in turn. No client request may fail and no
 accepted operation may be lost or sent to Hostinger twice."""
 
+import concurrent.futures
 import os
+import signal
 import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import make_stack
+from fastcgi_client import fastcgi_request
 from load import Load, wait_for_operations
 from test_pipeline import sim_requests
 
@@ -19,9 +24,12 @@ VPS = [1001, 1002, 1003]
 def test_rolling_restart_under_load_fails_no_request_and_loses_no_operation():
     root = Path(tempfile.mkdtemp(prefix="vpsgate-rolling-"))
     root.chmod(0o755)
-    stack = make_stack(root, production=True, tcp=True)
+    # Four workers per instance and a Hostinger that takes a second to answer a hostname
+    # change: requests often wait in the listen queue, where a SIGTERM finds them.
+    stack = make_stack(root, production=True, tcp=True, workers=4)
     try:
         stack.sim("POST", "/__sim/config", {"action_delay_ms": 500})
+        stack.sim("POST", "/__sim/faults", {"method": "PUT", "path": "/hostname$", "delay_ms": 1000, "times": -1})
         tokens = []
         for index in range(len(VPS) + 2):
             stack.grant(f"roll-{index}", "*", "operator")
@@ -52,5 +60,29 @@ def test_rolling_restart_under_load_fails_no_request_and_loses_no_operation():
         log = (stack.run_dir / "vpsgate-access.log").read_text()
         for index in (1, 2):
             assert stack.instance_address(index) in log
+    finally:
+        stack.stop()
+
+
+def test_tcp_connections_queued_at_sigterm_are_served_and_new_ones_refused():
+    """A TCP listener's queue holds connections nginx has already written requests to; a
+    draining instance serves them (it stops taking new ones first) instead of resetting them."""
+    root = Path(tempfile.mkdtemp(prefix="vpsgate-queue-"))
+    root.chmod(0o755)
+    stack = make_stack(root, tcp=True, instances=1, workers=1)
+    try:
+        address = stack.instance_address(1)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            slow = pool.submit(fastcgi_request, address, "GET", "/__debug/sleep?ms=1500")
+            time.sleep(0.3)  # the only worker is busy
+            queued = [pool.submit(fastcgi_request, address, "GET", "/healthz") for _ in range(4)]
+            time.sleep(0.3)  # those four wait in the listen queue
+            stack.processes["vpsgate-1"].send_signal(signal.SIGTERM)
+            time.sleep(0.2)
+            with pytest.raises(OSError):  # refused, reset or timed out: not accepted any more
+                fastcgi_request(address, "GET", "/healthz", timeout=3)
+            assert slow.result(timeout=30)[0] == 200
+            assert [future.result(timeout=30)[0] for future in queued] == [200] * 4
+        assert stack.stop_instance(1) == 0
     finally:
         stack.stop()
