@@ -51,8 +51,11 @@ class Load:
     request is a failure and the worker moves on."""
 
     def __init__(self, stack, tokens: list[str], vps: list[int], readers: int = 2, retry: bool = False,
-                 timeout: float = 30):
+                 timeout: float = 30, command: str = "hostname"):
         self.stack, self.vps, self.retry, self.timeout = stack, vps, retry, timeout
+        # "hostname": PUT a new hostname each time; "restart": POST restart, which nginx never
+        # resends to another instance once written (POST is not idempotent to it).
+        self.command = command
         self.tokens = list(tokens)
         assert len(self.tokens) >= len(vps) + readers, "one principal per worker"
         self.results = Results()
@@ -81,6 +84,8 @@ class Load:
         data = None
         if body is not None:
             data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+        elif method == "POST":
+            data = b""
         if key:
             headers["Idempotency-Key"] = key
         request = urllib.request.Request(self.stack.url + path, data=data, method=method, headers=headers)
@@ -103,10 +108,13 @@ class Load:
         while not self.stopping.is_set():
             number += 1
             key = str(uuid.uuid4())
-            body = {"hostname": f"load-{vps}-{number}.example.com"}
+            if self.command == "restart":
+                method, path, body = "POST", f"/v1/vps/{vps}/restart", None
+            else:
+                method, path, body = "PUT", f"/v1/vps/{vps}/hostname", {"hostname": f"load-{vps}-{number}.example.com"}
             give_up = time.monotonic() + 120
             while True:
-                status, operation = self.send("command", token, "PUT", f"/v1/vps/{vps}/hostname", body, key)
+                status, operation = self.send("command", token, method, path, body, key)
                 in_doubt = status is None or status >= 500 or (
                     status == 409 and (operation or {}).get("type") == KEY_IN_USE)
                 if not (self.retry and in_doubt) or time.monotonic() > give_up:
@@ -120,7 +128,7 @@ class Load:
             with self.results.lock:
                 self.results.operations.add(operation["id"])
                 self.results.keys[key] = operation["id"]
-            replay_status, replay = self.send("replay", token, "PUT", f"/v1/vps/{vps}/hostname", body, key)
+            replay_status, replay = self.send("replay", token, method, path, body, key)
             if replay_status in COMMAND_OK and replay["id"] != operation["id"]:
                 self.results.record(Answer("replay", -1, time.monotonic(), f"replay gave {replay['id']}"))
             self.follow(token, operation["id"])
