@@ -207,6 +207,9 @@ def test_cutting_a_host_off_under_load_loses_no_accepted_operation(spread, hosts
     assert spread.sim("GET", "/api/vps/v1/virtual-machines/1002")[2]["hostname"] == body["hostname"]
 
     results = load.results
+    print(f"\nhost cut: the cut command answered after {len(answers)} tries {answers}; load: "
+          f"{len(results.answers)} requests, {len(results.operations)} operations accepted, "
+          f"{sum(1 for a in results.answers if a.status is None or a.status >= 500)} without an answer")
     assert before_cut >= 2 and len(results.operations) > before_cut, "commands were accepted before and after the cut"
     # Every operation any instance created for the load (answered or not) ends settled, and
     # every one a client was told about succeeded.

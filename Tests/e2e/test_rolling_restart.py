@@ -47,8 +47,10 @@ def test_rolling_restart_under_load_fails_no_request_and_loses_no_operation():
             time.sleep(max(0.0, SECONDS - (time.monotonic() - started)))
         results = load.results
 
+        kinds = {kind: sum(1 for a in results.answers if a.kind == kind) for kind in ("command", "replay", "poll", "read")}
+        print(f"\nrolling restart: {len(results.answers)} requests {kinds}, {len(results.unexpected())} failed, "
+              f"{len(results.operations)} operations accepted")
         assert not results.unexpected(), results.unexpected()[:10]
-        kinds = {kind: sum(1 for a in results.answers if a.kind == kind) for kind in ("command", "poll", "read")}
         assert kinds["command"] >= 20 and kinds["read"] >= 50, kinds
         assert all(len(results.answers) > before for before in restarts), "load ran across both restarts"
         # Every accepted operation finished, each with exactly one Hostinger call.
