@@ -174,6 +174,9 @@ struct FaultRule {
     var actionError: Bool
     /// Answer with an HTML page, as Hostinger's CDN does on 502/403.
     var html: Bool
+    /// Perform nothing and answer with the VM's newest existing action, as Hostinger may
+    /// answer a repeated request.
+    var answerWithLastAction: Bool = false
 
     func json() -> JSONValue {
         .object([
@@ -181,7 +184,7 @@ struct FaultRule {
             ("status", status.map { .number(String($0)) } ?? .null),
             ("retry_after", retryAfter.map { .number(String($0)) } ?? .null),
             ("delay_ms", .number(String(delayMilliseconds))), ("apply", .bool(apply)), ("times", .number(String(times))),
-            ("action_error", .bool(actionError)), ("html", .bool(html)),
+            ("action_error", .bool(actionError)), ("html", .bool(html)), ("answer_with_last_action", .bool(answerWithLastAction)),
         ])
     }
 }

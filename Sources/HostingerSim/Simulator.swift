@@ -55,7 +55,12 @@ public final class Simulator: Sendable {
         self.token = token
         self.defaultActionDelay = actionDelayMilliseconds
         self.clock = clock
-        self.state = Mutex(SimState.fixtures(now: clock(), actionDelayMilliseconds: actionDelayMilliseconds))
+        var initial = SimState.fixtures(now: clock(), actionDelayMilliseconds: actionDelayMilliseconds)
+        // Hostinger never reuses an action id, and vpsgate keeps the ids it has seen: a
+        // restarted simulator must not hand out an earlier run's ids, so it counts on from
+        // the clock (microseconds: no run creates an action per microsecond).
+        initial.nextActionID = max(initial.nextActionID, Int(clock()))
+        self.state = Mutex(initial)
     }
 
     public func handle(_ request: SimRequest) -> SimResponse {
@@ -88,6 +93,12 @@ public final class Simulator: Sendable {
         if state.faults[index].times > 0 {
             state.faults[index].times -= 1
             if state.faults[index].times == 0 { state.faults.remove(at: index) }
+        }
+        if rule.answerWithLastAction, let action = Self.lastAction(for: request, in: state) {
+            // Hostinger answering a repeated request with the action it already has.
+            var response = SimResponse.json(200, action.json(now: now))
+            response.delayMilliseconds = rule.delayMilliseconds
+            return (response, false)
         }
         guard let status = rule.status else {
             var response = api(request, state: &state, now: now, actionError: rule.actionError)
@@ -156,7 +167,7 @@ public final class Simulator: Sendable {
                 status: body["status"]?.intValue, retryAfter: body["retry_after"]?.intValue,
                 delayMilliseconds: body["delay_ms"]?.intValue ?? 0, apply: body["apply"]?.boolValue ?? false,
                 times: body["times"]?.intValue ?? 1, actionError: body["action_error"]?.boolValue ?? false,
-                html: body["html"]?.boolValue ?? false)
+                html: body["html"]?.boolValue ?? false, answerWithLastAction: body["answer_with_last_action"]?.boolValue ?? false)
             state.nextFaultID += 1
             state.faults.append(rule)
             return .json(200, rule.json())
@@ -225,6 +236,15 @@ public final class Simulator: Sendable {
         let characters = Array(hex)
         return String(characters[0..<8]) + "-" + String(characters[8..<12]) + "-" + String(characters[12..<16]) + "-"
             + String(characters[16..<20]) + "-" + String(characters[20..<32])
+    }
+
+    /// The newest action of the VM a mutation's path names, if it has one.
+    static func lastAction(for request: SimRequest, in state: SimState) -> Action? {
+        let parts = request.path.split(separator: "/").map(String.init)
+        let vmID = parts.last.flatMap { Int($0) }.flatMap { state.vms[$0] != nil ? $0 : nil }
+            ?? parts.firstIndex(of: "virtual-machines").flatMap { parts.indices.contains($0 + 1) ? Int(parts[$0 + 1]) : nil }
+        guard let vmID, let id = state.actionsByVM[vmID]?.last else { return nil }
+        return state.actions[id]
     }
 
     static func page(_ query: String) -> Int {

@@ -30,12 +30,86 @@ public enum ActionMatcher {
     public static func match(command: String, createdAt: Int64, latestDispatch: Int64, actions: [HostingerActionRecord],
                              adopted: Set<Int>, skewSeconds: Int64 = 2) -> HostingerActionRecord? {
         guard let names = expectedNames[command] else { return nil }
+        return candidates(createdAt: createdAt, latestDispatch: latestDispatch, actions: actions, adopted: adopted, skewSeconds: skewSeconds)
+            .first { names.contains($0.name) }
+    }
+
+    /// The actions no operation has adopted that were created within the window (or whose
+    /// creation time Hostinger did not give, which cannot be ruled out), oldest first.
+    public static func candidates(createdAt: Int64, latestDispatch: Int64, actions: [HostingerActionRecord], adopted: Set<Int>,
+                                  skewSeconds: Int64 = 2) -> [HostingerActionRecord] {
         let earliest = createdAt / 1_000_000 - skewSeconds
         let latest = latestDispatch / 1_000_000 + skewSeconds
         return actions
-            .filter { names.contains($0.name) && !adopted.contains($0.id) }
-            .filter { action in action.createdAtSeconds.map { (earliest...latest).contains($0) } ?? false }
-            .min { ($0.createdAtSeconds ?? 0, $0.id) < ($1.createdAtSeconds ?? 0, $1.id) }
+            .filter { !adopted.contains($0.id) && ($0.createdAtSeconds.map { (earliest...latest).contains($0) } ?? true) }
+            .sorted { ($0.createdAtSeconds ?? 0, $0.id) < ($1.createdAtSeconds ?? 0, $1.id) }
+    }
+
+    /// What the reconciler concludes about an operation whose answer was lost.
+    ///
+    /// An action's name is evidence *for* a match, never the only evidence *against* one:
+    /// a mutation is declared not applied only when Hostinger's list of the whole window
+    /// holds no action that could be it. Names vpsgate does not expect leave it `unknown`,
+    /// with the candidates named, for a person to decide.
+    /// - Parameters:
+    ///   - windowClosed: the settling window has passed (no late action can still appear).
+    ///   - listCoversWindow: the pages read reach back before the operation was created.
+    public static func decide(command: String, createdAt: Int64, latestDispatch: Int64, actions: [HostingerActionRecord],
+                              adopted: Set<Int>, windowClosed: Bool, listCoversWindow: Bool,
+                              skewSeconds: Int64 = 2) -> LostAnswerDecision {
+        let inWindow = candidates(createdAt: createdAt, latestDispatch: latestDispatch, actions: actions, adopted: adopted,
+                                  skewSeconds: skewSeconds)
+        if let names = expectedNames[command], let action = inWindow.first(where: { names.contains($0.name) }) {
+            return .adopt(action)
+        }
+        guard windowClosed else { return .wait }
+        guard inWindow.isEmpty, listCoversWindow else { return .ambiguous(candidates: inWindow) }
+        return .notApplied
+    }
+}
+
+/// The reconciler's verdict on a lost answer (see `ActionMatcher.decide`).
+public enum LostAnswerDecision: Sendable, Equatable {
+    /// This action is the one the command caused: adopt it and follow it.
+    case adopt(HostingerActionRecord)
+    /// The window is still open: look again later.
+    case wait
+    /// It may have happened: actions in the window vpsgate cannot tie to it by name, or a
+    /// list that does not reach back far enough. It stays `unknown`.
+    case ambiguous(candidates: [HostingerActionRecord])
+    /// Hostinger's list of the whole window holds no action that could be it.
+    case notApplied
+}
+
+/// One page of Hostinger's action list (`GET …/actions?page=N`, newest first).
+public struct HostingerActionPage: Sendable, Equatable {
+    public var actions: [HostingerActionRecord]
+    /// No page follows this one.
+    public var isLast: Bool
+
+    public init(actions: [HostingerActionRecord], isLast: Bool) {
+        self.actions = actions
+        self.isLast = isLast
+    }
+
+    /// Reads `{"data": [...], "meta": {"current_page", "per_page", "total"}}`; nil if it is not that shape.
+    public init?(json: JSONValue) {
+        guard let data = json["data"]?.arrayValue else { return nil }
+        actions = data.compactMap(HostingerActionRecord.init(json:))
+        let meta = json["meta"]
+        if let page = meta?["current_page"]?.intValue, let perPage = meta?["per_page"]?.intValue, let total = meta?["total"]?.intValue,
+            page > 0, perPage > 0 {
+            let (seen, overflow) = page.multipliedReportingOverflow(by: perPage)
+            isLast = overflow || seen >= total || data.isEmpty
+        } else {
+            isLast = true
+        }
+    }
+
+    /// Whether this page holds an action created before `seconds` (so, newest first, the
+    /// pages read so far cover everything since then).
+    public func reachesBack(to seconds: Int64) -> Bool {
+        actions.contains { ($0.createdAtSeconds ?? .max) < seconds }
     }
 }
 
@@ -59,6 +133,11 @@ public struct HostingerActionRecord: Sendable, Equatable {
     }
 
     public var isTerminal: Bool { state == "success" || state == "error" }
+
+    /// `{"id", "name", "state"}`, as operations and drift rows name an action.
+    public var json: JSONValue {
+        .object([("id", .number(String(id))), ("name", .string(name)), ("state", .string(state))])
+    }
 }
 
 extension Timestamp {

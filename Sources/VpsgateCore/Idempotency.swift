@@ -37,6 +37,40 @@ public enum IdempotencyKey {
 /// Replaces the values of secret fields by `"[REDACTED]"`, at any depth.
 public enum Redaction {
     public static let marker = "[REDACTED]"
+    /// Stands for the value of a field the command does not declare: its name is kept
+    /// (the audit shows what was tried), its value never is.
+    public static let undeclaredMarker = "[UNDECLARED]"
+
+    /// What the audit may keep of a command's body (SPEC section 17): declared fields with
+    /// their values (secret ones as `[REDACTED]`), undeclared ones by name only, and a body
+    /// that is not an object by its type only. Strings lose NUL characters, which
+    /// PostgreSQL's `jsonb` cannot hold, so the row is always written.
+    public static func auditable(_ body: JSONValue, declared: Set<String>, secrets: Set<String>) -> JSONValue {
+        guard case .object(let members) = body else {
+            return .object([("_body", .string(undeclaredMarker))])
+        }
+        return .object(members.map { member in
+            if secrets.contains(member.key) { return (storable(member.key), .string(marker)) }
+            guard declared.contains(member.key) else { return (storable(member.key), .string(undeclaredMarker)) }
+            return (member.key, withoutNUL(member.value))
+        })
+    }
+
+    private static func storable(_ text: String) -> String {
+        guard text.unicodeScalars.contains("\u{0}") else { return text }
+        var scalars = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars { scalars.append(scalar == "\u{0}" ? "\u{FFFD}" : scalar) }
+        return String(scalars)
+    }
+
+    private static func withoutNUL(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .string(let text): .string(storable(text))
+        case .array(let items): .array(items.map(withoutNUL))
+        case .object(let members): .object(members.map { (storable($0.key), withoutNUL($0.value)) })
+        default: value
+        }
+    }
 
     public static func redact(_ value: JSONValue, secrets: Set<String>) -> JSONValue {
         switch value {

@@ -28,6 +28,7 @@ public final class Metrics: Sendable {
         ("vpsgate_hostinger_retries_total", "counter", "Hostinger attempts that were retries, by operation."),
         ("vpsgate_hostinger_call_duration_seconds", "histogram", "Hostinger attempt time, by operation."),
         ("vpsgate_database_duration_seconds", "histogram", "Time of the pipeline's database round trips, by statement."),
+        ("vpsgate_outcome_writes_deferred_total", "counter", "Command outcomes whose write waited for the database to come back."),
     ]
 
     public init() {}

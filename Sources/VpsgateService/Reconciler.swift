@@ -60,6 +60,7 @@ public final class Reconciler: Sendable {
         while !stopping.load(ordering: .acquiring) {
             var worked = 0
             do {
+                context.pendingOutcomes.drain(on: worker.database, logger: worker.logger)
                 worked = try worker.tick(stopping: stopping)
                 let now = Worker.monotonicMilliseconds()
                 if now - lastScan >= configuration.driftScanIntervalMilliseconds {
@@ -116,7 +117,7 @@ struct Worker {
             UPDATE operations SET lease_owner = $1, lease_until = clock_timestamp() + make_interval(secs => $2), checks = checks + 1
             WHERE id IN (
                 SELECT id FROM operations
-                WHERE state IN ('accepted', 'dispatched', 'running', 'unknown') AND NOT stale
+                WHERE state IN ('accepted', 'dispatched', 'running', 'unknown')
                   AND next_check_at <= clock_timestamp()
                   AND (lease_until IS NULL OR lease_until < clock_timestamp())
                   AND (state <> 'accepted' OR created_at < clock_timestamp() - make_interval(secs => $3))
@@ -145,6 +146,7 @@ struct Worker {
         if let actionID = operation.actionID {
             let result = hostinger.call(.action(vm: operation.vpsID, id: actionID), correlationID: correlation, trace: trace)
             if result.outcome == .rejected && result.status == 404 {
+                if try settleIfVirtualMachineIsGone(operation, correlation: correlation, trace: trace) { return }
                 // vpsgate believed this action exists; Hostinger does not know it. Hostinger wins.
                 try drift(.actionUnknown, operation, actionID: actionID, vpsgate: .object([
                     ("state", .string(operation.state.rawValue)), ("action_state", operation.actionState.map { .string($0) } ?? .null),
@@ -158,7 +160,7 @@ struct Worker {
             let state = OperationState.following(actionState: action.state)
             if state.isTerminal {
                 let error: JSONValue? = state == .failed
-                    ? .object([("reason", .string("action_error")), ("action", .object([("id", .number(String(action.id))), ("name", .string(action.name)), ("state", .string(action.state))]))])
+                    ? .object([("reason", .string("action_error")), ("action", action.json)])
                     : nil
                 try transition(operation, to: state, action: action, error: error, outcome: state.rawValue)
             } else {
@@ -167,27 +169,70 @@ struct Worker {
             return
         }
 
-        // No action known: the answer was lost. Look for the action it caused.
-        let result = hostinger.call(.actions(vm: operation.vpsID, page: 1), correlationID: correlation, trace: trace)
-        guard result.outcome == .succeeded, let list = result.body?["data"]?.arrayValue else {
-            return try reschedule(operation, checks: checks, reason: "action list read failed: \(result.outcome.rawValue)")
-        }
-        let actions = list.compactMap(HostingerActionRecord.init(json:))
-        let adopted = try adoptedIDs(actions.map(\.id))
+        // No action known: the answer was lost. Read Hostinger's list back over the window.
         let latestDispatch = operation.createdAt + Int64(context.configuration.hostingerDeadlineMilliseconds) * 1000
-        if let action = ActionMatcher.match(command: operation.command, createdAt: operation.createdAt,
-                                            latestDispatch: latestDispatch, actions: actions, adopted: adopted) {
+        let windowStart = operation.createdAt / 1_000_000 - 2
+        var actions: [HostingerActionRecord] = []
+        var coversWindow = false
+        for page in 1...Self.maximumActionPages {
+            let result = hostinger.call(.actions(vm: operation.vpsID, page: page), correlationID: correlation, trace: trace)
+            if result.outcome == .rejected && result.status == 404 && page == 1 {
+                if try settleIfVirtualMachineIsGone(operation, correlation: correlation, trace: trace) { return }
+            }
+            guard result.outcome == .succeeded, let list = result.body.flatMap(HostingerActionPage.init(json:)) else {
+                return try reschedule(operation, checks: checks, reason: "action list read failed: \(result.outcome.rawValue)")
+            }
+            actions += list.actions
+            if list.isLast || list.reachesBack(to: windowStart) {
+                coversWindow = true
+                break
+            }
+        }
+        let windowClosesAt = latestDispatch + Int64(context.configuration.settleWindowMilliseconds) * 1000
+        let decision = ActionMatcher.decide(
+            command: operation.command, createdAt: operation.createdAt, latestDispatch: latestDispatch, actions: actions,
+            adopted: try adoptedIDs(actions.map(\.id)), windowClosed: Clock.microseconds() >= windowClosesAt,
+            listCoversWindow: coversWindow)
+        switch decision {
+        case .adopt(let action):
             let state = OperationState.following(actionState: action.state)
             try transition(operation, to: state, action: action, error: state == .failed ? .object([("reason", .string("action_error"))]) : nil,
                            outcome: "adopted")
-            return
-        }
-        let settledAt = latestDispatch + Int64(context.configuration.settleWindowMilliseconds) * 1000
-        if Clock.microseconds() >= settledAt {
-            try transition(operation, to: .failed, action: nil, error: .object([("reason", .string("not_applied"))]), outcome: "not_applied")
-        } else {
+        case .wait:
             try reschedule(operation, checks: checks, reason: nil)
+        case .notApplied:
+            try transition(operation, to: .failed, action: nil, error: .object([("reason", .string("not_applied"))]), outcome: "not_applied")
+        case .ambiguous(let candidates):
+            // It may have happened: vpsgate cannot tell, so it says so and keeps looking
+            // (an action may still be adopted by name), never declaring it not applied.
+            if operation.state == .unknown, operation.error?["reason"]?.stringValue == "ambiguous" {
+                return try reschedule(operation, checks: checks, reason: nil, delayMilliseconds: Self.ambiguousRecheckMilliseconds)
+            }
+            try transition(operation, to: .unknown, action: nil, error: .object([
+                ("reason", .string("ambiguous")),
+                ("detail", .string(coversWindow
+                    ? "Hostinger shows actions in the operation's window that vpsgate cannot tie to it; check them."
+                    : "Hostinger's action list could not be read back far enough to rule it out.")),
+                ("candidates", .array(candidates.map(\.json))),
+            ]), outcome: "ambiguous", nextCheckMilliseconds: Self.ambiguousRecheckMilliseconds)
         }
+    }
+
+    static let maximumActionPages = 5
+    static let ambiguousRecheckMilliseconds = 60_000
+
+    /// Hostinger is the source of truth: when it no longer knows the operation's VM (a 404
+    /// for the VM itself), the operation failed for that reason. Returns whether it settled.
+    private mutating func settleIfVirtualMachineIsGone(_ operation: OperationRecord, correlation: CorrelationID,
+                                                       trace: TraceContext) throws -> Bool {
+        let vm = hostinger.call(.virtualMachine(operation.vpsID), correlationID: correlation, trace: trace)
+        guard vm.outcome == .rejected, vm.status == 404 else { return false }
+        try drift(.vpsNotFound, operation, actionID: operation.actionID, vpsgate: .object([("state", .string(operation.state.rawValue))]),
+                  hostinger: .object([("status", .number("404")), ("message", vm.message.map { .string($0) } ?? .null)]))
+        try transition(operation, to: .failed, action: nil, error: .object([
+            ("reason", .string("vps_not_found")), ("detail", .string("Hostinger no longer knows VPS \(operation.vpsID).")),
+        ]), outcome: "vps_not_found")
+        return true
     }
 
     // MARK: - Writes
@@ -195,7 +240,7 @@ struct Worker {
     /// Moves an operation to `state` (only if nobody else moved it), completes a key left in
     /// flight by a vanished instance, and writes the reconciler's audit row.
     private func transition(_ operation: OperationRecord, to state: OperationState, action: HostingerActionRecord?, error: JSONValue?,
-                            outcome: String) throws {
+                            outcome: String, nextCheckMilliseconds: Int = 1000) throws {
         let now = Clock.microseconds()
         var updated = operation
         updated.state = state
@@ -214,7 +259,8 @@ struct Worker {
                     error = \(updated.error?.text())::jsonb,
                     updated_at = 'epoch'::timestamptz + \(now) * interval '1 microsecond',
                     completed_at = CASE WHEN \(state.isTerminal) THEN 'epoch'::timestamptz + \(now) * interval '1 microsecond' END,
-                    lease_owner = NULL, lease_until = NULL, next_check_at = clock_timestamp() + interval '1 second'
+                    lease_owner = NULL, lease_until = NULL,
+                    next_check_at = clock_timestamp() + make_interval(secs => \(Double(nextCheckMilliseconds) / 1000))
                 WHERE id = \(operation.id)::uuid AND state = \(operation.state.rawValue) AND lease_owner = \(context.instance)
                 RETURNING id
                 """
@@ -227,6 +273,9 @@ struct Worker {
                 WHERE operation_id = \(operation.id)::uuid AND state = 'in_flight'
                 """
             try database.query(key.preparedOnce())
+            // A request whose instance never recorded its answer gets its final row now.
+            let abandoned: PostgresQuery = "SELECT answer_abandoned_request(\(operation.id)::uuid, \(context.instance)) AS written"
+            try database.query(abandoned.preparedOnce())
             try audit(updated, outcome: outcome, on: database)
         }
         logger.info("reconciler: settled", metadata: [
@@ -237,8 +286,9 @@ struct Worker {
         ])
     }
 
-    private func reschedule(_ operation: OperationRecord, checks: Int, reason: String?, actionState: String? = nil) throws {
-        let delay = min(1000 << min(max(checks - 1, 0), 4), 10_000)
+    private func reschedule(_ operation: OperationRecord, checks: Int, reason: String?, actionState: String? = nil,
+                            delayMilliseconds: Int? = nil) throws {
+        let delay = delayMilliseconds ?? min(1000 << min(max(checks - 1, 0), 4), 10_000)
         let query: PostgresQuery = """
             UPDATE operations SET lease_owner = NULL, lease_until = NULL,
                 next_check_at = clock_timestamp() + make_interval(secs => \(Double(delay) / 1000)),
@@ -273,6 +323,7 @@ struct Worker {
         case actionUnknown = "action_unknown"
         case stateMismatch = "state_mismatch"
         case unclaimedAction = "unclaimed_action"
+        case vpsNotFound = "vps_not_found"
     }
 
     private func drift(_ kind: DriftKind, _ operation: OperationRecord?, vps: Int? = nil, actionID: Int?, vpsgate: JSONValue?,

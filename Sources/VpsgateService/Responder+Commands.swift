@@ -30,7 +30,15 @@ extension Responder {
                            requestContext), outcome, code)
         }
 
-        // Parse and validate before anything is spent.
+        // Parse and validate before anything is spent. A command's query takes one
+        // parameter, `validate_only=true|false`, at most once: anything else could turn a
+        // dry run meant by the client into a real one.
+        let validateOnly: Bool
+        switch CommandQuery.parse(requestContext.query) {
+        case .success(let parsed): validateOnly = parsed.validateOnly
+        case .failure(let error):
+            return fail(.malformedRequest, 400, "Invalid query", error.message, outcome: "invalid")
+        }
         var body: JSONValue?
         if !request.body.isEmpty {
             do {
@@ -39,7 +47,9 @@ extension Responder {
                 return fail(.malformedRequest, 400, "Malformed JSON", "The body is not valid JSON: \(error).", outcome: "invalid")
             }
         }
-        audit.requestParameters = body.map { Redaction.redact($0, secrets: command.secretFields) }
+        audit.requestParameters = body.map {
+            Redaction.auditable($0, declared: Set(command.fields.map(\.name)), secrets: command.secretFields)
+        }
         let hostingerRequest: HostingerRequest
         switch command.prepare(vps: vps, parameters: parameters, body: body) {
         case .success(let prepared): hostingerRequest = prepared
@@ -56,8 +66,8 @@ extension Responder {
             return finish(unavailable(requestContext, error), "unavailable", .unavailable)
         }
 
-        if requestContext.queryValue("validate_only") == "true" {
-            return validateOnly(command, vps: vps, hostingerRequest, requestContext, finish: finish)
+        if validateOnly {
+            return dryRun(command, vps: vps, hostingerRequest, requestContext, finish: finish)
         }
 
         let key: String
@@ -163,18 +173,22 @@ extension Responder {
                     \(response.status), \(location), \(Self.byteaHex(response.body))::bytea, \(auditJSON)::jsonb)
                 """
             let started = Clock.microseconds()
-            try database.query(query.preparedOnce())
+            do {
+                try database.queryRetrying(query.preparedOnce())
+            } catch {
+                // Hostinger has acted and the client gets its answer; the record of it waits
+                // in memory and is written as soon as the database takes writes again.
+                context.pendingOutcomes.add(query, operationID: operationID, logger: requestContext.logger)
+                context.metrics.increment("vpsgate_outcome_writes_deferred_total")
+                requestContext.logger.error("outcome not recorded yet; kept to retry", metadata: [
+                    "error": "\(error)", "operation_id": "\(operationID)", "outcome": "\(result.outcome.rawValue)",
+                ])
+            }
             context.metrics.observe("vpsgate_database_duration_seconds", [("statement", "finish_command")],
                                     seconds: Double(Clock.microseconds() - started) / 1_000_000)
-            logCommand(command, vps: vps, operationID: operationID, outcome: outcome, status: response.status, requestContext)
-        } catch {
-            logCommand(command, vps: vps, operationID: operationID, outcome: outcome, status: response.status, requestContext)
-            // Hostinger has acted; the record of it could not be written. The operation stays
-            // 'accepted' and its key in flight until the reconciler settles it from Hostinger.
-            requestContext.logger.critical("outcome not recorded", metadata: [
-                "error": "\(error)", "operation_id": "\(operationID)", "outcome": "\(result.outcome.rawValue)",
-            ])
+            context.pendingOutcomes.drain(on: database, logger: requestContext.logger)
         }
+        logCommand(command, vps: vps, operationID: operationID, outcome: outcome, status: response.status, requestContext)
         return response
     }
 
@@ -237,7 +251,7 @@ extension Responder {
         }
     }
 
-    private func validateOnly(_ command: Command, vps: Int, _ hostingerRequest: HostingerRequest, _ requestContext: RequestContext,
+    private func dryRun(_ command: Command, vps: Int, _ hostingerRequest: HostingerRequest, _ requestContext: RequestContext,
                               finish: (FastCGIResponse, String, Problem.Code?) -> FastCGIResponse) -> FastCGIResponse {
         do {
             if let blocking = try activeOperation(vps: vps) {

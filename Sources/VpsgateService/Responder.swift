@@ -165,6 +165,8 @@ public struct Responder: FastCGIResponder {
             }
         var gauges: [(name: String, help: String, labels: [(String, String)], value: Double)] = [
             ("vpsgate_hostinger_breaker_open", "1 open, 0.5 half-open (probing), 0 closed.", [], breaker),
+            ("vpsgate_outcome_writes_waiting", "Command outcomes this instance holds until the database takes them.", [],
+             Double(context.pendingOutcomes.waiting)),
         ]
         do {
             let query: PostgresQuery = """

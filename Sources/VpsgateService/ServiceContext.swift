@@ -33,6 +33,8 @@ public struct ServiceContext: Sendable {
     public var circuit: HostingerCircuit
     /// This instance's counters and histograms, served at `/metrics`.
     public let metrics = Metrics()
+    /// Outcome writes waiting for the database (shared by every worker and the reconciler).
+    public let pendingOutcomes = PendingOutcomes()
     /// vpsgate's OpenAPI document, served at `/openapi.json`.
     public let openAPIDocument: [UInt8] = OpenAPIDocument.generate().serialized()
 

@@ -35,6 +35,73 @@ import VpsgateCore
         for command in Command.catalogue { #expect(ActionMatcher.expectedNames[command.name] != nil, "\(command.name)") }
     }
 
+    // MARK: - The verdict on a lost answer, row by row
+
+    func decide(_ command: String, _ actions: [HostingerActionRecord], adopted: Set<Int> = [], closed: Bool, covers: Bool = true)
+        -> LostAnswerDecision
+    {
+        ActionMatcher.decide(command: command, createdAt: created, latestDispatch: deadline, actions: actions, adopted: adopted,
+                             windowClosed: closed, listCoversWindow: covers)
+    }
+
+    @Test func anActionOfTheExpectedNameIsAdoptedWhetherTheWindowIsOpenOrClosed() {
+        let base = created / 1_000_000
+        let restart = action(8, "ct_restart", at: base + 1)
+        #expect(decide("vps.restart", [restart], closed: false) == .adopt(restart))
+        #expect(decide("vps.restart", [restart], closed: true) == .adopt(restart))
+    }
+
+    @Test func whileTheWindowIsOpenNothingElseIsConcluded() {
+        let base = created / 1_000_000
+        #expect(decide("vps.recreate", [], closed: false) == .wait)
+        #expect(decide("vps.recreate", [action(8, "os_reinstall", at: base + 1)], closed: false) == .wait)
+    }
+
+    @Test func anUnexpectedNameInTheWindowIsNeverNotAppliedButAmbiguousWithTheCandidates() {
+        let base = created / 1_000_000
+        // Hostinger named the reinstall differently from what vpsgate expects: it may well have happened.
+        let renamed = action(8, "os_reinstall", at: base + 1)
+        let older = action(7, "ct_start", at: base - 3600)
+        #expect(decide("vps.recreate", [renamed, older], closed: true) == .ambiguous(candidates: [renamed]))
+    }
+
+    @Test func notAppliedOnlyWhenTheWholeWindowIsReadAndHoldsNothing() {
+        let base = created / 1_000_000
+        let older = action(7, "ct_start", at: base - 3600)
+        let adoptedByOther = action(9, "recreate", at: base + 1)
+        #expect(decide("vps.recreate", [older], closed: true) == .notApplied)
+        #expect(decide("vps.recreate", [], closed: true) == .notApplied)
+        #expect(decide("vps.recreate", [adoptedByOther, older], adopted: [9], closed: true) == .notApplied)
+        // The pages read did not reach back before the operation: nothing is proven.
+        #expect(decide("vps.recreate", [], closed: true, covers: false) == .ambiguous(candidates: []))
+    }
+
+    @Test func anActionWithoutACreationTimeCannotBeRuledOut() {
+        let undated = HostingerActionRecord(id: 12, name: "something", state: "success", createdAt: nil)
+        #expect(decide("vps.stop", [undated], closed: true) == .ambiguous(candidates: [undated]))
+    }
+
+    @Test func actionPagesSayWhetherMoreFollowAndHowFarBackTheyReach() throws {
+        let base = created / 1_000_000
+        func page(_ current: Int, total: Int, _ items: [HostingerActionRecord]) throws -> HostingerActionPage {
+            let data = items.map { #"{"id":\#($0.id),"name":"\#($0.name)","state":"\#($0.state)","created_at":"\#(Timestamp.rfc3339Seconds(microseconds: ($0.createdAtSeconds ?? 0) * 1_000_000))"}"# }
+            let text = #"{"data":[\#(data.joined(separator: ","))],"meta":{"current_page":\#(current),"per_page":2,"total":\#(total)}}"#
+            return try #require(HostingerActionPage(json: JSONValue.parse(Array(text.utf8))))
+        }
+        let first = try page(1, total: 5, [action(9, "ct_stop", at: base + 5), action(8, "ct_start", at: base + 2)])
+        #expect(!first.isLast)
+        #expect(!first.reachesBack(to: base))
+        let last = try page(3, total: 5, [action(5, "ct_start", at: base - 100)])
+        #expect(last.isLast)
+        #expect(last.reachesBack(to: base))
+        #expect(HostingerActionPage(json: .object([])) == nil)
+        // A page without meta is taken as the only one.
+        #expect(HostingerActionPage(json: .object([("data", .array([]))]))?.isLast == true)
+        // Absurd meta cannot trap.
+        let huge = #"{"data":[],"meta":{"current_page":9223372036854775807,"per_page":9223372036854775807,"total":1}}"#
+        #expect(HostingerActionPage(json: try JSONValue.parse(Array(huge.utf8)))?.isLast == true)
+    }
+
     @Test func parsesHostingerTimes() {
         #expect(Timestamp.secondsSinceEpoch("1970-01-01T00:00:00Z") == 0)
         #expect(Timestamp.secondsSinceEpoch("2025-02-27T11:54:00Z") == 1_740_657_240)

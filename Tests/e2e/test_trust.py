@@ -1,0 +1,88 @@
+"""Holes an outside review found on a running stack, each closed: a dry run that was not one,
+a secret in an undeclared field stored for good, a NUL that left a request without its
+audit row."""
+
+import json
+import uuid
+
+import pytest
+
+from test_pipeline import Client, sim_requests, sql
+
+SECRET = "Undeclared7Secret-Canary"
+
+
+@pytest.fixture(scope="module")
+def alice(stack):
+    stack.grant("trusty", "*", "admin")
+    return Client(stack, stack.create_token("trusty"))
+
+
+@pytest.fixture(autouse=True)
+def fresh(stack):
+    sql(stack, "UPDATE operations SET state = 'failed', completed_at = now() WHERE state NOT IN ('succeeded', 'failed')")
+    stack.sim("POST", "/__sim/reset")
+    yield
+
+
+def final_rows(stack, correlation):
+    return sql(stack, f"SELECT outcome, http_status FROM audit_events WHERE correlation_id = '{correlation}' "
+                      "AND kind = 'final'").splitlines()
+
+
+def send(client, method, path, body=None, raw_body=None, key=True):
+    correlation = f"trust-{uuid.uuid4().hex[:12]}"
+    status, headers, raw = client.request(method, path, body=body, raw_body=raw_body, key=str(uuid.uuid4()) if key else None,
+                                          headers={"X-Request-ID": correlation})
+    return status, raw, correlation
+
+
+@pytest.mark.parametrize("query", ["validate_only=1", "validate_only=yes", "validate_only", "validate_only=TRUE",
+                                   "validate_only=false&validate_only=true", "validate_only=true&validate_only=true",
+                                   "dry_run=true", "validate_only=true&x=1"])
+def test_a_dry_run_in_any_other_spelling_is_refused_and_nothing_is_sent(stack, alice, query):
+    status, raw, correlation = send(alice, "POST", f"/v1/vps/1001/stop?{query}")
+    assert status == 400, raw
+    assert json.loads(raw)["type"].endswith(":malformed-request")
+    assert final_rows(stack, correlation) == ["invalid|400"]
+    assert sim_requests(stack, "POST") == []
+    assert sql(stack, f"SELECT count(*) FROM operations WHERE correlation_id = '{correlation}'") == "0"
+
+
+def test_validate_only_false_runs_the_command(stack, alice):
+    status, raw, correlation = send(alice, "POST", "/v1/vps/1002/start?validate_only=false")
+    assert status == 202, raw
+    assert final_rows(stack, correlation) == ["accepted|202"]
+    assert len(sim_requests(stack, "POST", "/1002/start")) == 1
+
+
+@pytest.mark.parametrize("body", [
+    {"password": "Str0ngEnough-Pass", "new_password": SECRET},
+    {"password": SECRET + "x", "passwd": SECRET},
+    {"nested": {"password": SECRET}},
+    [SECRET],
+])
+def test_the_value_of_an_undeclared_field_is_stored_nowhere(stack, alice, body):
+    status, raw, correlation = send(alice, "PUT", "/v1/vps/1002/root-password", body=body)
+    assert status in (400, 422), raw
+    assert SECRET.encode() not in raw
+    assert len(final_rows(stack, correlation)) == 1
+    everything = sql(stack, "SELECT coalesce(string_agg(t::text, ' '), '') FROM (SELECT * FROM audit_events) t") \
+        + sql(stack, "SELECT coalesce(string_agg(t::text, ' '), '') FROM (SELECT * FROM idempotency_keys) t") \
+        + sql(stack, "SELECT coalesce(string_agg(t::text, ' '), '') FROM (SELECT * FROM operations) t")
+    assert SECRET not in everything
+    logs = "".join(stack.log_path(f"vpsgate-{i}").read_text() for i in (1, 2))
+    assert SECRET not in logs
+    assert sim_requests(stack) == []
+
+
+@pytest.mark.parametrize("raw_body", [
+    b'{"hostname": "web\\u0000.example.com"}',
+    b'{"hostname\\u0000": "web.example.com"}',
+    b'{"hostname": "web.example.com", "x\\u0000": "\\u0000"}',
+])
+def test_a_nul_anywhere_in_the_body_still_leaves_exactly_one_final_audit_row(stack, alice, raw_body):
+    status, raw, correlation = send(alice, "PUT", "/v1/vps/1002/hostname", raw_body=raw_body)
+    assert status in (400, 422), raw
+    assert final_rows(stack, correlation) == [f"invalid|{status}"]
+    assert sim_requests(stack) == []
