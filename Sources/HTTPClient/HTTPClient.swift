@@ -16,10 +16,15 @@ public final class HTTPClient {
         public var connectTimeoutMilliseconds: Int
         /// Milliseconds allowed for the whole attempt.
         public var timeoutMilliseconds: Int
+        /// Send on a new connection. libcurl re-sends a request, by itself, when a kept-alive
+        /// connection it reused turns out dead before any answer: harmless for a request that
+        /// is safe to repeat, a second mutation for one that is not. On a new connection it
+        /// never does, so a request that must reach the server at most once sets this.
+        public var freshConnection: Bool
 
         public init(
             method: String, url: String, headers: [(name: String, value: String)] = [], body: [UInt8]? = nil,
-            connectTimeoutMilliseconds: Int = 3000, timeoutMilliseconds: Int = 10000
+            connectTimeoutMilliseconds: Int = 3000, timeoutMilliseconds: Int = 10000, freshConnection: Bool = false
         ) {
             self.method = method
             self.url = url
@@ -27,6 +32,7 @@ public final class HTTPClient {
             self.body = body
             self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
             self.timeoutMilliseconds = timeoutMilliseconds
+            self.freshConnection = freshConnection
         }
     }
 
@@ -87,6 +93,7 @@ public final class HTTPClient {
             CCurlShim_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0),
             CCurlShim_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeoutMilliseconds),
             CCurlShim_setopt_long(handle, CURLOPT_TIMEOUT_MS, request.timeoutMilliseconds),
+            CCurlShim_setopt_long(handle, CURLOPT_FRESH_CONNECT, request.freshConnection ? 1 : 0),
             CCurlShim_setopt_write_function(handle, { data, size, count, context in
                 let sink = Unmanaged<ResponseSink>.fromOpaque(context!).takeUnretainedValue()
                 let length = size * count

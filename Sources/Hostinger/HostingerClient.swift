@@ -159,7 +159,7 @@ public final class HostingerClient {
         return http.perform(.init(
             method: request.method, url: settings.baseURL + request.path, headers: headers, body: body,
             connectTimeoutMilliseconds: min(settings.connectTimeoutMilliseconds, timeout),
-            timeoutMilliseconds: min(settings.attemptTimeoutMilliseconds, timeout)))
+            timeoutMilliseconds: min(settings.attemptTimeoutMilliseconds, timeout), freshConnection: !request.repeatSafe))
     }
 
     /// Reads what a response says; HTML and empty bodies (Hostinger's CDN) leave only the status.

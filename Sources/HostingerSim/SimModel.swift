@@ -177,6 +177,8 @@ struct FaultRule {
     /// Perform nothing and answer with the VM's newest existing action, as Hostinger may
     /// answer a repeated request.
     var answerWithLastAction: Bool = false
+    /// Name the action this way instead of the usual name.
+    var actionName: String? = nil
 
     func json() -> JSONValue {
         .object([
@@ -185,6 +187,7 @@ struct FaultRule {
             ("retry_after", retryAfter.map { .number(String($0)) } ?? .null),
             ("delay_ms", .number(String(delayMilliseconds))), ("apply", .bool(apply)), ("times", .number(String(times))),
             ("action_error", .bool(actionError)), ("html", .bool(html)), ("answer_with_last_action", .bool(answerWithLastAction)),
+            ("action_name", actionName.map { .string($0) } ?? .null),
         ])
     }
 }

@@ -7,6 +7,8 @@ struct Context {
     let body: JSONValue
     let actionError: Bool
     let page: Int
+    /// A name for the action this request creates, instead of the usual one (a fault: Hostinger's names are free text).
+    var actionName: String? = nil
 
     static let perPage = 15
 
@@ -111,7 +113,7 @@ struct Context {
         let id = state.nextActionID
         state.nextActionID += 1
         let delay = Int64(state.actionDelayMilliseconds) * 1000
-        let action = Action(id: id, vmID: vm.id, name: name, createdAt: now, completesAt: now + delay,
+        let action = Action(id: id, vmID: vm.id, name: actionName ?? name, createdAt: now, completesAt: now + delay,
                             outcome: (actionError || forceError) ? "error" : "success", effect: effect)
         state.actions[id] = action
         state.unsettled.insert(id)

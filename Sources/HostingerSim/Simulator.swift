@@ -101,12 +101,14 @@ public final class Simulator: Sendable {
             return (response, false)
         }
         guard let status = rule.status else {
-            var response = api(request, state: &state, now: now, actionError: rule.actionError)
+            var response = api(request, state: &state, now: now, actionError: rule.actionError, actionName: rule.actionName)
             response.delayMilliseconds = rule.delayMilliseconds
             return (response, response.status == 200)
         }
         var applied = false
-        if rule.apply { applied = api(request, state: &state, now: now, actionError: rule.actionError).status == 200 }
+        if rule.apply {
+            applied = api(request, state: &state, now: now, actionError: rule.actionError, actionName: rule.actionName).status == 200
+        }
         var response = rule.html ? Self.html(status) : Self.error(status, Self.message(for: status))
         if let retryAfter = rule.retryAfter { response.headers.append(.init(name: "Retry-After", value: String(retryAfter))) }
         response.delayMilliseconds = rule.delayMilliseconds
@@ -115,7 +117,7 @@ public final class Simulator: Sendable {
 
     // MARK: - Hostinger's API
 
-    private func api(_ request: SimRequest, state: inout SimState, now: Int64, actionError: Bool) -> SimResponse {
+    private func api(_ request: SimRequest, state: inout SimState, now: Int64, actionError: Bool, actionName: String? = nil) -> SimResponse {
         // Hostinger's CDN blocks requests without a User-Agent before the API sees them.
         guard let agent = request.header("user-agent"), !agent.isEmpty else { return Self.html(403) }
         guard request.header("authorization") == "Bearer \(token)" else { return Self.error(401, "Unauthenticated") }
@@ -123,7 +125,8 @@ public final class Simulator: Sendable {
         guard request.path.hasPrefix(prefix) else { return Self.routeNotFound() }
         let parts = request.path.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         let body: JSONValue = request.body.isEmpty ? .object([]) : ((try? JSONValue.parse(request.body)) ?? .object([]))
-        var context = Context(state: state, now: now, body: body, actionError: actionError, page: Self.page(request.query))
+        var context = Context(state: state, now: now, body: body, actionError: actionError, page: Self.page(request.query),
+                              actionName: actionName)
         let response = context.route(request.method, parts)
         state = context.state
         return response
@@ -167,7 +170,8 @@ public final class Simulator: Sendable {
                 status: body["status"]?.intValue, retryAfter: body["retry_after"]?.intValue,
                 delayMilliseconds: body["delay_ms"]?.intValue ?? 0, apply: body["apply"]?.boolValue ?? false,
                 times: body["times"]?.intValue ?? 1, actionError: body["action_error"]?.boolValue ?? false,
-                html: body["html"]?.boolValue ?? false, answerWithLastAction: body["answer_with_last_action"]?.boolValue ?? false)
+                html: body["html"]?.boolValue ?? false, answerWithLastAction: body["answer_with_last_action"]?.boolValue ?? false,
+                actionName: body["action_name"]?.stringValue)
             state.nextFaultID += 1
             state.faults.append(rule)
             return .json(200, rule.json())

@@ -129,11 +129,11 @@ public struct Configuration: Sendable, Equatable {
         busyBoundSeconds = try integer("VPSGATE_BUSY_BOUND", default: 900, in: 10...86_400)
         refreshIntervalMilliseconds = try integer("VPSGATE_REFRESH_INTERVAL_MS", default: 3000, in: 0...600_000)
 
-        hostingerURL = value("HOSTINGER_API_URL") ?? "https://developers.hostinger.com"
-        guard hostingerURL.hasPrefix("https://") || hostingerURL.hasPrefix("http://127.0.0.1") else {
-            throw ConfigurationError("HOSTINGER_API_URL", hostingerURL, "must be an https:// URL")
+        let hostingerURLText = value("HOSTINGER_API_URL") ?? "https://developers.hostinger.com"
+        switch UpstreamURL.validate(hostingerURLText) {
+        case .success(let valid): hostingerURL = valid
+        case .failure(let problem): throw ConfigurationError("HOSTINGER_API_URL", hostingerURLText, problem.message)
         }
-        while hostingerURL.hasSuffix("/") { hostingerURL.removeLast() }
         switch (environment["HOSTINGER_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }, value("HOSTINGER_API_TOKEN_FILE")) {
         case (let token?, nil): hostingerToken = .inline(Secret(token))
         case (nil, let path?): hostingerToken = .file(path)

@@ -5,9 +5,12 @@ public enum RetryAfter {
         let text = header.trimmingSpaces()
         if let seconds = Int(text) { return seconds >= 0 ? min(seconds, 86_400) * 1000 : nil }
         guard let date = parseIMFFixdate(text) else { return nil }
-        return Int(max(date - nowSeconds, 0)) * 1000
+        let (wait, overflow) = date.subtractingReportingOverflow(nowSeconds)
+        return overflow ? nil : Int(min(max(wait, 0), 86_400)) * 1000
     }
 
+    /// Seconds since the epoch, or nil: total over any input (every field is range-checked
+    /// before any arithmetic, so no value from upstream can overflow).
     static func parseIMFFixdate(_ text: String) -> Int64? {
         let parts = text.split(separator: " ")
         guard parts.count == 6, parts[5] == "GMT", let day = Int64(parts[1]), let year = Int64(parts[3]) else { return nil }
@@ -15,6 +18,9 @@ public enum RetryAfter {
         guard let monthIndex = months.firstIndex(of: String(parts[2])) else { return nil }
         let clock = parts[4].split(separator: ":")
         guard clock.count == 3, let hour = Int64(clock[0]), let minute = Int64(clock[1]), let second = Int64(clock[2]) else { return nil }
+        guard (1...9999).contains(year), (1...31).contains(day), (0...23).contains(hour), (0...59).contains(minute),
+            (0...60).contains(second)
+        else { return nil }
         return daysFromCivil(year: year, month: Int64(monthIndex + 1), day: day) * 86_400 + hour * 3600 + minute * 60 + second
     }
 

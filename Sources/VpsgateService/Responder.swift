@@ -30,6 +30,7 @@ public struct Responder: FastCGIResponder {
             response = problem(Problem(.payloadTooLarge, status: 413, title: "Request body too large",
                                        detail: "The body exceeds \(context.configuration.maxBodyBytes) bytes.", instance: request.path),
                                requestContext)
+            auditRefusedCommand(request, response, outcome: "invalid", problem: .payloadTooLarge, requestContext)
         } else {
             response = route(request, requestContext)
         }
@@ -128,6 +129,11 @@ public struct Responder: FastCGIResponder {
             guard let vps = PathID.parse(segments[1]),
                 let (command, parameters) = Command.match(method: request.method, suffix: Array(segments.dropFirst(2)))
             else { return notFound(requestContext) }
+            guard requestContext.principal != nil else {
+                let response = unauthenticated(requestContext)
+                auditRefusedCommand(request, response, outcome: "denied", problem: .unauthenticated, requestContext)
+                return response
+            }
             return authenticated(requestContext) { principal, requestContext in
                 runCommand(command, vps: vps, parameters: parameters, request: request, principal: principal, requestContext)
             }
@@ -143,13 +149,34 @@ public struct Responder: FastCGIResponder {
 
     /// Identity comes only from `REMOTE_USER`, set by nginx; without it, nothing is served.
     private func authenticated(_ requestContext: RequestContext, _ body: (String, RequestContext) -> FastCGIResponse) -> FastCGIResponse {
-        guard let principal = requestContext.principal else {
-            var response = problem(Problem(.unauthenticated, status: 401, title: "Authentication required",
-                                           detail: "No authenticated principal.", instance: requestContext.path), requestContext)
-            response.headers.append(.init("WWW-Authenticate", "Bearer"))
-            return response
-        }
+        guard let principal = requestContext.principal else { return unauthenticated(requestContext) }
         return body(principal, requestContext)
+    }
+
+    private func unauthenticated(_ requestContext: RequestContext) -> FastCGIResponse {
+        var response = problem(Problem(.unauthenticated, status: 401, title: "Authentication required",
+                                       detail: "No authenticated principal.", instance: requestContext.path), requestContext)
+        response.headers.append(.init("WWW-Authenticate", "Bearer"))
+        return response
+    }
+
+    /// The one final audit row of a request to a command path that ends before the command
+    /// pipeline starts (a body over the limit, no principal): SPEC section 9 asks one for
+    /// every such request. Nothing of the body is kept.
+    private func auditRefusedCommand(_ request: FastCGIRequest, _ response: FastCGIResponse, outcome: String, problem: Problem.Code,
+                                     _ requestContext: RequestContext) {
+        let segments = Array(request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst())
+        guard segments.count >= 4, segments[0] == "v1", segments[1] == "vps", let vps = PathID.parse(segments[2]),
+            let (command, _) = Command.match(method: request.method, suffix: Array(segments.dropFirst(3)))
+        else { return }
+        var audit = AuditRecord(outcome: outcome, command: command.name, vpsID: vps)
+        audit.httpStatus = response.status
+        audit.problemType = Problem.typePrefix + problem.rawValue
+        do {
+            try audit.insert(requestContext, instance: context.instance, into: database)
+        } catch {
+            requestContext.logger.error("audit row not written", metadata: ["error": "\(error)", "outcome": "\(outcome)"])
+        }
     }
 
     // MARK: - Metrics

@@ -230,6 +230,49 @@ def test_operations_on_a_vm_that_disappears_settle_failed_with_that_reason(stack
     assert time.monotonic() - started < (DEADLINE_MS + SETTLE_MS) / 1000 + 15
 
 
+# MARK: - Lost answers are settled, stale or not, and never on a guessed name
+
+
+def test_a_stale_operation_is_still_settled_it_only_stops_blocking(stack, admin):
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1003/snapshot$", "status": 500, "apply": False})
+    status, _, raw, _ = command(admin, "POST", "/v1/vps/1003/snapshot")
+    assert status == 202
+    lost = json.loads(raw)
+    assert lost["state"] == "unknown"
+    # As if the busy bound had passed: flagged stale.
+    sql(stack, f"UPDATE operations SET stale = true WHERE id = '{lost['id']}'")
+    row = wait_state(stack, lost["id"], timeout=(DEADLINE_MS + SETTLE_MS) / 1000 + 15)
+    assert row["state"] == "failed" and row["error"]["reason"] == "not_applied"
+    assert key_row(stack, lost["id"])["state"] == "completed"
+
+
+def test_a_lost_answer_whose_action_hostinger_named_unexpectedly_stays_unknown_with_the_candidate(stack, admin):
+    # The reinstall happened, but Hostinger named its action in a way vpsgate does not expect.
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1003/recreate$", "status": 500, "apply": True,
+                                         "action_name": "os_reinstall_v2"})
+    status, _, raw, key = command(admin, "POST", "/v1/vps/1003/recreate", {"template_id": 1130, "confirm": 1003})
+    assert status == 202
+    lost = json.loads(raw)
+    assert lost["state"] == "unknown"
+    deadline = time.monotonic() + (DEADLINE_MS + SETTLE_MS) / 1000 + 15
+    row = operation_row(stack, lost["id"])
+    while time.monotonic() < deadline and not (row["error"] or {}).get("candidates"):
+        time.sleep(0.2)
+        row = operation_row(stack, lost["id"])
+    # Never 'failed/not_applied': that would invite a second reinstall.
+    assert row["state"] == "unknown", row
+    assert row["error"]["reason"] == "ambiguous"
+    assert [c["name"] for c in row["error"]["candidates"]] == ["os_reinstall_v2"]
+    assert key_row(stack, lost["id"]) == {"state": "completed", "response_status": 202}
+    assert final_rows(stack, lost["id"]) == 1
+    # It stops blocking only at the busy bound; a retry of the key gets the stored answer.
+    status, headers, replay, _ = command(admin, "POST", "/v1/vps/1003/recreate", {"template_id": 1130, "confirm": 1003}, key=key)
+    assert (status, headers.get("Idempotent-Replayed")) == (202, "true")
+    assert len(sim_requests(stack, "POST", "/1003/recreate")) == 1
+    # Leave nothing open for the next test.
+    sql(stack, f"UPDATE operations SET state = 'failed', completed_at = now() WHERE id = '{lost['id']}'")
+
+
 # MARK: - 4. A load with a reset in the middle leaves nothing open
 
 

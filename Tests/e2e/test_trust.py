@@ -86,3 +86,30 @@ def test_a_nul_anywhere_in_the_body_still_leaves_exactly_one_final_audit_row(sta
     assert status in (400, 422), raw
     assert final_rows(stack, correlation) == [f"invalid|{status}"]
     assert sim_requests(stack) == []
+
+
+# MARK: - One final audit row for requests that end before the pipeline
+
+
+def test_a_body_over_the_limit_on_a_command_path_leaves_one_final_row_and_nothing_of_the_body(stack, alice):
+    body = json.dumps({"hostname": "web.example.com", "padding": SECRET * 4000}).encode()
+    status, raw, correlation = send(alice, "PUT", "/v1/vps/1002/hostname", raw_body=body)
+    assert status == 413, raw
+    assert final_rows(stack, correlation) == ["invalid|413"]
+    assert sql(stack, f"SELECT count(*) FROM audit_events WHERE correlation_id = '{correlation}' "
+                      "AND request_params IS NOT NULL") == "0"
+    assert sim_requests(stack) == []
+
+
+@pytest.mark.parametrize("remote_user", [None, ""])
+def test_a_command_without_a_principal_is_401_with_one_final_row(stack, remote_user):
+    from fastcgi_client import fastcgi_request
+
+    correlation = f"trust-{uuid.uuid4().hex[:12]}"
+    params = {"REQUEST_ID": correlation, "HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4()), "REMOTE_ADDR": "127.0.0.1"}
+    if remote_user is not None:
+        params["REMOTE_USER"] = remote_user
+    status, _ = fastcgi_request(stack.socket_path(1), "POST", "/v1/vps/1001/stop", params)
+    assert status == 401
+    assert final_rows(stack, correlation) == ["denied|401"]
+    assert sim_requests(stack) == []
