@@ -56,17 +56,21 @@ public final class HostingerCircuit: Sendable {
 /// owns a curl handle whose connections stay open between calls.
 public final class HostingerClient {
     private let settings: HostingerSettings
-    private let circuit: HostingerCircuit
+    private let commandCircuit: HostingerCircuit
+    private let readCircuit: HostingerCircuit
     private let http: HTTPClient
     private let logger: Logger
     private let observe: @Sendable (_ operation: String, _ attempt: Int, _ result: AttemptResult, _ seconds: Double) -> Void
     private var random = SystemRandomNumberGenerator()
 
-    /// `observe` is told of every attempt (for metrics).
-    public init(settings: HostingerSettings, circuit: HostingerCircuit, logger: Logger,
+    /// `observe` is told of every attempt (for metrics). Reads (GET) go through
+    /// `readCircuit`, mutations through `circuit`: reads that fail, or a loop of them, can
+    /// neither trip nor close the breaker commands depend on. Without `readCircuit` both share one.
+    public init(settings: HostingerSettings, circuit: HostingerCircuit, readCircuit: HostingerCircuit? = nil, logger: Logger,
                 observe: @escaping @Sendable (String, Int, AttemptResult, Double) -> Void = { _, _, _, _ in }) {
         self.settings = settings
-        self.circuit = circuit
+        self.commandCircuit = circuit
+        self.readCircuit = readCircuit ?? circuit
         self.http = HTTPClient(caFile: settings.caFile)
         self.logger = logger
         self.observe = observe
@@ -76,6 +80,7 @@ public final class HostingerClient {
     public func call(_ request: HostingerRequest, correlationID: CorrelationID, trace: TraceContext) -> HostingerResult {
         var logger = self.logger
         logger[metadataKey: "correlation_id"] = "\(correlationID)"
+        let circuit = request.method == "GET" ? readCircuit : commandCircuit
         let started = Self.nowMilliseconds()
         var result = HostingerResult(outcome: .notSent, fieldErrors: [], attempts: 0)
         var number = 0
@@ -102,7 +107,9 @@ public final class HostingerClient {
             case .success(let response):
                 attemptResult = .status(response.status)
                 absorb(response, into: &result)
-                circuit.record(success: response.status < 500 && response.status != 429, now: finished)
+                // A 429 is Hostinger, alive, asking us to slow down: the retry policy honours
+                // its Retry-After; it is no sign of an upstream that is down.
+                circuit.record(success: response.status < 500, now: finished)
             case .failure(let error):
                 attemptResult = error.requestMayHaveBeenSent ? .lost : .notSent
                 result.status = nil

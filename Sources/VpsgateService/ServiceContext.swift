@@ -6,7 +6,7 @@ extension ServiceContext {
     /// A Hostinger client whose attempts are counted in `metrics`.
     func makeHostingerClient(logger: Logger) -> HostingerClient {
         let metrics = self.metrics
-        return HostingerClient(settings: hostinger, circuit: circuit, logger: logger) { operation, attempt, result, seconds in
+        return HostingerClient(settings: hostinger, circuit: circuit, readCircuit: readCircuit, logger: logger) { operation, attempt, result, seconds in
             let label: String =
                 switch result {
                 case .status(let status): String(status)
@@ -29,8 +29,10 @@ public struct ServiceContext: Sendable {
     /// This instance's name in logs and audit rows.
     public var instance: String
     public var hostinger: HostingerSettings
-    /// One breaker for the instance: every thread sees Hostinger fail or recover.
+    /// One breaker for the instance's commands: every thread sees Hostinger fail or recover.
     public var circuit: HostingerCircuit
+    /// A second one for reads, so that reads can neither trip nor close the commands' breaker.
+    public var readCircuit: HostingerCircuit
     /// This instance's counters and histograms, served at `/metrics`.
     public let metrics = Metrics()
     /// Outcome writes waiting for the database (shared by every worker and the reconciler).
@@ -39,12 +41,13 @@ public struct ServiceContext: Sendable {
     public let openAPIDocument: [UInt8] = OpenAPIDocument.generate().serialized()
 
     public init(configuration: Configuration, migrations: [Migration], logger: Logger, instance: String,
-                hostinger: HostingerSettings, circuit: HostingerCircuit) {
+                hostinger: HostingerSettings, circuit: HostingerCircuit, readCircuit: HostingerCircuit) {
         self.configuration = configuration
         self.migrations = migrations
         self.logger = logger
         self.instance = instance
         self.hostinger = hostinger
         self.circuit = circuit
+        self.readCircuit = readCircuit
     }
 }

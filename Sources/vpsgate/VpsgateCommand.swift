@@ -99,9 +99,11 @@ struct Serve: ParsableCommand {
             connectTimeoutMilliseconds: configuration.hostingerConnectTimeoutMilliseconds,
             attemptTimeoutMilliseconds: configuration.hostingerAttemptTimeoutMilliseconds,
             deadlineMilliseconds: configuration.hostingerDeadlineMilliseconds, userAgent: "vpsgate/0.1")
-        let circuit = HostingerCircuit(failureThreshold: configuration.breakerFailures, coolDownMilliseconds: configuration.breakerCoolDownMilliseconds)
+        func breaker() -> HostingerCircuit {
+            HostingerCircuit(failureThreshold: configuration.breakerFailures, coolDownMilliseconds: configuration.breakerCoolDownMilliseconds)
+        }
         let context = ServiceContext(configuration: configuration, migrations: migrations, logger: serviceLogger, instance: instance,
-                                     hostinger: hostinger, circuit: circuit)
+                                     hostinger: hostinger, circuit: breaker(), readCircuit: breaker())
 
         let address: FastCGIServer.Address =
             switch configuration.listen {

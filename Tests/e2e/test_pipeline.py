@@ -475,13 +475,15 @@ def test_an_open_breaker_fails_fast_with_503_and_keeps_no_key(stack, people):
         if statuses[-2:] == [503, 503]:
             break
     assert statuses[-2:] == [503, 503] and set(statuses) <= {502, 503}, statuses
-    sent = len(sim_requests(stack))
+    # Commands and reads have breakers of their own: the reconcilers' reads may still be
+    # tripping theirs, so only mutations are counted.
+    sent = len(sim_requests(stack, "POST"))
     keys = []
     for _ in range(2):  # one on each instance (round robin): both breakers are open
         keys.append(new_key())
         status, headers, problem = alice.json("POST", "/v1/vps/1003/start", key=keys[-1])
         assert status == 503 and problem["type"].endswith(":unavailable") and int(headers["Retry-After"]) >= 1
-    assert len(sim_requests(stack)) == sent, "no connection while the breaker is open"
+    assert len(sim_requests(stack, "POST")) == sent, "no connection while the breaker is open"
     assert sql(stack, f"SELECT count(*) FROM idempotency_keys WHERE key IN ('{keys[0]}', '{keys[1]}')") == "0"
     stack.sim("DELETE", "/__sim/faults")
     time.sleep(10.2)

@@ -269,6 +269,21 @@ def test_mtls_variant_authenticates_a_good_certificate_and_rejects_bad_ones(prod
     assert call(prod, "/healthz")[0] == 200, "no certificate is needed outside the API"
 
 
+def test_mtls_rate_limit_is_keyed_by_the_certificate_not_by_headers_beside_it(prod):
+    good = issue_client_certificate(prod.tls_dir, "dave", "/O=vpsgate-clients/CN=mtls-dave")
+    use_variant(prod, "mtls")
+    time.sleep(2.5)  # refill the buckets after the earlier tests
+    context = prod.ssl_context()
+    context.load_cert_chain(*good)
+    with concurrent.futures.ThreadPoolExecutor(24) as pool:
+        answers = list(pool.map(lambda i: call(prod, "/v1/vps/1001", {"Authorization": f"Bearer junk-{i}"}, context=context),
+                                range(60)))
+    statuses = [status for status, _, _ in answers]
+    assert set(statuses) <= {200, 429}, statuses
+    # One bucket for the certificate (burst 20 at 10 r/s), whatever Authorization says.
+    assert statuses.count(429) >= 20, statuses
+
+
 # MARK: - OAuth2/OIDC introspection
 
 def test_oidc_variant_authenticates_an_active_token_and_rejects_others(prod):

@@ -113,3 +113,29 @@ def test_a_command_without_a_principal_is_401_with_one_final_row(stack, remote_u
     assert status == 401
     assert final_rows(stack, correlation) == ["denied|401"]
     assert sim_requests(stack) == []
+
+
+# MARK: - Reads and throttling cannot trip the commands' breaker
+
+
+def test_failing_reads_in_a_loop_do_not_open_the_breaker_for_commands(stack, alice):
+    stack.sim("POST", "/__sim/faults", {"method": "GET", "path": "/virtual-machines$", "status": 503, "times": -1})
+    try:
+        statuses = [alice.request("GET", "/v1/vps")[0] for _ in range(16)]
+        assert set(statuses) <= {502, 503} and 503 in statuses, statuses  # the reads' breaker opened
+        status, _, raw = alice.request("POST", "/v1/vps/1002/start", key=str(uuid.uuid4()))
+        assert status == 202, raw
+    finally:
+        stack.sim("DELETE", "/__sim/faults")
+
+
+def test_hostinger_throttling_is_not_a_breaker_failure(stack, alice):
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1001/start$", "status": 429, "times": -1})
+    try:
+        for _ in range(8):  # 24 throttled attempts over both instances
+            status, _, raw = alice.request("POST", "/v1/vps/1001/start", key=str(uuid.uuid4()))
+            assert status in (502, 503), raw
+        status, _, raw = alice.request("POST", "/v1/vps/1002/start", key=str(uuid.uuid4()))
+        assert status == 202, raw
+    finally:
+        stack.sim("DELETE", "/__sim/faults")
