@@ -4,10 +4,6 @@ import Postgres
 import Synchronization
 import VpsgateCore
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Settles operations from Hostinger's own records (SPEC section 5), in every instance.
 ///
 /// Work is shared through PostgreSQL: a batch of operations is leased with
@@ -18,8 +14,7 @@ import Glibc
 /// settling window ⇒ `failed` with `not_applied`. The reconciler never sends a mutation.
 public final class Reconciler: Sendable {
     private let context: ServiceContext
-    private let stopping = Atomic<Bool>(false)
-    private let finished = Atomic<Bool>(false)
+    private let loop = BackgroundLoop()
 
     static let batchSize = 10
     static let leaseSeconds = 30
@@ -28,61 +23,33 @@ public final class Reconciler: Sendable {
         self.context = context
     }
 
+    struct State {
+        var worker: Worker
+        var lastScan = 0
+    }
+
     /// Starts the loop on a thread of its own; it owns its database connection and curl handle.
     public func start() {
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { argument in
-            let reconciler = Unmanaged<Reconciler>.fromOpaque(argument!).takeRetainedValue()
-            reconciler.run()
-            return nil
-        }, box)
-        pthread_detach(thread)
+        let context = self.context
+        loop.start(setUp: { State(worker: Worker(context: context)) }, pass: { state, stopping in
+            var worked = 0
+            do {
+                worked = try state.worker.tick(stopping: stopping)
+                let now = MonotonicClock.milliseconds()
+                if now - state.lastScan >= context.configuration.driftScanIntervalMilliseconds {
+                    state.lastScan = now
+                    try state.worker.scanForUnclaimedActions()
+                }
+            } catch {
+                state.worker.logger.warning("reconciler: pass failed", metadata: ["error": "\(error)"])
+            }
+            return worked < Self.batchSize ? context.configuration.reconcileIntervalMilliseconds : 0
+        })
     }
 
     /// Asks the loop to stop and waits (bounded) for it to finish its current item.
     public func stop(timeoutMilliseconds: Int = 5000) {
-        stopping.store(true, ordering: .releasing)
-        var waited = 0
-        while !finished.load(ordering: .acquiring) && waited < timeoutMilliseconds {
-            usleep(20_000)
-            waited += 20
-        }
-    }
-
-    private func run() {
-        defer { finished.store(true, ordering: .releasing) }
-        var worker = Worker(context: context)
-        let configuration = context.configuration
-        var lastScan = 0
-        var lastSeal = 0
-        var lastPurge = 0
-        while !stopping.load(ordering: .acquiring) {
-            var worked = 0
-            do {
-                context.pendingOutcomes.drain(on: worker.database, logger: worker.logger)
-                worked = try worker.tick(stopping: stopping)
-                let now = Worker.monotonicMilliseconds()
-                if now - lastScan >= configuration.driftScanIntervalMilliseconds {
-                    lastScan = now
-                    try worker.scanForUnclaimedActions()
-                }
-                if now - lastSeal >= configuration.sealIntervalMilliseconds {
-                    lastSeal = now
-                    let sealed = try AuditSealer(database: worker.database).sealPending(horizonSeconds: Double(configuration.sealHorizonMilliseconds) / 1000)
-                    if sealed > 0 { worker.logger.debug("audit rows sealed", metadata: ["rows": "\(sealed)"]) }
-                }
-                if now - lastPurge >= min(60_000, max(1000, configuration.idempotencyTTLSeconds * 500)) || lastPurge == 0 {
-                    lastPurge = now
-                    try worker.purgeExpiredKeys()
-                }
-            } catch {
-                worker.logger.warning("reconciler: pass failed", metadata: ["error": "\(error)"])
-            }
-            if worked < Self.batchSize {
-                usleep(useconds_t(context.configuration.reconcileIntervalMilliseconds) * 1000)
-            }
-        }
+        loop.stop(timeoutMilliseconds: timeoutMilliseconds)
     }
 }
 
@@ -99,12 +66,6 @@ struct Worker {
         hostinger = context.makeHostingerClient(logger: context.logger)
         logger = context.logger
         logger[metadataKey: "component"] = "reconciler"
-    }
-
-    static func monotonicMilliseconds() -> Int {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int(now.tv_sec) * 1000 + Int(now.tv_nsec) / 1_000_000
     }
 
     // MARK: - One pass
@@ -352,19 +313,6 @@ struct Worker {
             try audit(operation, outcome: "stale", on: database)
             logger.error("reconciler: operation stale, no longer blocks its VPS", metadata: ["operation_id": "\(operation.id)"])
         }
-    }
-
-    // MARK: - Retention
-
-    /// Idempotency keys completed longer ago than the TTL are removed: the same key then
-    /// starts a new command. Audit rows are never purged.
-    func purgeExpiredKeys() throws {
-        let query: PostgresQuery = """
-            DELETE FROM idempotency_keys
-            WHERE state = 'completed' AND completed_at < now() - make_interval(secs => \(context.configuration.idempotencyTTLSeconds))
-            """
-        let purged = try database.query(query.preparedOnce()).affectedRows
-        if purged > 0 { logger.info("idempotency keys purged", metadata: ["keys": "\(purged)"]) }
     }
 
     // MARK: - Drift scan

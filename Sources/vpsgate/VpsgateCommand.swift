@@ -118,9 +118,11 @@ struct Serve: ParsableCommand {
             logger: serviceLogger
         )
         let reconciler = Reconciler(context: context)
+        let housekeeper = Housekeeper(context: context)
         let report: FastCGIServer.ShutdownReport
         do {
             report = try server.serve(makeResponder: { Responder(context: context) }, onReady: {
+                housekeeper.start()
                 if configuration.reconcilerEnabled { reconciler.start() }
             })
         } catch {
@@ -128,6 +130,7 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         if configuration.reconcilerEnabled { reconciler.stop() }
+        housekeeper.stop()
         if report.abandonedRequests > 0 { throw ExitCode(1) }
     }
 

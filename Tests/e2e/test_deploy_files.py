@@ -24,6 +24,7 @@ SIM_UNIT = DEPLOY / "hostinger-sim.service"
 EXAMPLE = DEPLOY / "vpsgate.env.example"
 CONFIGURATION = ROOT / "Sources/VpsgateCore/Configuration.swift"
 RECONCILER = ROOT / "Sources/VpsgateService/Reconciler.swift"
+HOUSEKEEPER = ROOT / "Sources/VpsgateService/Housekeeper.swift"
 VPSGATE_BIN = Path(os.environ.get("VPSGATE_BIN") or ROOT / ".build/debug/vpsgate")
 SIM_BIN = VPSGATE_BIN.parent / "hostinger-sim"
 INSTALLED = {"/usr/local/bin/vpsgate": VPSGATE_BIN, "/usr/local/bin/hostinger-sim": SIM_BIN}
@@ -156,11 +157,13 @@ def test_the_simulator_unit_uses_real_flags_and_is_kept_out_of_production():
     assert "NEVER RUN IT IN PRODUCTION" in SIM_UNIT.read_text()
 
 
-def test_the_stop_timeout_covers_the_drain_and_the_reconciler():
+def test_the_stop_timeout_covers_the_drain_the_reconciler_and_the_housekeeper():
     (shutdown,) = re.findall(r'"VPSGATE_SHUTDOWN_TIMEOUT",\s*default:\s*(\d+)', CONFIGURATION.read_text())
-    (reconciler_ms,) = re.findall(r"func stop\(timeoutMilliseconds: Int = (\d+)\)", RECONCILER.read_text())
+    loops_ms = [int(ms) for path in (RECONCILER, HOUSEKEEPER)
+                for ms in re.findall(r"func stop\(timeoutMilliseconds: Int = (\d+)\)", path.read_text())]
+    assert len(loops_ms) == 2
     (stop,) = unit_entries(UNIT, "TimeoutStopSec")
-    assert seconds(stop) > int(shutdown) + int(reconciler_ms) / 1000, (stop, shutdown, reconciler_ms)
+    assert seconds(stop) > int(shutdown) + sum(loops_ms) / 1000, (stop, shutdown, loops_ms)
     assert unit_entries(UNIT, "KillSignal") == ["SIGTERM"]
     # The shutdown itself outlasts a Hostinger call started just before SIGTERM.
     assert int(shutdown) * 1000 > configuration_integer_defaults()["HOSTINGER_DEADLINE_MS"]

@@ -1,0 +1,48 @@
+import Foundation
+import Synchronization
+
+/// A loop on a thread of its own, stopped on request: the reconciler's and the housekeeper's.
+///
+/// `body` runs once per pass and returns how long to pause before the next one; it is
+/// given the stop flag so that a long pass can end early. `stop` waits (bounded) for the
+/// pass under way to finish.
+final class BackgroundLoop: Sendable {
+    private let stopping = Atomic<Bool>(false)
+    private let finished = Atomic<Bool>(false)
+
+    /// Starts the loop. `setUp` runs on the new thread first (to open what the loop owns).
+    func start<State>(setUp: @escaping @Sendable () -> State,
+                      pass: @escaping @Sendable (inout State, borrowing Atomic<Bool>) -> Int) {
+        Thread.detachNewThread { [self] in
+            defer { finished.store(true, ordering: .releasing) }
+            var state = setUp()
+            while !stopping.load(ordering: .acquiring) {
+                var pause = pass(&state, stopping)
+                while pause > 0 && !stopping.load(ordering: .acquiring) {
+                    let step = min(pause, 50)
+                    usleep(useconds_t(step) * 1000)
+                    pause -= step
+                }
+            }
+        }
+    }
+
+    /// Asks the loop to stop and waits up to `timeoutMilliseconds` for its pass to end.
+    func stop(timeoutMilliseconds: Int) {
+        stopping.store(true, ordering: .releasing)
+        var waited = 0
+        while !finished.load(ordering: .acquiring) && waited < timeoutMilliseconds {
+            usleep(20_000)
+            waited += 20
+        }
+    }
+}
+
+/// Milliseconds on the monotonic clock, for intervals and durations.
+enum MonotonicClock {
+    static func milliseconds() -> Int {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int(now.tv_sec) * 1000 + Int(now.tv_nsec) / 1_000_000
+    }
+}
