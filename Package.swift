@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         // MARK: - C libraries, each behind exactly one Swift module
@@ -54,7 +55,7 @@ let package = Package(
 
         // MARK: - vpsgate
         // The core knows no C: configuration, correlation ids, problems, rules.
-        .target(name: "VpsgateCore", swiftSettings: strict),
+        .target(name: "VpsgateCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         // The service: wires the core to the FastCGI, PostgreSQL and HTTP modules.
         .target(
             name: "VpsgateService",

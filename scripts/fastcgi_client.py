@@ -4,9 +4,10 @@ from pathlib import Path
 
 
 def fastcgi_request(address: str | Path, method: str, uri: str, params: dict[str, str] | None = None,
-                    body: bytes = b"", timeout: float = 10) -> tuple[int, bytes]:
+                    body: bytes = b"", timeout: float = 10, source: str | None = None) -> tuple[int, bytes]:
     """`address`: a unix socket path, `unix:/path` or `host:port`. `params` are sent as nginx
-    would (REMOTE_USER, HTTP_IDEMPOTENCY_KEY, …). Returns (status, body)."""
+    would (REMOTE_USER, HTTP_IDEMPOTENCY_KEY, …); `source`: the local address to connect
+    from (TCP). Returns (status, body)."""
     import socket
     import struct
 
@@ -28,6 +29,8 @@ def fastcgi_request(address: str | Path, method: str, uri: str, params: dict[str
         connection, target = socket.socket(socket.AF_INET), (host, int(port))
     with connection as s:
         s.settimeout(timeout)
+        if source:
+            s.bind((source, 0))
         s.connect(target)
         stdin = b"".join(record(5, body[i:i + 65535]) for i in range(0, len(body), 65535)) + record(5, b"")
         s.sendall(record(1, struct.pack(">HB5x", 1, 0)) + record(4, encoded) + record(4, b"") + stdin)

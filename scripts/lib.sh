@@ -22,6 +22,9 @@ ensure_packages() {
     command -v runuser >/dev/null 2>&1 || need+=(util-linux)
     command -v ip >/dev/null 2>&1 && command -v ss >/dev/null 2>&1 || need+=(iproute2)
     command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
+    if [ "$purpose" = test ]; then
+        command -v faketime >/dev/null 2>&1 || need+=(faketime)
+    fi
     if [ "$purpose" = bench ]; then
         command -v wrk >/dev/null 2>&1 || need+=(wrk)
     fi

@@ -95,6 +95,8 @@ class Postgres:
         self.listen_addresses = ["127.0.0.1"]
         self.hba_lines: list[str] = []
         self.settings: dict[str, str] = {}
+        # Extra environment for the server (a test runs it under a fake clock).
+        self.environment: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -105,6 +107,11 @@ class Postgres:
     def owner_url(self) -> str:
         """The schema owner's role: what migrate uses."""
         return f"postgresql://vpsgate@127.0.0.1:{self.port}/vpsgate"
+
+    @property
+    def admin_role_url(self) -> str:
+        """The admin CLI's role (vpsgate_admin, created by the migrations): what grant and token use."""
+        return f"postgresql://vpsgate_admin@127.0.0.1:{self.port}/vpsgate"
 
     @property
     def admin_url(self) -> str:
@@ -149,7 +156,7 @@ class Postgres:
                    f"-c unix_socket_directories='' -c max_connections=300{settings}")
         self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l",
                         str(self.data_dir / "server.log"), "-o", options, "-w", "-t", "60", "start"],
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, env=dict(os.environ, **self.environment))
         self.started = True
 
     def stop(self, mode: str = "fast") -> None:
@@ -272,6 +279,15 @@ class Stack:
         self.tls_extra_ips: tuple[str, ...] = ()
         self.instance_env_overrides: dict[int, dict[str, str]] = {}
 
+    @property
+    def secret_key_file(self) -> Path:
+        """vpsgate's secret keys (VPSGATE_SECRET_KEY_FILE), made once per runtime directory."""
+        path = self.run_dir / "secret-keys"
+        if not path.exists():
+            path.write_text(f"k1 {secrets.token_hex(32)}\n")
+            path.chmod(0o600)
+        return path
+
     # URLs and files a client needs
     @property
     def url(self) -> str:
@@ -345,6 +361,8 @@ class Stack:
             "VPSGATE_LISTEN": self.instance_address(index) if index else f"unix:{self.socket_path(index)}",
             "VPSGATE_DATABASE_URL": database_url or self.postgres.url,
             "VPSGATE_MIGRATION_DATABASE_URL": database_url or self.postgres.owner_url,
+            "VPSGATE_ADMIN_DATABASE_URL": self.postgres.admin_role_url,
+            "VPSGATE_SECRET_KEY_FILE": str(self.secret_key_file),
             "VPSGATE_MIGRATIONS_DIR": str(migrations_dir or ROOT / "Migrations"),
             "VPSGATE_INSTANCE": f"vpsgate-{index}",
             "VPSGATE_WORKERS": str(self.workers),
@@ -354,6 +372,8 @@ class Stack:
         })
         if IS_ROOT:
             env["VPSGATE_SOCKET_GROUP"] = "www-data"
+        if not env["VPSGATE_LISTEN"].startswith("unix:"):
+            env["VPSGATE_ALLOWED_PEERS"] = "127.0.0.1"  # nginx on this host
         env.update(self.extra_env)
         env.update(self.instance_env_overrides.get(index, {}))
         return env
@@ -603,6 +623,8 @@ http {{
             "VPSGATE_URL": self.url,
             "VPSGATE_CA_FILE": str(self.ca_file),
             "VPSGATE_DATABASE_URL": self.postgres.url,
+            "VPSGATE_ADMIN_DATABASE_URL": self.postgres.admin_role_url,
+            "VPSGATE_SECRET_KEY_FILE": str(self.secret_key_file),
             "VPSGATE_BIN": str(self.binary),
             "HOSTINGER_SIM_URL": self.sim_url,
             "HOSTINGER_SIM_TOKEN": self.sim_token,

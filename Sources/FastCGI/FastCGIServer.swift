@@ -34,13 +34,21 @@ public final class FastCGIServer: Sendable {
         /// Seconds in-flight requests get after the stop signal.
         public var shutdownTimeoutSeconds: Double
         public var backlog: Int32
+        /// For a TCP listener, the only networks whose peers may connect (`network` under
+        /// `mask`, host-order integers of the dotted quads); required there, unused for unix.
+        public var allowedPeers: [(network: UInt32, mask: UInt32)]
+        /// How long a connection may stay silent while it is read from or written to.
+        public var readTimeoutMilliseconds: Int
 
-        public init(address: Address, workers: Int, maxBodyBytes: Int, shutdownTimeoutSeconds: Double, backlog: Int32 = 1024) {
+        public init(address: Address, workers: Int, maxBodyBytes: Int, shutdownTimeoutSeconds: Double, backlog: Int32 = 1024,
+                    allowedPeers: [(network: UInt32, mask: UInt32)] = [], readTimeoutMilliseconds: Int = 10_000) {
             self.address = address
             self.workers = workers
             self.maxBodyBytes = maxBodyBytes
             self.shutdownTimeoutSeconds = shutdownTimeoutSeconds
             self.backlog = backlog
+            self.allowedPeers = allowedPeers
+            self.readTimeoutMilliseconds = readTimeoutMilliseconds
         }
     }
 
@@ -83,6 +91,13 @@ public final class FastCGIServer: Sendable {
         guard FCGX_Init() == 0 else { throw FastCGIError(.library, "FCGX_Init failed") }
 
         let socket = try ListeningSocket(address: configuration.address, backlog: configuration.backlog)
+        if case .tcp = configuration.address {
+            // Before the first accept: a peer outside the list never completes a connection.
+            try socket.allowOnly(configuration.allowedPeers)
+        }
+        // Accepted TCP connections inherit the listener's deadline, so it covers what libfcgi
+        // reads inside FCGX_Accept_r (the request's header and parameters) as well.
+        socket.setDeadline(milliseconds: configuration.readTimeoutMilliseconds)
         let slots = (0..<configuration.workers).map { _ in WorkerSlot() }
         var threads: [pthread_t] = []
         for slot in slots {
@@ -141,14 +156,17 @@ public final class FastCGIServer: Sendable {
             let accepted = FCGX_Accept_r(request)
             slot.state.store(WorkerSlot.busy, ordering: .releasing)
             guard accepted >= 0 else {
-                // EINTR is the wake-up signal (or a stray one); anything else while running is
-                // a transient accept failure: pause briefly rather than spin.
-                if !stopping.load(ordering: .acquiring) && accepted != -EINTR {
+                // EINTR is the wake-up signal (or a stray one), EAGAIN the listener's deadline
+                // passing with nobody connecting; anything else while running is a transient
+                // accept failure: pause briefly rather than spin.
+                if !stopping.load(ordering: .acquiring) && accepted != -EINTR && accepted != -EAGAIN && accepted != -EWOULDBLOCK {
                     logger.warning("FCGX_Accept_r failed", metadata: ["code": "\(accepted)"])
                     usleep(10_000)
                 }
                 continue
             }
+            // A unix connection does not inherit the listener's deadline: set it for the body and the answer.
+            ListeningSocket.setDeadline(on: request.pointee.ipcFd, milliseconds: configuration.readTimeoutMilliseconds)
             handle(request, responder: &responder)
             FCGX_Finish_r(request)
         }

@@ -126,6 +126,33 @@ struct ListeningSocket: ~Copyable {
         unlink(path)
     }
 
+    /// Makes a TCP listener drop every segment from outside `networks` (a socket filter),
+    /// so such a peer never completes a connection and nothing it sends is read.
+    func allowOnly(_ networks: [(network: UInt32, mask: UInt32)]) throws(FastCGIError) {
+        guard !networks.isEmpty else {
+            throw FastCGIError(.invalidAddress, "a TCP listener needs the networks of the peers that may connect")
+        }
+        let addresses = networks.map(\.network)
+        let masks = networks.map(\.mask)
+        guard vpsgate_allow_peers(descriptor, addresses, masks, Int32(networks.count)) == 0 else {
+            throw FastCGIError(.socket, "attaching the peer filter", errno: errno)
+        }
+    }
+
+    /// Receive and send timeouts on the listener (accept() then wakes up empty-handed every
+    /// `milliseconds`; accepted TCP connections inherit both).
+    func setDeadline(milliseconds: Int) {
+        Self.setDeadline(on: descriptor, milliseconds: milliseconds)
+    }
+
+    /// Receive and send timeouts on one socket: a silent peer fails the read or write.
+    static func setDeadline(on descriptor: Int32, milliseconds: Int) {
+        var timeout = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        let size = socklen_t(MemoryLayout<timeval>.size)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, size)
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, size)
+    }
+
     /// Turns new connections away while those already queued can still be accepted: nginx
     /// has written requests on them. A unix socket's file is removed, so a connect() by path
     /// fails at once; a TCP listener ignores new SYNs (a socket filter), so a connect() waits

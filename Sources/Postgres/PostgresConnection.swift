@@ -44,8 +44,10 @@ public final class PostgresConnection {
         if let connection, PQstatus(connection) == CONNECTION_OK, !Self.closedByServer(connection) { return }
         close()
         // Defaults first, so that the URL's own settings win; dbname holds the whole URL.
-        let keywords = ["connect_timeout", "application_name", "dbname"]
-        let values = ["5", applicationName, url]
+        // READ COMMITTED is pinned whatever the role's default: vpsgate's statements rely
+        // on a fresh snapshot per statement (the busy check after its lock).
+        let keywords = ["connect_timeout", "application_name", "options", "dbname"]
+        let values = ["5", applicationName, "-c default_transaction_isolation=read\\ committed", url]
         let opened = withCStrings(keywords) { keywordPointers in
             withCStrings(values) { valuePointers in
                 PQconnectdbParams(keywordPointers, valuePointers, 1)

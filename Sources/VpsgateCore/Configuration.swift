@@ -3,7 +3,8 @@
 /// Each setting has a default that works for `scripts/run`; a value that cannot be used
 /// stops start-up with a message naming the variable and what it expects.
 public struct Configuration: Sendable, Equatable {
-    /// `VPSGATE_LISTEN`: where nginx connects. Default `127.0.0.1:9000`.
+    /// `VPSGATE_LISTEN`: where nginx connects. Default `unix:/run/vpsgate/vpsgate.sock` (a
+    /// TCP listener also needs `VPSGATE_ALLOWED_PEERS`).
     public var listen: ListenAddress
     /// `VPSGATE_SOCKET_MODE`: permissions of a unix socket (octal). Default `0660`.
     public var socketMode: Int
@@ -40,6 +41,19 @@ public struct Configuration: Sendable, Equatable {
     /// `VPSGATE_REFRESH_INTERVAL_MS`: a status read refreshes a non-terminal operation from
     /// Hostinger at most this often. Default 3000.
     public var refreshIntervalMilliseconds: Int
+    /// `VPSGATE_ALLOWED_PEERS`: the networks a TCP listener accepts FastCGI connections from
+    /// (comma-separated `a.b.c.d[/n]`); required with a TCP `VPSGATE_LISTEN`, refused with a
+    /// unix socket (whose file mode and group decide who connects).
+    public var allowedPeers: [IPv4Network]
+    /// `VPSGATE_READ_TIMEOUT_MS` (10000): how long a FastCGI connection may stay silent
+    /// while vpsgate reads from it or waits to write to it; then it is closed.
+    public var readTimeoutMilliseconds: Int
+    /// `VPSGATE_SECRET_KEY_FILE`: vpsgate's secret keys (`SecretKeyRing`), outside the
+    /// database. Required by `serve` and `audit`; no default.
+    public var secretKeyFile: String?
+    /// `VPSGATE_ADMIN_DATABASE_URL`: the admin CLI's connection, as the `vpsgate_admin` role
+    /// (the only role that may change grants and tokens). Never set on serving hosts.
+    public var adminDatabaseURL: String?
     /// Hostinger: `HOSTINGER_API_URL` (default `https://developers.hostinger.com`).
     public var hostingerURL: String
     /// `HOSTINGER_API_TOKEN`, or the path in `HOSTINGER_API_TOKEN_FILE` (read at start-up).
@@ -97,7 +111,7 @@ public struct Configuration: Sendable, Equatable {
             return number
         }
 
-        listen = try ListenAddress(parsing: value("VPSGATE_LISTEN") ?? "127.0.0.1:9000")
+        listen = try ListenAddress(parsing: value("VPSGATE_LISTEN") ?? "unix:/run/vpsgate/vpsgate.sock")
         if let raw = value("VPSGATE_SOCKET_MODE") {
             guard let mode = Int(raw, radix: 8), (0...0o777).contains(mode) else {
                 throw ConfigurationError("VPSGATE_SOCKET_MODE", raw, "expected octal permissions such as 0660")
@@ -129,6 +143,23 @@ public struct Configuration: Sendable, Equatable {
         busyBoundSeconds = try integer("VPSGATE_BUSY_BOUND", default: 900, in: 10...86_400)
         refreshIntervalMilliseconds = try integer("VPSGATE_REFRESH_INTERVAL_MS", default: 3000, in: 0...600_000)
 
+        readTimeoutMilliseconds = try integer("VPSGATE_READ_TIMEOUT_MS", default: 10_000, in: 100...600_000)
+        switch (listen, value("VPSGATE_ALLOWED_PEERS")) {
+        case (.tcp, nil):
+            throw ConfigurationError("VPSGATE_ALLOWED_PEERS", nil,
+                                     "a TCP listener needs the addresses of the nginx hosts that may connect (a.b.c.d or a.b.c.d/n, comma-separated)")
+        case (.tcp, let text?):
+            guard let networks = IPv4Network.list(text) else {
+                throw ConfigurationError("VPSGATE_ALLOWED_PEERS", text, "expected a.b.c.d or a.b.c.d/n, comma-separated (no host bits past the prefix)")
+            }
+            allowedPeers = networks
+        case (.unix, nil):
+            allowedPeers = []
+        case (.unix, let text?):
+            throw ConfigurationError("VPSGATE_ALLOWED_PEERS", text, "applies to a TCP listener only; a unix socket's mode and group decide who connects")
+        }
+        secretKeyFile = value("VPSGATE_SECRET_KEY_FILE")
+        adminDatabaseURL = value("VPSGATE_ADMIN_DATABASE_URL")
         let hostingerURLText = value("HOSTINGER_API_URL") ?? "https://developers.hostinger.com"
         switch UpstreamURL.validate(hostingerURLText) {
         case .success(let valid): hostingerURL = valid

@@ -1,3 +1,5 @@
+import Crypto
+
 /// The rules of the `Idempotency-Key` header (SPEC section 6).
 public enum IdempotencyKey {
     public enum Problem: Error, Equatable, Sendable {
@@ -22,15 +24,23 @@ public enum IdempotencyKey {
     }
 
     /// What makes two requests "the same": method, path and the canonical body (keys sorted,
-    /// no whitespace). Secret values enter only through this hash, never stored as such.
-    public static func fingerprint(method: String, path: String, body: JSONValue?) -> String {
+    /// no whitespace). The fingerprint is an HMAC of these under vpsgate's secret key
+    /// (`SecretKeyRing.fingerprints`): a password in a body is never stored, not even as a
+    /// hash someone holding the database could test guesses against.
+    public static func fingerprintParts(method: String, path: String, body: JSONValue?) -> [[UInt8]] {
+        [Array(method.utf8), Array(path.utf8), (body ?? .null).serialized(sortedKeys: true)]
+    }
+
+    /// The unkeyed SHA-256 fingerprint that vpsgate stored before its fingerprints were
+    /// keyed: only compared with keys stored then (a retry across the upgrade), never stored.
+    public static func legacyFingerprint(method: String, path: String, body: JSONValue?) -> String {
         var hasher = SHA256()
-        hasher.update(method.utf8)
-        hasher.update([0])
-        hasher.update(path.utf8)
-        hasher.update([0])
-        hasher.update((body ?? .null).serialized(sortedKeys: true))
-        return Hex.encode(hasher.finalize())
+        hasher.update(data: Array(method.utf8))
+        hasher.update(data: [0])
+        hasher.update(data: Array(path.utf8))
+        hasher.update(data: [0])
+        hasher.update(data: (body ?? .null).serialized(sortedKeys: true))
+        return Hex.encode(Array(hasher.finalize()))
     }
 }
 

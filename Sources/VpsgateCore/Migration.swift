@@ -1,3 +1,5 @@
+import Crypto
+
 /// One numbered SQL migration: `Migrations/0001_create_roles.sql`.
 public struct Migration: Sendable, Equatable {
     /// The number before the first underscore; migrations apply in this order.
@@ -20,7 +22,7 @@ public struct Migration: Sendable, Equatable {
         self.version = version
         self.fileName = fileName
         self.sql = sql
-        self.checksum = SHA256.hexDigest(sql)
+        self.checksum = Hex.encode(Array(SHA256.hash(data: Array(sql.utf8))))
     }
 }
 

@@ -1,3 +1,5 @@
+import Crypto
+
 /// The lifecycle of an accepted command (SPEC section 5).
 public enum OperationState: String, Sendable, CaseIterable {
     case accepted, dispatched, running, succeeded, failed, unknown
@@ -126,7 +128,8 @@ public enum APIToken {
         return "vpsg_" + Base64URL.encode(bytes)
     }
 
-    public static func hash(_ token: String) -> String { SHA256.hexDigest(token) }
+    /// SHA-256: a token carries 256 random bits, so an unkeyed hash cannot be reversed.
+    public static func hash(_ token: String) -> String { Hex.encode(Array(SHA256.hash(data: Array(token.utf8)))) }
 
     /// The bearer token of an `Authorization` header, when it looks like one of ours.
     public static func bearer(_ header: String?) -> String? {

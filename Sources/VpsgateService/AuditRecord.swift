@@ -27,15 +27,16 @@ struct AuditRecord {
         ] + extra)
     }
 
-    /// Writes the row. Used for requests that end before or without the SQL functions.
-    func insert(_ context: RequestContext, instance: String, into database: PostgresConnection) throws(PostgresError) {
+    /// Writes the row. Used for requests that end before or without the SQL functions. The
+    /// database stamps its time, ids and instance (from the connection's application name).
+    func insert(_ context: RequestContext, into database: PostgresConnection) throws(PostgresError) {
         let params = requestParameters.map { $0.text() }
         let duration = context.elapsedMilliseconds
         let query: PostgresQuery = """
-            INSERT INTO audit_events (kind, instance, correlation_id, trace_id, principal, auth_type, client_address,
+            INSERT INTO audit_events (kind, correlation_id, trace_id, principal, auth_type, client_address,
                 user_agent, method, path, command, vps_id, request_params, idempotency_key, operation_id, outcome,
                 http_status, problem_type, hostinger_status, hostinger_correlation_id, hostinger_action_id, duration_ms)
-            VALUES (\(kind), \(instance), \(context.correlationID.value), \(context.trace.traceID), \(context.principal),
+            VALUES (\(kind), \(context.correlationID.value), \(context.trace.traceID), \(context.principal),
                 \(context.authType), \(context.clientAddress), \(context.userAgent), \(context.method), \(context.path),
                 \(command), \(vpsID), \(params)::jsonb, \(idempotencyKey), \(operationID)::uuid,
                 \(outcome), \(httpStatus), \(problemType), \(hostingerStatus),

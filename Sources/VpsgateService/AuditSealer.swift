@@ -11,9 +11,12 @@ import VpsgateCore
 public struct AuditSealer {
     static let lockKey = 0x0076_7073_6561_6c00
     let database: PostgresConnection
+    /// New seals are made with the current key and name it; older ones verify with theirs.
+    let keys: SecretKeyRing
 
-    public init(database: PostgresConnection) {
+    public init(database: PostgresConnection, keys: SecretKeyRing) {
         self.database = database
+        self.keys = keys
     }
 
     /// Seals up to `limit` rows older than `horizonSeconds`; returns how many.
@@ -34,14 +37,14 @@ public struct AuditSealer {
             var ids: [String] = []
             var seals: [String] = []
             for row in try database.query(pending.preparedOnce()) {
-                previous = AuditChain.seal(previous: previous, canonical: try row.decode(String.self, "canonical"))
+                previous = AuditChain.seal(previous: previous, canonical: try row.decode(String.self, "canonical"), key: keys.current)
                 ids.append(String(try row.decode(Int.self, "id")))
                 seals.append(previous)
             }
             guard !ids.isEmpty else { return 0 }
             let insert: PostgresQuery = """
-                INSERT INTO audit_seals (audit_id, seal)
-                SELECT id, seal FROM unnest(\("{" + ids.joined(separator: ",") + "}")::bigint[], \("{" + seals.joined(separator: ",") + "}")::text[])
+                INSERT INTO audit_seals (audit_id, seal, key_id)
+                SELECT id, seal, \(keys.current.id) FROM unnest(\("{" + ids.joined(separator: ",") + "}")::bigint[], \("{" + seals.joined(separator: ",") + "}")::text[])
                     WITH ORDINALITY AS s(id, seal, position)
                 ORDER BY position
                 """
@@ -61,12 +64,13 @@ public struct AuditSealer {
     /// Walks the chain from the first seal; stops at the first row that does not match.
     public func verify(batch: Int = 5000) throws -> Report {
         var previous = AuditChain.genesis
+        var keyed = false
         var afterSeq = 0
         var sealed = 0
         var lastAuditID = 0
         while true {
             let query: PostgresQuery = """
-                SELECT s.seq, s.audit_id, s.seal, CASE WHEN a.id IS NULL THEN NULL ELSE audit_canonical(a) END AS canonical
+                SELECT s.seq, s.audit_id, s.seal, s.key_id, CASE WHEN a.id IS NULL THEN NULL ELSE audit_canonical(a) END AS canonical
                 FROM audit_seals s LEFT JOIN audit_events a ON a.id = s.audit_id
                 WHERE s.seq > \(afterSeq) ORDER BY s.seq LIMIT \(batch)
                 """
@@ -81,7 +85,23 @@ public struct AuditSealer {
                 guard id > lastAuditID else {
                     return Report(sealed: sealed, unsealed: try unsealed(after: lastAuditID), failure: "the seal of audit row \(id) is out of order")
                 }
-                guard AuditChain.seal(previous: previous, canonical: canonical) == stored else {
+                let expected: String
+                let keyID = try row.decode(String?.self, "key_id")
+                if keyID == nil && keyed {
+                    return Report(sealed: sealed, unsealed: try unsealed(after: lastAuditID),
+                                  failure: "the seal of audit row \(id) is unkeyed, after the chain was keyed")
+                }
+                keyed = keyed || keyID != nil
+                if let keyID {
+                    guard let key = keys.key(id: keyID) else {
+                        return Report(sealed: sealed, unsealed: try unsealed(after: lastAuditID),
+                                      failure: "the seal of audit row \(id) names key \(keyID), which VPSGATE_SECRET_KEY_FILE does not hold")
+                    }
+                    expected = AuditChain.seal(previous: previous, canonical: canonical, key: key)
+                } else {
+                    expected = AuditChain.legacySeal(previous: previous, canonical: canonical)
+                }
+                guard expected == stored else {
                     return Report(sealed: sealed, unsealed: try unsealed(after: lastAuditID),
                                   failure: "audit row \(id) does not match its seal (changed, or an earlier seal was altered)")
                 }

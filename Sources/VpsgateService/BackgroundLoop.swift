@@ -40,9 +40,5 @@ final class BackgroundLoop: Sendable {
 
 /// Milliseconds on the monotonic clock, for intervals and durations.
 enum MonotonicClock {
-    static func milliseconds() -> Int {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int(now.tv_sec) * 1000 + Int(now.tv_nsec) / 1_000_000
-    }
+    static func milliseconds() -> Int { Int(Clock.monotonicMicroseconds() / 1000) }
 }

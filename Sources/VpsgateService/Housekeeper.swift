@@ -47,7 +47,7 @@ public final class Housekeeper: Sendable {
         do {
             if now - state.lastSeal >= configuration.sealIntervalMilliseconds || state.lastSeal == 0 {
                 state.lastSeal = now
-                let sealed = try AuditSealer(database: state.database)
+                let sealed = try AuditSealer(database: state.database, keys: context.keys)
                     .sealPending(horizonSeconds: Double(configuration.sealHorizonMilliseconds) / 1000)
                 if sealed > 0 { state.logger.debug("audit rows sealed", metadata: ["rows": "\(sealed)"]) }
             }

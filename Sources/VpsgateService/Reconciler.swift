@@ -59,6 +59,16 @@ struct Worker {
     let database: PostgresConnection
     let hostinger: HostingerClient
     var logger: Logger
+    /// The database's clock, read with each claim, and the monotonic time it was read at:
+    /// every time the reconciler compares or stores is the database's (SPEC section 17).
+    private var databaseClock: (microseconds: Int64, readAt: Int64) = (0, Clock.monotonicMicroseconds())
+
+    /// Now, by the database's clock (microseconds since the epoch).
+    func databaseNow() -> Int64 { databaseClock.microseconds + (Clock.monotonicMicroseconds() - databaseClock.readAt) }
+
+    private mutating func readDatabaseClock(_ microseconds: Int64) {
+        databaseClock = (microseconds, Clock.monotonicMicroseconds())
+    }
 
     init(context: ServiceContext) {
         self.context = context
@@ -84,10 +94,11 @@ struct Worker {
                   AND (state <> 'accepted' OR created_at < clock_timestamp() - make_interval(secs => $3))
                 ORDER BY next_check_at LIMIT $4
                 FOR UPDATE SKIP LOCKED)
-            RETURNING \(Responder.operationColumns), checks
+            RETURNING \(Responder.operationColumns), checks, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us
             """, binds: [context.instance, String(Reconciler.leaseSeconds), String(Double(configuration.reconcileGraceMilliseconds) / 1000),
                          String(Reconciler.batchSize)])
         let rows = try database.query(claim.preparedOnce())
+        if let now = try rows.first?.decode(Int64.self, "now_us") { readDatabaseClock(now) }
         for row in rows {
             if stopping.load(ordering: .acquiring) { break }
             let operation = try Responder.operation(from: row)
@@ -152,7 +163,7 @@ struct Worker {
         let windowClosesAt = latestDispatch + Int64(context.configuration.settleWindowMilliseconds) * 1000
         let decision = ActionMatcher.decide(
             command: operation.command, createdAt: operation.createdAt, latestDispatch: latestDispatch, actions: actions,
-            adopted: try adoptedIDs(actions.map(\.id)), windowClosed: Clock.microseconds() >= windowClosesAt,
+            adopted: try adoptedIDs(actions.map(\.id)), windowClosed: databaseNow() >= windowClosesAt,
             listCoversWindow: coversWindow)
         switch decision {
         case .adopt(let action):
@@ -202,7 +213,7 @@ struct Worker {
     /// flight by a vanished instance, and writes the reconciler's audit row.
     private func transition(_ operation: OperationRecord, to state: OperationState, action: HostingerActionRecord?, error: JSONValue?,
                             outcome: String, nextCheckMilliseconds: Int = 1000) throws {
-        let now = Clock.microseconds()
+        let now = databaseNow()
         var updated = operation
         updated.state = state
         if let action {
@@ -264,9 +275,9 @@ struct Worker {
 
     private func audit(_ operation: OperationRecord, outcome: String, on database: PostgresConnection) throws {
         let query: PostgresQuery = """
-            INSERT INTO audit_events (kind, instance, correlation_id, principal, auth_type, command, vps_id, idempotency_key,
+            INSERT INTO audit_events (kind, correlation_id, principal, auth_type, command, vps_id, idempotency_key,
                                       operation_id, outcome, hostinger_action_id)
-            VALUES ('reconciler', \(context.instance), \(operation.correlationID), \(operation.requestedBy), 'reconciler',
+            VALUES ('reconciler', \(operation.correlationID), \(operation.requestedBy), 'reconciler',
                     \(operation.command), \(operation.vpsID), \(operation.idempotencyKey), \(operation.id)::uuid, \(outcome),
                     \(operation.actionID))
             """
@@ -323,10 +334,11 @@ struct Worker {
         let lease: PostgresQuery = """
             UPDATE reconciler_scans SET lease_owner = \(context.instance), lease_until = clock_timestamp() + interval '60 seconds'
             WHERE name = 'unclaimed_actions' AND (lease_until IS NULL OR lease_until < clock_timestamp())
-            RETURNING (extract(epoch FROM watermark))::bigint AS watermark
+            RETURNING (extract(epoch FROM watermark))::bigint AS watermark, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us
             """
-        guard let watermark = try database.query(lease.preparedOnce()).first?.decode(Int.self, "watermark") else { return }
-        let scanStarted = Clock.microseconds()
+        guard let leased = try database.query(lease.preparedOnce()).first else { return }
+        let watermark = try leased.decode(Int.self, "watermark")
+        let scanStarted = try leased.decode(Int64.self, "now_us")
         // Actions younger than this may still be recorded by the instance that caused them.
         let youngest = scanStarted / 1_000_000 - Int64(context.configuration.hostingerDeadlineMilliseconds + context.configuration.settleWindowMilliseconds) / 1000
         let vpsQuery: PostgresQuery = "SELECT DISTINCT vps_id FROM operations WHERE created_at > clock_timestamp() - interval '1 hour'"

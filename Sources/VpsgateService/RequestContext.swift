@@ -18,6 +18,7 @@ struct RequestContext {
     let method: String
     let path: String
     let query: String
+    /// When vpsgate began the request, on the monotonic clock (microseconds).
     let startedAt: Int64
     var logger: Logger
 
@@ -32,7 +33,7 @@ struct RequestContext {
         method = request.method
         path = request.path
         query = request.query
-        startedAt = Clock.microseconds()
+        startedAt = Clock.monotonicMicroseconds()
         logger = base
         logger[metadataKey: "correlation_id"] = "\(correlationID)"
         if let principal { logger[metadataKey: "principal"] = "\(principal)" }
@@ -47,14 +48,15 @@ struct RequestContext {
         return nil
     }
 
-    var elapsedMilliseconds: Double { Double(Clock.microseconds() - startedAt) / 1000 }
+    var elapsedMilliseconds: Double { Double(Clock.monotonicMicroseconds() - startedAt) / 1000 }
 }
 
-/// Wall-clock time for records, monotonic time for durations.
+/// Durations come from the monotonic clock. Stored times never come from this host's wall
+/// clock: the database stamps them (SPEC section 17, one clock).
 enum Clock {
-    static func microseconds() -> Int64 {
+    static func monotonicMicroseconds() -> Int64 {
         var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
+        clock_gettime(CLOCK_MONOTONIC, &now)
         return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
     }
 }

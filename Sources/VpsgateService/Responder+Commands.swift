@@ -18,7 +18,7 @@ extension Responder {
             audit.httpStatus = response.status
             audit.problemType = code.map { Problem.typePrefix + $0.rawValue }
             do {
-                try audit.insert(requestContext, instance: context.instance, into: database)
+                try audit.insert(requestContext, into: database)
             } catch {
                 requestContext.logger.error("audit row not written", metadata: ["error": "\(error)", "outcome": "\(outcome)"])
             }
@@ -82,22 +82,23 @@ extension Responder {
 
         // One round trip, committed before Hostinger is called.
         let operationID = UUIDv4.generate()
-        let createdAt = Clock.microseconds()
         let begin: PostgresRow
         do {
             let requestJSON = AuditRecord.requestJSON(requestContext, instance: context.instance, extra: [
-                ("request_params", audit.requestParameters ?? .null), ("started_us", .number(String(requestContext.startedAt))),
+                ("request_params", audit.requestParameters ?? .null),
+                ("elapsed_ms", .number(String(requestContext.elapsedMilliseconds))),
             ]).text()
-            let fingerprint = IdempotencyKey.fingerprint(method: requestContext.method, path: requestContext.path, body: body)
+            var fingerprints = context.keys.fingerprints(method: requestContext.method, path: requestContext.path, body: body)
+            fingerprints.append(IdempotencyKey.legacyFingerprint(method: requestContext.method, path: requestContext.path, body: body))
             let query: PostgresQuery = """
-                SELECT * FROM begin_command(\(principal), \(key), \(fingerprint), \(vps), \(command.name), \(operationID)::uuid,
-                    \(requestContext.correlationID.value), make_interval(secs => \(context.configuration.busyBoundSeconds)),
-                    \(createdAt), \(requestJSON)::jsonb)
+                SELECT * FROM begin_command(\(principal), \(key), \(Self.textArray(fingerprints))::text[], \(vps), \(command.name),
+                    \(operationID)::uuid, \(requestContext.correlationID.value),
+                    make_interval(secs => \(context.configuration.busyBoundSeconds)), \(requestJSON)::jsonb)
                 """
-            let started = Clock.microseconds()
+            let started = Clock.monotonicMicroseconds()
             let rows = try database.query(query.preparedOnce())
             context.metrics.observe("vpsgate_database_duration_seconds", [("statement", "begin_command")],
-                                    seconds: Double(Clock.microseconds() - started) / 1_000_000)
+                                    seconds: Double(Clock.monotonicMicroseconds() - started) / 1_000_000)
             guard let row = rows.first else {
                 return finish(unavailable(requestContext, PostgresError(.server, "begin_command returned nothing")), "unavailable", .unavailable)
             }
@@ -105,6 +106,10 @@ extension Responder {
         } catch {
             return finish(unavailable(requestContext, error), "unavailable", .unavailable)
         }
+        // Stored times come from the database's clock: the creation time it stamped, plus
+        // what the monotonic clock measures from then on.
+        let begunAt = Clock.monotonicMicroseconds()
+        let stampedAt = (try? begin.decode(Int64?.self, "created_us")) ?? nil
 
         let decision = (try? begin.decode(String.self, "decision")) ?? ""
         audit.operationID = try? begin.decode(String?.self, "operation_id")
@@ -114,7 +119,7 @@ extension Responder {
             return response
         }
         switch decision {
-        case "proceed": break
+        case "proceed" where stampedAt != nil: break
         case "replay":
             guard let status = try? begin.decode(Int.self, "response_status"),
                 let stored = try? begin.decode(String.self, "response_body")
@@ -144,7 +149,8 @@ extension Responder {
 
         // Hostinger, with the retry rules; then one round trip to record the outcome.
         let result = hostinger.call(hostingerRequest, correlationID: requestContext.correlationID, trace: requestContext.trace)
-        let finishedAt = Clock.microseconds()
+        let createdAt = stampedAt ?? 0
+        let finishedAt = createdAt + (Clock.monotonicMicroseconds() - begunAt)
         let state = OperationState.after(result.outcome, actionState: result.action?.state)
         var operation = OperationRecord(
             id: operationID, vpsID: vps, command: command.name, state: state, actionID: result.action?.id,
@@ -172,7 +178,7 @@ extension Responder {
                     \(operation.actionName), \(operation.actionState), \(error?.text())::jsonb, \(finishedAt), \(store),
                     \(response.status), \(location), \(Self.byteaHex(response.body))::bytea, \(auditJSON)::jsonb)
                 """
-            let started = Clock.microseconds()
+            let started = Clock.monotonicMicroseconds()
             do {
                 try database.queryRetrying(query.preparedOnce())
             } catch {
@@ -185,7 +191,7 @@ extension Responder {
                 ])
             }
             context.metrics.observe("vpsgate_database_duration_seconds", [("statement", "finish_command")],
-                                    seconds: Double(Clock.microseconds() - started) / 1_000_000)
+                                    seconds: Double(Clock.monotonicMicroseconds() - started) / 1_000_000)
             context.pendingOutcomes.drain(on: database, logger: requestContext.logger)
         }
         logCommand(command, vps: vps, operationID: operationID, outcome: outcome, status: response.status, requestContext)
@@ -299,6 +305,9 @@ extension Responder {
     private func problemType(of response: FastCGIResponse) -> String? {
         (try? JSONValue.parse(response.body))?["type"]?.stringValue
     }
+
+    /// A PostgreSQL array literal of plain tokens (hex digests and key ids: no quoting needed).
+    static func textArray(_ items: [String]) -> String { "{" + items.joined(separator: ",") + "}" }
 
     // MARK: - bytea in text format
 

@@ -108,28 +108,27 @@ extension Responder {
         updated.actionState = action.state
         updated.state = OperationState.following(actionState: action.state)
         guard updated.actionState != operation.actionState || updated.state != operation.state else { return operation }
-        let now = Clock.microseconds()
-        updated.updatedAt = now
-        if updated.state.isTerminal {
-            updated.completedAt = now
-            if updated.state == .failed { updated.error = .object([("reason", .string("action_error"))]) }
-        }
-        _ = try database.transaction { database in
+        if updated.state.isTerminal, updated.state == .failed { updated.error = .object([("reason", .string("action_error"))]) }
+        updated = try database.transaction { database in
+            // Stamped by the database's clock.
             let update: PostgresQuery = """
                 UPDATE operations SET state = \(updated.state.rawValue), hostinger_action_state = \(action.state),
-                    error = \(updated.error?.text())::jsonb,
-                    updated_at = 'epoch'::timestamptz + \(now) * interval '1 microsecond',
-                    completed_at = CASE WHEN \(updated.state.isTerminal) THEN 'epoch'::timestamptz + \(now) * interval '1 microsecond' END
+                    error = \(updated.error?.text())::jsonb, updated_at = clock_timestamp(),
+                    completed_at = CASE WHEN \(updated.state.isTerminal) THEN clock_timestamp() END
                 WHERE id = \(operation.id)::uuid AND state NOT IN ('succeeded', 'failed')
-                RETURNING id
+                RETURNING (extract(epoch FROM updated_at) * 1000000)::bigint AS now_us
                 """
-            guard try !database.query(update.preparedOnce()).isEmpty, updated.state.isTerminal else { return }
+            guard let now = try database.query(update.preparedOnce()).first?.decode(Int64.self, "now_us") else { return operation }
+            updated.updatedAt = now
+            updated.completedAt = updated.state.isTerminal ? now : nil
+            guard updated.state.isTerminal else { return updated }
             var completion = AuditRecord(kind: "completion", outcome: updated.state.rawValue, command: operation.command, vpsID: operation.vpsID)
             completion.operationID = operation.id
             completion.idempotencyKey = operation.idempotencyKey
             completion.hostingerStatus = result.status
             completion.hostingerActionID = actionID
-            try completion.insert(requestContext, instance: context.instance, into: database)
+            try completion.insert(requestContext, into: database)
+            return updated
         }
         return updated
     }

@@ -173,7 +173,7 @@ public struct Responder: FastCGIResponder {
         audit.httpStatus = response.status
         audit.problemType = Problem.typePrefix + problem.rawValue
         do {
-            try audit.insert(requestContext, instance: context.instance, into: database)
+            try audit.insert(requestContext, into: database)
         } catch {
             requestContext.logger.error("audit row not written", metadata: ["error": "\(error)", "outcome": "\(outcome)"])
         }

@@ -37,11 +37,13 @@ public struct ServiceContext: Sendable {
     public let metrics = Metrics()
     /// Outcome writes waiting for the database (shared by every worker and the reconciler).
     public let pendingOutcomes = PendingOutcomes()
+    /// The secret keys: fingerprints are HMACs under them (SPEC section 17).
+    public var keys: SecretKeyRing
     /// vpsgate's OpenAPI document, served at `/openapi.json`.
     public let openAPIDocument: [UInt8] = OpenAPIDocument.generate().serialized()
 
     public init(configuration: Configuration, migrations: [Migration], logger: Logger, instance: String,
-                hostinger: HostingerSettings, circuit: HostingerCircuit, readCircuit: HostingerCircuit) {
+                hostinger: HostingerSettings, circuit: HostingerCircuit, readCircuit: HostingerCircuit, keys: SecretKeyRing) {
         self.configuration = configuration
         self.migrations = migrations
         self.logger = logger
@@ -49,5 +51,6 @@ public struct ServiceContext: Sendable {
         self.hostinger = hostinger
         self.circuit = circuit
         self.readCircuit = readCircuit
+        self.keys = keys
     }
 }

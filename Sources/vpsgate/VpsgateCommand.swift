@@ -17,7 +17,7 @@ struct VpsgateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vpsgate",
         abstract: "The control plane for Hostinger VPS mutations.",
-        subcommands: [Serve.self, Migrate.self, Token.self, Grant.self, Audit.self, OpenAPI.self]
+        subcommands: [Serve.self, Migrate.self, Token.self, Grant.self, Audit.self, Key.self, OpenAPI.self]
     )
 }
 
@@ -43,6 +43,20 @@ func loadConfiguration() throws -> (Configuration, Logger) {
     var logger = Logger(label: "vpsgate")
     logger.logLevel = level
     return (configuration, logger)
+}
+
+/// The secret keys of `VPSGATE_SECRET_KEY_FILE` (SPEC section 17).
+func loadSecretKeys(_ configuration: Configuration) throws -> SecretKeyRing {
+    guard let path = configuration.secretKeyFile else {
+        throw ValidationError("configuration: set VPSGATE_SECRET_KEY_FILE to a file made by `vpsgate key generate` (kept outside the database)")
+    }
+    guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        throw ValidationError("configuration: VPSGATE_SECRET_KEY_FILE=\(path) cannot be read")
+    }
+    switch SecretKeyRing.parse(text) {
+    case .success(let keys): return keys
+    case .failure(let problem): throw ValidationError("configuration: VPSGATE_SECRET_KEY_FILE=\(path) \(problem.message)")
+    }
 }
 
 func loadMigrations(_ configuration: Configuration) throws -> [Migration] {
@@ -80,6 +94,7 @@ struct Serve: ParsableCommand {
         HTTPClient.initializeLibrary()
         let (configuration, logger) = try loadConfiguration()
         let migrations = try loadMigrations(configuration)
+        let keys = try loadSecretKeys(configuration)
         let instance = configuration.instance ?? "\(hostName())-\(getpid())"
         var serviceLogger = logger
         serviceLogger[metadataKey: "instance"] = "\(instance)"
@@ -103,7 +118,8 @@ struct Serve: ParsableCommand {
             HostingerCircuit(failureThreshold: configuration.breakerFailures, coolDownMilliseconds: configuration.breakerCoolDownMilliseconds)
         }
         let context = ServiceContext(configuration: configuration, migrations: migrations, logger: serviceLogger, instance: instance,
-                                     hostinger: hostinger, circuit: breaker(), readCircuit: breaker())
+                                     hostinger: hostinger, circuit: breaker(), readCircuit: breaker(), keys: keys)
+        try refusePrivilegedDatabaseRole(configuration, logger: serviceLogger)
 
         let address: FastCGIServer.Address =
             switch configuration.listen {
@@ -113,7 +129,9 @@ struct Serve: ParsableCommand {
         let server = FastCGIServer(
             configuration: .init(
                 address: address, workers: configuration.workers, maxBodyBytes: configuration.maxBodyBytes,
-                shutdownTimeoutSeconds: Double(configuration.shutdownTimeoutSeconds)
+                shutdownTimeoutSeconds: Double(configuration.shutdownTimeoutSeconds),
+                allowedPeers: configuration.allowedPeers.map { (network: $0.address, mask: $0.mask) },
+                readTimeoutMilliseconds: configuration.readTimeoutMilliseconds
             ),
             logger: serviceLogger
         )
@@ -180,8 +198,28 @@ func adminActor(_ explicit: String?) -> String {
 
 func adminSession(_ actor: String?) throws -> Admin {
     let (configuration, _) = try loadConfiguration()
-    let database = PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate admin")
-    return Admin(database: database, actor: adminActor(actor), instance: configuration.instance ?? "cli")
+    guard let url = configuration.adminDatabaseURL else {
+        throw ValidationError("configuration: set VPSGATE_ADMIN_DATABASE_URL to a connection as the vpsgate_admin role (the only role that may change grants and tokens)")
+    }
+    if let problem = PostgresConnection.validate(url: url) {
+        throw ValidationError("configuration: VPSGATE_ADMIN_DATABASE_URL is not a valid PostgreSQL connection URI: \(problem)")
+    }
+    return Admin(database: PostgresConnection(url: url, applicationName: "vpsgate admin"), actor: adminActor(actor))
+}
+
+/// A serving instance connects as vpsgate_app: refuse a role that could change grants,
+/// tokens or the audit trail's protections (a superuser, the schema owner, the admin role).
+/// A database that cannot be reached now is no reason not to start (readiness says so).
+func refusePrivilegedDatabaseRole(_ configuration: Configuration, logger: Logger) throws {
+    let database = PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate start-up")
+    defer { database.close() }
+    do {
+        guard let problem = try DatabaseRoleCheck.problem(on: database) else { return }
+        logger.critical("refusing to serve", metadata: ["reason": "\(problem)"])
+        throw ValidationError("configuration: VPSGATE_DATABASE_URL \(problem); serving instances connect as vpsgate_app")
+    } catch let error as PostgresError {
+        logger.warning("database role not checked at start-up", metadata: ["error": "\(error)"])
+    }
 }
 
 func parseExpiry(_ text: String?) throws -> Int? {
@@ -286,6 +324,30 @@ struct Grant: ParsableCommand {
     }
 }
 
+struct Key: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "vpsgate's secret keys (VPSGATE_SECRET_KEY_FILE).", subcommands: [Generate.self])
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a new key line, `ID HEX`, for the key file.",
+            discussion: """
+                To rotate: put the new line first in the file and keep the old ones below it \
+                (they still verify), then restart the instances.
+                """)
+        @Option(help: "The key's id (default: k followed by today's date).") var id: String?
+        func run() throws {
+            var now = time(nil)
+            var parts = tm()
+            gmtime_r(&now, &parts)
+            let date = String(format: "%04d%02d%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday))
+            let line = SecretKeyRing.generateLine(id: id ?? "k\(date)")
+            guard case .success = SecretKeyRing.parse(line) else { throw ValidationError("--id takes 1 to 32 letters, digits, - or _") }
+            print(line)
+        }
+    }
+}
+
 struct OpenAPI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "openapi", abstract: "Print vpsgate's OpenAPI document (as served at /openapi.json).")
@@ -303,7 +365,8 @@ struct Audit: ParsableCommand {
             abstract: "Walk the seal chain; exit 1 naming the first row that does not match.")
         func run() throws {
             let (configuration, _) = try loadConfiguration()
-            let report = try AuditSealer(database: PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate audit")).verify()
+            let report = try AuditSealer(database: PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate audit"),
+                                         keys: try loadSecretKeys(configuration)).verify()
             print("sealed rows: \(report.sealed)")
             print("rows not sealed yet: \(report.unsealed)")
             if let failure = report.failure {
@@ -320,7 +383,8 @@ struct Audit: ParsableCommand {
         @Option(help: "Seconds a row must be old to be sealed.") var horizon: Double = 15
         func run() throws {
             let (configuration, _) = try loadConfiguration()
-            let sealer = AuditSealer(database: PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate audit"))
+            let sealer = AuditSealer(database: PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate audit"),
+                                     keys: try loadSecretKeys(configuration))
             var total = 0
             while case let sealed = try sealer.sealPending(horizonSeconds: horizon), sealed > 0 { total += sealed }
             print("sealed \(total) rows")

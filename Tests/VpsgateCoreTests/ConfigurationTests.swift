@@ -4,7 +4,8 @@ import VpsgateCore
 @Suite struct ConfigurationTests {
     @Test func defaultsNeedNoEnvironment() throws {
         let configuration = try Configuration(environment: [:])
-        #expect(configuration.listen == .tcp(host: "127.0.0.1", port: 9000))
+        #expect(configuration.listen == .unix(path: "/run/vpsgate/vpsgate.sock"))
+        #expect(configuration.allowedPeers.isEmpty && configuration.readTimeoutMilliseconds == 10_000)
         #expect(configuration.workers == 16)
         #expect(configuration.maxBodyBytes == 65536)
         #expect(configuration.socketMode == 0o660)
@@ -39,6 +40,7 @@ import VpsgateCore
         ("VPSGATE_SOCKET_MODE", "0666"), ("VPSGATE_SOCKET_MODE", "rw"),
         ("VPSGATE_WORKERS", "0"), ("VPSGATE_WORKERS", "many"), ("VPSGATE_MAX_BODY_BYTES", "-1"),
         ("VPSGATE_DATABASE_URL", "mysql://x"), ("VPSGATE_LOG_LEVEL", "loud"), ("VPSGATE_DEBUG_ROUTES", "yes"),
+        ("VPSGATE_ALLOWED_PEERS", "10.0.0.1"), ("VPSGATE_READ_TIMEOUT_MS", "0"), ("HOSTINGER_API_URL", "http://127.0.0.1@evil.tld"),
     ])
     func rejectsUnusableValuesNamingTheVariable(_ variable: String, _ value: String) {
         #expect {
@@ -46,6 +48,21 @@ import VpsgateCore
         } throws: { error in
             (error as? ConfigurationError)?.variable == variable
         }
+    }
+
+    @Test func aTCPListenerNeedsItsAllowedPeers() throws {
+        #expect(throws: ConfigurationError.self) { try Configuration(environment: ["VPSGATE_LISTEN": "10.0.1.11:9000"]) }
+        for bad in ["", "10.0.0.0/33", "10.0.0.1/24", "010.0.0.1", "10.0.0", "10.0.0.1,", "nginx.internal", "10.0.0.1 /32"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") {
+                try Configuration(environment: ["VPSGATE_LISTEN": "10.0.1.11:9000", "VPSGATE_ALLOWED_PEERS": bad])
+            }
+        }
+        let configuration = try Configuration(environment: [
+            "VPSGATE_LISTEN": "10.0.1.11:9000", "VPSGATE_ALLOWED_PEERS": "10.0.1.5, 10.0.2.0/24", "VPSGATE_READ_TIMEOUT_MS": "2500",
+        ])
+        #expect(configuration.allowedPeers.map(\.description) == ["10.0.1.5/32", "10.0.2.0/24"])
+        #expect(configuration.allowedPeers[1].contains(0x0A00_02FE) && !configuration.allowedPeers[1].contains(0x0A00_03FE))
+        #expect(configuration.readTimeoutMilliseconds == 2500)
     }
 
     @Test func neverEchoesTheDatabaseURL() {

@@ -126,8 +126,11 @@ def test_the_example_holds_no_secret():
 def test_the_production_values_are_what_the_guide_says():
     assignments = example_assignments()
     assert re.fullmatch(r"10\.\d+\.\d+\.\d+:\d+", assignments["VPSGATE_LISTEN"])
+    assert re.fullmatch(r"10\.\d+\.\d+\.\d+(,10\.\d+\.\d+\.\d+)*", assignments["VPSGATE_ALLOWED_PEERS"])
     assert assignments["VPSGATE_DATABASE_URL"].startswith("postgresql://vpsgate_app@")
-    assert not assignments["VPSGATE_MIGRATION_DATABASE_URL"].startswith("postgresql://vpsgate_app@")
+    # Serving hosts hold the application role's credentials only (SPEC section 17).
+    active = {name for name in re.findall(r"^([A-Z_]+)=", EXAMPLE.read_text(), re.MULTILINE)}
+    assert not active & {"VPSGATE_MIGRATION_DATABASE_URL", "VPSGATE_ADMIN_DATABASE_URL"}, active
 
 
 # MARK: - The units
@@ -136,7 +139,8 @@ def test_the_production_values_are_what_the_guide_says():
 def test_the_units_start_real_subcommands():
     subcommands = help_text(VPSGATE_BIN)
     commands = unit_entries(UNIT, "ExecStartPre") + unit_entries(UNIT, "ExecStart")
-    assert [command_words(c)[1] for c in commands] == ["migrate", "serve"]
+    # No migrate: the owner's credentials are a deploy job's, never a serving host's.
+    assert [command_words(c)[1] for c in commands] == ["serve"]
     for command in commands:
         words = command_words(command)
         assert words[0] == "/usr/local/bin/vpsgate"

@@ -102,6 +102,7 @@ def spread(hosts):
         stack.instance_env_overrides[number] = {
             "HOSTINGER_API_URL": f"https://{host.gateway}:{stack.sim_port}",
             "VPSGATE_DATABASE_URL": f"postgresql://vpsgate_app@{host.gateway}:{stack.postgres.port}/vpsgate",
+            "VPSGATE_ALLOWED_PEERS": host.gateway,  # nginx, on the other end of the link
         }
     try:
         stack.start()

@@ -1,0 +1,89 @@
+import Crypto
+
+/// vpsgate's secret keys, kept outside the database (SPEC section 17): idempotency
+/// fingerprints are HMACs under them and the audit seal chain is keyed by them, so a copy
+/// of the database alone can neither brute-force a password from a fingerprint nor
+/// re-seal an altered trail.
+///
+/// The file `VPSGATE_SECRET_KEY_FILE` holds one key per line, `ID HEX` (an id of 1 to 32
+/// letters, digits, `-` or `_`, then 64 hex digits: 32 random bytes); `#` starts a comment.
+/// The first key signs; the others still verify, which is how a key is rotated: put the
+/// new one first, keep the old one until nothing signed by it matters (24 h for
+/// idempotency keys; for seals, as long as the audit trail is kept).
+public struct SecretKeyRing: Sendable {
+    public struct Key: Sendable {
+        public let id: String
+        let key: SymmetricKey
+    }
+
+    /// The key that signs.
+    public let current: Key
+    /// Keys that still verify, newest first.
+    public let previous: [Key]
+
+    public static func parse(_ text: String) -> Result<SecretKeyRing, ConfigurationProblem> {
+        var keys: [Key] = []
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.prefix { $0 != "#" }.trimmingCharacters(in: " \t\r")
+            guard !line.isEmpty else { continue }
+            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard parts.count == 2, (1...32).contains(parts[0].count),
+                parts[0].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+            else {
+                return .failure(ConfigurationProblem("line \(number + 1): expected `ID HEX` (an id of letters, digits, - or _)"))
+            }
+            guard let bytes = Hex.decode(parts[1]), bytes.count == 32 else {
+                return .failure(ConfigurationProblem("line \(number + 1): the key must be 64 hex digits (32 random bytes)"))
+            }
+            guard !keys.contains(where: { $0.id == parts[0] }) else {
+                return .failure(ConfigurationProblem("line \(number + 1): key id \(parts[0]) appears twice"))
+            }
+            keys.append(Key(id: String(parts[0]), key: SymmetricKey(data: bytes)))
+        }
+        guard let current = keys.first else {
+            return .failure(ConfigurationProblem("holds no key; create one with `vpsgate key generate`"))
+        }
+        return .success(SecretKeyRing(current: current, previous: Array(keys.dropFirst())))
+    }
+
+    /// A new key line, `ID HEX`, for the key file.
+    public static func generateLine(id: String) -> String {
+        "\(id) \(Hex.encode(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }))"
+    }
+
+    /// The key with `id`, current or previous.
+    public func key(id: String) -> Key? {
+        current.id == id ? current : previous.first { $0.id == id }
+    }
+
+    // MARK: - Uses
+
+    /// `ID:HEX` of HMAC-SHA256 under `key` over `parts`, each followed by a NUL.
+    public static func mac(_ key: Key, _ parts: [[UInt8]]) -> String {
+        var hmac = HMAC<SHA256>(key: key.key)
+        for part in parts {
+            hmac.update(data: part)
+            hmac.update(data: [0])
+        }
+        return key.id + ":" + Hex.encode(Array(hmac.finalize()))
+    }
+
+    /// Every key's fingerprint of the same request, the current key's first.
+    public func fingerprints(method: String, path: String, body: JSONValue?) -> [String] {
+        let parts = IdempotencyKey.fingerprintParts(method: method, path: path, body: body)
+        return ([current] + previous).map { Self.mac($0, parts) }
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        var text = Substring(self)
+        while let first = text.first, set.contains(first) { text.removeFirst() }
+        while let last = text.last, set.contains(last) { text.removeLast() }
+        return String(text)
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> String { String(self).trimmingCharacters(in: set) }
+}

@@ -1,0 +1,52 @@
+"""One clock (SPEC section 17): every stored time and window is the database's. The database
+here runs 20 minutes ahead of the vpsgate instances (libfaketime), as an instance whose
+clock is 20 minutes slow would be: its operations must still block their VPS and not be
+stale at birth."""
+
+import glob
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import make_stack
+from test_pipeline import Client, sql
+
+
+@pytest.fixture(scope="module")
+def stack():
+    root = Path(tempfile.mkdtemp(prefix="vpsgate-e2e-clock-"))
+    root.chmod(0o755)
+    stack = make_stack(root, start=False)
+    (library,) = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")  # scripts/test installs faketime
+    stack.postgres.environment = {"LD_PRELOAD": library, "FAKETIME": "+20m", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_operations_of_an_instance_with_another_clock_block_their_vps_and_are_not_stale(stack):
+    skew = float(sql(stack, "SELECT extract(epoch FROM now())")) - time.time()
+    assert 1100 < skew < 1300, f"the database's clock is not ahead: {skew}"
+    stack.grant("clara", "*", "admin")
+    clara = Client(stack, stack.create_token("clara"))
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 60_000})
+    status, _, raw = clara.request("POST", "/v1/vps/1003/restart", key=str(uuid.uuid4()))
+    assert status == 202, raw
+    operation = json.loads(raw)
+    row = json.loads(sql(stack, "SELECT row_to_json(o) FROM (SELECT stale, extract(epoch FROM clock_timestamp() - created_at) AS age "
+                                f"FROM operations WHERE id = '{operation['id']}') o"))
+    assert 0 <= row["age"] < 30 and row["stale"] is False, row
+    # The answer shows the database's times too.
+    created = sql(stack, f"SELECT extract(epoch FROM created_at) FROM operations WHERE id = '{operation['id']}'")
+    assert operation["created_at"].startswith(sql(stack, f"SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI') "
+                                                         f"FROM operations WHERE id = '{operation['id']}'")), (operation, created)
+    status, _, raw = clara.request("POST", "/v1/vps/1003/stop", key=str(uuid.uuid4()))
+    assert status == 409 and json.loads(raw)["type"].endswith(":vps-busy"), raw
+    time.sleep(2)  # a reconciler pass: still not stale
+    assert sql(stack, f"SELECT stale FROM operations WHERE id = '{operation['id']}'") == "f"
