@@ -232,9 +232,15 @@ CREATE OR REPLACE FUNCTION begin_command(
                            - ('epoch'::timestamptz + (p_audit ->> 'started_us')::bigint * interval '1 microsecond')) * 1000)) AS b
 $$;
 
--- The end of a dispatched command (as in 0005), writing no instance of its own.
--- p_now_us: the operation's creation time by the database's clock plus the monotonic time
--- the instance spent since, so the stored answer and the row agree.
+-- The end of a dispatched command, in one round trip: the operation's new state, the stored
+-- answer for the key (or the key released when Hostinger provably never got the request)
+-- and the final audit row. Safe to call again with the same arguments (a write retried
+-- after a lost connection): the answer and its audit row are recorded once (answered_at).
+-- It never overwrites what the reconciler already settled, but a late answer still gives
+-- an unsettled operation the action Hostinger named; an action another operation holds is
+-- kept by both, with a drift row. p_now_us: the operation's creation time by the
+-- database's clock plus the monotonic time the instance spent since, so the stored answer
+-- and the row agree. The audit row's instance is the session's (the stamp trigger).
 CREATE OR REPLACE FUNCTION finish_command(
     p_principal text, p_key text, p_operation_id uuid, p_state text, p_action_id bigint, p_action_name text,
     p_action_state text, p_error jsonb, p_now_us bigint, p_store boolean, p_status integer, p_location text,
@@ -293,8 +299,11 @@ BEGIN
 END
 $$;
 
--- As in 0005, without an instance of its own (the stamp trigger sets it).
-CREATE OR REPLACE FUNCTION answer_abandoned_request(p_operation_id uuid, p_instance text) RETURNS boolean
+-- The reconciler's settling of an operation whose instance never recorded the request's
+-- answer (killed, or its database writes failed for good): the request's one final audit
+-- row, copied from its 'received' row with the outcome 'unknown' (what the client was told
+-- is not known). Returns whether it wrote one; a second call writes nothing.
+CREATE FUNCTION answer_abandoned_request(p_operation_id uuid) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE operations SET answered_at = clock_timestamp() WHERE id = p_operation_id AND answered_at IS NULL;
@@ -313,3 +322,4 @@ BEGIN
     RETURN true;
 END
 $$;
+GRANT EXECUTE ON FUNCTION answer_abandoned_request(uuid) TO vpsgate_app;

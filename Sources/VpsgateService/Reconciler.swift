@@ -246,7 +246,7 @@ struct Worker {
                 """
             try database.query(key.preparedOnce())
             // A request whose instance never recorded its answer gets its final row now.
-            let abandoned: PostgresQuery = "SELECT answer_abandoned_request(\(operation.id)::uuid, \(context.instance)) AS written"
+            let abandoned: PostgresQuery = "SELECT answer_abandoned_request(\(operation.id)::uuid) AS written"
             try database.query(abandoned.preparedOnce())
             try audit(updated, outcome: outcome, on: database)
         }

@@ -11,6 +11,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from vpsgate_stack import Stack  # noqa: E402
 
 
+# Deadlines and windows short enough that settling takes seconds, not minutes (the
+# reconciler's and the outcome tests' stacks).
+SHORT_WINDOWS = {
+    "HOSTINGER_DEADLINE_MS": "4000", "HOSTINGER_ATTEMPT_TIMEOUT_MS": "2000", "VPSGATE_RECONCILE_GRACE_MS": "6000",
+    "VPSGATE_SETTLE_WINDOW_MS": "3000", "VPSGATE_DRIFT_SCAN_INTERVAL_MS": "2000", "VPSGATE_RECONCILE_INTERVAL_MS": "200",
+    "HOSTINGER_BREAKER_COOLDOWN_MS": "1000",
+}
+
+
+def close_operations_and_reset_sim(stack: Stack) -> None:
+    """No VPS busy and a simulator back to its fixtures: operations a previous test left open
+    are closed by hand (in stacks whose reconciler is not under test)."""
+    stack.postgres.psql("UPDATE operations SET state = 'failed', completed_at = now() WHERE state NOT IN ('succeeded', 'failed')",
+                        url=stack.postgres.owner_url)
+    stack.sim("POST", "/__sim/reset")
+
+
 def make_stack(tmp_root: Path, start: bool = True, **kwargs) -> Stack:
     """A stack with the tests' settings, started unless `start` is false (to configure it first)."""
     extra_env = {"VPSGATE_DEBUG_ROUTES": "1", "VPSGATE_SHUTDOWN_TIMEOUT": "10",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import close_operations_and_reset_sim
 from test_pipeline import Client, sim_requests, sql
 
 SECRET = "Hostile9Canary-Secret"
@@ -57,8 +58,7 @@ def hostile(stack):
 
 @pytest.fixture(scope="module", autouse=True)
 def clean_simulator(stack):
-    sql(stack, "UPDATE operations SET state = 'failed', completed_at = now() WHERE state NOT IN ('succeeded', 'failed')")
-    stack.sim("POST", "/__sim/reset")
+    close_operations_and_reset_sim(stack)
     yield
     # Nothing of the whole corpus reached Hostinger, and its secret is nowhere.
     assert sim_requests(stack) == []

@@ -13,23 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_stack
+from conftest import SHORT_WINDOWS, make_stack
 from test_pipeline import Client, sim_requests, sql
 
-VM = "/api/vps/v1/virtual-machines"
-GRACE_MS, SETTLE_MS, DEADLINE_MS = 6000, 3000, 4000
+GRACE_MS, SETTLE_MS, DEADLINE_MS = (int(SHORT_WINDOWS[name]) for name in (
+    "VPSGATE_RECONCILE_GRACE_MS", "VPSGATE_SETTLE_WINDOW_MS", "HOSTINGER_DEADLINE_MS"))
 
 
 @pytest.fixture(scope="module")
 def stack():
     root = Path(tempfile.mkdtemp(prefix="vpsgate-e2e-out-"))
     root.chmod(0o755)
-    stack = make_stack(root, extra_env={
-        "HOSTINGER_DEADLINE_MS": str(DEADLINE_MS), "HOSTINGER_ATTEMPT_TIMEOUT_MS": "2000",
-        "VPSGATE_RECONCILE_GRACE_MS": str(GRACE_MS), "VPSGATE_SETTLE_WINDOW_MS": str(SETTLE_MS),
-        "VPSGATE_DRIFT_SCAN_INTERVAL_MS": "2000", "VPSGATE_RECONCILE_INTERVAL_MS": "200",
-        "HOSTINGER_BREAKER_COOLDOWN_MS": "1000",
-    })
+    stack = make_stack(root, extra_env=SHORT_WINDOWS)
     try:
         yield stack
     finally:

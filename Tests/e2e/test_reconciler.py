@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_stack
+from conftest import SHORT_WINDOWS, make_stack
 from test_pipeline import Client, sim_requests, sql
 
 VM = "/api/vps/v1/virtual-machines"
@@ -24,12 +24,7 @@ RECREATE = {"template_id": 1130, "confirm": None}
 def stack():
     root = Path(tempfile.mkdtemp(prefix="vpsgate-e2e-rec-"))
     root.chmod(0o755)
-    # Short deadlines and windows so that settling takes seconds, not minutes.
-    stack = make_stack(root, extra_env={
-        "HOSTINGER_DEADLINE_MS": "4000", "HOSTINGER_ATTEMPT_TIMEOUT_MS": "2000", "VPSGATE_RECONCILE_GRACE_MS": "6000",
-        "VPSGATE_SETTLE_WINDOW_MS": "3000", "VPSGATE_DRIFT_SCAN_INTERVAL_MS": "2000", "VPSGATE_RECONCILE_INTERVAL_MS": "200",
-        "HOSTINGER_BREAKER_COOLDOWN_MS": "1000",
-    })
+    stack = make_stack(root, extra_env=SHORT_WINDOWS)
     try:
         yield stack
     finally:
@@ -149,6 +144,10 @@ def test_the_other_instance_settles_after_a_kill(stack, admin, applied):
         else:
             assert row["state"] == "failed" and row["error"] == {"reason": "not_applied"}
         assert len(sim_requests(stack, "POST", "/1001/recreate")) == 1
+        # The abandoned request got its one final row from the reconciler: what its client
+        # was told is not known.
+        finals = sql(stack, f"SELECT outcome FROM audit_events WHERE operation_id = '{operation_id}' AND kind = 'final'")
+        assert finals.splitlines() == ["unknown"]
         # The key the dead instance left in flight now answers with the operation.
         status, headers, body = admin.json("POST", "/v1/vps/1001/recreate", body=recreate(1001), key=key)
         assert status == 202 and headers["Idempotent-Replayed"] == "true" and body["id"] == operation_id

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from conftest import close_operations_and_reset_sim
 from test_pipeline import Client, sql
 
 CANARY = "Guessable7Password"
@@ -34,8 +35,7 @@ def rita(stack):
 
 @pytest.fixture(autouse=True)
 def fresh(stack):
-    sql(stack, "UPDATE operations SET state = 'failed', completed_at = now() WHERE state NOT IN ('succeeded', 'failed')")
-    stack.sim("POST", "/__sim/reset")
+    close_operations_and_reset_sim(stack)
     yield
 
 

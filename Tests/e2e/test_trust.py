@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from conftest import close_operations_and_reset_sim
 from test_pipeline import Client, sim_requests, sql
 
 SECRET = "Undeclared7Secret-Canary"
@@ -20,8 +21,7 @@ def alice(stack):
 
 @pytest.fixture(autouse=True)
 def fresh(stack):
-    sql(stack, "UPDATE operations SET state = 'failed', completed_at = now() WHERE state NOT IN ('succeeded', 'failed')")
-    stack.sim("POST", "/__sim/reset")
+    close_operations_and_reset_sim(stack)
     yield
 
 
