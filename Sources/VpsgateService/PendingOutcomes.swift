@@ -78,21 +78,20 @@ public final class PendingOutcomes: Sendable {
 
 extension PostgresConnection {
     /// Runs a statement that is safe to repeat, trying again while the database is
-    /// unavailable or the transaction conflicts: `attempts` tries with doubling pauses from
-    /// `firstPauseMicroseconds` (the default bounds the wait to about 1.5 s).
+    /// unavailable or the transaction conflicts, with doubling pauses from 50 ms, for at most
+    /// `budgetMilliseconds` in all (an attempt that itself waits, for a server that does not
+    /// answer, uses the budget up).
     @discardableResult
-    func queryRetrying(_ query: PostgresQuery, attempts: Int = 6, firstPauseMicroseconds: UInt32 = 50_000)
-        throws(PostgresError) -> PostgresRows
-    {
-        var pause = firstPauseMicroseconds
-        var attempt = 1
+    func queryRetrying(_ query: PostgresQuery, budgetMilliseconds: Int = 1500) throws(PostgresError) -> PostgresRows {
+        let deadline = MonotonicClock.milliseconds() + budgetMilliseconds
+        var pause = 50
         while true {
             do {
                 return try self.query(query)
-            } catch where attempt < attempts && (error.isUnavailable || (error.sqlState?.isRetryableConflict ?? false)) {
-                usleep(pause)
-                pause = pause.multipliedReportingOverflow(by: 2).overflow ? pause : pause * 2
-                attempt += 1
+            } catch where (error.isUnavailable || (error.sqlState?.isRetryableConflict ?? false))
+                && MonotonicClock.milliseconds() + pause < deadline {
+                usleep(useconds_t(pause) * 1000)
+                pause *= 2
             }
         }
     }

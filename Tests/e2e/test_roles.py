@@ -177,3 +177,48 @@ def test_commands_work_when_the_roles_default_isolation_is_stricter(stack, rita)
         assert status == 202, raw
     finally:
         psql(stack, admin, "ALTER ROLE vpsgate_app RESET default_transaction_isolation")
+
+
+# MARK: - A key row deleted under begin_command
+
+
+def test_begin_command_takes_a_key_afresh_when_its_row_is_deleted_between_its_insert_and_its_read(stack, rita):
+    """The window is made wide on purpose: a statement trigger (test-only, dropped after)
+    holds begin_command for 1.5 s right after its INSERT … ON CONFLICT DO NOTHING found the
+    key taken, while another session deletes the key row."""
+    import threading
+
+    admin = superuser_url(stack).rsplit("/", 1)[0] + "/vpsgate"
+    key = f"race-{uuid.uuid4().hex[:12]}"
+    call = (f"SELECT decision, coalesce(response_status::text, '-') FROM begin_command('rita', '{key}', ARRAY['fp'], 999001, "
+            "'vps.stop', gen_random_uuid(), 'race', interval '15 minutes', '{}'::jsonb)")
+    assert psql(stack, stack.postgres.url, call).stdout.strip() == "proceed|-"
+    setup = psql(stack, admin, "CREATE TABLE race_pause (armed boolean NOT NULL)", "INSERT INTO race_pause VALUES (true)",
+                 "GRANT SELECT, UPDATE ON race_pause TO vpsgate_app",
+                 """CREATE FUNCTION race_pause() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN
+                        IF (SELECT armed FROM race_pause) THEN
+                            UPDATE race_pause SET armed = false;
+                            PERFORM pg_sleep(1.5);
+                        END IF;
+                        RETURN NULL;
+                    END $$""",
+                 "CREATE TRIGGER race_pause AFTER INSERT ON idempotency_keys FOR EACH STATEMENT EXECUTE FUNCTION race_pause()")
+    assert setup.returncode == 0, setup.stderr
+    try:
+        answer = {}
+        caller = threading.Thread(target=lambda: answer.update(result=psql(stack, stack.postgres.url, call)))
+        caller.start()
+        time.sleep(0.5)  # begin_command now sits between its insert and its read
+        deleted = psql(stack, admin, f"DELETE FROM idempotency_keys WHERE key = '{key}'")
+        assert deleted.returncode == 0, deleted.stderr
+        caller.join(timeout=30)
+        result = answer["result"]
+        assert result.returncode == 0, result.stderr
+        # Not a 'replay' of nothing: the key is taken afresh.
+        assert result.stdout.strip() in ("proceed|-", "busy|-"), result.stdout
+        assert sql(stack, f"SELECT count(*) FROM idempotency_keys WHERE key = '{key}'") in ("0", "1")
+    finally:
+        psql(stack, admin, "DROP TRIGGER IF EXISTS race_pause ON idempotency_keys", "DROP FUNCTION IF EXISTS race_pause()",
+             "DROP TABLE IF EXISTS race_pause")
+        sql(stack, "UPDATE operations SET state = 'failed', completed_at = now() WHERE vps_id = 999001 AND state = 'accepted'")
