@@ -39,12 +39,18 @@ def make_stack(tmp_root: Path, start: bool = True, **kwargs) -> Stack:
     return stack
 
 
-@pytest.fixture(scope="module")
-def stack():
-    root = Path(tempfile.mkdtemp(prefix="vpsgate-e2e-"))
+def module_stack(prefix: str = "vpsgate-e2e-", **kwargs):
+    """A started stack for one test module, stopped after it (`yield from` it in a
+    module-scoped fixture); `kwargs` go to `make_stack`."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     root.chmod(0o755)
-    stack = make_stack(root)
+    stack = make_stack(root, **kwargs)
     try:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def stack():
+    yield from module_stack()

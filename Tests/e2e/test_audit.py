@@ -4,14 +4,12 @@ chain and `vpsgate audit verify`, and idempotency-key retention."""
 import json
 import os
 import subprocess
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from conftest import make_stack
+from conftest import module_stack
 from test_pipeline import Client, sql
 
 VM = "/api/vps/v1/virtual-machines"
@@ -19,14 +17,8 @@ VM = "/api/vps/v1/virtual-machines"
 
 @pytest.fixture(scope="module")
 def stack():
-    root = Path(tempfile.mkdtemp(prefix="vpsgate-e2e-audit-"))
-    root.chmod(0o755)
-    stack = make_stack(root, extra_env={"VPSGATE_SEAL_INTERVAL_MS": "300", "VPSGATE_SEAL_HORIZON_MS": "1000",
-                                        "VPSGATE_IDEMPOTENCY_TTL": "3s"})
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    yield from module_stack("vpsgate-e2e-audit-", extra_env={"VPSGATE_SEAL_INTERVAL_MS": "300", "VPSGATE_SEAL_HORIZON_MS": "1000",
+                                                   "VPSGATE_IDEMPOTENCY_TTL": "3s"})
 
 
 @pytest.fixture(scope="module")

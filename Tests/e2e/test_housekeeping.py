@@ -2,27 +2,19 @@
 instance, audit rows are still sealed and expired idempotency keys still purged."""
 
 import subprocess
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from conftest import make_stack
+from conftest import module_stack
 from test_pipeline import Client, sql
 
 
 @pytest.fixture(scope="module")
 def stack():
-    root = Path(tempfile.mkdtemp(prefix="vpsgate-e2e-house-"))
-    root.chmod(0o755)
-    stack = make_stack(root, extra_env={"VPSGATE_RECONCILER": "0", "VPSGATE_SEAL_INTERVAL_MS": "300",
-                                        "VPSGATE_SEAL_HORIZON_MS": "1000", "VPSGATE_IDEMPOTENCY_TTL": "3s"})
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    yield from module_stack("vpsgate-e2e-house-", extra_env={"VPSGATE_RECONCILER": "0", "VPSGATE_SEAL_INTERVAL_MS": "300",
+                                                   "VPSGATE_SEAL_HORIZON_MS": "1000", "VPSGATE_IDEMPOTENCY_TTL": "3s"})
 
 
 def test_without_any_reconciler_rows_are_sealed_and_expired_keys_purged(stack):

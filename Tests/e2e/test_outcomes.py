@@ -5,15 +5,13 @@ its key completed and its request with exactly one final audit row."""
 
 import json
 import random
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from conftest import SHORT_WINDOWS, make_stack
+from conftest import SHORT_WINDOWS, module_stack
 from test_pipeline import Client, sim_requests, sql
 
 GRACE_MS, SETTLE_MS, DEADLINE_MS = (int(SHORT_WINDOWS[name]) for name in (
@@ -22,13 +20,7 @@ GRACE_MS, SETTLE_MS, DEADLINE_MS = (int(SHORT_WINDOWS[name]) for name in (
 
 @pytest.fixture(scope="module")
 def stack():
-    root = Path(tempfile.mkdtemp(prefix="vpsgate-e2e-out-"))
-    root.chmod(0o755)
-    stack = make_stack(root, extra_env=SHORT_WINDOWS)
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    yield from module_stack("vpsgate-e2e-out-", extra_env=SHORT_WINDOWS)
 
 
 @pytest.fixture(scope="module")

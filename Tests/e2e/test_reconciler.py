@@ -5,15 +5,13 @@ without ever repeating a mutation, drift is recorded."""
 import json
 import random
 import signal
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from conftest import SHORT_WINDOWS, make_stack
+from conftest import SHORT_WINDOWS, module_stack
 from test_pipeline import Client, sim_requests, sql
 
 VM = "/api/vps/v1/virtual-machines"
@@ -22,13 +20,7 @@ RECREATE = {"template_id": 1130, "confirm": None}
 
 @pytest.fixture(scope="module")
 def stack():
-    root = Path(tempfile.mkdtemp(prefix="vpsgate-e2e-rec-"))
-    root.chmod(0o755)
-    stack = make_stack(root, extra_env=SHORT_WINDOWS)
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    yield from module_stack("vpsgate-e2e-rec-", extra_env=SHORT_WINDOWS)
 
 
 @pytest.fixture(scope="module")
