@@ -10,8 +10,8 @@ WHERE EXISTS (SELECT 1 FROM audit_events a
               WHERE a.operation_id = o.id AND a.kind = 'final' AND a.outcome NOT IN ('replayed', 'conflict'));
 
 -- Hostinger may answer a repeated request with the action it already has: two operations
--- can then truthfully name one action. Adoption still takes an action at most once (the
--- reconciler excludes adopted actions under the VPS's lock).
+-- can then truthfully name one action. The reconciler still adopts only actions no
+-- operation holds.
 DROP INDEX operations_hostinger_action;
 CREATE INDEX operations_hostinger_action ON operations (hostinger_action_id) WHERE hostinger_action_id IS NOT NULL;
 

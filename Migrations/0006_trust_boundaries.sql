@@ -59,7 +59,7 @@ ALTER TABLE audit_seals ADD COLUMN key_id text CHECK (key_id ~ '^[A-Za-z0-9_-]{1
 REVOKE INSERT ON audit_seals FROM vpsgate_app;
 GRANT INSERT (audit_id, seal, key_id) ON audit_seals TO vpsgate_app;
 
-CREATE FUNCTION audit_seals_stay_keyed() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+CREATE FUNCTION audit_seals_stay_keyed() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     latest audit_seals%ROWTYPE;
 BEGIN
@@ -78,7 +78,7 @@ CREATE TRIGGER audit_seals_stay_keyed BEFORE INSERT ON audit_seals FOR EACH ROW 
 
 -- The CLI says who is at the keyboard with `SET LOCAL vpsgate.actor`; that claim is kept
 -- beside the database role that really made the change.
-CREATE FUNCTION audit_admin_change() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
+CREATE FUNCTION audit_admin_change() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     row_data jsonb := to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END) - 'token_hash';
     change text;
