@@ -56,11 +56,17 @@ let package = Package(
         // MARK: - vpsgate
         // The core knows no C: configuration, correlation ids, problems, rules.
         .target(name: "VpsgateCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
-        // The service: wires the core to the FastCGI, PostgreSQL and HTTP modules.
+        // The store: every SQL statement, implementing the core's store protocols over PostgreSQL.
+        .target(
+            name: "VpsgateStore",
+            dependencies: ["VpsgateCore", "Postgres", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // The service: wires the core and the store to the FastCGI and Hostinger modules.
         .target(
             name: "VpsgateService",
             dependencies: [
-                "VpsgateCore", "FastCGI", "Postgres", "HTTPClient", "Hostinger",
+                "VpsgateCore", "VpsgateStore", "FastCGI", "Hostinger",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -79,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "vpsgate",
             dependencies: [
-                "VpsgateService", "VpsgateCore",
+                "VpsgateService", "VpsgateStore", "VpsgateCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -89,6 +95,12 @@ let package = Package(
         // MARK: - Tests
         .testTarget(name: "VpsgateCoreTests", dependencies: ["VpsgateCore"], swiftSettings: strict),
         .testTarget(name: "FastCGITests", dependencies: ["FastCGI"], swiftSettings: strict),
+        // The command path and the reconciler against in-memory stores and Hostinger: no I/O.
+        .testTarget(
+            name: "VpsgateServiceTests",
+            dependencies: ["VpsgateService", "VpsgateCore", "Hostinger", "FastCGI", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient"], swiftSettings: strict),
         .testTarget(
             name: "HostingerTests",
@@ -97,7 +109,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PostgresTests",
-            dependencies: ["Postgres", "VpsgateService", "VpsgateCore"],
+            dependencies: ["Postgres", "VpsgateStore", "VpsgateCore"],
             swiftSettings: strict
         ),
     ],

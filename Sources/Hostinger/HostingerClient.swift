@@ -54,7 +54,7 @@ public final class HostingerCircuit: Sendable {
 
 /// Calls Hostinger with safe, bounded retries (SPEC section 8). One per worker thread: it
 /// owns a curl handle whose connections stay open between calls.
-public final class HostingerClient {
+public final class HostingerClient: HostingerCalling {
     private let settings: HostingerSettings
     private let commandCircuit: HostingerCircuit
     private let readCircuit: HostingerCircuit

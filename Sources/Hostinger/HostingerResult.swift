@@ -1,26 +1,9 @@
 import VpsgateCore
 
-/// A Hostinger action: the record of asynchronous work on a VM.
-public struct HostingerAction: Sendable, Equatable {
-    public var id: Int
-    public var name: String
-    /// `created`, `sent`, `delayed`, `success` or `error`.
-    public var state: String
-    public var createdAt: String?
-    public var updatedAt: String?
-
-    /// `success` and `error` never change again.
-    public var isTerminal: Bool { state == "success" || state == "error" }
-
-    /// Reads an ActionResource; unknown members are ignored.
-    public init?(json: JSONValue) {
-        guard let id = json["id"]?.intValue, let state = json["state"]?.stringValue else { return nil }
-        self.id = id
-        self.name = json["name"]?.stringValue ?? ""
-        self.state = state
-        self.createdAt = json["created_at"]?.stringValue
-        self.updatedAt = json["updated_at"]?.stringValue
-    }
+/// Calls Hostinger: the client, or a stand-in in unit tests.
+public protocol HostingerCalling {
+    /// One logical call, with the retry rules; never throws: the result says how it ended.
+    func call(_ request: HostingerRequest, correlationID: CorrelationID, trace: TraceContext) -> HostingerResult
 }
 
 /// How one call to Hostinger ended, with everything the pipeline and the audit need.
@@ -45,6 +28,26 @@ public struct HostingerResult: Sendable {
     /// What went wrong on the wire, for the log (never shown to clients).
     public var transportError: String?
 
+    public init(outcome: CallOutcome, status: Int? = nil, body: JSONValue? = nil, message: String? = nil,
+                hostingerCorrelationID: String? = nil, fieldErrors: [(field: String, messages: [String])] = [],
+                action: HostingerAction? = nil, attempts: Int = 0, retryAfterMilliseconds: Int? = nil) {
+        self.outcome = outcome
+        self.status = status
+        self.body = body
+        self.message = message
+        self.hostingerCorrelationID = hostingerCorrelationID
+        self.fieldErrors = fieldErrors
+        self.action = action
+        self.attempts = attempts
+        self.retryAfterMilliseconds = retryAfterMilliseconds
+    }
+
     /// Hostinger refused our credentials (401, or 403 for a token without scope).
     public var isAuthenticationProblem: Bool { outcome == .rejected && (status == 401 || status == 403) }
+
+    /// What the operation's lifecycle needs of a command's call.
+    public var dispatch: DispatchResult {
+        DispatchResult(outcome: outcome, status: status, message: message, action: action,
+                       isAuthenticationProblem: isAuthenticationProblem, retryAfterMilliseconds: retryAfterMilliseconds)
+    }
 }

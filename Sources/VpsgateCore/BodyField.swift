@@ -65,17 +65,91 @@ public struct BodyField: Sendable {
     }
 }
 
-/// A validated body: field values by name.
-public struct CommandBody: Sendable {
+/// A body field with the Swift type of its validated value: the catalogue declares each
+/// field once as one of these and reads it through `CommandInput`, so a renamed field is a
+/// compile error, not a crash.
+public struct Field<Value>: Sendable {
+    public let declaration: BodyField
+    let decode: @Sendable (JSONValue) -> Value?
+
+    init(_ declaration: BodyField, _ decode: @escaping @Sendable (JSONValue) -> Value?) {
+        self.declaration = declaration
+        self.decode = decode
+    }
+}
+
+extension Field where Value == String {
+    public static func fqdn(_ name: String, required: Bool = true, _ summary: String) -> Self {
+        Field(BodyField(name, .fqdn, required: required, summary)) { $0.stringValue }
+    }
+
+    public static func ipAddress(_ name: String, required: Bool = true, _ summary: String) -> Self {
+        Field(BodyField(name, .ipAddress, required: required, summary)) { $0.stringValue }
+    }
+}
+
+extension Field where Value == Secret {
+    /// Always secret: redacted in audit rows, logs and stored answers.
+    public static func password(_ name: String, required: Bool = true, _ summary: String) -> Self {
+        Field(BodyField(name, .password, required: required, secret: true, summary)) { $0.stringValue.map(Secret.init) }
+    }
+}
+
+extension Field where Value == Int {
+    public static func positiveInteger(_ name: String, required: Bool = true, _ summary: String) -> Self {
+        Field(BodyField(name, .positiveInteger, required: required, summary)) { $0.intValue }
+    }
+
+    /// The VPS id repeated, to confirm a destructive command.
+    public static func confirmation(_ summary: String) -> Self {
+        Field(BodyField("confirm", .confirmation, summary)) { $0.intValue }
+    }
+}
+
+extension Field where Value == [Int] {
+    public static func positiveIntegers(_ name: String, _ summary: String) -> Self {
+        Field(BodyField(name, .positiveIntegers, summary)) { value in
+            value.arrayValue.map { $0.compactMap(\.intValue) }
+        }
+    }
+}
+
+/// A `{name}` path segment: a positive integer.
+public struct PathParameter: Sendable {
+    public let name: String
+
+    public init(_ name: String) { self.name = name }
+
+    /// The segment as a path template writes it: `{backupId}`.
+    public var segment: String { "{\(name)}" }
+}
+
+/// A command's validated input: the VPS id, the path parameters, the body's fields.
+public struct CommandInput: Sendable {
+    public let vps: Int
+    let parameters: [String: Int]
     let members: [String: JSONValue]
 
-    public func string(_ name: String) -> String? { members[name]?.stringValue }
-    public func int(_ name: String) -> Int? { members[name]?.intValue }
-    public func ints(_ name: String) -> [Int] { members[name]?.arrayValue?.compactMap(\.intValue) ?? [] }
-    public func secret(_ name: String) -> Secret? { string(name).map(Secret.init) }
+    /// A field's value; absent or of the wrong shape (which validation rules out) is a field error.
+    public func value<Value>(_ field: Field<Value>) throws(FieldErrors) -> Value {
+        guard let value = optional(field) else {
+            throw FieldErrors([(field.declaration.name, ["is required"])])
+        }
+        return value
+    }
 
-    /// Checks `body` against `fields`: an object, no unknown fields, every rule.
-    static func validate(_ body: JSONValue?, fields: [BodyField], vps: Int) -> Result<CommandBody, FieldErrors> {
+    /// An optional field's value, nil when absent or null.
+    public func optional<Value>(_ field: Field<Value>) -> Value? {
+        members[field.declaration.name].flatMap { $0.isNull ? nil : field.decode($0) }
+    }
+
+    public func value(_ parameter: PathParameter) throws(FieldErrors) -> Int {
+        guard let value = parameters[parameter.name] else { throw FieldErrors([(parameter.name, ["is required"])]) }
+        return value
+    }
+
+    /// Checks `body` against `fields`: an object, no unknown fields, every rule; the members by name.
+    static func validate(_ body: JSONValue?, fields: [BodyField], vps: Int) throws(FieldErrors) -> [String: JSONValue] {
         var errors = FieldErrors()
         var members: [String: JSONValue] = [:]
         switch body {
@@ -90,11 +164,12 @@ public struct CommandBody: Sendable {
             }
         default:
             errors.add("body", "must be a JSON object")
-            return .failure(errors)
+            throw errors
         }
         for field in fields {
             for message in field.problems(members[field.name], vps: vps) { errors.add(field.name, message) }
         }
-        return errors.isEmpty ? .success(CommandBody(members: members)) : .failure(errors)
+        guard errors.isEmpty else { throw errors }
+        return members
     }
 }

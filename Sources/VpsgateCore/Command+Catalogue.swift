@@ -1,98 +1,110 @@
 /// Every command of SPEC section 3, one declaration each.
 extension Command {
-    private static let password = BodyField("password", .password, secret: true, "The new password: 12+ characters with upper, lower and digit.")
-    private static let confirm = BodyField("confirm", .confirmation, "The VPS id again: this command destroys data.")
+    // MARK: Fields and path parameters, each declared once and read by reference
+    private static let hostname = Field.fqdn("hostname", "A fully qualified domain name.")
+    private static let ns1 = Field.ipAddress("ns1", "Primary resolver address.")
+    private static let ns2 = Field.ipAddress("ns2", required: false, "Secondary resolver address.")
+    private static let ns3 = Field.ipAddress("ns3", required: false, "Third resolver address.")
+    private static let domain = Field.fqdn("domain", "The PTR record's domain.")
+    private static let publicKeyIDs = Field.positiveIntegers("ids", "Ids of account SSH keys to attach.")
+    private static let password = Field.password("password", "The new password: 12+ characters with upper, lower and digit.")
+    private static let recoveryPassword = Field.password("root_password", "Temporary root password for recovery mode.")
+    private static let templateID = Field.positiveInteger("template_id", "The OS template to install.")
+    private static let recreatePassword = Field.password("password", required: false, "Root password (random when absent).")
+    private static let panelPassword = Field.password("panel_password", required: false, "Panel password (random when absent).")
+    private static let postInstallScriptID = Field.positiveInteger("post_install_script_id", required: false, "A post-install script to run.")
+    private static let confirm = Field.confirmation("The VPS id again: this command destroys data.")
+
+    private static let ipAddressID = PathParameter("ipAddressId")
+    private static let firewallID = PathParameter("firewallId")
+    private static let backupID = PathParameter("backupId")
 
     public static let catalogue: [Command] = [
         // MARK: Power (vps:power)
-        Command("vps.start", "POST", ["start"], .power, summary: "Start the VPS.") { vps, _, _ in .start(vm: vps) },
-        Command("vps.stop", "POST", ["stop"], .power, summary: "Stop the VPS.") { vps, _, _ in .stop(vm: vps) },
-        Command("vps.restart", "POST", ["restart"], .power, summary: "Restart the VPS (a stopped one is started).") { vps, _, _ in .restart(vm: vps) },
+        Command("vps.start", "POST", ["start"], .power, summary: "Start the VPS.") { input in .start(vm: input.vps) },
+        Command("vps.stop", "POST", ["stop"], .power, summary: "Stop the VPS.") { input in .stop(vm: input.vps) },
+        Command("vps.restart", "POST", ["restart"], .power, summary: "Restart the VPS (a stopped one is started).") { input in
+            .restart(vm: input.vps)
+        },
 
         // MARK: Configuration (vps:configure)
-        Command("vps.hostname.set", "PUT", ["hostname"], .configure,
-                fields: [BodyField("hostname", .fqdn, "A fully qualified domain name.")],
-                summary: "Set the hostname.") { vps, _, body in .setHostname(vm: vps, hostname: body.string("hostname")!) },
+        Command("vps.hostname.set", "PUT", ["hostname"], .configure, fields: [hostname.declaration],
+                summary: "Set the hostname.") { input throws(FieldErrors) in .setHostname(vm: input.vps, hostname: try input.value(hostname)) },
         Command("vps.hostname.reset", "DELETE", ["hostname"], .configure,
-                summary: "Reset the hostname to Hostinger's default (also resets PTR records).") { vps, _, _ in .resetHostname(vm: vps) },
+                summary: "Reset the hostname to Hostinger's default (also resets PTR records).") { input in .resetHostname(vm: input.vps) },
         Command("vps.nameservers.set", "PUT", ["nameservers"], .configure,
-                fields: [BodyField("ns1", .ipAddress, "Primary resolver address."),
-                         BodyField("ns2", .ipAddress, required: false, "Secondary resolver address."),
-                         BodyField("ns3", .ipAddress, required: false, "Third resolver address.")],
-                summary: "Set the DNS resolvers.") { vps, _, body in
-            .setNameservers(vm: vps, ns1: body.string("ns1")!, ns2: body.string("ns2"), ns3: body.string("ns3"))
+                fields: [ns1.declaration, ns2.declaration, ns3.declaration], summary: "Set the DNS resolvers.") { input throws(FieldErrors) in
+            .setNameservers(vm: input.vps, ns1: try input.value(ns1), ns2: input.optional(ns2), ns3: input.optional(ns3))
         },
-        Command("vps.ptr.create", "POST", ["ptr", "{ipAddressId}"], .configure,
-                fields: [BodyField("domain", .fqdn, "The PTR record's domain.")],
-                summary: "Create or replace the PTR record of one of the VPS's IP addresses.") { vps, parameters, body in
-            .createPTR(vm: vps, ipAddress: parameters["ipAddressId"]!, domain: body.string("domain")!)
+        Command("vps.ptr.create", "POST", ["ptr", ipAddressID.segment], .configure, fields: [domain.declaration],
+                summary: "Create or replace the PTR record of one of the VPS's IP addresses.") { input throws(FieldErrors) in
+            .createPTR(vm: input.vps, ipAddress: try input.value(ipAddressID), domain: try input.value(domain))
         },
-        Command("vps.ptr.delete", "DELETE", ["ptr", "{ipAddressId}"], .configure,
-                summary: "Delete the PTR record of one of the VPS's IP addresses.") { vps, parameters, _ in
-            .deletePTR(vm: vps, ipAddress: parameters["ipAddressId"]!)
+        Command("vps.ptr.delete", "DELETE", ["ptr", ipAddressID.segment], .configure,
+                summary: "Delete the PTR record of one of the VPS's IP addresses.") { input throws(FieldErrors) in
+            .deletePTR(vm: input.vps, ipAddress: try input.value(ipAddressID))
         },
-        Command("vps.firewall.activate", "POST", ["firewalls", "{firewallId}", "activate"], .configure,
-                summary: "Activate a firewall on the VPS (one active firewall per VPS).") { vps, parameters, _ in
-            .activateFirewall(parameters["firewallId"]!, vm: vps)
+        Command("vps.firewall.activate", "POST", ["firewalls", firewallID.segment, "activate"], .configure,
+                summary: "Activate a firewall on the VPS (one active firewall per VPS).") { input throws(FieldErrors) in
+            .activateFirewall(try input.value(firewallID), vm: input.vps)
         },
-        Command("vps.firewall.deactivate", "POST", ["firewalls", "{firewallId}", "deactivate"], .configure,
-                summary: "Deactivate a firewall on the VPS.") { vps, parameters, _ in
-            .deactivateFirewall(parameters["firewallId"]!, vm: vps)
+        Command("vps.firewall.deactivate", "POST", ["firewalls", firewallID.segment, "deactivate"], .configure,
+                summary: "Deactivate a firewall on the VPS.") { input throws(FieldErrors) in
+            .deactivateFirewall(try input.value(firewallID), vm: input.vps)
         },
-        Command("vps.firewall.sync", "POST", ["firewalls", "{firewallId}", "sync"], .configure,
-                summary: "Apply a firewall's current rules to the VPS.") { vps, parameters, _ in
-            .syncFirewall(parameters["firewallId"]!, vm: vps)
+        Command("vps.firewall.sync", "POST", ["firewalls", firewallID.segment, "sync"], .configure,
+                summary: "Apply a firewall's current rules to the VPS.") { input throws(FieldErrors) in
+            .syncFirewall(try input.value(firewallID), vm: input.vps)
         },
-        Command("vps.public_keys.attach", "POST", ["public-keys"], .configure,
-                fields: [BodyField("ids", .positiveIntegers, "Ids of account SSH keys to attach.")],
-                summary: "Attach SSH public keys to the VPS.") { vps, _, body in .attachPublicKeys(vm: vps, ids: body.ints("ids")) },
-        Command("vps.monarx.install", "POST", ["monarx"], .configure, summary: "Install the Monarx malware scanner.") { vps, _, _ in
-            .installMonarx(vm: vps)
+        Command("vps.public_keys.attach", "POST", ["public-keys"], .configure, fields: [publicKeyIDs.declaration],
+                summary: "Attach SSH public keys to the VPS.") { input throws(FieldErrors) in
+            .attachPublicKeys(vm: input.vps, ids: try input.value(publicKeyIDs))
         },
-        Command("vps.monarx.uninstall", "DELETE", ["monarx"], .configure, summary: "Uninstall the Monarx malware scanner.") { vps, _, _ in
-            .uninstallMonarx(vm: vps)
+        Command("vps.monarx.install", "POST", ["monarx"], .configure, summary: "Install the Monarx malware scanner.") { input in
+            .installMonarx(vm: input.vps)
+        },
+        Command("vps.monarx.uninstall", "DELETE", ["monarx"], .configure, summary: "Uninstall the Monarx malware scanner.") { input in
+            .uninstallMonarx(vm: input.vps)
         },
 
         // MARK: Credentials (vps:credentials)
-        Command("vps.root_password.set", "PUT", ["root-password"], .credentials, fields: [password],
-                summary: "Set the root password.") { vps, _, body in .setRootPassword(vm: vps, password: body.secret("password")!) },
-        Command("vps.panel_password.set", "PUT", ["panel-password"], .credentials, fields: [password],
-                summary: "Set the control panel's password (no effect without a panel OS).") { vps, _, body in
-            .setPanelPassword(vm: vps, password: body.secret("password")!)
+        Command("vps.root_password.set", "PUT", ["root-password"], .credentials, fields: [password.declaration],
+                summary: "Set the root password.") { input throws(FieldErrors) in
+            .setRootPassword(vm: input.vps, password: try input.value(password))
         },
-        Command("vps.recovery.start", "POST", ["recovery"], .credentials,
-                fields: [BodyField("root_password", .password, secret: true, "Temporary root password for recovery mode.")],
-                summary: "Boot the VPS into recovery mode.") { vps, _, body in
-            .startRecovery(vm: vps, rootPassword: body.secret("root_password")!)
+        Command("vps.panel_password.set", "PUT", ["panel-password"], .credentials, fields: [password.declaration],
+                summary: "Set the control panel's password (no effect without a panel OS).") { input throws(FieldErrors) in
+            .setPanelPassword(vm: input.vps, password: try input.value(password))
         },
-        Command("vps.recovery.stop", "DELETE", ["recovery"], .credentials, summary: "Leave recovery mode.") { vps, _, _ in
-            .stopRecovery(vm: vps)
+        Command("vps.recovery.start", "POST", ["recovery"], .credentials, fields: [recoveryPassword.declaration],
+                summary: "Boot the VPS into recovery mode.") { input throws(FieldErrors) in
+            .startRecovery(vm: input.vps, rootPassword: try input.value(recoveryPassword))
+        },
+        Command("vps.recovery.stop", "DELETE", ["recovery"], .credentials, summary: "Leave recovery mode.") { input in
+            .stopRecovery(vm: input.vps)
         },
 
         // MARK: Snapshots (vps:snapshot)
-        Command("vps.snapshot.create", "POST", ["snapshot"], .snapshot, summary: "Take a snapshot (replaces the existing one).") { vps, _, _ in
-            .createSnapshot(vm: vps)
+        Command("vps.snapshot.create", "POST", ["snapshot"], .snapshot, summary: "Take a snapshot (replaces the existing one).") { input in
+            .createSnapshot(vm: input.vps)
         },
-        Command("vps.snapshot.delete", "DELETE", ["snapshot"], .snapshot, summary: "Delete the snapshot.") { vps, _, _ in
-            .deleteSnapshot(vm: vps)
+        Command("vps.snapshot.delete", "DELETE", ["snapshot"], .snapshot, summary: "Delete the snapshot.") { input in
+            .deleteSnapshot(vm: input.vps)
         },
 
         // MARK: Destructive (vps:destroy), each confirmed with the VPS id
-        Command("vps.snapshot.restore", "POST", ["snapshot", "restore"], .destroy, fields: [confirm],
-                summary: "Restore the snapshot, overwriting the VPS's disk.") { vps, _, _ in .restoreSnapshot(vm: vps) },
-        Command("vps.backup.restore", "POST", ["backups", "{backupId}", "restore"], .destroy, fields: [confirm],
-                summary: "Restore a backup, overwriting the VPS's disk.") { vps, parameters, _ in
-            .restoreBackup(vm: vps, backup: parameters["backupId"]!)
+        Command("vps.snapshot.restore", "POST", ["snapshot", "restore"], .destroy, fields: [confirm.declaration],
+                summary: "Restore the snapshot, overwriting the VPS's disk.") { input in .restoreSnapshot(vm: input.vps) },
+        Command("vps.backup.restore", "POST", ["backups", backupID.segment, "restore"], .destroy, fields: [confirm.declaration],
+                summary: "Restore a backup, overwriting the VPS's disk.") { input throws(FieldErrors) in
+            .restoreBackup(vm: input.vps, backup: try input.value(backupID))
         },
         Command("vps.recreate", "POST", ["recreate"], .destroy,
-                fields: [BodyField("template_id", .positiveInteger, "The OS template to install."),
-                         BodyField("password", .password, required: false, secret: true, "Root password (random when absent)."),
-                         BodyField("panel_password", .password, required: false, secret: true, "Panel password (random when absent)."),
-                         BodyField("post_install_script_id", .positiveInteger, required: false, "A post-install script to run."),
-                         confirm],
-                summary: "Reinstall the OS: every file on the VPS, and its snapshots, are lost.") { vps, _, body in
-            .recreate(vm: vps, templateID: body.int("template_id")!, password: body.secret("password"),
-                      panelPassword: body.secret("panel_password"), postInstallScriptID: body.int("post_install_script_id"))
+                fields: [templateID.declaration, recreatePassword.declaration, panelPassword.declaration,
+                         postInstallScriptID.declaration, confirm.declaration],
+                summary: "Reinstall the OS: every file on the VPS, and its snapshots, are lost.") { input throws(FieldErrors) in
+            .recreate(vm: input.vps, templateID: try input.value(templateID), password: input.optional(recreatePassword),
+                      panelPassword: input.optional(panelPassword), postInstallScriptID: input.optional(postInstallScriptID))
         },
     ]
 }

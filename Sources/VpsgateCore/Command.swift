@@ -12,12 +12,13 @@ public struct Command: Sendable {
     /// The body's fields; an empty list means the command takes no body.
     public var fields: [BodyField]
     public var summary: String
-    /// The Hostinger call, from the VPS id, the path parameters and the validated body.
-    public var hostinger: @Sendable (_ vps: Int, _ parameters: [String: Int], _ body: CommandBody) -> HostingerRequest
+    /// The Hostinger call, from the validated input (read through typed `Field`s and
+    /// `PathParameter`s: a value the validation did not provide is a field error, never a crash).
+    public var hostinger: @Sendable (_ input: CommandInput) throws(FieldErrors) -> HostingerRequest
 
     public init(
         _ name: String, _ method: String, _ pathSuffix: [String], _ permission: Permission, fields: [BodyField] = [],
-        summary: String, hostinger: @escaping @Sendable (Int, [String: Int], CommandBody) -> HostingerRequest
+        summary: String, hostinger: @escaping @Sendable (CommandInput) throws(FieldErrors) -> HostingerRequest
     ) {
         self.name = name
         self.method = method
@@ -36,7 +37,11 @@ public struct Command: Sendable {
 
     /// Checks the body and builds the Hostinger request, or says what is wrong, field by field.
     public func prepare(vps: Int, parameters: [String: Int], body: JSONValue?) -> Result<HostingerRequest, FieldErrors> {
-        CommandBody.validate(body, fields: fields, vps: vps).map { hostinger(vps, parameters, $0) }
+        do {
+            return .success(try hostinger(CommandInput(vps: vps, parameters: parameters, members: try CommandInput.validate(body, fields: fields, vps: vps))))
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// The path template: `/v1/vps/{id}/stop`.

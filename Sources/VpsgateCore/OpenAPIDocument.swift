@@ -10,23 +10,9 @@ public enum OpenAPIDocument {
         public var query: [(name: String, type: String, summary: String)]
     }
 
-    public static let reads: [Read] = [
-        Read(method: "GET", path: "/v1/vps", summary: "VPS from Hostinger, filtered to the caller's grants (vps:read).",
-             schema: "VirtualMachineList", query: []),
-        Read(method: "GET", path: "/v1/vps/{id}", summary: "One VPS from Hostinger (vps:read).", schema: "VirtualMachine", query: []),
-        Read(method: "GET", path: "/v1/vps/{id}/actions", summary: "Hostinger's action list for the VPS (vps:read).",
-             schema: "ActionPage", query: [("page", "integer", "Page number, from 1.")]),
-        Read(method: "GET", path: "/v1/operations", summary: "Operations the caller may see, newest first.", schema: "OperationPage",
-             query: [("vps", "integer", "Only this VPS."), ("state", "string", "Only this state."),
-                     ("limit", "integer", "1 to 200, default 50."), ("before", "string", "Continue after this operation id.")]),
-        Read(method: "GET", path: "/v1/operations/{operationId}", summary: "One operation, refreshed from Hostinger while it is not terminal.",
-             schema: "Operation", query: []),
-        Read(method: "GET", path: "/healthz", summary: "Liveness.", schema: "Health", query: []),
-        Read(method: "GET", path: "/readyz", summary: "Readiness: database reachable and schema current.", schema: "Health", query: []),
-        Read(method: "GET", path: "/openapi.json", summary: "This document.", schema: "Document", query: []),
-        Read(method: "GET", path: "/metrics", summary: "Prometheus text format; nginx exposes it on an internal listener only.",
-             schema: "Metrics", query: []),
-    ]
+    public static let reads: [Read] = ReadRoute.allCases.map { route in
+        Read(method: "GET", path: route.path, summary: route.summary, schema: route.schema, query: route.query)
+    }
 
     /// Every (method, path template) the document describes.
     public static var routes: [(method: String, path: String)] {

@@ -1,6 +1,6 @@
 import Logging
-import Postgres
 import VpsgateCore
+import VpsgateStore
 
 /// The upkeep every instance does, whether or not it runs the reconciler: outcome writes
 /// that waited for the database, audit sealing, and the purge of expired idempotency keys.
@@ -16,7 +16,7 @@ public final class Housekeeper: Sendable {
     }
 
     struct State {
-        var database: PostgresConnection
+        var store: PostgresStore
         var logger: Logger
         var lastSeal = 0
         var lastPurge = 0
@@ -27,9 +27,7 @@ public final class Housekeeper: Sendable {
         loop.start(setUp: {
             var logger = context.logger
             logger[metadataKey: "component"] = "housekeeper"
-            return State(database: PostgresConnection(url: context.configuration.databaseURL,
-                                                      applicationName: "vpsgate housekeeper \(context.instance)"),
-                         logger: logger)
+            return State(store: context.makeStore(role: "housekeeper"), logger: logger)
         }, pass: { state, _ in
             Self.pass(&state, context: context)
             return 250
@@ -42,32 +40,21 @@ public final class Housekeeper: Sendable {
 
     static func pass(_ state: inout State, context: ServiceContext) {
         let configuration = context.configuration
-        context.pendingOutcomes.drain(on: state.database, logger: state.logger)
+        state.store.drainPendingOutcomes()
         let now = MonotonicClock.milliseconds()
         do {
             if now - state.lastSeal >= configuration.sealIntervalMilliseconds || state.lastSeal == 0 {
                 state.lastSeal = now
-                let sealed = try AuditSealer(database: state.database, keys: context.keys)
-                    .sealPending(horizonSeconds: Double(configuration.sealHorizonMilliseconds) / 1000)
+                let sealed = try state.store.sealAudit(keys: context.keys, horizonSeconds: Double(configuration.sealHorizonMilliseconds) / 1000)
                 if sealed > 0 { state.logger.debug("audit rows sealed", metadata: ["rows": "\(sealed)"]) }
             }
             if now - state.lastPurge >= min(60_000, max(1000, configuration.idempotencyTTLSeconds * 500)) || state.lastPurge == 0 {
                 state.lastPurge = now
-                try purgeExpiredKeys(state.database, ttlSeconds: configuration.idempotencyTTLSeconds, logger: state.logger)
+                let purged = try state.store.purgeExpiredKeys(ttlSeconds: configuration.idempotencyTTLSeconds)
+                if purged > 0 { state.logger.info("idempotency keys purged", metadata: ["keys": "\(purged)"]) }
             }
         } catch {
             state.logger.warning("housekeeping pass failed", metadata: ["error": "\(error)"])
         }
-    }
-
-    /// Idempotency keys completed longer ago than the TTL are removed: the same key then
-    /// starts a new command. Audit rows are never purged.
-    static func purgeExpiredKeys(_ database: PostgresConnection, ttlSeconds: Int, logger: Logger) throws {
-        let query: PostgresQuery = """
-            DELETE FROM idempotency_keys
-            WHERE state = 'completed' AND completed_at < now() - make_interval(secs => \(ttlSeconds))
-            """
-        let purged = try database.query(query.preparedOnce()).affectedRows
-        if purged > 0 { logger.info("idempotency keys purged", metadata: ["keys": "\(purged)"]) }
     }
 }

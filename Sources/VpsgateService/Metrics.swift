@@ -17,35 +17,58 @@ public final class Metrics: Sendable {
 
     private let state = Mutex(State())
 
-    /// Help text for each family, in output order.
-    static let families: [(name: String, type: String, help: String)] = [
-        ("vpsgate_requests_total", "counter", "HTTP requests by route and status."),
-        ("vpsgate_request_duration_seconds", "histogram", "Whole request time in vpsgate, by route."),
-        ("vpsgate_command_outcomes_total", "counter", "Command requests by command and audit outcome."),
-        ("vpsgate_idempotent_replays_total", "counter", "Answers replayed from a stored idempotency key."),
-        ("vpsgate_busy_rejections_total", "counter", "Commands refused because their VPS was busy."),
-        ("vpsgate_hostinger_calls_total", "counter", "Hostinger attempts by operation and result."),
-        ("vpsgate_hostinger_retries_total", "counter", "Hostinger attempts that were retries, by operation."),
-        ("vpsgate_hostinger_call_duration_seconds", "histogram", "Hostinger attempt time, by operation."),
-        ("vpsgate_database_duration_seconds", "histogram", "Time of the pipeline's database round trips, by statement."),
-        ("vpsgate_outcome_writes_deferred_total", "counter", "Command outcomes whose write waited for the database to come back."),
+    /// A counter or histogram family, declared once below and used by reference: a name
+    /// that is not declared cannot be recorded.
+    public struct Family: Sendable, Hashable {
+        public enum Kind: String, Sendable { case counter, histogram }
+        public let name: String
+        public let kind: Kind
+        public let help: String
+
+        init(_ name: String, _ kind: Kind, _ help: String) {
+            self.name = name
+            self.kind = kind
+            self.help = help
+        }
+    }
+
+    public static let requests = Family("vpsgate_requests_total", .counter, "HTTP requests by route and status.")
+    public static let requestDuration = Family("vpsgate_request_duration_seconds", .histogram, "Whole request time in vpsgate, by route.")
+    public static let commandOutcomes = Family("vpsgate_command_outcomes_total", .counter, "Command requests by command and audit outcome.")
+    public static let replays = Family("vpsgate_idempotent_replays_total", .counter, "Answers replayed from a stored idempotency key.")
+    public static let busyRejections = Family("vpsgate_busy_rejections_total", .counter, "Commands refused because their VPS was busy.")
+    public static let hostingerCalls = Family("vpsgate_hostinger_calls_total", .counter, "Hostinger attempts by operation and result.")
+    public static let hostingerRetries = Family("vpsgate_hostinger_retries_total", .counter, "Hostinger attempts that were retries, by operation.")
+    public static let hostingerCallDuration = Family("vpsgate_hostinger_call_duration_seconds", .histogram,
+                                                     "Hostinger attempt time, by operation.")
+    public static let databaseDuration = Family("vpsgate_database_duration_seconds", .histogram,
+                                                "Time of the pipeline's database round trips, by statement.")
+    public static let outcomeWritesDeferred = Family("vpsgate_outcome_writes_deferred_total", .counter,
+                                                     "Command outcomes whose write waited for the database to come back.")
+
+    /// Every family, in output order.
+    static let families: [Family] = [
+        requests, requestDuration, commandOutcomes, replays, busyRejections, hostingerCalls, hostingerRetries,
+        hostingerCallDuration, databaseDuration, outcomeWritesDeferred,
     ]
 
     public init() {}
 
-    public func increment(_ name: String, _ labels: [(String, String)] = [], by amount: Double = 1) {
+    public func increment(_ family: Family, _ labels: [(String, String)] = [], by amount: Double = 1) {
+        assert(family.kind == .counter, "\(family.name) is not a counter")
         let key = Self.labelText(labels)
-        state.withLock { $0.counters[name, default: [:]][key, default: 0] += amount }
+        state.withLock { $0.counters[family.name, default: [:]][key, default: 0] += amount }
     }
 
-    public func observe(_ name: String, _ labels: [(String, String)], seconds: Double) {
+    public func observe(_ family: Family, _ labels: [(String, String)], seconds: Double) {
+        assert(family.kind == .histogram, "\(family.name) is not a histogram")
         let key = Self.labelText(labels)
         state.withLock { state in
-            var histogram = state.histograms[name]?[key] ?? Histogram()
+            var histogram = state.histograms[family.name]?[key] ?? Histogram()
             for (index, bound) in Self.buckets.enumerated() where seconds <= bound { histogram.counts[index] += 1 }
             histogram.sum += seconds
             histogram.count += 1
-            state.histograms[name, default: [:]][key] = histogram
+            state.histograms[family.name, default: [:]][key] = histogram
         }
     }
 
@@ -54,8 +77,8 @@ public final class Metrics: Sendable {
         let snapshot = state.withLock { $0 }
         var out = ""
         for family in Self.families {
-            out += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.type)\n"
-            if family.type == "counter" {
+            out += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.kind.rawValue)\n"
+            if family.kind == .counter {
                 for (labels, value) in (snapshot.counters[family.name] ?? [:]).sorted(by: { $0.key < $1.key }) {
                     out += "\(family.name)\(labels.isEmpty ? "" : "{\(labels)}") \(Self.number(value))\n"
                 }

@@ -49,6 +49,19 @@ struct RequestContext {
     }
 
     var elapsedMilliseconds: Double { Double(Clock.monotonicMicroseconds() - startedAt) / 1000 }
+
+    /// The request as the audit trail names it.
+    var identity: RequestIdentity {
+        RequestIdentity(correlationID: correlationID.value, traceID: trace.traceID, principal: principal, authType: authType,
+                        clientAddress: clientAddress, userAgent: userAgent, method: method, path: path)
+    }
+
+    /// An audit row about this request, its duration so far filled in.
+    func audit(_ outcome: AuditOutcome, _ kind: AuditEntry.Kind = .final, command: String? = nil, vps: Int? = nil) -> AuditEntry {
+        var entry = AuditEntry(kind, outcome: outcome, identity: identity, command: command, vpsID: vps)
+        entry.durationMilliseconds = elapsedMilliseconds
+        return entry
+    }
 }
 
 /// Durations come from the monotonic clock. Stored times never come from this host's wall

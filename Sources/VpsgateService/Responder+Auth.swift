@@ -1,5 +1,4 @@
 import FastCGI
-import Postgres
 import VpsgateCore
 
 /// The built-in token check and the grants behind every decision.
@@ -10,13 +9,8 @@ extension Responder {
         guard let token = APIToken.bearer(request.parameters["HTTP_AUTHORIZATION"]) else {
             return FastCGIResponse(status: 401)
         }
-        let query: PostgresQuery = """
-            SELECT principal FROM api_tokens
-            WHERE token_hash = \(APIToken.hash(token)) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-            """
         do {
-            guard let principal = try database.query(query.preparedOnce(), retryOnStaleConnection: true).first?.decode(String.self, "principal")
-            else { return FastCGIResponse(status: 401) }
+            guard let principal = try store.principal(tokenHash: APIToken.hash(token)) else { return FastCGIResponse(status: 401) }
             return FastCGIResponse(status: 204, headers: [.init("X-Vpsgate-Principal", principal)])
         } catch {
             requestContext.logger.error("token check failed", metadata: ["error": "\(error)"])
@@ -24,47 +18,37 @@ extension Responder {
         }
     }
 
-    /// The permissions `principal` holds on `vps` through unexpired grants (empty: no grant at all).
-    func permissions(_ principal: String, vps: Int) throws(PostgresError) -> Set<Permission> {
-        let query: PostgresQuery = """
-            SELECT DISTINCT rp.permission FROM grants g JOIN role_permissions rp ON rp.role = g.role
-            WHERE g.principal = \(principal) AND (g.vps_id IS NULL OR g.vps_id = \(vps))
-              AND (g.expires_at IS NULL OR g.expires_at > now())
-            """
-        var result = Set<Permission>()
-        for row in try database.query(query.preparedOnce(), retryOnStaleConnection: true) {
-            if let permission = Permission(rawValue: try row.decode(String.self, "permission")) { result.insert(permission) }
-        }
-        return result
-    }
-
-    /// Which VPS `principal` may read: every one (a `*` grant), or these ids.
-    func readableScope(_ principal: String) throws(PostgresError) -> (all: Bool, ids: Set<Int>) {
-        let query: PostgresQuery = """
-            SELECT DISTINCT g.vps_id FROM grants g JOIN role_permissions rp ON rp.role = g.role
-            WHERE g.principal = \(principal) AND rp.permission = 'vps:read'
-              AND (g.expires_at IS NULL OR g.expires_at > now())
-            """
-        var ids = Set<Int>()
-        for row in try database.query(query.preparedOnce(), retryOnStaleConnection: true) {
-            guard let id = try row.decode(Int?.self, "vps_id") else { return (true, []) }
-            ids.insert(id)
-        }
-        return (false, ids)
-    }
-
     /// 404 for a VPS outside the caller's grants (its existence is not revealed), 403 for a
-    /// missing permission, nil when allowed.
-    func authorize(_ principal: String, vps: Int, needs permission: Permission, _ requestContext: RequestContext)
-        throws(PostgresError) -> (FastCGIResponse, outcome: String)?
-    {
-        let held = try permissions(principal, vps: vps)
-        if held.isEmpty { return (notFound(requestContext), "not_found") }
-        if !held.contains(permission) {
-            return (problem(Problem(.forbidden, status: 403, title: "Forbidden",
-                                    detail: "This needs the \(permission.rawValue) permission on VPS \(vps).",
-                                    instance: requestContext.path), requestContext), "denied")
+    /// missing permission; returns normally when allowed.
+    func authorize(_ principal: String, vps: Int, needs permission: Permission,
+                   _ requestContext: RequestContext) throws(CommandEnd) {
+        let held: Set<Permission>
+        do {
+            held = try store.permissions(principal, vps: vps)
+        } catch {
+            throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
         }
-        return nil
+        if held.isEmpty { throw CommandEnd(notFound(requestContext), .notFound, .notFound) }
+        if !held.contains(permission) {
+            throw CommandEnd(problem(Problem(.forbidden, status: 403, title: "Forbidden",
+                                             detail: "This needs the \(permission.rawValue) permission on VPS \(vps).",
+                                             instance: requestContext.path), requestContext), .denied, .forbidden)
+        }
+    }
+}
+
+/// A request that ends before or without Hostinger: its answer, and what its audit row
+/// says (`audited`: the row is already written, by `begin_command`).
+struct CommandEnd: Error {
+    var response: FastCGIResponse
+    var outcome: AuditOutcome
+    var problem: Problem.Code?
+    var audited = false
+
+    init(_ response: FastCGIResponse, _ outcome: AuditOutcome, _ problem: Problem.Code?, audited: Bool = false) {
+        self.response = response
+        self.outcome = outcome
+        self.problem = problem
+        self.audited = audited
     }
 }

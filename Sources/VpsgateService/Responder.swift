@@ -1,27 +1,36 @@
 import FastCGI
 import Hostinger
 import Logging
-import Postgres
 import VpsgateCore
+import VpsgateStore
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Answers vpsgate's HTTP API on one worker thread, with that thread's database connection
-/// and Hostinger client.
-public struct Responder: FastCGIResponder {
+/// Answers vpsgate's HTTP API on one worker thread, with that thread's store (its database
+/// connection) and Hostinger client. Generic over both so that unit tests run it against
+/// in-memory stand-ins.
+public struct Responder<Store: ResponderStore, Upstream: HostingerCalling>: FastCGIResponder {
     let context: ServiceContext
-    let database: PostgresConnection
-    let migrator: Migrator
-    let hostinger: HostingerClient
+    let store: Store
+    let hostinger: Upstream
 
-    public init(context: ServiceContext) {
+    public init(context: ServiceContext, store: Store, hostinger: Upstream) {
         self.context = context
-        self.database = PostgresConnection(url: context.configuration.databaseURL, applicationName: "vpsgate \(context.instance)")
-        self.migrator = Migrator(migrations: context.migrations)
-        self.hostinger = context.makeHostingerClient(logger: context.logger)
+        self.store = store
+        self.hostinger = hostinger
     }
+}
+
+extension Responder where Store == PostgresStore, Upstream == HostingerClient {
+    /// A worker's responder: its own database connection and curl handle.
+    public init(context: ServiceContext) {
+        self.init(context: context, store: context.makeStore(role: nil), hostinger: context.makeHostingerClient(logger: context.logger))
+    }
+}
+
+extension Responder {
 
     public mutating func respond(to request: FastCGIRequest) -> FastCGIResponse {
         let requestContext = RequestContext(request, logger: context.logger)
@@ -30,37 +39,29 @@ public struct Responder: FastCGIResponder {
             response = problem(Problem(.payloadTooLarge, status: 413, title: "Request body too large",
                                        detail: "The body exceeds \(context.configuration.maxBodyBytes) bytes.", instance: request.path),
                                requestContext)
-            auditRefusedCommand(request, response, outcome: "invalid", problem: .payloadTooLarge, requestContext)
+            auditRefusedCommand(request, response, outcome: .invalid, problem: .payloadTooLarge, requestContext)
         } else {
             response = route(request, requestContext)
         }
         response.headers.append(.init("X-Request-ID", requestContext.correlationID.value))
         if request.parameters["VPSGATE_INTERNAL"] == nil {
             let route = Self.routeLabel(method: request.method, path: request.path)
-            context.metrics.increment("vpsgate_requests_total", [("route", route), ("status", String(response.status))])
-            context.metrics.observe("vpsgate_request_duration_seconds", [("route", route)], seconds: requestContext.elapsedMilliseconds / 1000)
+            context.metrics.increment(Metrics.requests, [("route", route), ("status", String(response.status))])
+            context.metrics.observe(Metrics.requestDuration, [("route", route)], seconds: requestContext.elapsedMilliseconds / 1000)
         } else {
-            context.metrics.increment("vpsgate_requests_total", [("route", "token-check"), ("status", String(response.status))])
+            context.metrics.increment(Metrics.requests, [("route", "token-check"), ("status", String(response.status))])
         }
         return response
     }
 
-    /// A bounded label for a path: the command's name, or the read's template.
+    /// A bounded label for a path: the read's template, or the command's name.
     static func routeLabel(method: String, path: String) -> String {
+        if let (route, _) = ReadRoute.match(path), method == "GET" || method == "HEAD" || route != .vpsActions {
+            return route.label
+        }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        guard segments.first == "v1" else {
-            return ["/healthz", "/readyz", "/metrics", "/openapi.json"].contains(path) ? path : "other"
-        }
-        let rest = Array(segments.dropFirst())
-        switch (rest.first, rest.count) {
-        case ("vps", 1): return "GET /v1/vps"
-        case ("vps", 2): return "GET /v1/vps/{id}"
-        case ("vps", 3) where rest[2] == "actions" && method == "GET": return "GET /v1/vps/{id}/actions"
-        case ("vps", 3...): return Command.match(method: method, suffix: Array(rest.dropFirst(2)))?.0.name ?? "other"
-        case ("operations", 1): return "GET /v1/operations"
-        case ("operations", 2): return "GET /v1/operations/{id}"
-        default: return "other"
-        }
+        guard segments.count >= 4, segments.first == "v1", segments.dropFirst().first == "vps" else { return "other" }
+        return Command.match(method: method, suffix: Array(segments.dropFirst(3)))?.0.name ?? "other"
     }
 
     /// What nginx sent, for the tests that check what reaches vpsgate (debug routes only);
@@ -96,7 +97,7 @@ public struct Responder: FastCGIResponder {
         case ("GET", "/__debug/insert") where context.configuration.debugRoutes:
             // The benchmark's floor: one durable single-row insert through the same connection.
             do {
-                try database.query(PostgresQuery(stringLiteral: "INSERT INTO bench_floor DEFAULT VALUES").preparedOnce())
+                try store.insertBenchmarkRow()
                 return json(200, Array(#"{"inserted":1}"#.utf8))
             } catch {
                 return unavailable(requestContext, error)
@@ -117,33 +118,32 @@ public struct Responder: FastCGIResponder {
     }
 
     private func api(_ request: FastCGIRequest, _ segments: [Substring], _ requestContext: RequestContext) -> FastCGIResponse {
-        switch (request.method, segments.count, segments.first) {
-        case ("GET", 1, "vps"): return authenticated(requestContext) { listVPS($0, $1) }
-        case ("GET", 2, "vps"):
-            guard let vps = PathID.parse(segments[1]) else { return notFound(requestContext) }
-            return authenticated(requestContext) { getVPS(vps, $0, $1) }
-        case ("GET", 3, "vps") where segments[2] == "actions":
-            guard let vps = PathID.parse(segments[1]) else { return notFound(requestContext) }
-            return authenticated(requestContext) { vpsActions(vps, $0, $1) }
-        case (_, 3..., "vps"):
-            guard let vps = PathID.parse(segments[1]),
-                let (command, parameters) = Command.match(method: request.method, suffix: Array(segments.dropFirst(2)))
-            else { return notFound(requestContext) }
-            guard requestContext.principal != nil else {
-                let response = unauthenticated(requestContext)
-                auditRefusedCommand(request, response, outcome: "denied", problem: .unauthenticated, requestContext)
-                return response
-            }
-            return authenticated(requestContext) { principal, requestContext in
-                runCommand(command, vps: vps, parameters: parameters, request: request, principal: principal, requestContext)
-            }
-        case ("GET", 1, "operations"): return authenticated(requestContext) { listOperations($0, $1) }
-        case ("GET", 2, "operations"):
-            let id = String(segments[1])
-            guard UUIDv4.isValid(id) else { return notFound(requestContext) }
+        if request.method == "GET", let (route, id) = ReadRoute.match(request.path) {
+            return read(route, id: id, requestContext)
+        }
+        guard segments.count >= 3, segments[0] == "vps", let vps = PathID.parse(segments[1]),
+            let (command, parameters) = Command.match(method: request.method, suffix: Array(segments.dropFirst(2)))
+        else { return notFound(requestContext) }
+        guard let principal = requestContext.principal else {
+            let response = unauthenticated(requestContext)
+            auditRefusedCommand(request, response, outcome: .denied, problem: .unauthenticated, requestContext)
+            return response
+        }
+        return runCommand(command, vps: vps, parameters: parameters, request: request, principal: principal, requestContext)
+    }
+
+    /// A `/v1` read: ids checked, then only for an authenticated principal.
+    private func read(_ route: ReadRoute, id: Substring?, _ requestContext: RequestContext) -> FastCGIResponse {
+        switch route {
+        case .listVPS: return authenticated(requestContext) { listVPS($0, $1) }
+        case .getVPS, .vpsActions:
+            guard let vps = id.flatMap(PathID.parse) else { return notFound(requestContext) }
+            return authenticated(requestContext) { route == .getVPS ? getVPS(vps, $0, $1) : vpsActions(vps, $0, $1) }
+        case .listOperations: return authenticated(requestContext) { listOperations($0, $1) }
+        case .getOperation:
+            guard let id = id.map(String.init), UUIDv4.isValid(id) else { return notFound(requestContext) }
             return authenticated(requestContext) { getOperation(id, $0, $1) }
-        default:
-            return notFound(requestContext)
+        case .healthz, .readyz, .openAPI, .metrics: return notFound(requestContext)
         }
     }
 
@@ -163,19 +163,24 @@ public struct Responder: FastCGIResponder {
     /// The one final audit row of a request to a command path that ends before the command
     /// pipeline starts (a body over the limit, no principal): SPEC section 9 asks one for
     /// every such request. Nothing of the body is kept.
-    private func auditRefusedCommand(_ request: FastCGIRequest, _ response: FastCGIResponse, outcome: String, problem: Problem.Code,
+    private func auditRefusedCommand(_ request: FastCGIRequest, _ response: FastCGIResponse, outcome: AuditOutcome, problem: Problem.Code,
                                      _ requestContext: RequestContext) {
         let segments = Array(request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst())
         guard segments.count >= 4, segments[0] == "v1", segments[1] == "vps", let vps = PathID.parse(segments[2]),
             let (command, _) = Command.match(method: request.method, suffix: Array(segments.dropFirst(3)))
         else { return }
-        var audit = AuditRecord(outcome: outcome, command: command.name, vpsID: vps)
+        var audit = requestContext.audit(outcome, command: command.name, vps: vps)
         audit.httpStatus = response.status
         audit.problemType = Problem.typePrefix + problem.rawValue
+        record(audit, requestContext)
+    }
+
+    /// Writes an audit row that is not part of another record's transaction; a failure is logged.
+    func record(_ audit: AuditEntry, _ requestContext: RequestContext) {
         do {
-            try audit.insert(requestContext, into: database)
+            try store.record(audit)
         } catch {
-            requestContext.logger.error("audit row not written", metadata: ["error": "\(error)", "outcome": "\(outcome)"])
+            requestContext.logger.error("audit row not written", metadata: ["error": "\(error)", "outcome": "\(audit.outcome.rawValue)"])
         }
     }
 
@@ -196,30 +201,14 @@ public struct Responder: FastCGIResponder {
              Double(context.pendingOutcomes.waiting)),
         ]
         do {
-            let query: PostgresQuery = """
-                SELECT s.state, (SELECT count(*) FROM operations o WHERE o.state = s.state) AS n
-                FROM unnest(ARRAY['accepted', 'dispatched', 'running', 'succeeded', 'failed', 'unknown']) AS s(state)
-                """
-            for row in try database.query(query.preparedOnce(), retryOnStaleConnection: true) {
-                gauges.append(("vpsgate_operations", "Operations by state.", [("state", try row.decode(String.self, "state"))],
-                               Double(try row.decode(Int.self, "n"))))
+            let database = try store.gauges()
+            for (state, count) in database.operationsByState {
+                gauges.append(("vpsgate_operations", "Operations by state.", [("state", state.rawValue)], Double(count)))
             }
-            let lag: PostgresQuery = """
-                SELECT coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 AS lag,
-                       count(*) FILTER (WHERE stale) AS stale
-                FROM operations WHERE state IN ('accepted', 'dispatched', 'running', 'unknown')
-                """
-            if let row = try database.query(lag.preparedOnce()).first {
-                gauges.append(("vpsgate_reconciler_oldest_open_operation_seconds", "Age of the oldest operation not terminal yet.", [],
-                               try row.decode(Double.self, "lag")))
-                gauges.append(("vpsgate_operations_stale", "Operations flagged stale.", [], Double(try row.decode(Int.self, "stale"))))
-            }
-            let unsealed: PostgresQuery = """
-                SELECT count(*) AS n FROM audit_events WHERE id > coalesce((SELECT max(audit_id) FROM audit_seals), 0)
-                """
-            if let row = try database.query(unsealed.preparedOnce()).first {
-                gauges.append(("vpsgate_audit_rows_unsealed", "Audit rows not sealed into the chain yet.", [], Double(try row.decode(Int.self, "n"))))
-            }
+            gauges.append(("vpsgate_reconciler_oldest_open_operation_seconds", "Age of the oldest operation not terminal yet.", [],
+                           database.oldestOpenSeconds))
+            gauges.append(("vpsgate_operations_stale", "Operations flagged stale.", [], Double(database.stale)))
+            gauges.append(("vpsgate_audit_rows_unsealed", "Audit rows not sealed into the chain yet.", [], Double(database.unsealedAuditRows)))
             gauges.append(("vpsgate_database_up", "Whether the scrape could read the database.", [], 1))
         } catch {
             requestContext.logger.warning("metrics: database gauges unavailable", metadata: ["error": "\(error)"])
@@ -232,14 +221,14 @@ public struct Responder: FastCGIResponder {
 
     private func readiness(_ requestContext: RequestContext) -> FastCGIResponse {
         do {
-            if try migrator.isCurrent(on: database) {
-                return json(200, Array(#"{"status":"ready"}"#.utf8))
+            switch try store.schema() {
+            case .current: return json(200, Array(#"{"status":"ready"}"#.utf8))
+            case .behind: return notReady("The database schema is not current; run vpsgate migrate.", requestContext)
+            case .absent: return notReady("The database has no schema yet; run vpsgate migrate.", requestContext)
             }
-            return notReady("The database schema is not current; run vpsgate migrate.", requestContext)
         } catch {
             requestContext.logger.warning("readiness: database check failed", metadata: ["error": "\(error)"])
-            return notReady(error.sqlState == .undefinedTable ? "The database has no schema yet; run vpsgate migrate."
-                                                              : "The database is not reachable.", requestContext)
+            return notReady("The database is not reachable.", requestContext)
         }
     }
 
@@ -268,7 +257,7 @@ public struct Responder: FastCGIResponder {
     /// 503 when the database (or another dependency) cannot be reached; 500 for anything
     /// else, which is a bug: the details go to the log, never to the client.
     func unavailable(_ requestContext: RequestContext, _ error: any Error, retryAfter: Int = 2) -> FastCGIResponse {
-        guard (error as? PostgresError)?.isUnavailable ?? false else {
+        guard (error as? StoreError)?.isUnavailable ?? false else {
             requestContext.logger.error("internal error", metadata: ["error": "\(error)"])
             return problem(Problem(.internalError, status: 500, title: "Internal error",
                                    detail: "vpsgate failed; the correlation id identifies the failure in its logs.",

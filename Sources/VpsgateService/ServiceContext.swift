@@ -1,6 +1,7 @@
 import Hostinger
 import Logging
 import VpsgateCore
+import VpsgateStore
 
 extension ServiceContext {
     /// A Hostinger client whose attempts are counted in `metrics`.
@@ -13,10 +14,19 @@ extension ServiceContext {
                 case .notSent: "not_sent"
                 case .lost: "lost"
                 }
-            metrics.increment("vpsgate_hostinger_calls_total", [("operation", operation), ("result", label)])
-            if attempt > 1 { metrics.increment("vpsgate_hostinger_retries_total", [("operation", operation)]) }
-            metrics.observe("vpsgate_hostinger_call_duration_seconds", [("operation", operation)], seconds: seconds)
+            metrics.increment(Metrics.hostingerCalls, [("operation", operation), ("result", label)])
+            if attempt > 1 { metrics.increment(Metrics.hostingerRetries, [("operation", operation)]) }
+            metrics.observe(Metrics.hostingerCallDuration, [("operation", operation)], seconds: seconds)
         }
+    }
+
+    /// A store with its own database connection, named after this instance (and `role`:
+    /// the reconciler, the housekeeper) in `application_name`, which audit rows record.
+    func makeStore(role: String?) -> PostgresStore {
+        var logger = self.logger
+        if let role { logger[metadataKey: "component"] = "\(role)" }
+        return PostgresStore(url: configuration.databaseURL, applicationName: (["vpsgate"] + (role.map { [$0] } ?? []) + [instance]).joined(separator: " "),
+                             migrations: migrations, pending: pendingOutcomes, logger: logger)
     }
 }
 

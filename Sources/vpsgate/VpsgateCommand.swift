@@ -7,6 +7,7 @@ import Logging
 import Postgres
 import VpsgateCore
 import VpsgateService
+import VpsgateStore
 
 #if canImport(Glibc)
 import Glibc

@@ -2,7 +2,7 @@ import Postgres
 import Synchronization
 import Testing
 import VpsgateCore
-import VpsgateService
+import VpsgateStore
 
 #if canImport(Glibc)
 import Glibc

@@ -6,8 +6,8 @@ import VpsgateCore
     let created: Int64 = 1_795_712_400 * 1_000_000 + 250_000
     var deadline: Int64 { created + 20_000_000 }
 
-    func action(_ id: Int, _ name: String, at seconds: Int64, state: String = "sent") -> HostingerActionRecord {
-        HostingerActionRecord(id: id, name: name, state: state, createdAt: Timestamp.rfc3339Seconds(microseconds: seconds * 1_000_000))
+    func action(_ id: Int, _ name: String, at seconds: Int64, state: String = "sent") -> HostingerAction {
+        HostingerAction(id: id, name: name, state: state, createdAt: Timestamp.rfc3339Seconds(microseconds: seconds * 1_000_000))
     }
 
     @Test func matchesTheExpectedNameWithinTheWindow() {
@@ -37,7 +37,7 @@ import VpsgateCore
 
     // MARK: - The verdict on a lost answer, row by row
 
-    func decide(_ command: String, _ actions: [HostingerActionRecord], adopted: Set<Int> = [], closed: Bool, covers: Bool = true)
+    func decide(_ command: String, _ actions: [HostingerAction], adopted: Set<Int> = [], closed: Bool, covers: Bool = true)
         -> LostAnswerDecision
     {
         ActionMatcher.decide(command: command, createdAt: created, latestDispatch: deadline, actions: actions, adopted: adopted,
@@ -77,13 +77,13 @@ import VpsgateCore
     }
 
     @Test func anActionWithoutACreationTimeCannotBeRuledOut() {
-        let undated = HostingerActionRecord(id: 12, name: "something", state: "success", createdAt: nil)
+        let undated = HostingerAction(id: 12, name: "something", state: "success", createdAt: nil)
         #expect(decide("vps.stop", [undated], closed: true) == .ambiguous(candidates: [undated]))
     }
 
     @Test func actionPagesSayWhetherMoreFollowAndHowFarBackTheyReach() throws {
         let base = created / 1_000_000
-        func page(_ current: Int, total: Int, _ items: [HostingerActionRecord]) throws -> HostingerActionPage {
+        func page(_ current: Int, total: Int, _ items: [HostingerAction]) throws -> HostingerActionPage {
             let data = items.map { #"{"id":\#($0.id),"name":"\#($0.name)","state":"\#($0.state)","created_at":"\#(Timestamp.rfc3339Seconds(microseconds: ($0.createdAtSeconds ?? 0) * 1_000_000))"}"# }
             let text = #"{"data":[\#(data.joined(separator: ","))],"meta":{"current_page":\#(current),"per_page":2,"total":\#(total)}}"#
             return try #require(HostingerActionPage(json: JSONValue.parse(Array(text.utf8))))

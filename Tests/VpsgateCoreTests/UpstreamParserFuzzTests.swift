@@ -41,8 +41,8 @@ import VpsgateCore
         _ = Timestamp.secondsSinceEpoch(text)
         guard let json = try? JSONValue.parse(Array(text.utf8)) else { return }
         _ = HostingerActionPage(json: json).map { page in page.reachesBack(to: .min) || page.reachesBack(to: .max) }
-        _ = HostingerActionRecord(json: json)
-        for item in json["data"]?.arrayValue ?? [] { _ = HostingerActionRecord(json: item)?.json }
+        _ = HostingerAction(json: json)
+        for item in json["data"]?.arrayValue ?? [] { _ = HostingerAction(json: item)?.json }
         _ = json.intValue
         _ = json.doubleValue
         _ = json.serialized(sortedKeys: true)

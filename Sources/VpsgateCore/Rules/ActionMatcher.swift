@@ -27,8 +27,8 @@ public enum ActionMatcher {
     ///   - latestDispatch: the last moment its request could have reached Hostinger.
     ///   - skewSeconds: tolerance for the difference between the two clocks (Hostinger
     ///     writes whole seconds).
-    public static func match(command: String, createdAt: Int64, latestDispatch: Int64, actions: [HostingerActionRecord],
-                             adopted: Set<Int>, skewSeconds: Int64 = 2) -> HostingerActionRecord? {
+    public static func match(command: String, createdAt: Int64, latestDispatch: Int64, actions: [HostingerAction],
+                             adopted: Set<Int>, skewSeconds: Int64 = 2) -> HostingerAction? {
         guard let names = expectedNames[command] else { return nil }
         return candidates(createdAt: createdAt, latestDispatch: latestDispatch, actions: actions, adopted: adopted, skewSeconds: skewSeconds)
             .first { names.contains($0.name) }
@@ -36,8 +36,8 @@ public enum ActionMatcher {
 
     /// The actions no operation has adopted that were created within the window (or whose
     /// creation time Hostinger did not give, which cannot be ruled out), oldest first.
-    public static func candidates(createdAt: Int64, latestDispatch: Int64, actions: [HostingerActionRecord], adopted: Set<Int>,
-                                  skewSeconds: Int64 = 2) -> [HostingerActionRecord] {
+    public static func candidates(createdAt: Int64, latestDispatch: Int64, actions: [HostingerAction], adopted: Set<Int>,
+                                  skewSeconds: Int64 = 2) -> [HostingerAction] {
         let earliest = createdAt / 1_000_000 - skewSeconds
         let latest = latestDispatch / 1_000_000 + skewSeconds
         return actions
@@ -54,7 +54,7 @@ public enum ActionMatcher {
     /// - Parameters:
     ///   - windowClosed: the settling window has passed (no late action can still appear).
     ///   - listCoversWindow: the pages read reach back before the operation was created.
-    public static func decide(command: String, createdAt: Int64, latestDispatch: Int64, actions: [HostingerActionRecord],
+    public static func decide(command: String, createdAt: Int64, latestDispatch: Int64, actions: [HostingerAction],
                               adopted: Set<Int>, windowClosed: Bool, listCoversWindow: Bool,
                               skewSeconds: Int64 = 2) -> LostAnswerDecision {
         let inWindow = candidates(createdAt: createdAt, latestDispatch: latestDispatch, actions: actions, adopted: adopted,
@@ -71,84 +71,12 @@ public enum ActionMatcher {
 /// The reconciler's verdict on a lost answer (see `ActionMatcher.decide`).
 public enum LostAnswerDecision: Sendable, Equatable {
     /// This action is the one the command caused: adopt it and follow it.
-    case adopt(HostingerActionRecord)
+    case adopt(HostingerAction)
     /// The window is still open: look again later.
     case wait
     /// It may have happened: actions in the window vpsgate cannot tie to it by name, or a
     /// list that does not reach back far enough. It stays `unknown`.
-    case ambiguous(candidates: [HostingerActionRecord])
+    case ambiguous(candidates: [HostingerAction])
     /// Hostinger's list of the whole window holds no action that could be it.
     case notApplied
-}
-
-/// One page of Hostinger's action list (`GET …/actions?page=N`, newest first).
-public struct HostingerActionPage: Sendable, Equatable {
-    public var actions: [HostingerActionRecord]
-    /// No page follows this one.
-    public var isLast: Bool
-
-    public init(actions: [HostingerActionRecord], isLast: Bool) {
-        self.actions = actions
-        self.isLast = isLast
-    }
-
-    /// Reads `{"data": [...], "meta": {"current_page", "per_page", "total"}}`; nil if it is not that shape.
-    public init?(json: JSONValue) {
-        guard let data = json["data"]?.arrayValue else { return nil }
-        actions = data.compactMap(HostingerActionRecord.init(json:))
-        let meta = json["meta"]
-        if let page = meta?["current_page"]?.intValue, let perPage = meta?["per_page"]?.intValue, let total = meta?["total"]?.intValue,
-            page > 0, perPage > 0 {
-            let (seen, overflow) = page.multipliedReportingOverflow(by: perPage)
-            isLast = overflow || seen >= total || data.isEmpty
-        } else {
-            isLast = true
-        }
-    }
-
-    /// Whether this page holds an action created before `seconds` (so, newest first, the
-    /// pages read so far cover everything since then).
-    public func reachesBack(to seconds: Int64) -> Bool {
-        actions.contains { ($0.createdAtSeconds ?? .max) < seconds }
-    }
-}
-
-/// An action as read from Hostinger's list, with its creation time parsed.
-public struct HostingerActionRecord: Sendable, Equatable {
-    public var id: Int
-    public var name: String
-    public var state: String
-    public var createdAtSeconds: Int64?
-
-    public init(id: Int, name: String, state: String, createdAt: String?) {
-        self.id = id
-        self.name = name
-        self.state = state
-        self.createdAtSeconds = createdAt.flatMap(Timestamp.secondsSinceEpoch)
-    }
-
-    public init?(json: JSONValue) {
-        guard let id = json["id"]?.intValue, let state = json["state"]?.stringValue else { return nil }
-        self.init(id: id, name: json["name"]?.stringValue ?? "", state: state, createdAt: json["created_at"]?.stringValue)
-    }
-
-    public var isTerminal: Bool { state == "success" || state == "error" }
-
-    /// `{"id", "name", "state"}`, as operations and drift rows name an action.
-    public var json: JSONValue {
-        .object([("id", .number(String(id))), ("name", .string(name)), ("state", .string(state))])
-    }
-}
-
-extension Timestamp {
-    /// Seconds since the epoch for `2026-11-26T17:04:34Z` (fractions and `+00:00` accepted).
-    public static func secondsSinceEpoch(_ text: String) -> Int64? {
-        let characters = Array(text.utf8)
-        guard characters.count >= 19, characters[4] == UInt8(ascii: "-"), characters[10] == UInt8(ascii: "T") else { return nil }
-        func number(_ range: Range<Int>) -> Int64? { Int64(String(decoding: characters[range], as: UTF8.self)) }
-        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
-            let minute = number(14..<16), let second = number(17..<19), (1...12).contains(month), (1...31).contains(day)
-        else { return nil }
-        return RetryAfter.daysFromCivil(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second
-    }
 }

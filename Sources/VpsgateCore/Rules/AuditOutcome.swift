@@ -1,0 +1,18 @@
+/// What an audit row says happened (SPEC section 9). Every outcome vpsgate writes is one of
+/// these; the text is what operators query.
+public enum AuditOutcome: String, Sendable, CaseIterable {
+    // A request's final row, when it ends before Hostinger.
+    case invalid, denied, unavailable, validated, replayed, conflict, busy
+    case notFound = "not_found"
+    // A dispatched command's final row.
+    case accepted, unknown
+    case upstreamError = "upstream_error"
+    case upstreamRejected = "upstream_rejected"
+    // The row written before Hostinger is called.
+    case received
+    // Completion rows (a read that saw the action end) and the reconciler's rows.
+    case succeeded, failed, adopted, ambiguous, stale
+    case notApplied = "not_applied"
+    case actionUnknown = "action_unknown"
+    case vpsNotFound = "vps_not_found"
+}

@@ -1,0 +1,94 @@
+/// What `begin_command` decided for a keyed command (SPEC sections 6 and 8).
+///
+/// Which of these applies is decided in one place, the SQL function `begin_command`: the
+/// decision must be atomic with the key's row and the VPS's busy slot. What each decision
+/// means — the HTTP status, the problem and the audit outcome — is declared here, once, and
+/// handed to that function with every call (`BeginDecision.Kind.auditAnswers`), so that the
+/// audit row it writes and the answer vpsgate sends cannot disagree.
+public enum BeginDecision: Sendable, Equatable {
+    /// A new operation, recorded at `createdAt` (database clock, microseconds): call Hostinger.
+    case proceed(createdAt: Int64)
+    /// The key's stored answer, sent again.
+    case replay(StoredAnswer)
+    /// The key's first request is still being processed.
+    case inUse
+    /// The key was used for a different request (method, path or body).
+    case reused
+    /// Another operation on the VPS is not finished yet.
+    case busy(blockingOperation: String)
+
+    public enum Kind: String, Sendable, CaseIterable {
+        case proceed, replay, reused, busy
+        case inUse = "in_use"
+    }
+
+    public var kind: Kind {
+        switch self {
+        case .proceed: .proceed
+        case .replay: .replay
+        case .inUse: .inUse
+        case .reused: .reused
+        case .busy: .busy
+        }
+    }
+}
+
+/// An answer stored under an idempotency key.
+public struct StoredAnswer: Sendable, Equatable {
+    public var status: Int
+    public var location: String?
+    public var body: [UInt8]
+
+    public init(status: Int, location: String?, body: [UInt8]) {
+        self.status = status
+        self.location = location
+        self.body = body
+    }
+}
+
+extension BeginDecision.Kind {
+    /// The audit outcome of the request's final row, written by `begin_command` in the same
+    /// transaction (nil for `proceed`: that row is written once Hostinger has answered).
+    public var auditOutcome: AuditOutcome? {
+        switch self {
+        case .proceed: nil
+        case .replay: .replayed
+        case .inUse, .reused: .conflict
+        case .busy: .busy
+        }
+    }
+
+    /// The problem vpsgate answers with, and the seconds worth waiting before a retry (nil:
+    /// no problem, or a retry cannot help).
+    public func problem(vps: Int, blocking: String?, instance: String) -> (Problem, retryAfterSeconds: Int?)? {
+        switch self {
+        case .proceed, .replay:
+            return nil
+        case .inUse:
+            return (Problem(.idempotencyKeyInUse, status: 409, title: "Idempotency-Key in use",
+                            detail: "A request with this key is still being processed.", instance: instance), 1)
+        case .reused:
+            return (Problem(.idempotencyKeyReused, status: 422, title: "Idempotency-Key reused",
+                            detail: "This key was used for a different request (method, path or body).", instance: instance), nil)
+        case .busy:
+            let blocking = blocking ?? "unknown"
+            var problem = Problem(.vpsBusy, status: 409, title: "VPS busy",
+                                  detail: "Operation \(blocking) on VPS \(vps) is not finished yet.", instance: instance)
+            problem.extensions = [("operation_id", blocking), ("operation", "/v1/operations/\(blocking)")]
+            return (problem, 5)
+        }
+    }
+
+    /// What `begin_command` writes in the final audit row of each decision it answers
+    /// itself: `{"replay": {"outcome": "replayed"}, "in_use": {"outcome": …, "http_status": …,
+    /// "problem_type": …}, …}`. A replay's status is the stored answer's.
+    public static let auditAnswers: JSONValue = .object(allCases.compactMap { kind in
+        guard let outcome = kind.auditOutcome else { return nil }
+        var members: [(String, JSONValue)] = [("outcome", .string(outcome.rawValue))]
+        if let (problem, _) = kind.problem(vps: 0, blocking: nil, instance: "") {
+            members.append(("http_status", .number(String(problem.status))))
+            members.append(("problem_type", .string(Problem.typePrefix + problem.code.rawValue)))
+        }
+        return (kind.rawValue, .object(members))
+    })
+}

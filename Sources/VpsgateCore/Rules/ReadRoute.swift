@@ -1,0 +1,84 @@
+/// Every route that only reads: the one table that routing, metric labels and the OpenAPI
+/// document are built from.
+public enum ReadRoute: String, CaseIterable, Sendable {
+    case listVPS = "/v1/vps"
+    case getVPS = "/v1/vps/{id}"
+    case vpsActions = "/v1/vps/{id}/actions"
+    case listOperations = "/v1/operations"
+    case getOperation = "/v1/operations/{operationId}"
+    case healthz = "/healthz"
+    case readyz = "/readyz"
+    case openAPI = "/openapi.json"
+    case metrics = "/metrics"
+
+    public var path: String { rawValue }
+
+    /// The service's own routes, outside `/v1` (no principal needed).
+    public var isService: Bool { !path.hasPrefix("/v1/") }
+
+    /// The bounded metric label: `GET /v1/vps/{id}`, or the path of a service route.
+    public var label: String { isService ? path : "GET " + path }
+
+    /// The route whose template `path` fits, with its one id segment (VPS or operation id,
+    /// not yet validated), if any.
+    public static func match(_ path: String) -> (route: ReadRoute, id: Substring?)? {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        for route in allCases {
+            let template = route.templateSegments
+            guard template.count == segments.count else { continue }
+            var id: Substring?
+            var matched = true
+            for (pattern, segment) in zip(template, segments) {
+                if pattern.hasPrefix("{") {
+                    guard !segment.isEmpty else { matched = false; break }
+                    id = segment
+                } else if pattern != segment {
+                    matched = false
+                    break
+                }
+            }
+            if matched { return (route, id) }
+        }
+        return nil
+    }
+
+    private var templateSegments: [Substring] { path.split(separator: "/", omittingEmptySubsequences: false) }
+
+    /// The OpenAPI description: summary, 200 schema and query parameters.
+    public var summary: String {
+        switch self {
+        case .listVPS: "VPS from Hostinger, filtered to the caller's grants (vps:read)."
+        case .getVPS: "One VPS from Hostinger (vps:read)."
+        case .vpsActions: "Hostinger's action list for the VPS (vps:read)."
+        case .listOperations: "Operations the caller may see, newest first."
+        case .getOperation: "One operation, refreshed from Hostinger while it is not terminal."
+        case .healthz: "Liveness."
+        case .readyz: "Readiness: database reachable and schema current."
+        case .openAPI: "This document."
+        case .metrics: "Prometheus text format; nginx exposes it on an internal listener only."
+        }
+    }
+
+    public var schema: String {
+        switch self {
+        case .listVPS: "VirtualMachineList"
+        case .getVPS: "VirtualMachine"
+        case .vpsActions: "ActionPage"
+        case .listOperations: "OperationPage"
+        case .getOperation: "Operation"
+        case .healthz, .readyz: "Health"
+        case .openAPI: "Document"
+        case .metrics: "Metrics"
+        }
+    }
+
+    public var query: [(name: String, type: String, summary: String)] {
+        switch self {
+        case .vpsActions: [("page", "integer", "Page number, from 1.")]
+        case .listOperations:
+            [("vps", "integer", "Only this VPS."), ("state", "string", "Only this state."),
+             ("limit", "integer", "1 to 200, default 50."), ("before", "string", "Continue after this operation id.")]
+        default: []
+        }
+    }
+}

@@ -1,0 +1,75 @@
+/// What the reconciler does with one leased operation (SPEC section 5), decided from what
+/// Hostinger showed. Pure: the reconciler reads Hostinger, asks here, and applies the step.
+public enum ReconcileStep: Sendable, Equatable {
+    /// Move the operation (and apply the transition's effects).
+    case apply(OperationTransition)
+    /// Look again after `delayMilliseconds`, recording the action's state if one was read;
+    /// `reason`: why nothing could be concluded (logged), nil when it is simply not done yet.
+    case later(delayMilliseconds: Int, actionState: String?, reason: String?)
+}
+
+/// What reading an operation's action from Hostinger gave.
+public enum ActionRead: Sendable, Equatable {
+    case found(HostingerAction)
+    /// A 404 for the action, with the VM still there.
+    case actionMissing(message: String?)
+    /// A 404 for the VM itself.
+    case vpsGone(message: String?)
+    /// No usable answer (transport, 5xx, breaker): says nothing about the operation.
+    case failed(String)
+}
+
+public enum ReconcileDecision {
+    /// The pause before the `checks`-th look at an operation still open: 1 s doubling to 10 s.
+    public static func backoffMilliseconds(checks: Int) -> Int { min(1000 << min(max(checks - 1, 0), 4), 10_000) }
+
+    /// An operation that knows its action: follow it.
+    public static func following(_ operation: OperationRecord, read: ActionRead, checks: Int) -> ReconcileStep {
+        let event: OperationEvent
+        switch read {
+        case .found(let action):
+            event = .actionObserved(action)
+            if let transition = OperationLifecycle.next(operation, on: event) { return .apply(transition) }
+            return .later(delayMilliseconds: backoffMilliseconds(checks: checks), actionState: action.state, reason: nil)
+        case .actionMissing(let message): event = .actionUnknown(message: message)
+        case .vpsGone(let message): event = .vpsGone(message: message)
+        case .failed(let why):
+            return .later(delayMilliseconds: backoffMilliseconds(checks: checks), actionState: nil, reason: "action read failed: \(why)")
+        }
+        return OperationLifecycle.next(operation, on: event).map(ReconcileStep.apply)
+            ?? .later(delayMilliseconds: backoffMilliseconds(checks: checks), actionState: nil, reason: nil)
+    }
+
+    /// An operation whose answer was lost, after `ActionMatcher.decide` looked at Hostinger's list.
+    public static func lostAnswer(_ operation: OperationRecord, decision: LostAnswerDecision, listCoversWindow: Bool,
+                                  checks: Int) -> ReconcileStep {
+        let event: OperationEvent
+        switch decision {
+        case .adopt(let action): event = .adopted(action)
+        case .notApplied: event = .notApplied
+        case .ambiguous(let candidates): event = .ambiguous(candidates: candidates, listCoversWindow: listCoversWindow)
+        case .wait: return .later(delayMilliseconds: backoffMilliseconds(checks: checks), actionState: nil, reason: nil)
+        }
+        if let transition = OperationLifecycle.next(operation, on: event) { return .apply(transition) }
+        // Already in doubt for the same reason: it stays so, and is looked at now and then
+        // (an action may still be adopted by name), never declared not applied.
+        return .later(delayMilliseconds: OperationLifecycle.ambiguousRecheckMilliseconds, actionState: nil, reason: nil)
+    }
+}
+
+/// The drift scan's verdict on one action from Hostinger's list.
+public enum DriftScan {
+    /// An action no operation holds is unclaimed; a terminal one that contradicts its
+    /// terminal operation is a state mismatch; anything else is no drift.
+    public static func drift(action: HostingerAction, linked operation: OperationRecord?) -> Drift? {
+        guard let operation else {
+            return Drift(.unclaimedAction, actionID: action.id, vpsgate: nil, hostinger: .object([
+                ("id", .number(String(action.id))), ("name", .string(action.name)), ("state", .string(action.state)),
+            ]))
+        }
+        let expected = OperationState.following(actionState: action.state)
+        guard operation.state.isTerminal, action.isTerminal, expected != operation.state else { return nil }
+        return Drift(.stateMismatch, actionID: action.id, vpsgate: .object([("state", .string(operation.state.rawValue))]),
+                     hostinger: .object([("action_state", .string(action.state))]))
+    }
+}

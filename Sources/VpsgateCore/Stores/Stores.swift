@@ -1,0 +1,312 @@
+/// What vpsgate needs from its database, as the core sees it: records and the decisions
+/// that must be atomic with them. `VpsgateStore` implements these over PostgreSQL (and owns
+/// every SQL statement); the unit tests implement them in memory.
+///
+/// Each store belongs to one thread (a FastCGI worker, the reconciler, the housekeeper),
+/// like the connection behind it.
+
+/// A store failure: the database could not be reached or refused the statement.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    /// The database is unreachable or restarting: worth a 503 and a retry.
+    public var isUnavailable: Bool
+    public var description: String
+
+    public init(unavailable: Bool, _ description: String) {
+        self.isUnavailable = unavailable
+        self.description = description
+    }
+}
+
+/// The records behind a command request.
+public protocol CommandStore {
+    /// One durable transaction before Hostinger is called: takes the key and the VPS's slot
+    /// and records the operation with its `received` audit row, or answers from what the
+    /// key holds (and writes that request's final audit row). The decision is made here.
+    func begin(_ request: BeginRequest) throws(StoreError) -> BeginDecision
+    /// Records the end of a dispatched command: the operation's transition, the answer kept
+    /// under the key (or the key freed), the final audit row. Safe to repeat. A write the
+    /// database does not take now is kept and written later: no outcome is lost.
+    func finish(_ record: FinishRecord) -> FinishWrite
+    /// The open operation blocking `vps` (younger than the busy bound), if any.
+    func activeOperation(vps: Int, busyBoundSeconds: Int) throws(StoreError) -> String?
+}
+
+/// Whether `CommandStore.finish` reached the database.
+public enum FinishWrite: Sendable, Equatable {
+    case recorded
+    /// Kept in memory and retried; `reason` for the log.
+    case deferred(reason: String)
+}
+
+/// Operations as clients read them, and their settling.
+public protocol OperationStore {
+    func operation(id: String) throws(StoreError) -> OperationRecord?
+    /// Newest first, within `filter`.
+    func operations(_ filter: OperationFilter) throws(StoreError) -> [OperationRecord]
+    /// Claims the right to read Hostinger for an open operation now: true at most once per
+    /// `intervalMilliseconds` across every instance.
+    func claimRefresh(id: String, intervalMilliseconds: Int) throws(StoreError) -> Bool
+    /// Applies `transition` to `operation` if it is still in the state it was read in (and
+    /// leased to `leaseOwner`, when given), with its effects and `audit`, in one transaction.
+    /// Returns the operation as stored after it, or nil when someone else moved it first.
+    func settle(_ operation: OperationRecord, _ transition: OperationTransition, audit: AuditEntry,
+                leaseOwner: String?) throws(StoreError) -> OperationRecord?
+    /// Records an open operation's action state (no transition, no audit row).
+    func recordProgress(_ operation: OperationRecord, actionState: String) throws(StoreError)
+}
+
+/// Tokens and grants.
+public protocol AuthorizationStore {
+    /// The principal of an active token, by the token's hash.
+    func principal(tokenHash: String) throws(StoreError) -> String?
+    /// The permissions `principal` holds on `vps` through unexpired grants (empty: no grant).
+    func permissions(_ principal: String, vps: Int) throws(StoreError) -> Set<Permission>
+    /// Which VPS `principal` may read.
+    func readableScope(_ principal: String) throws(StoreError) -> ReadScope
+}
+
+/// The audit trail's rows that are not part of another record's transaction.
+public protocol AuditStore {
+    func record(_ entry: AuditEntry) throws(StoreError)
+}
+
+/// What `/readyz`, `/metrics` and the benchmark read.
+public protocol HealthStore {
+    /// Whether every migration this build knows is applied.
+    func schema() throws(StoreError) -> SchemaState
+    func gauges() throws(StoreError) -> DatabaseGauges
+    /// The benchmark's floor: one durable single-row insert.
+    func insertBenchmarkRow() throws(StoreError)
+}
+
+/// Everything a FastCGI worker uses.
+public typealias ResponderStore = CommandStore & OperationStore & AuthorizationStore & AuditStore & HealthStore
+
+/// The reconciler's records: leases over open operations, drift, the scan's watermark.
+public protocol ReconcilerStore: OperationStore {
+    /// Flags open operations older than the busy bound (they stop blocking their VPS) and
+    /// writes a `stale` row for each; returns them.
+    func flagStale(busyBoundSeconds: Int) throws(StoreError) -> [OperationRecord]
+    /// Leases up to `limit` open operations due for a check (accepted ones only after
+    /// `graceMilliseconds`), with how often each was checked, and the database's clock.
+    func claim(owner: String, leaseSeconds: Int, graceMilliseconds: Int, limit: Int) throws(StoreError) -> Claim
+    /// Lets go of a leased operation until `delayMilliseconds` from now, recording its action state.
+    func reschedule(_ operation: OperationRecord, owner: String, delayMilliseconds: Int, actionState: String?) throws(StoreError)
+    func recordDrift(_ drift: Drift, vps: Int, operationID: String?) throws(StoreError)
+    /// The operations that hold any of these Hostinger action ids, by action id.
+    func operations(holdingActions ids: [Int]) throws(StoreError) -> [Int: OperationRecord]
+    /// Leases the drift scan (one instance at a time): its watermark and the database's clock.
+    func leaseScan(owner: String) throws(StoreError) -> ScanLease?
+    /// The VPS with operations in the last hour.
+    func recentlyChangedVPS() throws(StoreError) -> [Int]
+    /// Ends the scan; moves the watermark to `watermarkSeconds` when given.
+    func releaseScan(owner: String, watermarkSeconds: Int64?) throws(StoreError)
+}
+
+// MARK: - Values
+
+/// The request's identity as the audit trail records it.
+public struct RequestIdentity: Sendable, Equatable {
+    public var correlationID: String
+    public var traceID: String?
+    public var principal: String?
+    public var authType: String?
+    public var clientAddress: String?
+    public var userAgent: String?
+    public var method: String?
+    public var path: String?
+
+    public init(correlationID: String, traceID: String? = nil, principal: String? = nil, authType: String? = nil,
+                clientAddress: String? = nil, userAgent: String? = nil, method: String? = nil, path: String? = nil) {
+        self.correlationID = correlationID
+        self.traceID = traceID
+        self.principal = principal
+        self.authType = authType
+        self.clientAddress = clientAddress
+        self.userAgent = userAgent
+        self.method = method
+        self.path = path
+    }
+}
+
+/// One row of `audit_events` (SPEC section 9). The database stamps its time, id and instance.
+public struct AuditEntry: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        /// A request's one final row.
+        case final
+        /// A read saw the operation's action end.
+        case completion
+        /// The reconciler moved an operation.
+        case reconciler
+    }
+
+    public var kind: Kind
+    public var outcome: AuditOutcome
+    public var identity: RequestIdentity
+    public var command: String?
+    public var vpsID: Int?
+    /// The body as audited: secrets redacted, undeclared fields named only.
+    public var requestParameters: JSONValue?
+    public var idempotencyKey: String?
+    public var operationID: String?
+    public var httpStatus: Int?
+    public var problemType: String?
+    public var hostingerStatus: Int?
+    public var hostingerCorrelationID: String?
+    public var hostingerActionID: Int?
+    public var durationMilliseconds: Double?
+
+    public init(_ kind: Kind = .final, outcome: AuditOutcome, identity: RequestIdentity, command: String? = nil, vpsID: Int? = nil) {
+        self.kind = kind
+        self.outcome = outcome
+        self.identity = identity
+        self.command = command
+        self.vpsID = vpsID
+    }
+
+    /// The reconciler's row for `operation`: the request's correlation id and principal.
+    public static func reconciler(_ operation: OperationRecord, outcome: AuditOutcome) -> AuditEntry {
+        var entry = AuditEntry(.reconciler, outcome: outcome, identity: RequestIdentity(
+            correlationID: operation.correlationID, principal: operation.requestedBy, authType: "reconciler"),
+            command: operation.command, vpsID: operation.vpsID)
+        entry.idempotencyKey = operation.idempotencyKey
+        entry.operationID = operation.id
+        entry.hostingerActionID = operation.actionID
+        return entry
+    }
+}
+
+/// What `begin_command` needs.
+public struct BeginRequest: Sendable {
+    public var principal: String
+    public var key: String
+    /// Fingerprints under every secret key (the first is stored), and the legacy one.
+    public var fingerprints: [String]
+    public var vpsID: Int
+    public var command: String
+    public var operationID: String
+    public var busyBoundSeconds: Int
+    /// The audit row's request members (`command`, `vps_id`, `outcome` come from the above).
+    public var audit: AuditEntry
+
+    public init(principal: String, key: String, fingerprints: [String], vpsID: Int, command: String, operationID: String,
+                busyBoundSeconds: Int, audit: AuditEntry) {
+        self.principal = principal
+        self.key = key
+        self.fingerprints = fingerprints
+        self.vpsID = vpsID
+        self.command = command
+        self.operationID = operationID
+        self.busyBoundSeconds = busyBoundSeconds
+        self.audit = audit
+    }
+}
+
+/// The end of a dispatched command, as `finish_command` records it.
+public struct FinishRecord: Sendable {
+    public var principal: String
+    public var key: String
+    /// The operation as the command leaves it (state, action, error, times).
+    public var operation: OperationRecord
+    public var keyEffect: KeyEffect
+    /// The answer kept under the key.
+    public var answer: StoredAnswer
+    public var audit: AuditEntry
+
+    public init(principal: String, key: String, operation: OperationRecord, keyEffect: KeyEffect, answer: StoredAnswer,
+                audit: AuditEntry) {
+        self.principal = principal
+        self.key = key
+        self.operation = operation
+        self.keyEffect = keyEffect
+        self.answer = answer
+        self.audit = audit
+    }
+}
+
+/// `GET /v1/operations` filters.
+public struct OperationFilter: Sendable, Equatable {
+    /// The VPS the reader may read (nil: all).
+    public var readable: Set<Int>?
+    public var vpsID: Int?
+    public var state: OperationState?
+    /// Only operations older than this one (keyset pagination).
+    public var before: String?
+    public var limit: Int
+
+    public init(readable: Set<Int>?, vpsID: Int? = nil, state: OperationState? = nil, before: String? = nil, limit: Int = 50) {
+        self.readable = readable
+        self.vpsID = vpsID
+        self.state = state
+        self.before = before
+        self.limit = limit
+    }
+}
+
+/// Which VPS a principal may read: every one (a `*` grant), or these.
+public struct ReadScope: Sendable, Equatable {
+    public var all: Bool
+    public var ids: Set<Int>
+
+    public init(all: Bool, ids: Set<Int>) {
+        self.all = all
+        self.ids = ids
+    }
+
+    public func contains(_ vps: Int) -> Bool { all || ids.contains(vps) }
+}
+
+/// The reconciler's lease of operations to check.
+public struct Claim: Sendable {
+    public var operations: [(operation: OperationRecord, checks: Int)]
+    /// The database's clock when it leased them (microseconds since the epoch; nil when none).
+    public var now: Int64?
+
+    public init(operations: [(operation: OperationRecord, checks: Int)], now: Int64?) {
+        self.operations = operations
+        self.now = now
+    }
+}
+
+/// The drift scan's lease.
+public struct ScanLease: Sendable, Equatable {
+    /// Actions created before this were scanned already (seconds since the epoch).
+    public var watermarkSeconds: Int64
+    /// The database's clock (microseconds since the epoch).
+    public var now: Int64
+
+    public init(watermarkSeconds: Int64, now: Int64) {
+        self.watermarkSeconds = watermarkSeconds
+        self.now = now
+    }
+}
+
+/// The database's schema as `/readyz` sees it.
+public enum SchemaState: Sendable, Equatable {
+    case current
+    /// Some migration this build knows is not applied.
+    case behind
+    /// No schema at all yet.
+    case absent
+}
+
+/// The database's gauges for `/metrics`.
+public struct DatabaseGauges: Sendable, Equatable {
+    public var operationsByState: [(state: OperationState, count: Int)]
+    public var oldestOpenSeconds: Double
+    public var stale: Int
+    public var unsealedAuditRows: Int
+
+    public init(operationsByState: [(state: OperationState, count: Int)], oldestOpenSeconds: Double, stale: Int, unsealedAuditRows: Int) {
+        self.operationsByState = operationsByState
+        self.oldestOpenSeconds = oldestOpenSeconds
+        self.stale = stale
+        self.unsealedAuditRows = unsealedAuditRows
+    }
+
+    public static func == (lhs: DatabaseGauges, rhs: DatabaseGauges) -> Bool {
+        lhs.operationsByState.map(\.state) == rhs.operationsByState.map(\.state)
+            && lhs.operationsByState.map(\.count) == rhs.operationsByState.map(\.count)
+            && lhs.oldestOpenSeconds == rhs.oldestOpenSeconds && lhs.stale == rhs.stale && lhs.unsealedAuditRows == rhs.unsealedAuditRows
+    }
+}

@@ -1,0 +1,174 @@
+import Postgres
+import VpsgateCore
+
+/// The command path's two round trips: `begin_command` and `finish_command` (SPEC sections 6 and 8).
+extension PostgresStore: CommandStore {
+    /// What each decision `begin_command` answers itself means, as it is passed to it.
+    static let auditAnswers = BeginDecision.Kind.auditAnswers.text()
+
+    public func begin(_ request: BeginRequest) throws(StoreError) -> BeginDecision {
+        let elapsed = request.audit.durationMilliseconds ?? 0
+        let audit = request.audit.requestJSON(extra: [("elapsed_ms", .number(String(elapsed)))]).text()
+        let query: PostgresQuery = """
+            SELECT * FROM begin_command(\(request.principal), \(request.key), \(SQLText.array(request.fingerprints))::text[],
+                \(request.vpsID), \(request.command), \(request.operationID)::uuid, \(request.audit.identity.correlationID),
+                make_interval(secs => \(request.busyBoundSeconds)), \(audit)::jsonb, \(Self.auditAnswers)::jsonb)
+            """
+        return try run { () throws(PostgresError) in
+            guard let row = try database.query(query.preparedOnce()).first else {
+                throw PostgresError(.decoding, "begin_command returned nothing")
+            }
+            let decision = try row.decode(String.self, "decision")
+            switch BeginDecision.Kind(rawValue: decision) {
+            case .proceed?:
+                return .proceed(createdAt: Int64(try row.decode(Int.self, "created_us")))
+            case .replay?:
+                return .replay(StoredAnswer(status: try row.decode(Int.self, "response_status"),
+                                            location: try row.decode(String?.self, "response_location"),
+                                            body: SQLText.bytes(fromBytea: try row.decode(String.self, "response_body"))))
+            case .inUse?:
+                return .inUse
+            case .reused?:
+                return .reused
+            case .busy?:
+                return .busy(blockingOperation: try row.decode(String.self, "blocking_operation"))
+            case nil:
+                throw PostgresError(.decoding, "begin_command decided \(decision)")
+            }
+        }
+    }
+
+    public func finish(_ record: FinishRecord) -> FinishWrite {
+        let operation = record.operation
+        let audit = record.audit.requestJSON(extra: [
+            ("outcome", .string(record.audit.outcome.rawValue)),
+            ("http_status", record.audit.httpStatus.map { .number(String($0)) } ?? .null),
+            ("problem_type", record.audit.problemType.map { .string($0) } ?? .null),
+            ("duration_ms", record.audit.durationMilliseconds.map { .number(String($0)) } ?? .null),
+        ]).text()
+        let query: PostgresQuery = """
+            SELECT finish_command(\(record.principal), \(record.key), \(operation.id)::uuid, \(operation.state.rawValue),
+                \(operation.actionID), \(operation.actionName), \(operation.actionState), \(operation.error?.text())::jsonb,
+                \(operation.updatedAt), \(record.keyEffect == .store), \(record.answer.status), \(record.answer.location),
+                \(SQLText.bytea(record.answer.body))::bytea, \(audit)::jsonb)
+            """
+        var write = FinishWrite.recorded
+        do {
+            try database.queryRetrying(query.preparedOnce())
+        } catch {
+            // Hostinger has acted and the client gets its answer; the record of it waits in
+            // memory and is written as soon as the database takes writes again.
+            pending.add(query, operationID: operation.id, logger: logger)
+            write = .deferred(reason: error.description)
+        }
+        pending.drain(on: database, logger: logger)
+        return write
+    }
+
+    public func activeOperation(vps: Int, busyBoundSeconds: Int) throws(StoreError) -> String? {
+        let query: PostgresQuery = """
+            SELECT id::text AS id FROM operations
+            WHERE vps_id = \(vps) AND state = ANY(\(OperationRow.openStates)::text[])
+              AND created_at > clock_timestamp() - make_interval(secs => \(busyBoundSeconds))
+            ORDER BY created_at DESC LIMIT 1
+            """
+        return try run { () throws(PostgresError) in
+            try database.query(query.preparedOnce(), retryOnStaleConnection: true).first?.decode(String.self, "id")
+        }
+    }
+}
+
+/// Tokens and grants.
+extension PostgresStore: AuthorizationStore {
+    public func principal(tokenHash: String) throws(StoreError) -> String? {
+        let query: PostgresQuery = """
+            SELECT principal FROM api_tokens
+            WHERE token_hash = \(tokenHash) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+            """
+        return try run { () throws(PostgresError) in
+            try database.query(query.preparedOnce(), retryOnStaleConnection: true).first?.decode(String.self, "principal")
+        }
+    }
+
+    public func permissions(_ principal: String, vps: Int) throws(StoreError) -> Set<Permission> {
+        let query: PostgresQuery = """
+            SELECT DISTINCT rp.permission FROM grants g JOIN role_permissions rp ON rp.role = g.role
+            WHERE g.principal = \(principal) AND (g.vps_id IS NULL OR g.vps_id = \(vps))
+              AND (g.expires_at IS NULL OR g.expires_at > now())
+            """
+        return try run { () throws(PostgresError) in
+            var result = Set<Permission>()
+            for row in try database.query(query.preparedOnce(), retryOnStaleConnection: true) {
+                if let permission = Permission(rawValue: try row.decode(String.self, "permission")) { result.insert(permission) }
+            }
+            return result
+        }
+    }
+
+    public func readableScope(_ principal: String) throws(StoreError) -> ReadScope {
+        let query: PostgresQuery = """
+            SELECT DISTINCT g.vps_id FROM grants g JOIN role_permissions rp ON rp.role = g.role
+            WHERE g.principal = \(principal) AND rp.permission = \(Permission.read.rawValue)
+              AND (g.expires_at IS NULL OR g.expires_at > now())
+            """
+        return try run { () throws(PostgresError) in
+            var ids = Set<Int>()
+            for row in try database.query(query.preparedOnce(), retryOnStaleConnection: true) {
+                guard let id = try row.decode(Int?.self, "vps_id") else { return ReadScope(all: true, ids: []) }
+                ids.insert(id)
+            }
+            return ReadScope(all: false, ids: ids)
+        }
+    }
+}
+
+extension PostgresStore: AuditStore {
+    public func record(_ entry: AuditEntry) throws(StoreError) {
+        try run { () throws(PostgresError) in _ = try database.query(entry.query.preparedOnce()) }
+    }
+}
+
+extension PostgresStore: HealthStore {
+    public func schema() throws(StoreError) -> SchemaState {
+        do {
+            return try Migrator(migrations: migrations).isCurrent(on: database) ? .current : .behind
+        } catch where error.sqlState == .undefinedTable {
+            return .absent
+        } catch {
+            throw StoreError(error)
+        }
+    }
+
+    public func gauges() throws(StoreError) -> DatabaseGauges {
+        let byState: PostgresQuery = """
+            SELECT s.state, (SELECT count(*) FROM operations o WHERE o.state = s.state) AS n
+            FROM unnest(\(SQLText.array(OperationState.allCases.map(\.rawValue)))::text[]) AS s(state)
+            """
+        let lag: PostgresQuery = """
+            SELECT coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 AS lag,
+                   count(*) FILTER (WHERE stale) AS stale
+            FROM operations WHERE state = ANY(\(OperationRow.openStates)::text[])
+            """
+        let unsealed: PostgresQuery = """
+            SELECT count(*) AS n FROM audit_events WHERE id > coalesce((SELECT max(audit_id) FROM audit_seals), 0)
+            """
+        return try run { () throws(PostgresError) in
+            var states: [(state: OperationState, count: Int)] = []
+            for row in try database.query(byState.preparedOnce(), retryOnStaleConnection: true) {
+                if let state = OperationState(rawValue: try row.decode(String.self, "state")) {
+                    states.append((state, try row.decode(Int.self, "n")))
+                }
+            }
+            let open = try database.query(lag.preparedOnce()).first
+            let sealed = try database.query(unsealed.preparedOnce()).first
+            return DatabaseGauges(operationsByState: states, oldestOpenSeconds: try open?.decode(Double.self, "lag") ?? 0,
+                                  stale: try open?.decode(Int.self, "stale") ?? 0, unsealedAuditRows: try sealed?.decode(Int.self, "n") ?? 0)
+        }
+    }
+
+    public func insertBenchmarkRow() throws(StoreError) {
+        try run { () throws(PostgresError) in
+            _ = try database.query(PostgresQuery(stringLiteral: "INSERT INTO bench_floor DEFAULT VALUES").preparedOnce())
+        }
+    }
+}

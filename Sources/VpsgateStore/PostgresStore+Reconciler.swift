@@ -1,0 +1,116 @@
+import Postgres
+import VpsgateCore
+
+/// The reconciler's leases, drift rows and scan watermark (SPEC section 5).
+extension PostgresStore: ReconcilerStore {
+    public func flagStale(busyBoundSeconds: Int) throws(StoreError) -> [OperationRecord] {
+        let query = PostgresQuery(unsafeSQL: """
+            UPDATE operations SET stale = true
+            WHERE state = ANY($2::text[]) AND NOT stale AND created_at < clock_timestamp() - make_interval(secs => $1)
+            RETURNING \(OperationRow.columns)
+            """, binds: [String(busyBoundSeconds), OperationRow.openStates])
+        return try transaction { database in
+            let stale = try database.query(query.preparedOnce()).map(OperationRow.decode)
+            for operation in stale {
+                try database.query(AuditEntry.reconciler(operation, outcome: .stale).query.preparedOnce())
+            }
+            return stale
+        }
+    }
+
+    public func claim(owner: String, leaseSeconds: Int, graceMilliseconds: Int, limit: Int) throws(StoreError) -> Claim {
+        let claim = PostgresQuery(unsafeSQL: """
+            UPDATE operations SET lease_owner = $1, lease_until = clock_timestamp() + make_interval(secs => $2), checks = checks + 1
+            WHERE id IN (
+                SELECT id FROM operations
+                WHERE state = ANY($5::text[])
+                  AND next_check_at <= clock_timestamp()
+                  AND (lease_until IS NULL OR lease_until < clock_timestamp())
+                  AND (state <> 'accepted' OR created_at < clock_timestamp() - make_interval(secs => $3))
+                ORDER BY next_check_at LIMIT $4
+                FOR UPDATE SKIP LOCKED)
+            RETURNING \(OperationRow.columns), checks, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us
+            """, binds: [owner, String(leaseSeconds), String(Double(graceMilliseconds) / 1000), String(limit), OperationRow.openStates])
+        return try run { () throws(PostgresError) in
+            let rows = try database.query(claim.preparedOnce())
+            return Claim(operations: try rows.map { row throws(PostgresError) in (try OperationRow.decode(row), try row.decode(Int.self, "checks")) },
+                         now: try rows.first?.decode(Int64.self, "now_us"))
+        }
+    }
+
+    public func reschedule(_ operation: OperationRecord, owner: String, delayMilliseconds: Int, actionState: String?) throws(StoreError) {
+        let query: PostgresQuery = """
+            UPDATE operations SET lease_owner = NULL, lease_until = NULL,
+                next_check_at = clock_timestamp() + make_interval(secs => \(Double(delayMilliseconds) / 1000)),
+                hostinger_action_state = coalesce(\(actionState), hostinger_action_state)
+            WHERE id = \(operation.id)::uuid AND lease_owner = \(owner)
+            """
+        try run { () throws(PostgresError) in _ = try database.query(query.preparedOnce()) }
+    }
+
+    public func recordDrift(_ drift: Drift, vps: Int, operationID: String?) throws(StoreError) {
+        try run { () throws(PostgresError) in _ = try database.query(Self.driftQuery(drift, vps: vps, operationID: operationID).preparedOnce()) }
+    }
+
+    public func operations(holdingActions ids: [Int]) throws(StoreError) -> [Int: OperationRecord] {
+        guard !ids.isEmpty else { return [:] }
+        let query = PostgresQuery(unsafeSQL: "SELECT \(OperationRow.columns) FROM operations WHERE hostinger_action_id = ANY($1::bigint[])",
+                                  binds: [SQLText.array(ids)])
+        return try run { () throws(PostgresError) in
+            var result: [Int: OperationRecord] = [:]
+            for row in try database.query(query.preparedOnce()) {
+                let operation = try OperationRow.decode(row)
+                if let id = operation.actionID { result[id] = operation }
+            }
+            return result
+        }
+    }
+
+    public func leaseScan(owner: String) throws(StoreError) -> ScanLease? {
+        let lease: PostgresQuery = """
+            UPDATE reconciler_scans SET lease_owner = \(owner), lease_until = clock_timestamp() + interval '60 seconds'
+            WHERE name = 'unclaimed_actions' AND (lease_until IS NULL OR lease_until < clock_timestamp())
+            RETURNING (extract(epoch FROM watermark))::bigint AS watermark, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us
+            """
+        return try run { () throws(PostgresError) in
+            guard let row = try database.query(lease.preparedOnce()).first else { return nil }
+            return ScanLease(watermarkSeconds: try row.decode(Int64.self, "watermark"), now: try row.decode(Int64.self, "now_us"))
+        }
+    }
+
+    public func recentlyChangedVPS() throws(StoreError) -> [Int] {
+        let query: PostgresQuery = "SELECT DISTINCT vps_id FROM operations WHERE created_at > clock_timestamp() - interval '1 hour'"
+        return try run { () throws(PostgresError) in try database.query(query.preparedOnce()).map { row throws(PostgresError) in try row.decode(Int.self, "vps_id") } }
+    }
+
+    public func releaseScan(owner: String, watermarkSeconds: Int64?) throws(StoreError) {
+        let release: PostgresQuery = """
+            UPDATE reconciler_scans SET lease_owner = NULL, lease_until = NULL,
+                watermark = coalesce('epoch'::timestamptz + \(watermarkSeconds) * interval '1 second', watermark)
+            WHERE name = 'unclaimed_actions' AND lease_owner = \(owner)
+            """
+        try run { () throws(PostgresError) in _ = try database.query(release.preparedOnce()) }
+    }
+}
+
+/// The housekeeper's statements.
+extension PostgresStore {
+    /// Deletes idempotency keys completed longer ago than `ttlSeconds`; returns how many.
+    public func purgeExpiredKeys(ttlSeconds: Int) throws(StoreError) -> Int {
+        let query: PostgresQuery = """
+            DELETE FROM idempotency_keys
+            WHERE state = 'completed' AND completed_at < now() - make_interval(secs => \(ttlSeconds))
+            """
+        return try run { () throws(PostgresError) in try database.query(query.preparedOnce()).affectedRows }
+    }
+
+    /// Writes the outcome writes that waited for the database.
+    public func drainPendingOutcomes() {
+        pending.drain(on: database, logger: logger)
+    }
+
+    /// Seals pending audit rows into the chain; returns how many.
+    public func sealAudit(keys: SecretKeyRing, horizonSeconds: Double) throws -> Int {
+        try AuditSealer(database: database, keys: keys).sealPending(horizonSeconds: horizonSeconds)
+    }
+}

@@ -1,0 +1,111 @@
+import Logging
+import Postgres
+import Testing
+import VpsgateCore
+import VpsgateStore
+
+/// `begin_command` and `finish_command` against PostgreSQL, through the store: the one place
+/// that decides proceed, replay, in use, reused and busy, and the audit row it writes with
+/// what vpsgate declared each decision means.
+@Suite(.serialized) struct CommandStoreTests {
+    let url: String
+    let store: PostgresStore
+    let database: PostgresConnection
+
+    init() throws {
+        url = try TestDatabase.makeFresh()
+        let migrations = try Migrator.load(directory: Self.migrationsDirectory)
+        database = PostgresConnection(url: url)
+        _ = try Migrator(migrations: migrations).migrate(on: database)
+        store = PostgresStore(url: url, applicationName: "vpsgate store-test", migrations: migrations, pending: PendingOutcomes(),
+                              logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    static var migrationsDirectory: String {
+        var parts = String(#filePath).split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)
+        return parts.joined(separator: "/") + "/Migrations"
+    }
+
+    func begin(key: String = "key-0001-abcd", fingerprint: String = "fp-a", vps: Int = 1001) throws -> BeginDecision {
+        var audit = AuditEntry(outcome: .received, identity: RequestIdentity(correlationID: "corr-\(key)", principal: "alice",
+                                                                             method: "POST", path: "/v1/vps/\(vps)/restart"))
+        audit.durationMilliseconds = 1.5
+        return try store.begin(BeginRequest(principal: "alice", key: key, fingerprints: [fingerprint], vpsID: vps, command: "vps.restart",
+                                            operationID: UUIDv4.generate(), busyBoundSeconds: 3600, audit: audit))
+    }
+
+    /// The final audit rows written so far: (outcome, status, problem type).
+    func finalRows() throws -> [[String]] {
+        try database.query("""
+            SELECT outcome, coalesce(http_status::text, '-') AS status, coalesce(problem_type, '-') AS problem
+            FROM audit_events WHERE kind = 'final' ORDER BY id
+            """).map { row in try ["outcome", "status", "problem"].map { try row.decode(String.self, $0) } }
+    }
+
+    func finish(_ decision: BeginDecision, key: String = "key-0001-abcd", effect: KeyEffect = .store) throws -> FinishWrite {
+        guard case .proceed(let createdAt) = decision else { throw PostgresError(.decoding, "not proceed") }
+        let id = try #require(try database.query("SELECT id::text AS id FROM operations WHERE idempotency_key = \(key)").first)
+            .decode(String.self, "id")
+        let operation = OperationRecord(id: id, vpsID: 1001, command: "vps.restart", state: effect == .release ? .failed : .running,
+                                        actionID: 9001, actionName: "ct_restart", actionState: "sent", requestedBy: "alice",
+                                        correlationID: "corr", idempotencyKey: key, createdAt: createdAt, updatedAt: createdAt + 1000)
+        var audit = AuditEntry(outcome: .accepted, identity: RequestIdentity(correlationID: "corr", principal: "alice"),
+                               command: "vps.restart", vpsID: 1001)
+        audit.httpStatus = 202
+        return store.finish(FinishRecord(principal: "alice", key: key, operation: operation, keyEffect: effect,
+                                         answer: StoredAnswer(status: 202, location: operation.location, body: operation.json()), audit: audit))
+    }
+
+    @Test func aNewKeyProceedsAndRecordsTheOperationAndItsReceivedRow() throws {
+        guard case .proceed(let createdAt) = try begin() else { Issue.record("expected proceed"); return }
+        #expect(createdAt > 1_700_000_000_000_000)
+        let received = try database.query("SELECT count(*) AS n FROM audit_events WHERE kind = 'received'").first?.decode(Int.self, "n")
+        #expect(received == 1)
+        #expect(try finalRows().isEmpty)
+    }
+
+    @Test func theSameKeyWhileInFlightIsInUseAndAudited() throws {
+        _ = try begin()
+        #expect(try begin() == .inUse)
+        #expect(try finalRows() == [["conflict", "409", "urn:vpsgate:problem:idempotency-key-in-use"]])
+    }
+
+    @Test func theSameKeyForAnotherRequestIsReused() throws {
+        _ = try begin()
+        #expect(try begin(fingerprint: "fp-b") == .reused)
+        #expect(try finalRows() == [["conflict", "422", "urn:vpsgate:problem:idempotency-key-reused"]])
+    }
+
+    @Test func aFinishedKeyReplaysItsStoredAnswerWithItsStatus() throws {
+        let first = try begin()
+        #expect(try finish(first) == .recorded)
+        guard case .replay(let stored) = try begin() else { Issue.record("expected replay"); return }
+        #expect(stored.status == 202)
+        #expect(stored.location?.hasPrefix("/v1/operations/") == true)
+        #expect(try finalRows().map { $0[0] } == ["accepted", "replayed"])
+        #expect(try finalRows().last?[1] == "202")
+    }
+
+    @Test func anotherKeyOnABusyVPSIsBusyAndTheKeyIsNotKept() throws {
+        _ = try begin()
+        guard case .busy(let blocking) = try begin(key: "key-0002-abcd") else { Issue.record("expected busy"); return }
+        #expect(UUIDv4.isValid(blocking))
+        #expect(try finalRows() == [["busy", "409", "urn:vpsgate:problem:vps-busy"]])
+        let kept = try database.query("SELECT count(*) AS n FROM idempotency_keys WHERE key = 'key-0002-abcd'").first?.decode(Int.self, "n")
+        #expect(kept == 0)
+    }
+
+    @Test func finishingTwiceRecordsTheAnswerOnce() throws {
+        let first = try begin()
+        #expect(try finish(first) == .recorded)
+        #expect(try finish(first) == .recorded)
+        #expect(try finalRows().count == 1)
+    }
+
+    @Test func aReleasedKeyStartsAFreshCommand() throws {
+        let first = try begin()
+        #expect(try finish(first, effect: .release) == .recorded)
+        guard case .proceed = try begin() else { Issue.record("a released key proceeds again"); return }
+    }
+}

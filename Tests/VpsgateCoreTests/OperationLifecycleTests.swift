@@ -1,0 +1,154 @@
+import Testing
+import VpsgateCore
+
+/// The operation lifecycle, row by row: state × event ⇒ state + effects.
+@Suite struct OperationLifecycleTests {
+    static let sent = HostingerAction(id: 9001, name: "ct_restart", state: "sent", createdAt: nil)
+    static let success = HostingerAction(id: 9001, name: "ct_restart", state: "success", createdAt: nil)
+    static let error = HostingerAction(id: 9001, name: "ct_restart", state: "error", createdAt: nil)
+
+    static func operation(_ state: OperationState, error: JSONValue? = nil) -> OperationRecord {
+        OperationRecord(id: "op", vpsID: 1001, command: "vps.restart", state: state, actionID: state == .running ? 9001 : nil,
+                        error: error, requestedBy: "alice", correlationID: "c", idempotencyKey: "k", createdAt: 0, updatedAt: 0)
+    }
+
+    static let events: [OperationEvent] = [
+        .dispatched(DispatchResult(outcome: .succeeded, status: 200, action: sent)), .actionObserved(success), .adopted(sent),
+        .notApplied, .ambiguous(candidates: [], listCoversWindow: true), .actionUnknown(message: nil), .vpsGone(message: nil),
+    ]
+
+    @Test(arguments: [OperationState.succeeded, .failed])
+    func aTerminalOperationNeverChanges(state: OperationState) {
+        for event in Self.events { #expect(OperationLifecycle.next(Self.operation(state), on: event) == nil) }
+    }
+
+    @Test(arguments: [
+        // state, event, ⇒ state, outcome, error reason, key effect, drift
+        (OperationState.running, OperationEvent.actionObserved(success), OperationState.succeeded, AuditOutcome.succeeded, nil as String?,
+         KeyEffect.completeIfInFlight, nil as Drift.Kind?),
+        (.running, .actionObserved(error), .failed, .failed, "action_error", .completeIfInFlight, nil),
+        (.unknown, .adopted(sent), .running, .adopted, nil, .completeIfInFlight, nil),
+        (.accepted, .adopted(success), .succeeded, .adopted, nil, .completeIfInFlight, nil),
+        (.unknown, .adopted(error), .failed, .adopted, "action_error", .completeIfInFlight, nil),
+        (.unknown, .notApplied, .failed, .notApplied, "not_applied", .completeIfInFlight, nil),
+        (.accepted, .ambiguous(candidates: [sent], listCoversWindow: true), .unknown, .ambiguous, "ambiguous", .completeIfInFlight, nil),
+        (.running, .actionUnknown(message: "gone"), .failed, .actionUnknown, "action_unknown", .completeIfInFlight, .actionUnknown),
+        (.running, .vpsGone(message: nil), .failed, .vpsNotFound, "vps_not_found", .completeIfInFlight, .vpsNotFound),
+        (.accepted, .dispatched(DispatchResult(outcome: .succeeded, status: 200, action: sent)), .running, .accepted, nil, .store, nil),
+        (.accepted, .dispatched(DispatchResult(outcome: .notSent)), .failed, .unavailable, "not_sent", .release, nil),
+    ])
+    func eachEventMovesTheOperationAsDeclared(from: OperationState, event: OperationEvent, to: OperationState, outcome: AuditOutcome,
+                                              reason: String?, key: KeyEffect, drift: Drift.Kind?) throws {
+        let transition = try #require(OperationLifecycle.next(Self.operation(from), on: event))
+        #expect(transition.state == to)
+        #expect(transition.outcome == outcome)
+        #expect(transition.error?["reason"]?.stringValue == reason)
+        #expect(transition.key == key)
+        #expect(transition.drift?.kind == drift)
+    }
+
+    @Test func anActionStillRunningIsNotATransition() {
+        #expect(OperationLifecycle.next(Self.operation(.running), on: .actionObserved(Self.sent)) == nil)
+    }
+
+    @Test func anOperationAlreadyInDoubtForTheSameReasonStaysAsItIs() {
+        let inDoubt = Self.operation(.unknown, error: .object([("reason", .string("ambiguous"))]))
+        #expect(OperationLifecycle.next(inDoubt, on: .ambiguous(candidates: [], listCoversWindow: false)) == nil)
+        #expect(OperationLifecycle.next(inDoubt, on: .notApplied)?.state == .failed)
+    }
+
+    @Test func aTransitionKeepsWhatItDoesNotChange() {
+        var operation = Self.operation(.running)
+        operation.actionName = "ct_restart"
+        operation.actionState = "sent"
+        let applied = OperationTransition(.failed, outcome: .failed).applied(to: operation)
+        #expect(applied.actionID == 9001 && applied.actionState == "sent")
+        #expect(applied.state == .failed)
+    }
+
+    @Test func theOpenStatesAreTheNonTerminalOnes() {
+        #expect(OperationState.open == [.accepted, .dispatched, .running, .unknown])
+    }
+}
+
+/// What a command's own Hostinger answer means: the operation's state, the client's answer,
+/// the audit outcome and the key.
+@Suite struct DispatchAnswerTests {
+    @Test(arguments: [
+        // outcome, status, auth, action state ⇒ state, outcome, key, reply status, retry-after
+        (CallOutcome.succeeded, 200 as Int?, false, "sent" as String?, OperationState.running, AuditOutcome.accepted, KeyEffect.store, 202, nil as Int?),
+        (.succeeded, 200, false, "success", .succeeded, .accepted, .store, 202, nil),
+        (.succeeded, 200, false, nil, .unknown, .unknown, .store, 202, nil),
+        (.unknown, nil, false, nil, .unknown, .unknown, .store, 202, nil),
+        (.notSent, nil, false, nil, .failed, .unavailable, .release, 503, 2),
+        (.rejected, 401, true, nil, .failed, .upstreamError, .store, 502, nil),
+        (.rejected, 422, false, nil, .failed, .upstreamRejected, .store, 422, nil),
+        (.rejected, 404, false, nil, .failed, .upstreamRejected, .store, 404, nil),
+        (.rejected, 409, false, nil, .failed, .upstreamError, .store, 502, nil),
+        (.failed, 503, false, nil, .failed, .upstreamError, .store, 502, nil),
+    ])
+    func row(outcome: CallOutcome, status: Int?, auth: Bool, actionState: String?, state: OperationState, audit: AuditOutcome, key: KeyEffect,
+             replyStatus: Int, retryAfter: Int?) {
+        let action = actionState.map { HostingerAction(id: 1, name: "ct_restart", state: $0, createdAt: nil) }
+        let answer = DispatchAnswer(DispatchResult(outcome: outcome, status: status, action: action, isAuthenticationProblem: auth))
+        #expect(answer.transition.state == state)
+        #expect(answer.transition.outcome == audit)
+        #expect(answer.transition.key == key)
+        switch answer.reply {
+        case .operation: #expect(replyStatus == 202)
+        case .problem(_, let status, _, _, _, let seconds):
+            #expect(status == replyStatus)
+            #expect(seconds == retryAfter)
+        }
+    }
+
+    @Test func retryAfterIsAtLeastOneSecondAndTwoWhenUnknown() {
+        #expect(RetryAfter.seconds(milliseconds: nil) == 2)
+        #expect(RetryAfter.seconds(milliseconds: 300) == 1)
+        #expect(RetryAfter.seconds(milliseconds: 7999) == 7)
+    }
+}
+
+/// What each of `begin_command`'s decisions means, declared once.
+@Suite struct BeginDecisionTests {
+    @Test func everyDecisionBeginAnswersItselfIsDeclaredWithItsAuditOutcome() {
+        let answers = BeginDecision.Kind.auditAnswers
+        #expect(answers["replay"]?["outcome"]?.stringValue == "replayed")
+        #expect(answers["replay"]?["http_status"] == nil, "a replay's status is the stored answer's")
+        #expect(answers["in_use"]?["http_status"]?.intValue == 409)
+        #expect(answers["in_use"]?["problem_type"]?.stringValue == "urn:vpsgate:problem:idempotency-key-in-use")
+        #expect(answers["reused"]?["http_status"]?.intValue == 422)
+        #expect(answers["reused"]?["outcome"]?.stringValue == "conflict")
+        #expect(answers["busy"]?["outcome"]?.stringValue == "busy")
+        #expect(answers["busy"]?["problem_type"]?.stringValue == "urn:vpsgate:problem:vps-busy")
+        #expect(answers["proceed"] == nil)
+    }
+
+    @Test func busyNamesTheBlockingOperation() throws {
+        let (problem, retryAfter) = try #require(BeginDecision.Kind.busy.problem(vps: 7, blocking: "b-1", instance: "/v1/vps/7/stop"))
+        #expect(problem.status == 409 && retryAfter == 5)
+        #expect(problem.extensions.map(\.value) == ["b-1", "/v1/operations/b-1"])
+    }
+}
+
+/// The read routes' one table.
+@Suite struct ReadRouteTests {
+    @Test(arguments: [
+        ("/v1/vps", ReadRoute.listVPS, nil as String?), ("/v1/vps/12", .getVPS, "12"), ("/v1/vps/12/actions", .vpsActions, "12"),
+        ("/v1/operations", .listOperations, nil), ("/v1/operations/abc", .getOperation, "abc"), ("/healthz", .healthz, nil),
+    ])
+    func matches(path: String, route: ReadRoute, id: String?) throws {
+        let match = try #require(ReadRoute.match(path))
+        #expect(match.route == route)
+        #expect(match.id.map(String.init) == id)
+    }
+
+    @Test(arguments: ["/v1/vps/", "/v1/vps/12/stop", "/v1", "/", "/v1/operations/a/b", "/v1/vps//actions"])
+    func doesNotMatch(path: String) {
+        #expect(ReadRoute.match(path) == nil)
+    }
+
+    @Test func theDocumentListsEveryReadRoute() {
+        #expect(OpenAPIDocument.reads.map(\.path) == ReadRoute.allCases.map(\.path))
+    }
+}

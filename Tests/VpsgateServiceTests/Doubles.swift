@@ -1,0 +1,233 @@
+import FastCGI
+import Hostinger
+import Logging
+import VpsgateCore
+@testable import VpsgateService
+
+/// The store protocols in memory: scripted answers for the decisions the database makes
+/// (`begin_command` decides in SQL; its own tests run against PostgreSQL), and plain
+/// records of every write, so that a test sees exactly what the service asked for.
+final class MemoryStore: ResponderStore, ReconcilerStore {
+    var tokens: [String: String] = [:]
+    /// principal ⇒ VPS id (nil: every VPS) ⇒ permissions.
+    var grants: [String: [Int?: Set<Permission>]] = [:]
+    /// Every call throws this while it is set.
+    var failure: StoreError?
+
+    var beginAnswer: BeginDecision = .proceed(createdAt: 1_780_000_000_000_000)
+    var beginFailure: StoreError?
+    var begun: [BeginRequest] = []
+    var finishWrite: FinishWrite = .recorded
+    var finished: [FinishRecord] = []
+    var audits: [AuditEntry] = []
+    var active: String?
+    var schemaState: SchemaState = .current
+
+    var records: [String: OperationRecord] = [:]
+    var refreshAllowed = true
+    var settled: [(operation: OperationRecord, transition: OperationTransition, audit: AuditEntry, leaseOwner: String?)] = []
+    var progress: [(id: String, actionState: String)] = []
+    var claimable: [(operation: OperationRecord, checks: Int)] = []
+    var databaseNow: Int64 = 1_780_000_000_000_000
+    var rescheduled: [(id: String, delay: Int, actionState: String?)] = []
+    var drifts: [(drift: Drift, vps: Int, operationID: String?)] = []
+    var staleCandidates: [OperationRecord] = []
+    var scanLease: ScanLease?
+    var recentVPS: [Int] = []
+    var releasedWatermark: [Int64?] = []
+
+    private func check() throws(StoreError) { if let failure { throw failure } }
+
+    // MARK: CommandStore
+
+    func begin(_ request: BeginRequest) throws(StoreError) -> BeginDecision {
+        try check()
+        if let beginFailure { throw beginFailure }
+        begun.append(request)
+        return beginAnswer
+    }
+
+    func finish(_ record: FinishRecord) -> FinishWrite {
+        finished.append(record)
+        return finishWrite
+    }
+
+    func activeOperation(vps: Int, busyBoundSeconds: Int) throws(StoreError) -> String? {
+        try check()
+        return active
+    }
+
+    // MARK: AuthorizationStore
+
+    func principal(tokenHash: String) throws(StoreError) -> String? {
+        try check()
+        return tokens[tokenHash]
+    }
+
+    func permissions(_ principal: String, vps: Int) throws(StoreError) -> Set<Permission> {
+        try check()
+        let held = grants[principal] ?? [:]
+        return (held[nil] ?? []).union(held[vps] ?? [])
+    }
+
+    func readableScope(_ principal: String) throws(StoreError) -> ReadScope {
+        try check()
+        let held = (grants[principal] ?? [:]).filter { $0.value.contains(.read) }
+        return ReadScope(all: held.keys.contains(nil), ids: Set(held.keys.compactMap { $0 }))
+    }
+
+    // MARK: AuditStore, HealthStore
+
+    func record(_ entry: AuditEntry) throws(StoreError) {
+        try check()
+        audits.append(entry)
+    }
+
+    func schema() throws(StoreError) -> SchemaState {
+        try check()
+        return schemaState
+    }
+
+    func gauges() throws(StoreError) -> DatabaseGauges {
+        try check()
+        return DatabaseGauges(operationsByState: [], oldestOpenSeconds: 0, stale: 0, unsealedAuditRows: 0)
+    }
+
+    func insertBenchmarkRow() throws(StoreError) { try check() }
+
+    // MARK: OperationStore
+
+    func operation(id: String) throws(StoreError) -> OperationRecord? {
+        try check()
+        return records[id]
+    }
+
+    func operations(_ filter: OperationFilter) throws(StoreError) -> [OperationRecord] {
+        try check()
+        return records.values.filter { filter.readable?.contains($0.vpsID) ?? true }.sorted { $0.createdAt > $1.createdAt }
+    }
+
+    func claimRefresh(id: String, intervalMilliseconds: Int) throws(StoreError) -> Bool {
+        try check()
+        return refreshAllowed
+    }
+
+    func settle(_ operation: OperationRecord, _ transition: OperationTransition, audit: AuditEntry,
+                leaseOwner: String?) throws(StoreError) -> OperationRecord? {
+        try check()
+        guard records[operation.id].map({ $0.state == operation.state }) ?? true else { return nil }
+        var updated = transition.applied(to: operation)
+        updated.updatedAt = databaseNow
+        updated.completedAt = updated.state.isTerminal ? databaseNow : nil
+        records[operation.id] = updated
+        settled.append((operation, transition, audit, leaseOwner))
+        return updated
+    }
+
+    func recordProgress(_ operation: OperationRecord, actionState: String) throws(StoreError) {
+        try check()
+        progress.append((operation.id, actionState))
+    }
+
+    // MARK: ReconcilerStore
+
+    func flagStale(busyBoundSeconds: Int) throws(StoreError) -> [OperationRecord] {
+        try check()
+        defer { staleCandidates = [] }
+        return staleCandidates
+    }
+
+    func claim(owner: String, leaseSeconds: Int, graceMilliseconds: Int, limit: Int) throws(StoreError) -> Claim {
+        try check()
+        defer { claimable = [] }
+        return Claim(operations: Array(claimable.prefix(limit)), now: claimable.isEmpty ? nil : databaseNow)
+    }
+
+    func reschedule(_ operation: OperationRecord, owner: String, delayMilliseconds: Int, actionState: String?) throws(StoreError) {
+        try check()
+        rescheduled.append((operation.id, delayMilliseconds, actionState))
+    }
+
+    func recordDrift(_ drift: Drift, vps: Int, operationID: String?) throws(StoreError) {
+        try check()
+        drifts.append((drift, vps, operationID))
+    }
+
+    func operations(holdingActions ids: [Int]) throws(StoreError) -> [Int: OperationRecord] {
+        try check()
+        var result: [Int: OperationRecord] = [:]
+        for operation in records.values { if let id = operation.actionID, ids.contains(id) { result[id] = operation } }
+        return result
+    }
+
+    func leaseScan(owner: String) throws(StoreError) -> ScanLease? {
+        try check()
+        return scanLease
+    }
+
+    func recentlyChangedVPS() throws(StoreError) -> [Int] {
+        try check()
+        return recentVPS
+    }
+
+    func releaseScan(owner: String, watermarkSeconds: Int64?) throws(StoreError) {
+        try check()
+        releasedWatermark.append(watermarkSeconds)
+    }
+}
+
+/// Hostinger as a script: an answer per request name (and path), and a record of every call.
+final class ScriptedHostinger: HostingerCalling {
+    var answers: [String: HostingerResult] = [:]
+    var calls: [HostingerRequest] = []
+
+    /// Answers `name` (a request's name, or `name path` for one path only).
+    func answer(_ name: String, _ result: HostingerResult) { answers[name] = result }
+
+    func call(_ request: HostingerRequest, correlationID: CorrelationID, trace: TraceContext) -> HostingerResult {
+        calls.append(request)
+        return answers["\(request.name) \(request.path)"] ?? answers[request.name] ?? HostingerResult(outcome: .notSent)
+    }
+}
+
+/// Builders shared by the tests.
+enum Fixture {
+    static let principal = "alice"
+
+    static func context() throws -> ServiceContext {
+        let keys = try SecretKeyRing.parse(SecretKeyRing.generateLine(id: "k1")).get()
+        return ServiceContext(configuration: try Configuration(environment: [:]), migrations: [], logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                              instance: "test-1", hostinger: HostingerSettings(baseURL: "https://127.0.0.1:1", token: Secret("t")),
+                              circuit: HostingerCircuit(), readCircuit: HostingerCircuit(), keys: keys)
+    }
+
+    static func request(_ method: String, _ path: String, body: String? = nil, key: String? = "key-0001-abcd",
+                        principal: String? = Fixture.principal, query: String = "") -> FastCGIRequest {
+        var parameters = ["REQUEST_METHOD": method, "REQUEST_URI": path + (query.isEmpty ? "" : "?" + query), "QUERY_STRING": query,
+                          "REQUEST_ID": "0123456789abcdef0123456789abcdef"]
+        if let principal { parameters["REMOTE_USER"] = principal }
+        if let key { parameters["HTTP_IDEMPOTENCY_KEY"] = key }
+        return FastCGIRequest(parameters: parameters, body: body.map { Array($0.utf8) } ?? [])
+    }
+
+    static func action(_ id: Int, _ name: String, _ state: String, createdAt: String? = nil) -> HostingerAction {
+        HostingerAction(id: id, name: name, state: state, createdAt: createdAt)
+    }
+
+    static func accepted(_ action: HostingerAction) -> HostingerResult {
+        HostingerResult(outcome: .succeeded, status: 200, body: action.json, action: action, attempts: 1)
+    }
+
+    static func operation(_ state: OperationState, action: HostingerAction? = nil, error: JSONValue? = nil,
+                          command: String = "vps.restart", createdAt: Int64 = 1_780_000_000_000_000) -> OperationRecord {
+        OperationRecord(id: "0b7c1f7e-2f6a-4f7e-9a59-5f1d7c1e2a10", vpsID: 1001, command: command, state: state, actionID: action?.id,
+                        actionName: action?.name, actionState: action?.state, error: error, requestedBy: principal,
+                        correlationID: "0123456789abcdef0123456789abcdef", idempotencyKey: "key-0001-abcd",
+                        createdAt: createdAt, updatedAt: createdAt)
+    }
+}
+
+extension FastCGIResponse {
+    var json: JSONValue? { try? JSONValue.parse(body) }
+    func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
+}

@@ -1,0 +1,88 @@
+import FastCGI
+import Hostinger
+import Testing
+import VpsgateCore
+@testable import VpsgateService
+
+/// Reads of operations: the refresh from Hostinger goes through the same lifecycle and the
+/// same `settle` as the reconciler's moves.
+@Suite struct ResponderReadTests {
+    let store = MemoryStore()
+    let hostinger = ScriptedHostinger()
+    let responder: Responder<MemoryStore, ScriptedHostinger>
+
+    init() throws {
+        store.grants = [Fixture.principal: [1001: [.read]]]
+        responder = Responder(context: try Fixture.context(), store: store, hostinger: hostinger)
+    }
+
+    func get(_ path: String, principal: String? = Fixture.principal) -> FastCGIResponse {
+        var responder = self.responder
+        return responder.respond(to: Fixture.request("GET", path, key: nil, principal: principal))
+    }
+
+    @Test func aRunningOperationWhoseActionSucceededIsSettledWithACompletionRow() throws {
+        let operation = Fixture.operation(.running, action: Fixture.action(9001, "ct_restart", "sent"))
+        store.records[operation.id] = operation
+        hostinger.answer("get_action", Fixture.accepted(Fixture.action(9001, "ct_restart", "success")))
+        let response = get(operation.location)
+        #expect(response.status == 200)
+        #expect(response.json?["state"]?.stringValue == "succeeded")
+        let settled = try #require(store.settled.first)
+        #expect(settled.transition.outcome == .succeeded)
+        #expect(settled.audit.kind == .completion)
+        #expect(settled.audit.identity.principal == Fixture.principal)
+        #expect(settled.leaseOwner == nil)
+    }
+
+    @Test func anActionStillRunningIsProgressWithoutAuditRow() throws {
+        let operation = Fixture.operation(.running, action: Fixture.action(9001, "ct_restart", "sent"))
+        store.records[operation.id] = operation
+        hostinger.answer("get_action", Fixture.accepted(Fixture.action(9001, "ct_restart", "delayed")))
+        let response = get(operation.location)
+        #expect(response.json?["hostinger_action"]?["state"]?.stringValue == "delayed")
+        #expect(store.progress.map(\.actionState) == ["delayed"])
+        #expect(store.settled.isEmpty)
+    }
+
+    @Test func anotherInstanceRefreshedRecentlySoHostingerIsNotAsked() {
+        let operation = Fixture.operation(.running, action: Fixture.action(9001, "ct_restart", "sent"))
+        store.records[operation.id] = operation
+        store.refreshAllowed = false
+        #expect(get(operation.location).status == 200)
+        #expect(hostinger.calls.isEmpty)
+    }
+
+    @Test func aTerminalOperationIsServedFromTheDatabaseOnly() {
+        let operation = Fixture.operation(.succeeded, action: Fixture.action(9001, "ct_restart", "success"))
+        store.records[operation.id] = operation
+        #expect(get(operation.location).status == 200)
+        #expect(hostinger.calls.isEmpty)
+    }
+
+    @Test func anOperationOnAVPSOutsideTheGrantsIsNotFound() {
+        var operation = Fixture.operation(.running)
+        operation.vpsID = 2002
+        store.records[operation.id] = operation
+        #expect(get(operation.location).status == 404)
+    }
+
+    @Test(arguments: ["/v1/operations/not-a-uuid", "/v1/vps/0", "/v1/vps/01", "/v1/vps/1001/nothing", "/v2/vps"])
+    func malformedIdsAndUnknownPathsAreNotFound(path: String) {
+        #expect(get(path).status == 404)
+        #expect(hostinger.calls.isEmpty)
+    }
+
+    @Test func readsNeedAPrincipal() {
+        #expect(get("/v1/operations", principal: nil).status == 401)
+    }
+
+    @Test(arguments: [
+        ("GET", "/v1/vps", "GET /v1/vps"), ("GET", "/v1/vps/12", "GET /v1/vps/{id}"), ("GET", "/v1/vps/12/actions", "GET /v1/vps/{id}/actions"),
+        ("GET", "/v1/operations", "GET /v1/operations"), ("GET", "/healthz", "/healthz"), ("POST", "/v1/vps/12/restart", "vps.restart"),
+        ("POST", "/v1/vps/12/actions", "other"), ("GET", "/nowhere", "other"),
+    ])
+    func routeLabelsAreBounded(method: String, path: String, label: String) {
+        #expect(Responder<MemoryStore, ScriptedHostinger>.routeLabel(method: method, path: path) == label)
+    }
+}
