@@ -37,10 +37,13 @@ let package = Package(
         // Linux's socket filter structures, for a TCP listener's drain at shutdown.
         .target(name: "CSocketShim"),
 
+        // MARK: - The system: clocks, threads and environment blocks, wrapped once
+        .target(name: "Platform", swiftSettings: strict),
+
         // MARK: - Thin Swift wrappers
         .target(
             name: "FastCGI",
-            dependencies: ["CFastCGI", "CSocketShim", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CFastCGI", "CSocketShim", "Platform", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(name: "Postgres", dependencies: ["CLibPQ"], swiftSettings: strict),
@@ -49,7 +52,7 @@ let package = Package(
         // The Hostinger API client: typed requests, retries, circuit breaker.
         .target(
             name: "Hostinger",
-            dependencies: ["HTTPClient", "VpsgateCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HTTPClient", "Platform", "VpsgateCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
 
@@ -60,7 +63,7 @@ let package = Package(
         .target(
             name: "VpsgateService",
             dependencies: [
-                "VpsgateCore", "FastCGI", "Postgres", "HTTPClient", "Hostinger",
+                "VpsgateCore", "FastCGI", "Postgres", "HTTPClient", "Hostinger", "Platform",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -70,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "hostinger-sim",
             dependencies: [
-                "HostingerSim", "FastCGI",
+                "HostingerSim", "FastCGI", "Platform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -79,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "vpsgate",
             dependencies: [
-                "VpsgateService", "VpsgateCore",
+                "VpsgateService", "VpsgateCore", "Platform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -87,17 +90,18 @@ let package = Package(
         ),
 
         // MARK: - Tests
+        .testTarget(name: "PlatformTests", dependencies: ["Platform"], swiftSettings: strict),
         .testTarget(name: "VpsgateCoreTests", dependencies: ["VpsgateCore"], swiftSettings: strict),
         .testTarget(name: "FastCGITests", dependencies: ["FastCGI"], swiftSettings: strict),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient"], swiftSettings: strict),
         .testTarget(
             name: "HostingerTests",
-            dependencies: ["Hostinger", "HTTPClient", "VpsgateCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Hostinger", "HTTPClient", "Platform", "VpsgateCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "PostgresTests",
-            dependencies: ["Postgres", "VpsgateService", "VpsgateCore"],
+            dependencies: ["Postgres", "VpsgateService", "VpsgateCore", "Platform"],
             swiftSettings: strict
         ),
     ],

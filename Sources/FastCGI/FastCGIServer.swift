@@ -1,5 +1,6 @@
 import CFastCGI
 import Logging
+import Platform
 import Synchronization
 
 #if canImport(Glibc)
@@ -113,7 +114,7 @@ public final class FastCGIServer: Sendable {
         var signals = Self.terminationSignals()
         var received: Int32 = 0
         while sigwait(&signals, &received) != 0 {}
-        let start = Self.monotonicSeconds()
+        let start = Clock.monotonicSeconds()
         logger.info("stopping: no new connections, finishing requests in flight", metadata: ["signal": "\(received)"])
 
         let deadline = start + configuration.shutdownTimeoutSeconds
@@ -127,7 +128,7 @@ public final class FastCGIServer: Sendable {
         for (thread, slot) in zip(threads, slots) where slot.state.load(ordering: .acquiring) == WorkerSlot.exited {
             pthread_join(thread, nil)
         }
-        let report = ShutdownReport(signal: received, abandonedRequests: abandoned, drainSeconds: Self.monotonicSeconds() - start)
+        let report = ShutdownReport(signal: received, abandonedRequests: abandoned, drainSeconds: Clock.monotonicSeconds() - start)
         if abandoned > 0 {
             logger.error("shutdown timeout expired with requests in flight", metadata: ["abandoned": "\(abandoned)"])
         } else {
@@ -248,7 +249,7 @@ public final class FastCGIServer: Sendable {
     private func awaitEmptyQueue(_ socket: borrowing ListeningSocket, deadline: Double) {
         let quiet = socket.path == nil ? 0.1 : 0
         var emptySince: Double?
-        while case let now = Self.monotonicSeconds(), now < deadline {
+        while case let now = Clock.monotonicSeconds(), now < deadline {
             if socket.hasQueuedConnection {
                 emptySince = nil
             } else if now - (emptySince ?? now) >= quiet {
@@ -281,7 +282,7 @@ public final class FastCGIServer: Sendable {
                 }
             }
             if running == 0 { return 0 }
-            if Self.monotonicSeconds() >= deadline { return busy }
+            if Clock.monotonicSeconds() >= deadline { return busy }
             usleep(20_000)
         }
     }
@@ -321,12 +322,6 @@ public final class FastCGIServer: Sendable {
             throw FastCGIError(.thread, "pthread_create", errno: result)
         }
         return thread
-    }
-
-    static func monotonicSeconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 }
 

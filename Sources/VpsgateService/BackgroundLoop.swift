@@ -37,8 +37,3 @@ final class BackgroundLoop: Sendable {
         }
     }
 }
-
-/// Milliseconds on the monotonic clock, for intervals and durations.
-enum MonotonicClock {
-    static func milliseconds() -> Int { Int(Clock.monotonicMicroseconds() / 1000) }
-}

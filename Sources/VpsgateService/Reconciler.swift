@@ -1,5 +1,6 @@
 import Hostinger
 import Logging
+import Platform
 import Postgres
 import Synchronization
 import VpsgateCore

@@ -1,5 +1,6 @@
 import FastCGI
 import Hostinger
+import Platform
 import Postgres
 import VpsgateCore
 
