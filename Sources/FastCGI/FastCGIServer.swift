@@ -100,13 +100,16 @@ public final class FastCGIServer: Sendable {
         // reads inside FCGX_Accept_r (the request's header and parameters) as well.
         socket.setDeadline(milliseconds: configuration.readTimeoutMilliseconds)
         let slots = (0..<configuration.workers).map { _ in WorkerSlot() }
-        var threads: [pthread_t] = []
-        for slot in slots {
+        var threads: [OSThread] = []
+        for (index, slot) in slots.enumerated() {
             let listenDescriptor = socket.descriptor
-            let thread = try Self.spawn { [self] in
-                self.work(slot: slot, listenDescriptor: listenDescriptor, makeResponder: makeResponder)
+            do throws(SystemCallError) {
+                threads.append(try OSThread.spawn(name: "fcgi-worker-\(index)") { [self] in
+                    self.work(slot: slot, listenDescriptor: listenDescriptor, makeResponder: makeResponder)
+                })
+            } catch {
+                throw FastCGIError(.thread, error.function, errno: error.errno)
             }
-            threads.append(thread)
         }
         logger.info("serving FastCGI", metadata: ["address": "\(configuration.address)", "workers": "\(configuration.workers)"])
         onReady()
@@ -126,7 +129,7 @@ public final class FastCGIServer: Sendable {
         socket.stopAccepting()
         let abandoned = drain(slots: slots, deadline: deadline)
         for (thread, slot) in zip(threads, slots) where slot.state.load(ordering: .acquiring) == WorkerSlot.exited {
-            pthread_join(thread, nil)
+            thread.join()
         }
         let report = ShutdownReport(signal: received, abandonedRequests: abandoned, drainSeconds: Clock.monotonicSeconds() - start)
         if abandoned > 0 {
@@ -304,24 +307,6 @@ public final class FastCGIServer: Sendable {
         sigemptyset(&action.sa_mask)
         sigaction(SIGUSR2, &action, nil)
         signal(SIGPIPE, SIG_IGN)
-    }
-
-    private static func spawn(_ body: @escaping @Sendable () -> Void) throws(FastCGIError) -> pthread_t {
-        final class Box {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-        }
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        let result = pthread_create(&thread, nil, { argument in
-            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
-            return nil
-        }, box)
-        guard result == 0 else {
-            Unmanaged<Box>.fromOpaque(box).release()
-            throw FastCGIError(.thread, "pthread_create", errno: result)
-        }
-        return thread
     }
 }
 
