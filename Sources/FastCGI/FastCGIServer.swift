@@ -177,7 +177,7 @@ public final class FastCGIServer: Sendable {
     }
 
     private func handle(_ request: UnsafeMutablePointer<FCGX_Request>, responder: inout any FastCGIResponder) {
-        let parameters = Self.parameters(of: request)
+        let parameters = Environment.variables(in: request.pointee.envp)
         let declaredLength = parameters["CONTENT_LENGTH"].flatMap { Int($0) } ?? 0
         var body: [UInt8] = []
         var exceeded = declaredLength > configuration.maxBodyBytes
@@ -194,20 +194,6 @@ public final class FastCGIServer: Sendable {
             var scratch = [CChar](repeating: 0, count: 16384)
             while FCGX_GetStr(&scratch, Int32(scratch.count), request.pointee.in) > 0 {}
         }
-    }
-
-    private static func parameters(of request: UnsafeMutablePointer<FCGX_Request>) -> [String: String] {
-        var result: [String: String] = [:]
-        result.reserveCapacity(40)
-        guard var cursor = request.pointee.envp else { return result }
-        while let entry = cursor.pointee {
-            let pair = String(cString: entry)
-            if let equals = pair.firstIndex(of: "=") {
-                result[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
-            }
-            cursor += 1
-        }
-        return result
     }
 
     /// Reads the body up to `limit` bytes; reports whether there was more.
