@@ -183,7 +183,7 @@ public final class HostingerClient {
         } ?? []
         result.action = (200..<300).contains(response.status) ? json.flatMap(HostingerAction.init(json:)) : nil
         result.retryAfterMilliseconds = response.header("retry-after").flatMap {
-            RetryAfter.milliseconds($0, nowSeconds: Int64(MonotonicClock.milliseconds() / 1000))
+            RetryAfter.milliseconds($0, nowSeconds: Clock.realtimeMicroseconds() / 1_000_000)
         }
     }
 }
