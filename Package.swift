@@ -37,10 +37,13 @@ let package = Package(
         // Linux's socket filter structures, for a TCP listener's drain at shutdown.
         .target(name: "CSocketShim"),
 
+        // MARK: - The system: clocks, threads and environment blocks, wrapped once
+        .target(name: "Platform", swiftSettings: strict),
+
         // MARK: - Thin Swift wrappers
         .target(
             name: "FastCGI",
-            dependencies: ["CFastCGI", "CSocketShim", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CFastCGI", "CSocketShim", "Platform", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(name: "Postgres", dependencies: ["CLibPQ"], swiftSettings: strict),
@@ -49,7 +52,7 @@ let package = Package(
         // The Hostinger API client: typed requests, retries, circuit breaker.
         .target(
             name: "Hostinger",
-            dependencies: ["HTTPClient", "VpsgateCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HTTPClient", "Platform", "VpsgateCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
 
@@ -59,14 +62,14 @@ let package = Package(
         // The store: every SQL statement, implementing the core's store protocols over PostgreSQL.
         .target(
             name: "VpsgateStore",
-            dependencies: ["VpsgateCore", "Postgres", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["VpsgateCore", "Postgres", "Platform", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // The service: wires the core and the store to the FastCGI and Hostinger modules.
         .target(
             name: "VpsgateService",
             dependencies: [
-                "VpsgateCore", "VpsgateStore", "FastCGI", "Hostinger",
+                "VpsgateCore", "VpsgateStore", "FastCGI", "Hostinger", "Platform",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -76,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "hostinger-sim",
             dependencies: [
-                "HostingerSim", "FastCGI",
+                "HostingerSim", "FastCGI", "Platform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -85,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "vpsgate",
             dependencies: [
-                "VpsgateService", "VpsgateStore", "VpsgateCore",
+                "VpsgateService", "VpsgateStore", "VpsgateCore", "Platform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -93,6 +96,7 @@ let package = Package(
         ),
 
         // MARK: - Tests
+        .testTarget(name: "PlatformTests", dependencies: ["Platform"], swiftSettings: strict),
         .testTarget(name: "VpsgateCoreTests", dependencies: ["VpsgateCore"], swiftSettings: strict),
         .testTarget(name: "FastCGITests", dependencies: ["FastCGI"], swiftSettings: strict),
         // The command path and the reconciler against in-memory stores and Hostinger: no I/O.
@@ -104,12 +108,12 @@ let package = Package(
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient"], swiftSettings: strict),
         .testTarget(
             name: "HostingerTests",
-            dependencies: ["Hostinger", "HTTPClient", "VpsgateCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Hostinger", "HTTPClient", "Platform", "VpsgateCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "PostgresTests",
-            dependencies: ["Postgres", "VpsgateStore", "VpsgateCore"],
+            dependencies: ["Postgres", "VpsgateStore", "VpsgateCore", "Platform"],
             swiftSettings: strict
         ),
     ],

@@ -1,5 +1,6 @@
 import CFastCGI
 import Logging
+import Platform
 import Synchronization
 
 #if canImport(Glibc)
@@ -99,13 +100,16 @@ public final class FastCGIServer: Sendable {
         // reads inside FCGX_Accept_r (the request's header and parameters) as well.
         socket.setDeadline(milliseconds: configuration.readTimeoutMilliseconds)
         let slots = (0..<configuration.workers).map { _ in WorkerSlot() }
-        var threads: [pthread_t] = []
-        for slot in slots {
+        var threads: [OSThread] = []
+        for (index, slot) in slots.enumerated() {
             let listenDescriptor = socket.descriptor
-            let thread = try Self.spawn { [self] in
-                self.work(slot: slot, listenDescriptor: listenDescriptor, makeResponder: makeResponder)
+            do throws(SystemCallError) {
+                threads.append(try OSThread.spawn(name: "fcgi-worker-\(index)") { [self] in
+                    self.work(slot: slot, listenDescriptor: listenDescriptor, makeResponder: makeResponder)
+                })
+            } catch {
+                throw FastCGIError(.thread, error.function, errno: error.errno)
             }
-            threads.append(thread)
         }
         logger.info("serving FastCGI", metadata: ["address": "\(configuration.address)", "workers": "\(configuration.workers)"])
         onReady()
@@ -113,7 +117,7 @@ public final class FastCGIServer: Sendable {
         var signals = Self.terminationSignals()
         var received: Int32 = 0
         while sigwait(&signals, &received) != 0 {}
-        let start = Self.monotonicSeconds()
+        let start = Clock.monotonicSeconds()
         logger.info("stopping: no new connections, finishing requests in flight", metadata: ["signal": "\(received)"])
 
         let deadline = start + configuration.shutdownTimeoutSeconds
@@ -125,9 +129,9 @@ public final class FastCGIServer: Sendable {
         socket.stopAccepting()
         let abandoned = drain(slots: slots, deadline: deadline)
         for (thread, slot) in zip(threads, slots) where slot.state.load(ordering: .acquiring) == WorkerSlot.exited {
-            pthread_join(thread, nil)
+            thread.join()
         }
-        let report = ShutdownReport(signal: received, abandonedRequests: abandoned, drainSeconds: Self.monotonicSeconds() - start)
+        let report = ShutdownReport(signal: received, abandonedRequests: abandoned, drainSeconds: Clock.monotonicSeconds() - start)
         if abandoned > 0 {
             logger.error("shutdown timeout expired with requests in flight", metadata: ["abandoned": "\(abandoned)"])
         } else {
@@ -173,7 +177,7 @@ public final class FastCGIServer: Sendable {
     }
 
     private func handle(_ request: UnsafeMutablePointer<FCGX_Request>, responder: inout any FastCGIResponder) {
-        let parameters = Self.parameters(of: request)
+        let parameters = Environment.variables(in: request.pointee.envp)
         let declaredLength = parameters["CONTENT_LENGTH"].flatMap { Int($0) } ?? 0
         var body: [UInt8] = []
         var exceeded = declaredLength > configuration.maxBodyBytes
@@ -190,20 +194,6 @@ public final class FastCGIServer: Sendable {
             var scratch = [CChar](repeating: 0, count: 16384)
             while FCGX_GetStr(&scratch, Int32(scratch.count), request.pointee.in) > 0 {}
         }
-    }
-
-    private static func parameters(of request: UnsafeMutablePointer<FCGX_Request>) -> [String: String] {
-        var result: [String: String] = [:]
-        result.reserveCapacity(40)
-        guard var cursor = request.pointee.envp else { return result }
-        while let entry = cursor.pointee {
-            let pair = String(cString: entry)
-            if let equals = pair.firstIndex(of: "=") {
-                result[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
-            }
-            cursor += 1
-        }
-        return result
     }
 
     /// Reads the body up to `limit` bytes; reports whether there was more.
@@ -248,7 +238,7 @@ public final class FastCGIServer: Sendable {
     private func awaitEmptyQueue(_ socket: borrowing ListeningSocket, deadline: Double) {
         let quiet = socket.path == nil ? 0.1 : 0
         var emptySince: Double?
-        while case let now = Self.monotonicSeconds(), now < deadline {
+        while case let now = Clock.monotonicSeconds(), now < deadline {
             if socket.hasQueuedConnection {
                 emptySince = nil
             } else if now - (emptySince ?? now) >= quiet {
@@ -281,7 +271,7 @@ public final class FastCGIServer: Sendable {
                 }
             }
             if running == 0 { return 0 }
-            if Self.monotonicSeconds() >= deadline { return busy }
+            if Clock.monotonicSeconds() >= deadline { return busy }
             usleep(20_000)
         }
     }
@@ -303,30 +293,6 @@ public final class FastCGIServer: Sendable {
         sigemptyset(&action.sa_mask)
         sigaction(SIGUSR2, &action, nil)
         signal(SIGPIPE, SIG_IGN)
-    }
-
-    private static func spawn(_ body: @escaping @Sendable () -> Void) throws(FastCGIError) -> pthread_t {
-        final class Box {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-        }
-        var thread = pthread_t()
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        let result = pthread_create(&thread, nil, { argument in
-            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
-            return nil
-        }, box)
-        guard result == 0 else {
-            Unmanaged<Box>.fromOpaque(box).release()
-            throw FastCGIError(.thread, "pthread_create", errno: result)
-        }
-        return thread
-    }
-
-    static func monotonicSeconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 }
 

@@ -1,5 +1,6 @@
 import HTTPClient
 import Logging
+import Platform
 import Synchronization
 import VpsgateCore
 
@@ -81,7 +82,7 @@ public final class HostingerClient: HostingerCalling {
         var logger = self.logger
         logger[metadataKey: "correlation_id"] = "\(correlationID)"
         let circuit = request.method == "GET" ? readCircuit : commandCircuit
-        let started = Self.nowMilliseconds()
+        let started = MonotonicClock.milliseconds()
         var result = HostingerResult(outcome: .notSent, fieldErrors: [], attempts: 0)
         var number = 0
         // Once an attempt may have reached Hostinger, the call can no longer end "not sent",
@@ -89,7 +90,7 @@ public final class HostingerClient: HostingerCalling {
         var mayHaveBeenReceived = false
         while true {
             number += 1
-            let now = Self.nowMilliseconds()
+            let now = MonotonicClock.milliseconds()
             let remaining = settings.deadlineMilliseconds - (now - started)
             guard remaining > 0, circuit.allowsCall(now: now) else {
                 // Nothing more goes out: settle with what the last attempt allows us to say.
@@ -101,7 +102,7 @@ public final class HostingerClient: HostingerCalling {
             }
             let attempt = send(request, correlationID: correlationID, trace: trace, timeout: remaining)
             result.attempts = number
-            let finished = Self.nowMilliseconds()
+            let finished = MonotonicClock.milliseconds()
             let attemptResult: AttemptResult
             switch attempt {
             case .success(let response):
@@ -182,14 +183,8 @@ public final class HostingerClient: HostingerCalling {
         } ?? []
         result.action = (200..<300).contains(response.status) ? json.flatMap(HostingerAction.init(json:)) : nil
         result.retryAfterMilliseconds = response.header("retry-after").flatMap {
-            RetryAfter.milliseconds($0, nowSeconds: Int64(Self.nowMilliseconds() / 1000))
+            RetryAfter.milliseconds($0, nowSeconds: Clock.realtimeMicroseconds() / 1_000_000)
         }
-    }
-
-    static func nowMilliseconds() -> Int {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int(now.tv_sec) * 1000 + Int(now.tv_nsec) / 1_000_000
     }
 }
 

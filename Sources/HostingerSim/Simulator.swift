@@ -209,7 +209,7 @@ public final class Simulator: Sendable {
     static func error(_ status: Int, _ message: String, errors: [(String, [String])]? = nil) -> SimResponse {
         var members: [(key: String, value: JSONValue)] = [("message", .string(message))]
         if let errors { members.append(("errors", .object(errors.map { ($0.0, .array($0.1.map { .string($0) })) }))) }
-        members.append(("correlation_id", .string(uuid())))
+        members.append(("correlation_id", .string(UUIDv4.generate())))
         return .json(status, .object(members))
     }
 
@@ -230,16 +230,6 @@ public final class Simulator: Sendable {
         case 429: "Too Many Attempts."
         default: "Server Error"
         }
-    }
-
-    static func uuid() -> String {
-        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255) }
-        bytes[6] = bytes[6] & 0x0f | 0x40
-        bytes[8] = bytes[8] & 0x3f | 0x80
-        let hex = Hex.encode(bytes)
-        let characters = Array(hex)
-        return String(characters[0..<8]) + "-" + String(characters[8..<12]) + "-" + String(characters[12..<16]) + "-"
-            + String(characters[16..<20]) + "-" + String(characters[20..<32])
     }
 
     /// The newest action of the VM a mutation's path names, if it has one.

@@ -1,5 +1,9 @@
-import Foundation
+import Platform
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A loop on a thread of its own, stopped on request: the reconciler's and the housekeeper's.
 ///
@@ -11,19 +15,26 @@ final class BackgroundLoop: Sendable {
     private let finished = Atomic<Bool>(false)
 
     /// Starts the loop. `setUp` runs on the new thread first (to open what the loop owns).
+    ///
+    /// Ends the process when the system has no thread to give: this runs at start-up, and a
+    /// vpsgate without its reconciler or housekeeper must not look healthy.
     func start<State>(setUp: @escaping @Sendable () -> State,
                       pass: @escaping @Sendable (inout State, borrowing Atomic<Bool>) -> Int) {
-        Thread.detachNewThread { [self] in
-            defer { finished.store(true, ordering: .releasing) }
-            var state = setUp()
-            while !stopping.load(ordering: .acquiring) {
-                var pause = pass(&state, stopping)
-                while pause > 0 && !stopping.load(ordering: .acquiring) {
-                    let step = min(pause, 50)
-                    usleep(useconds_t(step) * 1000)
-                    pause -= step
+        do throws(SystemCallError) {
+            try OSThread.spawn(name: "background-loop") { [self] in
+                defer { finished.store(true, ordering: .releasing) }
+                var state = setUp()
+                while !stopping.load(ordering: .acquiring) {
+                    var pause = pass(&state, stopping)
+                    while pause > 0 && !stopping.load(ordering: .acquiring) {
+                        let step = min(pause, 50)
+                        usleep(useconds_t(step) * 1000)
+                        pause -= step
+                    }
                 }
-            }
+            }.detach()
+        } catch {
+            fatalError("cannot start a background loop: \(error)")
         }
     }
 
@@ -36,9 +47,4 @@ final class BackgroundLoop: Sendable {
             waited += 20
         }
     }
-}
-
-/// Milliseconds on the monotonic clock, for intervals and durations.
-enum MonotonicClock {
-    static func milliseconds() -> Int { Int(Clock.monotonicMicroseconds() / 1000) }
 }

@@ -1,4 +1,5 @@
 import Logging
+import Platform
 import Synchronization
 import VpsgateCore
 
@@ -28,9 +29,7 @@ public struct JSONLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var writer = JSONWriter()
         writer.beginObject()
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        writer.member("time", Timestamp.rfc3339(microseconds: Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000))
+        writer.member("time", Timestamp.rfc3339(microseconds: Clock.realtimeMicroseconds()))
         writer.member("level", event.level.rawValue)
         writer.member("message", "\(event.message)")
         writer.member("label", label)

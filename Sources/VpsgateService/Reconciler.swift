@@ -1,5 +1,6 @@
 import Hostinger
 import Logging
+import Platform
 import Synchronization
 import VpsgateCore
 import VpsgateStore

@@ -1,10 +1,7 @@
 import FastCGI
 import Logging
+import Platform
 import VpsgateCore
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Who is asking, and the request's identity for logs and audit; read once per request.
 struct RequestContext {
@@ -61,15 +58,5 @@ struct RequestContext {
         var entry = AuditEntry(kind, outcome: outcome, identity: identity, command: command, vpsID: vps)
         entry.durationMilliseconds = elapsedMilliseconds
         return entry
-    }
-}
-
-/// Durations come from the monotonic clock. Stored times never come from this host's wall
-/// clock: the database stamps them (SPEC section 17, one clock).
-enum Clock {
-    static func monotonicMicroseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
     }
 }

@@ -1,5 +1,6 @@
 import FastCGI
 import Hostinger
+import Platform
 import VpsgateCore
 
 /// The path every command takes (SPEC sections 3, 5, 6, 8, 9), in named stages:

@@ -2,6 +2,7 @@ import ArgumentParser
 import FastCGI
 import HostingerSim
 import Logging
+import Platform
 
 #if canImport(Glibc)
 import Glibc
@@ -42,11 +43,7 @@ struct HostingerSimCommand: ParsableCommand {
         } else {
             throw ValidationError("--listen takes unix:/path or host:port")
         }
-        let simulator = Simulator(token: token, actionDelayMilliseconds: actionDelayMs, clock: {
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
-            return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
-        })
+        let simulator = Simulator(token: token, actionDelayMilliseconds: actionDelayMs, clock: Clock.realtimeMicroseconds)
         let server = FastCGIServer(
             configuration: .init(address: address, workers: workers, maxBodyBytes: 1 << 20, shutdownTimeoutSeconds: 5),
             logger: logger)

@@ -4,6 +4,7 @@ import Foundation
 import HTTPClient
 import Hostinger
 import Logging
+import Platform
 import Postgres
 import VpsgateCore
 import VpsgateService
@@ -65,21 +66,6 @@ func loadMigrations(_ configuration: Configuration) throws -> [Migration] {
         return try Migrator.load(directory: configuration.migrationsDirectory)
     } catch let error as MigrationError {
         throw ValidationError(error.message)
-    }
-}
-
-enum Environment {
-    static var current: [String: String] {
-        var result: [String: String] = [:]
-        var cursor = environ
-        while let entry = cursor.pointee {
-            let pair = String(cString: entry)
-            if let equals = pair.firstIndex(of: "=") {
-                result[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
-            }
-            cursor += 1
-        }
-        return result
     }
 }
 

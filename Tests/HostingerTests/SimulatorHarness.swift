@@ -105,12 +105,6 @@ func closedPort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-func monotonicMilliseconds() -> Int {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int(now.tv_sec) * 1000 + Int(now.tv_nsec) / 1_000_000
-}
-
 /// Seconds of the day from a log entry's `at` (`…T17:04:34.123456Z`).
 func secondsOfDay(_ entry: JSONValue) -> Double {
     let text = entry["at"]?.stringValue ?? ""

@@ -1,12 +1,9 @@
+import Platform
 import Postgres
 import Synchronization
 import Testing
 import VpsgateCore
 import VpsgateStore
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 @Suite struct MigratorTests {
     let migrations = [
@@ -49,30 +46,21 @@ import Glibc
         let migrations = self.migrations
         let applied = Mutex<[[Int]]>([])
         let failures = Mutex<[String]>([])
-        var threads: [pthread_t] = []
-        for _ in 0..<4 {
-            let box = Unmanaged.passRetained(Job {
+        let threads = try (0..<4).map { index in
+            try OSThread.spawn(name: "migrator-\(index)") {
                 do {
                     let versions = try Migrator(migrations: migrations).migrate(on: PostgresConnection(url: url)).map(\.version)
                     applied.withLock { $0.append(versions) }
                 } catch {
                     failures.withLock { $0.append("\(error)") }
                 }
-            }).toOpaque()
-            var thread = pthread_t()
-            pthread_create(&thread, nil, { Unmanaged<Job>.fromOpaque($0!).takeRetainedValue().run(); return nil }, box)
-            threads.append(thread)
+            }
         }
-        for thread in threads { pthread_join(thread, nil) }
+        for thread in threads { thread.join() }
         #expect(failures.withLock { $0 }.isEmpty)
         #expect(applied.withLock { $0.flatMap { $0 }.sorted() } == [1, 2])
         let database = PostgresConnection(url: url)
         let count = try #require(try database.query("SELECT count(*) AS n FROM schema_migrations").first).decode(Int.self, "n")
         #expect(count == 2)
     }
-}
-
-final class Job {
-    let run: () -> Void
-    init(_ run: @escaping () -> Void) { self.run = run }
 }

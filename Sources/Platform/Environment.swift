@@ -1,0 +1,32 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Environment blocks: NULL-terminated arrays of `NAME=value` C strings, the shape of the
+/// process's `environ` and of the parameters libfcgi hands each request.
+public enum Environment {
+    /// The process's environment, read now.
+    public static var current: [String: String] {
+        variables(in: environ)
+    }
+
+    /// The variables of `block`, copied; nil is an empty block.
+    ///
+    /// An entry without `=` is skipped; when a name repeats, the last value wins. `block`
+    /// is read during the call only.
+    public static func variables(in block: UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> [String: String] {
+        guard let block else { return [:] }
+        var count = 0
+        while block[count] != nil { count += 1 }
+        var result: [String: String] = [:]
+        result.reserveCapacity(count)
+        for case let entry? in UnsafeBufferPointer(start: block, count: count) {
+            let pair = String(cString: entry)
+            guard let equals = pair.firstIndex(of: "=") else { continue }
+            result[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+        }
+        return result
+    }
+}
