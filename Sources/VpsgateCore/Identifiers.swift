@@ -1,10 +1,24 @@
 import Crypto
 
+/// Random bytes from the system's generator, eight per draw (one system call each, not one
+/// per byte).
+public enum RandomBytes {
+    public static func generate(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count + 7)
+        while bytes.count < count {
+            withUnsafeBytes(of: generator.next() as UInt64) { bytes.append(contentsOf: $0) }
+        }
+        bytes.removeLast(bytes.count - count)
+        return bytes
+    }
+}
+
 /// Random (version 4) UUIDs as lower-case text.
 public enum UUIDv4 {
     public static func generate() -> String {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        var bytes = RandomBytes.generate(16)
         bytes[6] = bytes[6] & 0x0f | 0x40
         bytes[8] = bytes[8] & 0x3f | 0x80
         let hex = Array(Hex.encode(bytes))
@@ -22,9 +36,7 @@ public enum UUIDv4 {
 public enum APIToken {
     /// `vpsg_` and 43 base64url characters (256 random bits).
     public static func generate() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        return "vpsg_" + Base64URL.encode(bytes)
+        "vpsg_" + Base64URL.encode(RandomBytes.generate(32))
     }
 
     /// SHA-256: a token carries 256 random bits, so an unkeyed hash cannot be reversed.

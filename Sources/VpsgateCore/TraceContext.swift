@@ -11,13 +11,12 @@ public struct TraceContext: Sendable, Equatable {
 
     /// A child of `incoming` when it parses, else the root of a new trace.
     public init(continuing incoming: String?) {
-        var generator = SystemRandomNumberGenerator()
-        spanID = Self.nonZeroHex(bytes: 8, using: &generator)
+        spanID = Self.nonZeroHex(bytes: 8)
         if let incoming, let parent = Self.parse(incoming) {
             traceID = parent.traceID
             sampled = parent.sampled
         } else {
-            traceID = Self.nonZeroHex(bytes: 16, using: &generator)
+            traceID = Self.nonZeroHex(bytes: 16)
             sampled = false
         }
     }
@@ -37,9 +36,9 @@ public struct TraceContext: Sendable, Equatable {
         return (String(parts[1]), String(parts[2]), flags & 1 == 1)
     }
 
-    private static func nonZeroHex(bytes count: Int, using generator: inout SystemRandomNumberGenerator) -> String {
+    private static func nonZeroHex(bytes count: Int) -> String {
         while true {
-            let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let bytes = RandomBytes.generate(count)
             if bytes.contains(where: { $0 != 0 }) { return Hex.encode(bytes) }
         }
     }

@@ -1,21 +1,50 @@
 import Synchronization
 
 /// Prometheus counters and histograms for one instance, served at `/metrics`.
+///
+/// Recording never contends: each thread that records (a FastCGI worker, a background loop)
+/// holds a `Shard` of its own, whose lock only the scrape also takes; the scrape adds the
+/// shards up.
 public final class Metrics: Sendable {
     static let buckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
-    private struct Histogram {
+    fileprivate struct Histogram {
         var counts = [Int](repeating: 0, count: Metrics.buckets.count)
         var sum = 0.0
         var count = 0
     }
 
-    private struct State {
+    fileprivate struct State {
         var counters: [String: [String: Double]] = [:]
         var histograms: [String: [String: Histogram]] = [:]
     }
 
-    private let state = Mutex(State())
+    /// One thread's counters and histograms.
+    public final class Shard: Sendable {
+        fileprivate let state = Mutex(State())
+
+        public func increment(_ family: Family, _ labels: [(String, String)] = [], by amount: Double = 1) {
+            assert(family.kind == .counter, "\(family.name) is not a counter")
+            let key = Metrics.labelText(labels)
+            state.withLock { $0.counters[family.name, default: [:]][key, default: 0] += amount }
+        }
+
+        public func observe(_ family: Family, _ labels: [(String, String)], seconds: Double) {
+            assert(family.kind == .histogram, "\(family.name) is not a histogram")
+            let key = Metrics.labelText(labels)
+            state.withLock { state in
+                var histogram = state.histograms[family.name]?[key] ?? Histogram()
+                for (index, bound) in Metrics.buckets.enumerated() where seconds <= bound { histogram.counts[index] += 1 }
+                histogram.sum += seconds
+                histogram.count += 1
+                state.histograms[family.name, default: [:]][key] = histogram
+            }
+        }
+    }
+
+    private let shards = Mutex<[Shard]>([])
+    /// For the rare recorder without a shard of its own.
+    private let common = Shard()
 
     /// A counter or histogram family, declared once below and used by reference: a name
     /// that is not declared cannot be recorded.
@@ -52,29 +81,49 @@ public final class Metrics: Sendable {
         hostingerCallDuration, databaseDuration, outcomeWritesDeferred,
     ]
 
-    public init() {}
+    public init() {
+        shards.withLock { $0.append(common) }
+    }
+
+    /// A shard for the calling thread to record into.
+    public func shard() -> Shard {
+        let shard = Shard()
+        shards.withLock { $0.append(shard) }
+        return shard
+    }
 
     public func increment(_ family: Family, _ labels: [(String, String)] = [], by amount: Double = 1) {
-        assert(family.kind == .counter, "\(family.name) is not a counter")
-        let key = Self.labelText(labels)
-        state.withLock { $0.counters[family.name, default: [:]][key, default: 0] += amount }
+        common.increment(family, labels, by: amount)
     }
 
     public func observe(_ family: Family, _ labels: [(String, String)], seconds: Double) {
-        assert(family.kind == .histogram, "\(family.name) is not a histogram")
-        let key = Self.labelText(labels)
-        state.withLock { state in
-            var histogram = state.histograms[family.name]?[key] ?? Histogram()
-            for (index, bound) in Self.buckets.enumerated() where seconds <= bound { histogram.counts[index] += 1 }
-            histogram.sum += seconds
-            histogram.count += 1
-            state.histograms[family.name, default: [:]][key] = histogram
+        common.observe(family, labels, seconds: seconds)
+    }
+
+    /// Every shard added up.
+    private func snapshot() -> State {
+        var total = State()
+        for shard in shards.withLock({ $0 }) {
+            let state = shard.state.withLock { $0 }
+            for (name, series) in state.counters {
+                for (labels, value) in series { total.counters[name, default: [:]][labels, default: 0] += value }
+            }
+            for (name, series) in state.histograms {
+                for (labels, histogram) in series {
+                    var sum = total.histograms[name]?[labels] ?? Histogram()
+                    for index in sum.counts.indices { sum.counts[index] += histogram.counts[index] }
+                    sum.sum += histogram.sum
+                    sum.count += histogram.count
+                    total.histograms[name, default: [:]][labels] = sum
+                }
+            }
         }
+        return total
     }
 
     /// The Prometheus text exposition, with `gauges` (computed at scrape time) appended.
     public func render(gauges: [(name: String, help: String, labels: [(String, String)], value: Double)]) -> String {
-        let snapshot = state.withLock { $0 }
+        let snapshot = snapshot()
         var out = ""
         for family in Self.families {
             out += "# HELP \(family.name) \(family.help)\n# TYPE \(family.name) \(family.kind.rawValue)\n"

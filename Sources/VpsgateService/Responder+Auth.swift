@@ -28,11 +28,10 @@ extension Responder {
         } catch {
             throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
         }
-        if held.isEmpty { throw CommandEnd(notFound(requestContext), .notFound, .notFound) }
+        // The same answers as begin_command's grant check gives.
+        if held.isEmpty { throw refusal(.notFound, vps: vps, blocking: nil, permission: permission, audited: false, requestContext) }
         if !held.contains(permission) {
-            throw CommandEnd(problem(Problem(.forbidden, status: 403, title: "Forbidden",
-                                             detail: "This needs the \(permission.rawValue) permission on VPS \(vps).",
-                                             instance: requestContext.path), requestContext), .denied, .forbidden)
+            throw refusal(.forbidden, vps: vps, blocking: nil, permission: permission, audited: false, requestContext)
         }
     }
 }

@@ -20,9 +20,14 @@ extension Responder {
                 Redaction.auditable($0, declared: Set(command.fields.map(\.name)), secrets: command.secretFields)
             }
             let call = try validate(command, vps: vps, parameters: parameters, body: body, requestContext)
-            try authorize(principal, vps: vps, needs: command.permission, requestContext)
-            if validateOnly { try plan(command, vps: vps, call, requestContext) }
-            audit.idempotencyKey = try idempotencyKey(request, requestContext)
+            if validateOnly {
+                try authorize(principal, vps: vps, needs: command.permission, requestContext)
+                try plan(command, vps: vps, call, requestContext)
+            }
+            audit.idempotencyKey = try idempotencyKey(request, requestContext) { () throws(CommandEnd) in
+                try authorize(principal, vps: vps, needs: command.permission, requestContext)
+            }
+            // Authorizes too: begin_command checks the grant before it takes anything.
             let begun = try begin(command, vps: vps, body: body, principal: principal, audit: audit, requestContext)
             let result = hostinger.call(call, correlationID: requestContext.correlationID, trace: requestContext.trace)
             return finish(begun, result, audit: audit, requestContext)
@@ -61,8 +66,14 @@ extension Responder {
         }
     }
 
-    private func idempotencyKey(_ request: FastCGIRequest, _ requestContext: RequestContext) throws(CommandEnd) -> String {
-        switch IdempotencyKey.parse(request.header("Idempotency-Key")) {
+    /// The key; a request without a valid one is first authorized (`authorize`), so that a
+    /// principal without a grant learns nothing more than 404 or 403.
+    private func idempotencyKey(_ request: FastCGIRequest, _ requestContext: RequestContext,
+                                authorize: () throws(CommandEnd) -> Void) throws(CommandEnd) -> String {
+        let parsed = IdempotencyKey.parse(request.header("Idempotency-Key"))
+        if case .success(let key) = parsed { return key }
+        try authorize()
+        switch parsed {
         case .success(let key): return key
         case .failure(.missing):
             throw invalid(.idempotencyKeyMissing, 400, "Idempotency-Key required", "Every command needs an Idempotency-Key header.",
@@ -119,7 +130,8 @@ extension Responder {
         do {
             decision = try timed("begin_command") { () throws(StoreError) in
                 try store.begin(BeginRequest(principal: principal, key: key, fingerprints: fingerprints, vpsID: vps, command: command.name,
-                                             operationID: operationID, busyBoundSeconds: context.configuration.busyBoundSeconds, audit: audit))
+                                             permission: command.permission, operationID: operationID,
+                                             busyBoundSeconds: context.configuration.busyBoundSeconds, audit: audit))
             }
         } catch {
             throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
@@ -137,8 +149,8 @@ extension Responder {
             ]
             if let location = stored.location { headers.append(.init("Location", location)) }
             throw CommandEnd(FastCGIResponse(status: stored.status, headers: headers, body: stored.body), .replayed, nil, audited: true)
-        case .inUse, .reused:
-            throw refusal(decision.kind, vps: vps, blocking: nil, audited: true, requestContext)
+        case .notFound, .forbidden, .inUse, .reused:
+            throw refusal(decision.kind, vps: vps, blocking: nil, permission: command.permission, audited: true, requestContext)
         case .busy(let blocking):
             throw refusal(.busy, vps: vps, blocking: blocking, audited: true, requestContext)
         }
@@ -167,7 +179,7 @@ extension Responder {
                                   audit: audit)
         let write = timed("finish_command") { store.finish(record) }
         if case .deferred(let reason) = write {
-            context.metrics.increment(Metrics.outcomeWritesDeferred)
+            metrics.increment(Metrics.outcomeWritesDeferred)
             requestContext.logger.error("outcome not recorded yet; kept to retry", metadata: [
                 "error": "\(reason)", "operation_id": "\(operation.id)", "outcome": "\(result.outcome.rawValue)",
             ])
@@ -210,9 +222,9 @@ extension Responder {
     }
 
     /// The answer to a decision that refuses the command (key in use or reused, VPS busy).
-    private func refusal(_ kind: BeginDecision.Kind, vps: Int, blocking: String?, audited: Bool,
+    func refusal(_ kind: BeginDecision.Kind, vps: Int, blocking: String?, permission: Permission? = nil, audited: Bool,
                          _ requestContext: RequestContext) -> CommandEnd {
-        guard let (problem, retryAfter) = kind.problem(vps: vps, blocking: blocking, instance: requestContext.path),
+        guard let (problem, retryAfter) = kind.problem(vps: vps, blocking: blocking, permission: permission, instance: requestContext.path),
             let outcome = kind.auditOutcome
         else { return CommandEnd(unavailable(requestContext, StoreError(unavailable: false, "no refusal for \(kind)")), .unavailable, .unavailable) }
         var response = self.problem(problem, requestContext)
@@ -230,7 +242,7 @@ extension Responder {
     private func timed<T, E: Error>(_ statement: String, _ body: () throws(E) -> T) throws(E) -> T {
         let started = Clock.monotonicMicroseconds()
         defer {
-            context.metrics.observe(Metrics.databaseDuration, [("statement", statement)],
+            metrics.observe(Metrics.databaseDuration, [("statement", statement)],
                                     seconds: Double(Clock.monotonicMicroseconds() - started) / 1_000_000)
         }
         return try body()
@@ -238,9 +250,9 @@ extension Responder {
 
     /// One line per command request: what, on which VPS, how it ended, how long it took.
     private func logCommand(_ audit: AuditEntry, status: Int, _ requestContext: RequestContext) {
-        context.metrics.increment(Metrics.commandOutcomes, [("command", audit.command ?? "-"), ("outcome", audit.outcome.rawValue)])
-        if audit.outcome == .replayed { context.metrics.increment(Metrics.replays) }
-        if audit.outcome == .busy { context.metrics.increment(Metrics.busyRejections) }
+        metrics.increment(Metrics.commandOutcomes, [("command", audit.command ?? "-"), ("outcome", audit.outcome.rawValue)])
+        if audit.outcome == .replayed { metrics.increment(Metrics.replays) }
+        if audit.outcome == .busy { metrics.increment(Metrics.busyRejections) }
         requestContext.logger.info("command", metadata: [
             "command": "\(audit.command ?? "-")", "vps_id": "\(audit.vpsID ?? 0)", "operation_id": "\(audit.operationID ?? "-")",
             "outcome": "\(audit.outcome.rawValue)", "http_status": "\(status)",

@@ -15,11 +15,14 @@ public struct Responder<Store: ResponderStore, Upstream: HostingerCalling>: Fast
     let context: ServiceContext
     let store: Store
     let hostinger: Upstream
+    /// This worker's own metrics shard: recording takes no lock another worker holds.
+    let metrics: Metrics.Shard
 
     public init(context: ServiceContext, store: Store, hostinger: Upstream) {
         self.context = context
         self.store = store
         self.hostinger = hostinger
+        self.metrics = context.metrics.shard()
     }
 }
 
@@ -46,10 +49,10 @@ extension Responder {
         response.headers.append(.init("X-Request-ID", requestContext.correlationID.value))
         if request.parameters["VPSGATE_INTERNAL"] == nil {
             let route = Self.routeLabel(method: request.method, path: request.path)
-            context.metrics.increment(Metrics.requests, [("route", route), ("status", String(response.status))])
-            context.metrics.observe(Metrics.requestDuration, [("route", route)], seconds: requestContext.elapsedMilliseconds / 1000)
+            metrics.increment(Metrics.requests, [("route", route), ("status", String(response.status))])
+            metrics.observe(Metrics.requestDuration, [("route", route)], seconds: requestContext.elapsedMilliseconds / 1000)
         } else {
-            context.metrics.increment(Metrics.requests, [("route", "token-check"), ("status", String(response.status))])
+            metrics.increment(Metrics.requests, [("route", "token-check"), ("status", String(response.status))])
         }
         return response
     }

@@ -6,7 +6,7 @@ import VpsgateStore
 extension ServiceContext {
     /// A Hostinger client whose attempts are counted in `metrics`.
     func makeHostingerClient(logger: Logger) -> HostingerClient {
-        let metrics = self.metrics
+        let metrics = self.metrics.shard()
         return HostingerClient(settings: hostinger, circuit: circuit, readCircuit: readCircuit, logger: logger) { operation, attempt, result, seconds in
             let label: String =
                 switch result {

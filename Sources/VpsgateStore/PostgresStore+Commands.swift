@@ -12,7 +12,8 @@ extension PostgresStore: CommandStore {
         let query: PostgresQuery = """
             SELECT * FROM begin_command(\(request.principal), \(request.key), \(SQLText.array(request.fingerprints))::text[],
                 \(request.vpsID), \(request.command), \(request.operationID)::uuid, \(request.audit.identity.correlationID),
-                make_interval(secs => \(request.busyBoundSeconds)), \(audit)::jsonb, \(Self.auditAnswers)::jsonb)
+                make_interval(secs => \(request.busyBoundSeconds)), \(audit)::jsonb, \(Self.auditAnswers)::jsonb,
+                \(request.permission.rawValue))
             """
         return try run { () throws(PostgresError) in
             guard let row = try database.query(query.preparedOnce()).first else {
@@ -26,6 +27,10 @@ extension PostgresStore: CommandStore {
                 return .replay(StoredAnswer(status: try row.decode(Int.self, "response_status"),
                                             location: try row.decode(String?.self, "response_location"),
                                             body: SQLText.bytes(fromBytea: try row.decode(String.self, "response_body"))))
+            case .notFound?:
+                return .notFound
+            case .forbidden?:
+                return .forbidden
             case .inUse?:
                 return .inUse
             case .reused?:

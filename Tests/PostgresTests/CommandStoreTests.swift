@@ -17,6 +17,10 @@ import VpsgateStore
         let migrations = try Migrator.load(directory: Self.migrationsDirectory)
         database = PostgresConnection(url: url)
         _ = try Migrator(migrations: migrations).migrate(on: database)
+        try database.execute(script: """
+            INSERT INTO principals (name) VALUES ('alice'), ('vera');
+            INSERT INTO grants (principal, vps_id, role, created_by) VALUES ('alice', 1001, 'operator', 'test'), ('vera', 1001, 'viewer', 'test');
+            """)
         store = PostgresStore(url: url, applicationName: "vpsgate store-test", migrations: migrations, pending: PendingOutcomes(),
                               logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
@@ -27,12 +31,12 @@ import VpsgateStore
         return parts.joined(separator: "/") + "/Migrations"
     }
 
-    func begin(key: String = "key-0001-abcd", fingerprint: String = "fp-a", vps: Int = 1001) throws -> BeginDecision {
+    func begin(key: String = "key-0001-abcd", fingerprint: String = "fp-a", vps: Int = 1001, principal: String = "alice") throws -> BeginDecision {
         var audit = AuditEntry(outcome: .received, identity: RequestIdentity(correlationID: "corr-\(key)", principal: "alice",
                                                                              method: "POST", path: "/v1/vps/\(vps)/restart"))
         audit.durationMilliseconds = 1.5
-        return try store.begin(BeginRequest(principal: "alice", key: key, fingerprints: [fingerprint], vpsID: vps, command: "vps.restart",
-                                            operationID: UUIDv4.generate(), busyBoundSeconds: 3600, audit: audit))
+        return try store.begin(BeginRequest(principal: principal, key: key, fingerprints: [fingerprint], vpsID: vps, command: "vps.restart",
+                                            permission: .power, operationID: UUIDv4.generate(), busyBoundSeconds: 3600, audit: audit))
     }
 
     /// The final audit rows written so far: (outcome, status, problem type).
@@ -63,6 +67,19 @@ import VpsgateStore
         let received = try database.query("SELECT count(*) AS n FROM audit_events WHERE kind = 'received'").first?.decode(Int.self, "n")
         #expect(received == 1)
         #expect(try finalRows().isEmpty)
+    }
+
+    @Test func aVPSOutsideTheGrantsIsNotFoundAndNothingIsTaken() throws {
+        #expect(try begin(vps: 2002) == .notFound)
+        #expect(try begin(principal: "mallory") == .notFound)
+        #expect(try finalRows() == [["not_found", "404", "urn:vpsgate:problem:not-found"], ["not_found", "404", "urn:vpsgate:problem:not-found"]])
+        let taken = try database.query("SELECT (SELECT count(*) FROM idempotency_keys) + (SELECT count(*) FROM operations) AS n").first
+        #expect(try taken?.decode(Int.self, "n") == 0)
+    }
+
+    @Test func aGrantWithoutThePermissionIsForbidden() throws {
+        #expect(try begin(principal: "vera") == .forbidden)
+        #expect(try finalRows() == [["denied", "403", "urn:vpsgate:problem:forbidden"]])
     }
 
     @Test func theSameKeyWhileInFlightIsInUseAndAudited() throws {

@@ -122,10 +122,14 @@ import VpsgateCore
         #expect(answers["busy"]?["outcome"]?.stringValue == "busy")
         #expect(answers["busy"]?["problem_type"]?.stringValue == "urn:vpsgate:problem:vps-busy")
         #expect(answers["proceed"] == nil)
+        #expect(answers["not_found"]?["http_status"]?.intValue == 404)
+        #expect(answers["not_found"]?["outcome"]?.stringValue == "not_found")
+        #expect(answers["forbidden"]?["http_status"]?.intValue == 403)
+        #expect(answers["forbidden"]?["outcome"]?.stringValue == "denied")
     }
 
     @Test func busyNamesTheBlockingOperation() throws {
-        let (problem, retryAfter) = try #require(BeginDecision.Kind.busy.problem(vps: 7, blocking: "b-1", instance: "/v1/vps/7/stop"))
+        let (problem, retryAfter) = try #require(BeginDecision.Kind.busy.problem(vps: 7, blocking: "b-1", permission: nil, instance: "/v1/vps/7/stop"))
         #expect(problem.status == 409 && retryAfter == 5)
         #expect(problem.extensions.map(\.value) == ["b-1", "/v1/operations/b-1"])
     }

@@ -66,15 +66,17 @@ import VpsgateCore
 
     // MARK: - Authorize
 
+    /// With a valid key, `begin_command` checks the grant (below); without one, the
+    /// responder does, so that the key's absence reveals nothing either.
     @Test func aVPSOutsideTheGrantsIsNotFoundAndNotRevealed() {
-        let response = send(Fixture.request("POST", "/v1/vps/2002/restart"))
+        let response = send(Fixture.request("POST", "/v1/vps/2002/restart", key: nil))
         #expect(response.status == 404)
         expectRefusedBeforeAnythingIsSpent(.notFound, status: 404)
     }
 
     @Test func aMissingPermissionIsForbidden() {
         store.grants = [Fixture.principal: [1001: [.read]]]
-        let response = send(Fixture.request("POST", "/v1/vps/1001/restart"))
+        let response = send(Fixture.request("POST", "/v1/vps/1001/restart", key: "bad"))
         #expect(response.status == 403)
         #expect(problemType(response) == "urn:vpsgate:problem:forbidden")
         expectRefusedBeforeAnythingIsSpent(.denied, status: 403)
@@ -138,7 +140,7 @@ import VpsgateCore
         let begun = try #require(store.begun.first)
         #expect(begun.key == "key-0001-abcd")
         #expect(begun.principal == Fixture.principal)
-        #expect(begun.vpsID == 1001 && begun.command == "vps.restart")
+        #expect(begun.vpsID == 1001 && begun.command == "vps.restart" && begun.permission == .power)
         #expect(begun.fingerprints.count == 2)
         #expect(begun.fingerprints[0].hasPrefix("k1:"))
         #expect(begun.audit.identity.correlationID == "0123456789abcdef0123456789abcdef")
@@ -165,6 +167,8 @@ import VpsgateCore
     }
 
     @Test(arguments: [
+        (BeginDecision.notFound, 404, "not-found", nil),
+        (BeginDecision.forbidden, 403, "forbidden", nil),
         (BeginDecision.inUse, 409, "idempotency-key-in-use", "1"),
         (BeginDecision.reused, 422, "idempotency-key-reused", nil),
         (BeginDecision.busy(blockingOperation: "5a0f5e0e-1111-4222-8333-944455556666"), 409, "vps-busy", "5"),

@@ -1,11 +1,16 @@
-/// What `begin_command` decided for a keyed command (SPEC sections 6 and 8).
+/// What `begin_command` decided for a keyed command (SPEC sections 4, 6 and 8).
 ///
 /// Which of these applies is decided in one place, the SQL function `begin_command`: the
-/// decision must be atomic with the key's row and the VPS's busy slot. What each decision
+/// decision must be atomic with the key's row and the VPS's busy slot, and the grant is
+/// checked in the same round trip, before anything is taken. What each decision
 /// means — the HTTP status, the problem and the audit outcome — is declared here, once, and
 /// handed to that function with every call (`BeginDecision.Kind.auditAnswers`), so that the
 /// audit row it writes and the answer vpsgate sends cannot disagree.
 public enum BeginDecision: Sendable, Equatable {
+    /// No grant on the VPS: answered as if it did not exist.
+    case notFound
+    /// A grant on the VPS without the command's permission.
+    case forbidden
     /// A new operation, recorded at `createdAt` (database clock, microseconds): call Hostinger.
     case proceed(createdAt: Int64)
     /// The key's stored answer, sent again.
@@ -18,12 +23,15 @@ public enum BeginDecision: Sendable, Equatable {
     case busy(blockingOperation: String)
 
     public enum Kind: String, Sendable, CaseIterable {
-        case proceed, replay, reused, busy
+        case forbidden, proceed, replay, reused, busy
+        case notFound = "not_found"
         case inUse = "in_use"
     }
 
     public var kind: Kind {
         switch self {
+        case .notFound: .notFound
+        case .forbidden: .forbidden
         case .proceed: .proceed
         case .replay: .replay
         case .inUse: .inUse
@@ -52,6 +60,8 @@ extension BeginDecision.Kind {
     public var auditOutcome: AuditOutcome? {
         switch self {
         case .proceed: nil
+        case .notFound: .notFound
+        case .forbidden: .denied
         case .replay: .replayed
         case .inUse, .reused: .conflict
         case .busy: .busy
@@ -60,10 +70,15 @@ extension BeginDecision.Kind {
 
     /// The problem vpsgate answers with, and the seconds worth waiting before a retry (nil:
     /// no problem, or a retry cannot help).
-    public func problem(vps: Int, blocking: String?, instance: String) -> (Problem, retryAfterSeconds: Int?)? {
+    public func problem(vps: Int, blocking: String?, permission: Permission?, instance: String) -> (Problem, retryAfterSeconds: Int?)? {
         switch self {
         case .proceed, .replay:
             return nil
+        case .notFound:
+            return (Problem(.notFound, status: 404, title: "Not found", detail: "No such resource.", instance: instance), nil)
+        case .forbidden:
+            let needed = permission.map { "the \($0.rawValue) permission" } ?? "a permission"
+            return (Problem(.forbidden, status: 403, title: "Forbidden", detail: "This needs \(needed) on VPS \(vps).", instance: instance), nil)
         case .inUse:
             return (Problem(.idempotencyKeyInUse, status: 409, title: "Idempotency-Key in use",
                             detail: "A request with this key is still being processed.", instance: instance), 1)
@@ -85,7 +100,7 @@ extension BeginDecision.Kind {
     public static let auditAnswers: JSONValue = .object(allCases.compactMap { kind in
         guard let outcome = kind.auditOutcome else { return nil }
         var members: [(String, JSONValue)] = [("outcome", .string(outcome.rawValue))]
-        if let (problem, _) = kind.problem(vps: 0, blocking: nil, instance: "") {
+        if let (problem, _) = kind.problem(vps: 0, blocking: nil, permission: nil, instance: "") {
             members.append(("http_status", .number(String(problem.status))))
             members.append(("problem_type", .string(Problem.typePrefix + problem.code.rawValue)))
         }

@@ -19,9 +19,10 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
 
 /// The records behind a command request.
 public protocol CommandStore {
-    /// One durable transaction before Hostinger is called: takes the key and the VPS's slot
-    /// and records the operation with its `received` audit row, or answers from what the
-    /// key holds (and writes that request's final audit row). The decision is made here.
+    /// One durable transaction before Hostinger is called: checks the grant, takes the key
+    /// and the VPS's slot and records the operation with its `received` audit row, or
+    /// refuses, or answers from what the key holds (and writes that request's final audit
+    /// row). The decision is made here.
     func begin(_ request: BeginRequest) throws(StoreError) -> BeginDecision
     /// Records the end of a dispatched command: the operation's transition, the answer kept
     /// under the key (or the key freed), the final audit row. Safe to repeat. A write the
@@ -184,14 +185,17 @@ public struct BeginRequest: Sendable {
     public var fingerprints: [String]
     public var vpsID: Int
     public var command: String
+    /// The permission the command needs on the VPS.
+    public var permission: Permission
     public var operationID: String
     public var busyBoundSeconds: Int
     /// The audit row's request members (`command`, `vps_id`, `outcome` come from the above).
     public var audit: AuditEntry
 
-    public init(principal: String, key: String, fingerprints: [String], vpsID: Int, command: String, operationID: String,
-                busyBoundSeconds: Int, audit: AuditEntry) {
+    public init(principal: String, key: String, fingerprints: [String], vpsID: Int, command: String, permission: Permission,
+                operationID: String, busyBoundSeconds: Int, audit: AuditEntry) {
         self.principal = principal
+        self.permission = permission
         self.key = key
         self.fingerprints = fingerprints
         self.vpsID = vpsID
