@@ -38,6 +38,10 @@ public struct Configuration: Sendable, Equatable {
     public var migrationDatabaseURL: String
     /// `VPSGATE_BUSY_BOUND`: seconds after which a non-terminal operation stops blocking its VPS. Default 900.
     public var busyBoundSeconds: Int
+    /// `VPSGATE_TOKEN_CACHE_MS`: how long a worker reuses a token check's positive answer
+    /// (0: every request asks the database). The revocation delay: a revoked or expired
+    /// token keeps working for at most this long on a worker that checked it just before.
+    public var tokenCacheMilliseconds: Int
     /// `VPSGATE_REFRESH_INTERVAL_MS`: a status read refreshes a non-terminal operation from
     /// Hostinger at most this often. Default 3000.
     public var refreshIntervalMilliseconds: Int
@@ -142,6 +146,7 @@ public struct Configuration: Sendable, Equatable {
         migrationDatabaseURL = migrationURL
         busyBoundSeconds = try integer("VPSGATE_BUSY_BOUND", default: 900, in: 10...86_400)
         refreshIntervalMilliseconds = try integer("VPSGATE_REFRESH_INTERVAL_MS", default: 3000, in: 0...600_000)
+        tokenCacheMilliseconds = try integer("VPSGATE_TOKEN_CACHE_MS", default: 1000, in: 0...60_000)
 
         readTimeoutMilliseconds = try integer("VPSGATE_READ_TIMEOUT_MS", default: 10_000, in: 100...600_000)
         switch (listen, value("VPSGATE_ALLOWED_PEERS")) {

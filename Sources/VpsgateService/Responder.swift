@@ -17,6 +17,8 @@ public struct Responder<Store: ResponderStore, Upstream: HostingerCalling>: Fast
     let hostinger: Upstream
     /// This worker's own metrics shard: recording takes no lock another worker holds.
     let metrics: Metrics.Shard
+    /// This worker's recent positive token checks.
+    let tokens = TokenCache()
 
     public init(context: ServiceContext, store: Store, hostinger: Upstream) {
         self.context = context

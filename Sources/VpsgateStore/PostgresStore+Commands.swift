@@ -85,13 +85,14 @@ extension PostgresStore: CommandStore {
 
 /// Tokens and grants.
 extension PostgresStore: AuthorizationStore {
-    public func principal(tokenHash: String) throws(StoreError) -> String? {
+    public func principal(tokenHash: String) throws(StoreError) -> (principal: String, validForMilliseconds: Int?)? {
         let query: PostgresQuery = """
-            SELECT principal FROM api_tokens
+            SELECT principal, (extract(epoch FROM expires_at - clock_timestamp()) * 1000)::bigint AS valid_ms FROM api_tokens
             WHERE token_hash = \(tokenHash) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
             """
         return try run { () throws(PostgresError) in
-            try database.query(query.preparedOnce(), retryOnStaleConnection: true).first?.decode(String.self, "principal")
+            guard let row = try database.query(query.preparedOnce(), retryOnStaleConnection: true).first else { return nil }
+            return (try row.decode(String.self, "principal"), try row.decode(Int?.self, "valid_ms"))
         }
     }
 

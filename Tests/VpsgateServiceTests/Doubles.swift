@@ -8,7 +8,8 @@ import VpsgateCore
 /// (`begin_command` decides in SQL; its own tests run against PostgreSQL), and plain
 /// records of every write, so that a test sees exactly what the service asked for.
 final class MemoryStore: ResponderStore, ReconcilerStore {
-    var tokens: [String: String] = [:]
+    var tokens: [String: (principal: String, validForMilliseconds: Int?)] = [:]
+    var tokenChecks = 0
     /// principal ⇒ VPS id (nil: every VPS) ⇒ permissions.
     var grants: [String: [Int?: Set<Permission>]] = [:]
     /// Every call throws this while it is set.
@@ -59,8 +60,9 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
 
     // MARK: AuthorizationStore
 
-    func principal(tokenHash: String) throws(StoreError) -> String? {
+    func principal(tokenHash: String) throws(StoreError) -> (principal: String, validForMilliseconds: Int?)? {
         try check()
+        tokenChecks += 1
         return tokens[tokenHash]
     }
 
@@ -194,9 +196,9 @@ final class ScriptedHostinger: HostingerCalling {
 enum Fixture {
     static let principal = "alice"
 
-    static func context() throws -> ServiceContext {
+    static func context(_ environment: [String: String] = [:]) throws -> ServiceContext {
         let keys = try SecretKeyRing.parse(SecretKeyRing.generateLine(id: "k1")).get()
-        return ServiceContext(configuration: try Configuration(environment: [:]), migrations: [], logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+        return ServiceContext(configuration: try Configuration(environment: environment), migrations: [], logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
                               instance: "test-1", hostinger: HostingerSettings(baseURL: "https://127.0.0.1:1", token: Secret("t")),
                               circuit: HostingerCircuit(), readCircuit: HostingerCircuit(), keys: keys)
     }

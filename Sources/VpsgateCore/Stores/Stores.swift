@@ -58,8 +58,9 @@ public protocol OperationStore {
 
 /// Tokens and grants.
 public protocol AuthorizationStore {
-    /// The principal of an active token, by the token's hash.
-    func principal(tokenHash: String) throws(StoreError) -> String?
+    /// The principal of an active token, by the token's hash, and how long it stays valid
+    /// (nil: no expiry).
+    func principal(tokenHash: String) throws(StoreError) -> (principal: String, validForMilliseconds: Int?)?
     /// The permissions `principal` holds on `vps` through unexpired grants (empty: no grant).
     func permissions(_ principal: String, vps: Int) throws(StoreError) -> Set<Permission>
     /// Which VPS `principal` may read.
