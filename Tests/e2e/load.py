@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
+
+from vpsgate_e2e import http_request
 
 COMMAND_OK = {200, 202}
 COMMAND_EXPECTED = COMMAND_OK | {409}  # 409: the VPS is busy with another operation
@@ -88,13 +88,9 @@ class Load:
             data = b""
         if key:
             headers["Idempotency-Key"] = key
-        request = urllib.request.Request(self.stack.url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, context=self.stack.ssl_context(), timeout=self.timeout) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read()
-        except (OSError, urllib.error.URLError) as error:
+            status, _, raw = http_request(self.stack, method, path, data, headers, timeout=self.timeout)
+        except OSError as error:  # no HTTP answer (urllib's URLError is an OSError too)
             self.results.record(Answer(kind, None, time.monotonic(), f"{method} {path}: {error!r}", key))
             return None, None
         self.results.record(Answer(kind, status, time.monotonic(), f"{method} {path}: {raw[:200]!r}", key))

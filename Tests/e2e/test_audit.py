@@ -2,23 +2,19 @@
 chain and `vpsgate audit verify`, and idempotency-key retention."""
 
 import json
-import os
 import subprocess
 import time
 import uuid
 
 import pytest
 
-from conftest import module_stack
-from test_pipeline import Client, sql
-
-VM = "/api/vps/v1/virtual-machines"
+from vpsgate_e2e import Client, as_superuser, fresh_database, psql, sql
 
 
 @pytest.fixture(scope="module")
-def stack():
-    yield from module_stack("vpsgate-e2e-audit-", extra_env={"VPSGATE_SEAL_INTERVAL_MS": "300", "VPSGATE_SEAL_HORIZON_MS": "1000",
-                                                   "VPSGATE_IDEMPOTENCY_TTL": "3s"})
+def stack(stack_factory):
+    return stack_factory("audit", extra_env={"VPSGATE_SEAL_INTERVAL_MS": "300", "VPSGATE_SEAL_HORIZON_MS": "1000",
+                                             "VPSGATE_IDEMPOTENCY_TTL": "3s"})
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +90,7 @@ def test_the_auditor_reads_the_views_and_nothing_else(stack, story):
     admin = stack.postgres.admin_url.rsplit("/", 1)[0] + "/vpsgate"
 
     def as_auditor(statement):
-        return subprocess.run([str(stack.postgres.bindir / "psql"), admin, "-v", "ON_ERROR_STOP=1", "-qAtX",
-                               "-c", "SET ROLE vpsgate_auditor", "-c", statement], capture_output=True, text=True)
+        return psql(stack, admin, "SET ROLE vpsgate_auditor", statement)
 
     for view in ("audit_mutations", "audit_denials", "audit_destructive", "command_daily_stats", "operations_open",
                  "audit_story", "audit_admin_changes", "audit_drift"):
@@ -111,28 +106,20 @@ def test_the_auditor_reads_the_views_and_nothing_else(stack, story):
 
 
 def test_the_documented_queries_use_indexes_on_a_large_table(stack, story):
-    url = fresh_database(stack)
-    owner = url
-    psql = lambda statement: subprocess.run([str(stack.postgres.bindir / "psql"), owner, "-v", "ON_ERROR_STOP=1", "-qAtX", "-c", statement],
-                                           capture_output=True, text=True, check=True).stdout
-    psql("""INSERT INTO audit_events (kind, instance, principal, command, vps_id, outcome, occurred_at)
+    owner = fresh_database(stack, migrate=True)
+
+    def as_owner(statement):
+        return psql(stack, owner, statement, check=True).stdout
+
+    as_owner("""INSERT INTO audit_events (kind, instance, principal, command, vps_id, outcome, occurred_at)
             SELECT CASE WHEN g % 3 = 0 THEN 'received' ELSE 'final' END, 'gen', 'user' || (g % 500), 'vps.start', 1000 + g % 2000,
                    CASE WHEN g % 7 = 0 THEN 'denied' ELSE 'accepted' END, now() - (g || ' seconds')::interval
             FROM generate_series(1, 100000) AS g""")
-    psql("ANALYZE audit_events")
-    per_vps = psql("EXPLAIN SELECT * FROM audit_mutations WHERE vps_id = 1234 AND occurred_at > now() - interval '1 day'")
-    per_principal = psql("EXPLAIN SELECT * FROM audit_denials WHERE principal = 'user42' AND occurred_at > now() - interval '1 day'")
+    as_owner("ANALYZE audit_events")
+    per_vps = as_owner("EXPLAIN SELECT * FROM audit_mutations WHERE vps_id = 1234 AND occurred_at > now() - interval '1 day'")
+    per_principal = as_owner("EXPLAIN SELECT * FROM audit_denials WHERE principal = 'user42' AND occurred_at > now() - interval '1 day'")
     assert "audit_events_vps_time" in per_vps, per_vps
     assert "audit_events_principal_time" in per_principal, per_principal
-
-
-def fresh_database(stack):
-    name = f"vpsgate_audit_{uuid.uuid4().hex[:10]}"
-    stack.postgres.psql(f"CREATE DATABASE {name} OWNER vpsgate")
-    url = stack.postgres.owner_url.rsplit("/", 1)[0] + "/" + name
-    result = stack.migrate(database_url=url)
-    assert result.returncode == 0, result.stderr
-    return url
 
 
 def audit_cli(stack, url, *args):
@@ -154,11 +141,7 @@ def test_the_chain_holds_on_the_live_database(stack, story):
 
 
 def superuser(stack, url, *statements):
-    admin = "postgresql://postgres@" + url.split("@", 1)[1]
-    args = [str(stack.postgres.bindir / "psql"), admin, "-v", "ON_ERROR_STOP=1", "-qAtX"]
-    for statement in statements:
-        args += ["-c", statement]
-    return subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return psql(stack, as_superuser(url), *statements, check=True).stdout
 
 
 @pytest.mark.parametrize("tamper,expected", [
@@ -167,7 +150,7 @@ def superuser(stack, url, *statements):
     ("INSERT INTO audit_events (id, kind, instance, outcome) OVERRIDING SYSTEM VALUE VALUES (0, 'final', 'forged', 'accepted')", "was inserted"),
 ])
 def test_verify_names_the_row_a_superuser_tampered_with(stack, tamper, expected):
-    url = fresh_database(stack)
+    url = fresh_database(stack, migrate=True)
     superuser(stack, url, """INSERT INTO audit_events (kind, instance, principal, command, vps_id, outcome)
                              SELECT 'final', 'test', 'p' || g, 'vps.stop', 1001, 'accepted' FROM generate_series(1, 8) g""")
     assert "sealed 8 rows" in audit_cli(stack, url, "seal", "--horizon", "0").stdout

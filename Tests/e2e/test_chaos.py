@@ -20,27 +20,20 @@ from pathlib import Path
 import pytest
 
 import openapi_check
-from conftest import make_stack
-from test_pipeline import Client, sim_requests, sql
+from vpsgate_e2e import SHORT_WINDOWS, VM, Client, open_operations, sim_requests, sql
+
+pytestmark = pytest.mark.slow
 
 SECONDS = int(os.environ.get("VPSGATE_CHAOS_SECONDS", "45"))
 FUZZ_EXAMPLES = os.environ.get("VPSGATE_FUZZ_EXAMPLES", "30")
-VM = "/api/vps/v1/virtual-machines"
 DOCUMENTED = {200, 202, 400, 401, 403, 404, 409, 413, 422, 429, 500, 502, 503}
 
 
 @pytest.fixture(scope="module")
-def stack():
-    root = Path(tempfile.mkdtemp(prefix="vpsgate-e2e-chaos-"))
-    root.chmod(0o755)
-    stack = make_stack(root, extra_env={
-        "HOSTINGER_DEADLINE_MS": "4000", "HOSTINGER_ATTEMPT_TIMEOUT_MS": "2000", "VPSGATE_RECONCILE_GRACE_MS": "6000",
-        "VPSGATE_SETTLE_WINDOW_MS": "3000", "VPSGATE_RECONCILE_INTERVAL_MS": "200", "HOSTINGER_BREAKER_COOLDOWN_MS": "1000",
-    })
-    try:
-        yield stack
-    finally:
-        stack.stop()
+def stack(stack_factory):
+    # The short windows, with the default drift scan.
+    return stack_factory("chaos", extra_env={name: value for name, value in SHORT_WINDOWS.items()
+                                             if name != "VPSGATE_DRIFT_SCAN_INTERVAL_MS"})
 
 
 class Chaos:
@@ -129,7 +122,7 @@ def test_chaos_invariants(stack):
     # Every operation terminal within 2 minutes of the faults stopping.
     open_count = None
     while time.monotonic() - faults_stopped < 120:
-        open_count = int(sql(stack, "SELECT count(*) FROM operations WHERE state NOT IN ('succeeded', 'failed')"))
+        open_count = open_operations(stack)
         if open_count == 0:
             break
         time.sleep(0.5)

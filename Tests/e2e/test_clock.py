@@ -5,36 +5,27 @@ stale at birth."""
 
 import glob
 import json
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from conftest import make_stack
-from test_pipeline import Client, sql
+from vpsgate_e2e import admin_client, sql
 
 
 @pytest.fixture(scope="module")
-def stack():
-    root = Path(tempfile.mkdtemp(prefix="vpsgate-e2e-clock-"))
-    root.chmod(0o755)
-    stack = make_stack(root, start=False)
+def stack(stack_factory):
+    stack = stack_factory("clock", start=False)
     (library,) = glob.glob("/usr/lib/*/faketime/libfaketime.so.1")  # scripts/test installs faketime
     stack.postgres.environment = {"LD_PRELOAD": library, "FAKETIME": "+20m", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-    try:
-        stack.start()
-        yield stack
-    finally:
-        stack.stop()
+    stack.start()
+    return stack
 
 
 def test_operations_of_an_instance_with_another_clock_block_their_vps_and_are_not_stale(stack):
     skew = float(sql(stack, "SELECT extract(epoch FROM now())")) - time.time()
     assert 1100 < skew < 1300, f"the database's clock is not ahead: {skew}"
-    stack.grant("clara", "*", "admin")
-    clara = Client(stack, stack.create_token("clara"))
+    clara = admin_client(stack, "clara")
     stack.sim("POST", "/__sim/config", {"action_delay_ms": 60_000})
     status, _, raw = clara.request("POST", "/v1/vps/1003/restart", key=str(uuid.uuid4()))
     assert status == 202, raw

@@ -4,15 +4,13 @@ body, the operation succeeds, the simulator's VM shows it), permission (403), va
 
 import json
 import re
-import time
 import uuid
 
 import pytest
 
 import openapi_check
-from test_pipeline import Client, sim_requests, sql, wait_operation
+from vpsgate_e2e import VM, Client, close_operations_and_reset_sim, sim_requests, sql, wait_operation
 
-VM = "/api/vps/v1/virtual-machines"
 PASSWORD = "Correct7Horse-Battery"
 
 
@@ -26,9 +24,7 @@ def users(stack):
 
 @pytest.fixture(autouse=True)
 def fresh(stack):
-    sql(stack, "UPDATE operations SET state = 'failed', completed_at = now() WHERE state NOT IN ('succeeded', 'failed')")
-    stack.sim("POST", "/__sim/reset")
-    stack.sim("POST", "/__sim/config", {"action_delay_ms": 150})
+    close_operations_and_reset_sim(stack, action_delay_ms=150)
     yield
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import close_operations_and_reset_sim
-from test_pipeline import Client, sim_requests, sql
+from vpsgate_e2e import admin_client, close_operations_and_reset_sim, final_audit_rows, sim_requests, sql
 
 SECRET = "Hostile9Canary-Secret"
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,8 +51,7 @@ CORPUS = [
 
 @pytest.fixture(scope="module")
 def hostile(stack):
-    stack.grant("hostile", "*", "admin")
-    return Client(stack, stack.create_token("hostile"))
+    return admin_client(stack, "hostile")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -79,8 +77,7 @@ def test_every_hostile_request_is_refused_with_one_final_row_and_nothing_spent(s
         status, _, raw = hostile.request(method, url, raw_body=body, headers=all_headers)
         assert status in (400, 413, 422), (name, method, path, status, raw)
         assert SECRET.encode() not in raw, (name, path)
-        rows = sql(stack, f"SELECT outcome, http_status FROM audit_events WHERE correlation_id = '{correlation}' "
-                          "AND kind = 'final'").splitlines()
+        rows = final_audit_rows(stack, correlation)
         assert rows == [f"invalid|{status}"], (name, method, path, rows)
         assert sql(stack, f"SELECT count(*) FROM operations WHERE correlation_id = '{correlation}'") == "0", (name, path)
         assert sql(stack, f"SELECT count(*) FROM idempotency_keys WHERE key = '{all_headers['Idempotency-Key']}'") == "0"

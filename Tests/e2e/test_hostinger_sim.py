@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import openapi_check
+from vpsgate_e2e import reset_sim
 
 API = "/api/vps/v1"
 VM = API + "/virtual-machines"
@@ -80,8 +81,7 @@ UNKNOWN_IDS = [
 
 @pytest.fixture(autouse=True)
 def reset(stack):
-    stack.sim("POST", "/__sim/reset")
-    stack.sim("POST", "/__sim/config", {"action_delay_ms": 300})
+    reset_sim(stack, action_delay_ms=300)
     yield
 
 

@@ -7,19 +7,17 @@ import uuid
 
 import pytest
 
-from conftest import module_stack
-from test_pipeline import Client, sql
+from vpsgate_e2e import admin_client, sql
 
 
 @pytest.fixture(scope="module")
-def stack():
-    yield from module_stack("vpsgate-e2e-house-", extra_env={"VPSGATE_RECONCILER": "0", "VPSGATE_SEAL_INTERVAL_MS": "300",
-                                                   "VPSGATE_SEAL_HORIZON_MS": "1000", "VPSGATE_IDEMPOTENCY_TTL": "3s"})
+def stack(stack_factory):
+    return stack_factory("house", extra_env={"VPSGATE_RECONCILER": "0", "VPSGATE_SEAL_INTERVAL_MS": "300",
+                                             "VPSGATE_SEAL_HORIZON_MS": "1000", "VPSGATE_IDEMPOTENCY_TTL": "3s"})
 
 
 def test_without_any_reconciler_rows_are_sealed_and_expired_keys_purged(stack):
-    stack.grant("hana", "*", "admin")
-    hana = Client(stack, stack.create_token("hana"))
+    hana = admin_client(stack, "hana")
     key = str(uuid.uuid4())
     status, _, _ = hana.json("POST", "/v1/vps/1002/start", key=key)
     assert status == 202

@@ -1,18 +1,18 @@
 """Shutdown, database outages, migrations and configuration errors, with real processes."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import make_stack
+from fastcgi_client import fastcgi_get  # talks to one instance without nginx
+from vpsgate_e2e import fresh_database, http_request
+from vpsgate_stack import wait_until
 
 
 def instance_serving(stack, correlation_id: str, timeout: float = 5) -> int:
@@ -30,7 +30,7 @@ def test_sigterm_lets_the_slow_request_finish_while_the_other_instance_serves(st
     result = {}
 
     def slow():
-        result["answer"] = stack.get("/__debug/sleep?ms=3000", {"X-Request-ID": "slow-sigterm-1"}, timeout=30)
+        result["answer"] = http_request(stack, "GET", "/__debug/sleep?ms=3000", headers={"X-Request-ID": "slow-sigterm-1"}, timeout=30)
 
     thread = threading.Thread(target=slow)
     thread.start()
@@ -40,7 +40,7 @@ def test_sigterm_lets_the_slow_request_finish_while_the_other_instance_serves(st
     process.send_signal(signal.SIGTERM)
 
     # Meanwhile every request is served by the other instance.
-    statuses = [stack.get("/healthz")[0] for _ in range(30)]
+    statuses = [http_request(stack, "GET", "/healthz")[0] for _ in range(30)]
     assert statuses == [200] * 30
 
     exit_code = process.wait(timeout=15)
@@ -55,7 +55,7 @@ def test_sigterm_lets_the_slow_request_finish_while_the_other_instance_serves(st
 
     stack.processes.pop(f"vpsgate-{index}")
     stack.start_instance(index)
-    assert stack.get("/readyz")[0] == 200
+    assert http_request(stack, "GET", "/readyz")[0] == 200
 
 
 def test_shutdown_bound_abandons_requests_that_run_too_long(stack):
@@ -64,7 +64,7 @@ def test_shutdown_bound_abandons_requests_that_run_too_long(stack):
         # nginx may retry this GET on the other instance once the first one gives up on it;
         # the answer does not matter here, only the shutdown bound does.
         try:
-            stack.get("/__debug/sleep?ms=20000", {"X-Request-ID": "slow-bound-1"}, timeout=30)
+            http_request(stack, "GET", "/__debug/sleep?ms=20000", headers={"X-Request-ID": "slow-bound-1"}, timeout=30)
         except OSError:
             pass
 
@@ -92,53 +92,42 @@ def connected_sockets(path: Path) -> int:
     return count
 
 
-def test_sigterm_wakes_workers_idle_on_kept_alive_connections():
-    root = Path(tempfile.mkdtemp(prefix="vpsgate-e2e-keep-"))
-    root.chmod(0o755)
-    stack = make_stack(root, keep_conn=True, workers=4)
-    try:
-        for _ in range(40):
-            assert stack.get("/healthz")[0] == 200
-        assert connected_sockets(stack.socket_path(1)) > 0, "nginx holds no kept-alive connection"
-        process = stack.processes.pop("vpsgate-1")
-        started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0
-        assert time.monotonic() - started < 3, "idle workers were not woken"
-        assert [stack.get("/healthz")[0] for _ in range(10)] == [200] * 10
-    finally:
-        stack.stop()
+def test_sigterm_wakes_workers_idle_on_kept_alive_connections(stack_factory):
+    stack = stack_factory("keep", keep_conn=True, workers=4)
+    for _ in range(40):
+        assert http_request(stack, "GET", "/healthz")[0] == 200
+    assert connected_sockets(stack.socket_path(1)) > 0, "nginx holds no kept-alive connection"
+    process = stack.processes.pop("vpsgate-1")
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 0
+    assert time.monotonic() - started < 3, "idle workers were not woken"
+    assert [http_request(stack, "GET", "/healthz")[0] for _ in range(10)] == [200] * 10
 
 
 def test_readyz_follows_postgresql_without_restarting_vpsgate(stack):
     pids = {name: p.pid for name, p in stack.processes.items()}
-    assert stack.get("/readyz")[0] == 200
+    assert http_request(stack, "GET", "/readyz")[0] == 200
     stack.postgres.stop()
     try:
-        answers = [stack.get("/readyz") for _ in range(6)]
+        answers = [http_request(stack, "GET", "/readyz") for _ in range(6)]
         assert [a[0] for a in answers] == [503] * 6
         problem = json.loads(answers[0][2])
         assert problem["type"].endswith(":not-ready")
         assert answers[0][1]["Retry-After"] == "5"
-        assert stack.get("/healthz")[0] == 200  # alive, just not ready
+        assert http_request(stack, "GET", "/healthz")[0] == 200  # alive, just not ready
     finally:
         stack.postgres.start()
     deadline = time.monotonic() + 20
     statuses = []
     while time.monotonic() < deadline:
-        statuses = [stack.get("/readyz")[0] for _ in range(4)]
+        statuses = [http_request(stack, "GET", "/readyz")[0] for _ in range(4)]
         if statuses == [200] * 4:
             break
         time.sleep(0.25)
     assert statuses == [200] * 4
     assert {name: p.pid for name, p in stack.processes.items()} == pids
     assert all(p.poll() is None for p in stack.processes.values())
-
-
-def fresh_database(stack) -> str:
-    name = f"vpsgate_migrate_{os.getpid()}_{time.monotonic_ns()}"
-    stack.postgres.psql(f"CREATE DATABASE {name} OWNER vpsgate")
-    return stack.postgres.owner_url.rsplit("/", 1)[0] + "/" + name
 
 
 def test_concurrent_migrate_applies_every_migration_exactly_once(stack):
@@ -175,7 +164,6 @@ def test_readyz_is_503_until_the_schema_is_migrated(stack):
     process = subprocess.Popen([str(stack.binary), "serve"], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
-        from vpsgate_stack import wait_until
         wait_until(lambda: stack.socket_path(9).exists(), 10, "instance 9")
         status, body = fastcgi_get(stack.socket_path(9), "/readyz")
         assert status == 503
@@ -201,5 +189,3 @@ def test_bad_configuration_stops_startup_with_a_message(stack, variable, value, 
     assert expected in result.stderr
     assert not stack.socket_path(8).exists()
 
-
-from fastcgi_client import fastcgi_get  # noqa: E402  (talks to one instance without nginx)

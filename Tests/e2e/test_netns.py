@@ -9,18 +9,17 @@ import concurrent.futures
 import json
 import os
 import subprocess
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from conftest import make_stack
-from load import KEY_IN_USE, Load, wait_for_operations
 from fastcgi_client import fastcgi_request
-from test_pipeline import Client, sim_requests, sql
+from load import KEY_IN_USE, Load, wait_for_operations
+from vpsgate_e2e import VM, Client, sim_requests, sql
 from vpsgate_stack import wait_until
+
+pytestmark = pytest.mark.slow
 
 HOSTS = (1, 2)
 SUBNET = "10.231"  # 10.231.N.1 is this side of host N's link, 10.231.N.2 the host
@@ -81,11 +80,9 @@ def hosts():
 
 
 @pytest.fixture(scope="module")
-def spread(hosts):
-    root = Path(tempfile.mkdtemp(prefix="vpsgate-netns-"))
-    root.chmod(0o755)
+def spread(hosts, stack_factory):
     # Short Hostinger deadlines so that a cut host's unanswered calls settle within the test.
-    stack = make_stack(root, start=False, production=True, instances=len(hosts), extra_env={
+    stack = stack_factory("netns", start=False, production=True, instances=len(hosts), extra_env={
         "HOSTINGER_ATTEMPT_TIMEOUT_MS": "3000", "HOSTINGER_DEADLINE_MS": "6000"})
     stack.postgres.listen_addresses += [host.gateway for host in hosts]
     stack.postgres.hba_lines = [f"host all all {SUBNET}.0.0/16 trust"]
@@ -104,13 +101,10 @@ def spread(hosts):
             "VPSGATE_DATABASE_URL": f"postgresql://vpsgate_app@{host.gateway}:{stack.postgres.port}/vpsgate",
             "VPSGATE_ALLOWED_PEERS": host.gateway,  # nginx, on the other end of the link
         }
-    try:
-        stack.start()
-        stack.grant("spread-admin", "*", "admin")
-        stack.spread_token = stack.create_token("spread-admin")
-        yield stack
-    finally:
-        stack.stop()
+    stack.start()
+    stack.grant("spread-admin", "*", "admin")
+    stack.spread_token = stack.create_token("spread-admin")
+    return stack
 
 
 def served_by(stack, correlation_prefix: str) -> set[str]:
@@ -133,7 +127,7 @@ def test_instances_run_inside_their_hosts_and_commands_work(spread, hosts):
     assert status == 202, operation
     states = wait_for_operations(spread, {operation["id"]}, timeout=30)
     assert states == {operation["id"]: "succeeded"}
-    assert spread.sim("GET", "/api/vps/v1/virtual-machines/1001")[2]["hostname"] == "spread-1.example.com"
+    assert spread.sim("GET", f"{VM}/1001")[2]["hostname"] == "spread-1.example.com"
     # Reads reach both hosts.
     for index in range(6):
         assert client.json("GET", "/v1/vps/1001", headers={"X-Request-ID": f"spread-read-{index}"})[0] == 200
@@ -205,7 +199,7 @@ def test_cutting_a_host_off_under_load_loses_no_accepted_operation(spread, hosts
     assert answer["id"] == sql(spread, f"SELECT id FROM operations WHERE idempotency_key = '{key}'")
     assert wait_for_operations(spread, {answer["id"]}, timeout=60) == {answer["id"]: "succeeded"}
     assert [r["body"]["hostname"] for r in sim_requests(spread, "PUT", "/1002/hostname")].count(body["hostname"]) == 1
-    assert spread.sim("GET", "/api/vps/v1/virtual-machines/1002")[2]["hostname"] == body["hostname"]
+    assert spread.sim("GET", f"{VM}/1002")[2]["hostname"] == body["hostname"]
 
     results = load.results
     print(f"\nhost cut: the cut command answered after {len(answers)} tries {answers}; load: "

@@ -11,60 +11,22 @@ import uuid
 
 import pytest
 
-from conftest import SHORT_WINDOWS, module_stack
-from test_pipeline import Client, sim_requests, sql
+from vpsgate_e2e import (SHORT_WINDOWS, operation_row, settle_and_reset_sim, sim_requests, sql,
+                         wait_operation_row, wait_until_settled)
 
 GRACE_MS, SETTLE_MS, DEADLINE_MS = (int(SHORT_WINDOWS[name]) for name in (
     "VPSGATE_RECONCILE_GRACE_MS", "VPSGATE_SETTLE_WINDOW_MS", "HOSTINGER_DEADLINE_MS"))
 
 
 @pytest.fixture(scope="module")
-def stack():
-    yield from module_stack("vpsgate-e2e-out-", extra_env=SHORT_WINDOWS)
-
-
-@pytest.fixture(scope="module")
-def admin(stack):
-    stack.grant("root", "*", "admin")
-    return Client(stack, stack.create_token("root"))
+def stack(stack_factory):
+    return stack_factory("out", extra_env=SHORT_WINDOWS)
 
 
 @pytest.fixture(autouse=True)
 def fresh(stack):
-    stack.sim("DELETE", "/__sim/faults")
-    wait_until_settled(stack, timeout=60)
-    stack.sim("POST", "/__sim/reset")
-    stack.sim("POST", "/__sim/config", {"action_delay_ms": 300})
+    settle_and_reset_sim(stack, keys_too=True)
     yield
-
-
-def open_operations(stack):
-    return int(sql(stack, "SELECT count(*) FROM operations WHERE state NOT IN ('succeeded', 'failed')"))
-
-
-def keys_in_flight(stack):
-    return int(sql(stack, "SELECT count(*) FROM idempotency_keys WHERE state = 'in_flight'"))
-
-
-def wait_until_settled(stack, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and (open_operations(stack) or keys_in_flight(stack)):
-        time.sleep(0.2)
-    return open_operations(stack), keys_in_flight(stack)
-
-
-def operation_row(stack, operation_id):
-    return json.loads(sql(stack, f"SELECT row_to_json(o) FROM operations o WHERE id = '{operation_id}'"))
-
-
-def wait_state(stack, operation_id, states=("succeeded", "failed"), timeout=30):
-    deadline = time.monotonic() + timeout
-    row = operation_row(stack, operation_id)
-    while time.monotonic() < deadline and row["state"] not in states:
-        time.sleep(0.1)
-        row = operation_row(stack, operation_id)
-    assert row["state"] in states, row
-    return row
 
 
 def final_rows(stack, operation_id):
@@ -96,7 +58,7 @@ def command(admin, method, path, body=None, key=None):
 def test_action_ids_stay_unique_across_resets_and_restarts_of_the_simulator(stack, admin):
     status, _, raw, _ = command(admin, "POST", "/v1/vps/1002/start")
     assert status == 202, raw
-    first = wait_state(stack, json.loads(raw)["id"])
+    first = wait_operation_row(stack, json.loads(raw)["id"])
     assert first["state"] == "succeeded"
 
     stack.sim("POST", "/__sim/reset")
@@ -105,7 +67,7 @@ def test_action_ids_stay_unique_across_resets_and_restarts_of_the_simulator(stac
     assert status == 202, raw
     after_reset = json.loads(raw)["hostinger_action"]["id"]
     assert after_reset not in before
-    wait_state(stack, json.loads(raw)["id"])
+    wait_operation_row(stack, json.loads(raw)["id"])
 
     # A restarted simulator starts from its fixtures, but not from an earlier run's ids.
     process = stack.processes["hostinger-sim"]
@@ -119,7 +81,7 @@ def test_action_ids_stay_unique_across_resets_and_restarts_of_the_simulator(stac
     after_restart = json.loads(raw)["hostinger_action"]["id"]
     assert after_restart not in before
     assert after_restart > max(before)
-    assert wait_state(stack, json.loads(raw)["id"])["state"] == "succeeded"
+    assert wait_operation_row(stack, json.loads(raw)["id"])["state"] == "succeeded"
 
 
 # MARK: - 2. An outcome whose write fails is recorded anyway
@@ -148,7 +110,7 @@ def test_an_outcome_answered_while_postgresql_is_down_is_recorded_once_it_is_bac
 
     assert answer["status"] == 202, answer
     operation = json.loads(answer["raw"])
-    row = wait_state(stack, operation["id"])
+    row = wait_operation_row(stack, operation["id"])
     assert row["state"] == "succeeded"
     assert row["hostinger_action_id"] == operation["hostinger_action"]["id"]
     assert key_row(stack, operation["id"]) == {"state": "completed", "response_status": 202}
@@ -166,7 +128,7 @@ def test_an_action_hostinger_also_gave_an_earlier_operation_is_recorded_for_both
     status, _, raw, _ = command(admin, "POST", "/v1/vps/1002/start")
     assert status == 202
     earlier = json.loads(raw)
-    assert wait_state(stack, earlier["id"])["state"] == "succeeded"
+    assert wait_operation_row(stack, earlier["id"])["state"] == "succeeded"
 
     # Hostinger answers the next request with the action it already has.
     stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1002/restart$", "answer_with_last_action": True})
@@ -176,7 +138,7 @@ def test_an_action_hostinger_also_gave_an_earlier_operation_is_recorded_for_both
     shared = earlier["hostinger_action"]["id"]
     assert later["hostinger_action"]["id"] == shared
 
-    row = wait_state(stack, later["id"])
+    row = wait_operation_row(stack, later["id"])
     assert row["state"] == "succeeded" and row["hostinger_action_id"] == shared
     assert operation_row(stack, earlier["id"])["state"] == "succeeded"
     assert key_row(stack, later["id"]) == {"state": "completed", "response_status": 202}
@@ -209,7 +171,7 @@ def test_operations_on_a_vm_that_disappears_settle_failed_with_that_reason(stack
     stack.sim("POST", "/__sim/reset")  # both VMs are gone
     started = time.monotonic()
     for operation in (following, lost):
-        row = wait_state(stack, operation["id"], timeout=(GRACE_MS + SETTLE_MS + DEADLINE_MS) / 1000 + 15)
+        row = wait_operation_row(stack, operation["id"], timeout=(GRACE_MS + SETTLE_MS + DEADLINE_MS) / 1000 + 15)
         assert row["state"] == "failed"
         assert row["error"]["reason"] == "vps_not_found", row
         assert key_row(stack, operation["id"])["state"] == "completed"
@@ -228,7 +190,7 @@ def test_a_stale_operation_is_still_settled_it_only_stops_blocking(stack, admin)
     assert lost["state"] == "unknown"
     # As if the busy bound had passed: flagged stale.
     sql(stack, f"UPDATE operations SET stale = true WHERE id = '{lost['id']}'")
-    row = wait_state(stack, lost["id"], timeout=(DEADLINE_MS + SETTLE_MS) / 1000 + 15)
+    row = wait_operation_row(stack, lost["id"], timeout=(DEADLINE_MS + SETTLE_MS) / 1000 + 15)
     assert row["state"] == "failed" and row["error"]["reason"] == "not_applied"
     assert key_row(stack, lost["id"])["state"] == "completed"
 

@@ -6,60 +6,12 @@ import json
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
 
-import openapi_check
-
-VM_PATH = "/api/vps/v1/virtual-machines"
-
-
-class Client:
-    def __init__(self, stack, token):
-        self.stack = stack
-        self.token = token
-
-    def request(self, method, path, body=None, key=None, headers=None, raw_body=None):
-        all_headers = {"Content-Type": "application/json"}
-        if self.token is not None:
-            all_headers["Authorization"] = f"Bearer {self.token}"
-        if key is not None:
-            all_headers["Idempotency-Key"] = key
-        all_headers.update(headers or {})
-        data = raw_body if raw_body is not None else (None if body is None else json.dumps(body).encode())
-        if data is None and method in ("POST", "PUT"):
-            data = b""
-        request = urllib.request.Request(self.stack.url + path, data=data, method=method, headers=all_headers)
-        try:
-            with urllib.request.urlopen(request, context=self.stack.ssl_context(), timeout=60) as response:
-                status, head, raw = response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as error:
-            status, head, raw = error.code, dict(error.headers), error.read()
-        # Every answer must conform to vpsgate's OpenAPI document.
-        content_type = head.get("Content-Type", "")
-        body = raw.decode() if content_type.startswith("text/plain") else (json.loads(raw) if raw else None)
-        openapi_check.VPSGATE.validate(method, path, status, content_type, body)
-        return status, head, raw
-
-    def json(self, *args, **kwargs):
-        status, head, raw = self.request(*args, **kwargs)
-        return status, head, (json.loads(raw) if raw else None)
-
-
-def sql(stack, query):
-    return stack.postgres.psql(query, url=stack.postgres.owner_url)
-
-
-def sim_requests(stack, method=None, suffix=""):
-    log = stack.sim("GET", "/__sim/requests")[2]
-    return [r for r in log if (method is None or r["method"] == method) and r["path"].endswith(suffix)]
-
-
-def new_key():
-    return str(uuid.uuid4())
+from vpsgate_e2e import (VM, Client, close_operations_and_reset_sim, final_audit_rows, new_key, psql, sim_requests, sql,
+                         wait_operation)
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +31,7 @@ def people(stack):
 def fresh_sim(stack):
     # Each test starts with no VPS busy: operations a previous test left running are closed
     # here (settling them from Hostinger is the reconciler's work, a later issue).
-    sql(stack, "UPDATE operations SET state = 'failed', completed_at = now() WHERE state NOT IN ('succeeded', 'failed')")
-    stack.sim("POST", "/__sim/reset")
-    stack.sim("POST", "/__sim/config", {"action_delay_ms": 300})
+    close_operations_and_reset_sim(stack, action_delay_ms=300)
     yield
 
 
@@ -145,17 +95,6 @@ def test_expired_grant_is_no_grant(stack, people):
 
 # MARK: - 3. A command end to end
 
-def wait_operation(client, location, states=("succeeded", "failed"), timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status, _, operation = client.json("GET", location)
-        assert status == 200
-        if operation["state"] in states:
-            return operation
-        time.sleep(0.2)
-    raise AssertionError(f"operation never reached {states}: {operation}")
-
-
 def test_start_is_accepted_sent_once_with_the_correlation_id_and_succeeds(stack, people):
     alice = people["alice"]
     key = new_key()
@@ -173,7 +112,7 @@ def test_start_is_accepted_sent_once_with_the_correlation_id_and_succeeds(stack,
 
     done = wait_operation(alice, headers["Location"])
     assert done["state"] == "succeeded" and done["completed_at"] is not None
-    assert stack.sim("GET", f"{VM_PATH}/1002")[2]["state"] == "running"
+    assert stack.sim("GET", f"{VM}/1002")[2]["state"] == "running"
 
     rows = sql(stack, f"""SELECT kind, outcome, extract(epoch FROM occurred_at)
                           FROM audit_events WHERE operation_id = '{operation['id']}' ORDER BY id""").splitlines()
@@ -296,7 +235,7 @@ def test_validate_only_calls_nothing_and_stores_nothing(stack, people):
     status, _, body = alice.json("POST", "/v1/vps/1002/start?validate_only=true")
     assert status == 200
     assert body == {"validate_only": True, "command": "vps.start", "vps_id": 1002,
-                    "hostinger": {"method": "POST", "path": f"{VM_PATH}/1002/start", "body": None}}
+                    "hostinger": {"method": "POST", "path": f"{VM}/1002/start", "body": None}}
     status, _, _ = people["victor"].json("POST", "/v1/vps/1001/start?validate_only=true")
     assert status == 403
     assert sim_requests(stack) == []
@@ -382,8 +321,8 @@ def test_every_command_request_leaves_exactly_one_final_audit_row(stack, people)
     for client, method, path, key, body, expected in requests:
         correlation = f"audit-{uuid.uuid4().hex[:12]}"
         status, _, _ = client.json(method, path, key=key, body=body, headers={"X-Request-ID": correlation})
-        rows = sql(stack, f"SELECT outcome, http_status FROM audit_events WHERE correlation_id = '{correlation}' AND kind = 'final'")
-        assert rows.splitlines() == [f"{expected}|{status}"], (path, expected, rows)
+        rows = final_audit_rows(stack, correlation)
+        assert rows == [f"{expected}|{status}"], (path, expected, rows)
     # Answers decided in the database (replay, reused key, busy VPS) get exactly one row too.
     key = new_key()
     stack.sim("POST", "/__sim/config", {"action_delay_ms": 3000})
@@ -412,8 +351,7 @@ def test_every_command_request_leaves_exactly_one_final_audit_row(stack, people)
 
 def test_the_application_role_cannot_change_the_audit_trail(stack, people):
     for statement in ("UPDATE audit_events SET outcome = 'x'", "DELETE FROM audit_events", "TRUNCATE audit_events"):
-        result = subprocess.run([str(stack.postgres.bindir / "psql"), stack.postgres.url, "-v", "ON_ERROR_STOP=1",
-                                 "-c", statement], capture_output=True, text=True)
+        result = psql(stack, stack.postgres.url, statement)
         assert result.returncode != 0, statement
     # Not even the owner can, through the trigger.
     with pytest.raises(subprocess.CalledProcessError):

@@ -7,18 +7,13 @@ import json
 import socket
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from conftest import make_stack
+from vpsgate_e2e import http_request
 from vpsgate_stack import issue_client_certificate, wait_until
 
 # The stand-in OAuth2/OIDC endpoint's tokens: bearer ⇒ (status, subject header or None).
@@ -59,19 +54,14 @@ def introspection():
 
 
 @pytest.fixture(scope="module")
-def prod(introspection):
-    root = Path(tempfile.mkdtemp(prefix="vpsgate-prod-"))
-    root.chmod(0o755)
-    stack = make_stack(root, production=True, tcp=True, oidc_url=introspection)
-    try:
-        stack.grant("prod-alice", "*", "admin")
-        stack.grant("prod-bob", "*", "viewer")
-        stack.grant("oidc-carol", "1001", "viewer")
-        stack.grant("CN=mtls-dave,O=vpsgate-clients", "1001", "viewer")
-        stack.tokens = {name: stack.create_token(name) for name in ("prod-alice", "prod-bob")}
-        yield stack
-    finally:
-        stack.stop()
+def prod(introspection, stack_factory):
+    stack = stack_factory("prod", production=True, tcp=True, oidc_url=introspection)
+    stack.grant("prod-alice", "*", "admin")
+    stack.grant("prod-bob", "*", "viewer")
+    stack.grant("oidc-carol", "1001", "viewer")
+    stack.grant("CN=mtls-dave,O=vpsgate-clients", "1001", "viewer")
+    stack.tokens = {name: stack.create_token(name) for name in ("prod-alice", "prod-bob")}
+    return stack
 
 
 def use_variant(stack, auth: str, token_cache: bool = False, force: bool = False) -> None:
@@ -85,15 +75,9 @@ def use_variant(stack, auth: str, token_cache: bool = False, force: bool = False
     stack.start_nginx()
 
 
-def call(stack, path, headers=None, method="GET", body=None, context=None, url=None):
-    request = urllib.request.Request((url or stack.url) + path, headers=headers or {}, method=method,
-                                     data=None if body is None else json.dumps(body).encode())
-    context = context or stack.ssl_context() if (url or stack.url).startswith("https") else None
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+def call(stack, path, headers=None, context=None, url=None):
+    """A GET through the production nginx (or its internal listener, `url`)."""
+    return http_request(stack, "GET", path, headers=headers, context=context, url=url, timeout=30)
 
 
 def bearer(token):

@@ -11,52 +11,19 @@ import uuid
 
 import pytest
 
-from conftest import SHORT_WINDOWS, module_stack
-from test_pipeline import Client, sim_requests, sql
-
-VM = "/api/vps/v1/virtual-machines"
-RECREATE = {"template_id": 1130, "confirm": None}
+from vpsgate_e2e import (SHORT_WINDOWS, VM, open_operations, operation_row, settle_and_reset_sim,
+                         sim_requests, sql, wait_operation_row)
 
 
 @pytest.fixture(scope="module")
-def stack():
-    yield from module_stack("vpsgate-e2e-rec-", extra_env=SHORT_WINDOWS)
-
-
-@pytest.fixture(scope="module")
-def admin(stack):
-    stack.grant("root", "*", "admin")
-    return Client(stack, stack.create_token("root"))
+def stack(stack_factory):
+    return stack_factory("rec", extra_env=SHORT_WINDOWS)
 
 
 @pytest.fixture(autouse=True)
 def fresh(stack):
-    stack.sim("DELETE", "/__sim/faults")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and operations_open(stack):
-        time.sleep(0.2)
-    stack.sim("POST", "/__sim/reset")
-    stack.sim("POST", "/__sim/config", {"action_delay_ms": 300})
+    settle_and_reset_sim(stack)
     yield
-
-
-def operations_open(stack):
-    return int(sql(stack, "SELECT count(*) FROM operations WHERE state NOT IN ('succeeded', 'failed')"))
-
-
-def operation_row(stack, operation_id):
-    row = sql(stack, f"SELECT row_to_json(o) FROM operations o WHERE id = '{operation_id}'")
-    return json.loads(row)
-
-
-def wait_db(stack, operation_id, states=("succeeded", "failed"), timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = operation_row(stack, operation_id)
-        if row["state"] in states:
-            return row
-        time.sleep(0.1)
-    raise AssertionError(f"operation stayed {row['state']}: {row}")
 
 
 def recreate(vps):
@@ -68,7 +35,7 @@ def test_running_operations_finish_with_nobody_polling(stack, admin):
     status, _, operation = admin.json("POST", "/v1/vps/1002/start", key=str(uuid.uuid4()))
     assert status == 202 and operation["state"] == "running"
     assert operation_row(stack, operation["id"])["state"] == "running"
-    row = wait_db(stack, operation["id"], timeout=20)
+    row = wait_operation_row(stack, operation["id"], timeout=20)
     assert row["state"] == "succeeded" and row["hostinger_action_state"] == "success"
     kinds = sql(stack, f"SELECT kind || ':' || outcome FROM audit_events WHERE operation_id = '{operation['id']}' ORDER BY id").split()
     assert kinds == ["received:received", "final:accepted", "reconciler:succeeded"]
@@ -78,7 +45,7 @@ def test_a_lost_answer_whose_mutation_happened_is_adopted(stack, admin):
     stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1003/recreate$", "status": 503, "apply": True})
     status, _, operation = admin.json("POST", "/v1/vps/1003/recreate", body=recreate(1003), key=str(uuid.uuid4()))
     assert status == 202 and operation["state"] == "unknown"
-    row = wait_db(stack, operation["id"], timeout=30)
+    row = wait_operation_row(stack, operation["id"], timeout=30)
     assert row["state"] == "succeeded"
     actions = stack.sim("GET", f"{VM}/1003/actions")[2]["data"]
     assert row["hostinger_action_id"] == actions[0]["id"] and actions[0]["name"] == "recreate"
@@ -92,7 +59,7 @@ def test_a_lost_answer_whose_mutation_did_not_happen_fails_not_applied(stack, ad
     status, _, operation = admin.json("POST", "/v1/vps/1003/recreate", body=recreate(1003), key=str(uuid.uuid4()))
     assert status == 202 and operation["state"] == "unknown"
     started = time.monotonic()
-    row = wait_db(stack, operation["id"], timeout=30)
+    row = wait_operation_row(stack, operation["id"], timeout=30)
     assert row["state"] == "failed" and row["error"] == {"reason": "not_applied"}
     assert time.monotonic() - started >= 2, "decided before the settling window"
     assert len(sim_requests(stack, "POST", "/1003/recreate")) == 1
@@ -130,7 +97,7 @@ def test_the_other_instance_settles_after_a_kill(stack, admin, applied):
     operation_id = sql(stack, f"SELECT operation_id FROM audit_events WHERE correlation_id = '{correlation}' AND kind = 'received'")
     assert sql(stack, f"SELECT state FROM operations WHERE id = '{operation_id}'") == "accepted"
     try:
-        row = wait_db(stack, operation_id, timeout=40)
+        row = wait_operation_row(stack, operation_id, timeout=40)
         if applied:
             assert row["state"] == "succeeded" and row["hostinger_action_id"] is not None
         else:
@@ -152,7 +119,7 @@ def test_an_action_that_ends_in_error_fails_the_operation(stack, admin):
     stack.sim("POST", "/__sim/faults", {"path": "/1001/stop$", "action_error": True})
     status, _, operation = admin.json("POST", "/v1/vps/1001/stop", key=str(uuid.uuid4()))
     assert status == 202
-    row = wait_db(stack, operation["id"])
+    row = wait_operation_row(stack, operation["id"])
     assert row["state"] == "failed"
     assert row["error"]["reason"] == "action_error" and row["error"]["action"]["state"] == "error"
     status, _, shown = admin.json("GET", f"/v1/operations/{operation['id']}")
@@ -165,7 +132,7 @@ def test_drift_is_recorded_and_hostinger_wins(stack, admin):
     status, _, operation = admin.json("POST", "/v1/vps/1002/start", key=str(uuid.uuid4()))
     assert status == 202 and operation["state"] == "running"
     stack.sim("POST", "/__sim/reset")
-    row = wait_db(stack, operation["id"], timeout=20)
+    row = wait_operation_row(stack, operation["id"], timeout=20)
     assert row["state"] == "failed" and row["error"] == {"reason": "action_unknown"}
     drift = json.loads(sql(stack, f"SELECT row_to_json(d) FROM drift_events d WHERE operation_id = '{operation['id']}'"))
     assert drift["kind"] == "action_unknown" and drift["hostinger_action_id"] == operation["hostinger_action"]["id"]
@@ -219,9 +186,9 @@ def test_nothing_stays_unsettled_after_random_faults(stack, admin):
     # 100 commands were sent; the ones not accepted met a busy VPS (409), the open breaker
     # or a failure answered at once. Enough must have become operations to mean something.
     assert len(accepted) >= 10
-    while operations_open(stack) and time.monotonic() - stopped < 120:
+    while open_operations(stack) and time.monotonic() - stopped < 120:
         time.sleep(0.5)
-    assert operations_open(stack) == 0, sql(stack, "SELECT id, state FROM operations WHERE state NOT IN ('succeeded', 'failed')")
+    assert open_operations(stack) == 0, sql(stack, "SELECT id, state FROM operations WHERE state NOT IN ('succeeded', 'failed')")
     # Every operation agrees with Hostinger's action.
     rows = sql(stack, "SELECT vps_id, hostinger_action_id, state FROM operations WHERE hostinger_action_id IS NOT NULL").splitlines()
     for line in rows:

@@ -10,33 +10,21 @@ import uuid
 
 import pytest
 
-from conftest import close_operations_and_reset_sim
-from test_pipeline import Client, sql
+from vpsgate_e2e import admin_client, as_superuser, psql, sql
+
+pytestmark = pytest.mark.usefixtures("no_open_operations")
 
 CANARY = "Guessable7Password"
 
 
-def psql(stack, url, *statements):
-    args = [str(stack.postgres.bindir / "psql"), url, "-v", "ON_ERROR_STOP=1", "-qAtX"]
-    for statement in statements:
-        args += ["-c", statement]
-    return subprocess.run(args, capture_output=True, text=True)
-
-
 def superuser_url(stack):
-    return "postgresql://postgres@" + stack.postgres.url.split("@", 1)[1]
+    """The vpsgate database as the superuser."""
+    return as_superuser(stack.postgres.url)
 
 
 @pytest.fixture(scope="module")
 def rita(stack):
-    stack.grant("rita", "*", "admin")
-    return Client(stack, stack.create_token("rita"))
-
-
-@pytest.fixture(autouse=True)
-def fresh(stack):
-    close_operations_and_reset_sim(stack)
-    yield
+    return admin_client(stack, "rita")
 
 
 # MARK: - The application's credentials
@@ -74,7 +62,7 @@ def test_an_audit_row_the_application_adds_gets_the_databases_time_ids_and_insta
 
 def test_a_serving_instance_refuses_the_owners_or_the_admins_credentials(stack, rita):
     for url, role in ((stack.postgres.owner_url, "owns the schema"), (stack.postgres.admin_role_url, "can change grants"),
-                      (superuser_url(stack).rsplit("/", 1)[0] + "/vpsgate", "a superuser")):
+                      (superuser_url(stack), "a superuser")):
         env = dict(stack.instance_env(8), VPSGATE_DATABASE_URL=url)
         result = subprocess.run([str(stack.binary), "serve"], env=env, capture_output=True, text=True, timeout=30)
         assert result.returncode != 0, url
@@ -94,7 +82,7 @@ def test_admin_changes_are_written_to_the_audit_trail_by_the_database_even_behin
     assert row["request_params"]["database_role"] == "vpsgate_admin"
     assert row["request_params"]["claimed_actor"] == "ops:ines-manager"
     # A superuser changing a grant by hand, without the CLI: still a row, naming who did it.
-    result = psql(stack, superuser_url(stack).rsplit("/", 1)[0] + "/vpsgate",
+    result = psql(stack, superuser_url(stack),
                   "UPDATE grants SET role = 'admin' WHERE principal = 'ines'")
     assert result.returncode == 0, result.stderr
     row = json.loads(sql(stack, "SELECT row_to_json(a) FROM (SELECT principal, command, request_params FROM audit_events "
@@ -132,7 +120,7 @@ def test_a_stored_fingerprint_cannot_be_tested_against_guessed_passwords(stack, 
 
 
 def test_an_audit_trail_resealed_without_the_key_fails_verification(stack, rita):
-    url = superuser_url(stack).rsplit("/", 1)[0] + "/vpsgate"
+    url = superuser_url(stack)
     env = dict(stack.instance_env(0), VPSGATE_DATABASE_URL=stack.postgres.owner_url)
     sealed = subprocess.run([str(stack.binary), "audit", "seal", "--horizon", "0"], env=env, capture_output=True, text=True)
     assert sealed.returncode == 0, sealed.stderr
@@ -167,7 +155,7 @@ def test_begin_command_refuses_to_decide_under_another_isolation_level(stack, ri
 
 def test_commands_work_when_the_roles_default_isolation_is_stricter(stack, rita):
     """vpsgate pins READ COMMITTED on its connections, whatever the role's default."""
-    admin = superuser_url(stack).rsplit("/", 1)[0] + "/vpsgate"
+    admin = superuser_url(stack)
     assert psql(stack, admin, "ALTER ROLE vpsgate_app SET default_transaction_isolation = 'serializable'").returncode == 0
     try:
         for index in (1, 2):  # new connections pick the role's settings up
@@ -188,7 +176,7 @@ def test_begin_command_takes_a_key_afresh_when_its_row_is_deleted_between_its_in
     key taken, while another session deletes the key row."""
     import threading
 
-    admin = superuser_url(stack).rsplit("/", 1)[0] + "/vpsgate"
+    admin = superuser_url(stack)
     key = f"race-{uuid.uuid4().hex[:12]}"
     call = (f"SELECT decision, coalesce(response_status::text, '-') FROM begin_command('rita', '{key}', ARRAY['fp'], 999001, "
             "'vps.stop', gen_random_uuid(), 'race', interval '15 minutes', '{}'::jsonb)")

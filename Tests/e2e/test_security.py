@@ -3,14 +3,13 @@ cannot be forged, hostile inputs that change nothing, and secrets that never com
 
 import json
 import os
-import socket
 import subprocess
 import uuid
 
 import pytest
 
 import openapi_check
-from test_pipeline import Client, sim_requests, sql
+from vpsgate_e2e import Client, sim_requests, sql
 
 VPS = (1001, 1002, 1003, 1004)
 # principal ⇒ (VPS ⇒ role)

@@ -7,27 +7,16 @@ import uuid
 
 import pytest
 
-from conftest import close_operations_and_reset_sim
-from test_pipeline import Client, sim_requests, sql
+from vpsgate_e2e import admin_client, final_audit_rows, sim_requests, sql
+
+pytestmark = pytest.mark.usefixtures("no_open_operations")
 
 SECRET = "Undeclared7Secret-Canary"
 
 
 @pytest.fixture(scope="module")
 def alice(stack):
-    stack.grant("trusty", "*", "admin")
-    return Client(stack, stack.create_token("trusty"))
-
-
-@pytest.fixture(autouse=True)
-def fresh(stack):
-    close_operations_and_reset_sim(stack)
-    yield
-
-
-def final_rows(stack, correlation):
-    return sql(stack, f"SELECT outcome, http_status FROM audit_events WHERE correlation_id = '{correlation}' "
-                      "AND kind = 'final'").splitlines()
+    return admin_client(stack, "trusty")
 
 
 def send(client, method, path, body=None, raw_body=None, key=True):
@@ -44,7 +33,7 @@ def test_a_dry_run_in_any_other_spelling_is_refused_and_nothing_is_sent(stack, a
     status, raw, correlation = send(alice, "POST", f"/v1/vps/1001/stop?{query}")
     assert status == 400, raw
     assert json.loads(raw)["type"].endswith(":malformed-request")
-    assert final_rows(stack, correlation) == ["invalid|400"]
+    assert final_audit_rows(stack, correlation) == ["invalid|400"]
     assert sim_requests(stack, "POST") == []
     assert sql(stack, f"SELECT count(*) FROM operations WHERE correlation_id = '{correlation}'") == "0"
 
@@ -52,7 +41,7 @@ def test_a_dry_run_in_any_other_spelling_is_refused_and_nothing_is_sent(stack, a
 def test_validate_only_false_runs_the_command(stack, alice):
     status, raw, correlation = send(alice, "POST", "/v1/vps/1002/start?validate_only=false")
     assert status == 202, raw
-    assert final_rows(stack, correlation) == ["accepted|202"]
+    assert final_audit_rows(stack, correlation) == ["accepted|202"]
     assert len(sim_requests(stack, "POST", "/1002/start")) == 1
 
 
@@ -66,7 +55,7 @@ def test_the_value_of_an_undeclared_field_is_stored_nowhere(stack, alice, body):
     status, raw, correlation = send(alice, "PUT", "/v1/vps/1002/root-password", body=body)
     assert status in (400, 422), raw
     assert SECRET.encode() not in raw
-    assert len(final_rows(stack, correlation)) == 1
+    assert len(final_audit_rows(stack, correlation)) == 1
     everything = sql(stack, "SELECT coalesce(string_agg(t::text, ' '), '') FROM (SELECT * FROM audit_events) t") \
         + sql(stack, "SELECT coalesce(string_agg(t::text, ' '), '') FROM (SELECT * FROM idempotency_keys) t") \
         + sql(stack, "SELECT coalesce(string_agg(t::text, ' '), '') FROM (SELECT * FROM operations) t")
@@ -84,7 +73,7 @@ def test_the_value_of_an_undeclared_field_is_stored_nowhere(stack, alice, body):
 def test_a_nul_anywhere_in_the_body_still_leaves_exactly_one_final_audit_row(stack, alice, raw_body):
     status, raw, correlation = send(alice, "PUT", "/v1/vps/1002/hostname", raw_body=raw_body)
     assert status in (400, 422), raw
-    assert final_rows(stack, correlation) == [f"invalid|{status}"]
+    assert final_audit_rows(stack, correlation) == [f"invalid|{status}"]
     assert sim_requests(stack) == []
 
 
@@ -95,7 +84,7 @@ def test_a_body_over_the_limit_on_a_command_path_leaves_one_final_row_and_nothin
     body = json.dumps({"hostname": "web.example.com", "padding": SECRET * 4000}).encode()
     status, raw, correlation = send(alice, "PUT", "/v1/vps/1002/hostname", raw_body=body)
     assert status == 413, raw
-    assert final_rows(stack, correlation) == ["invalid|413"]
+    assert final_audit_rows(stack, correlation) == ["invalid|413"]
     assert sql(stack, f"SELECT count(*) FROM audit_events WHERE correlation_id = '{correlation}' "
                       "AND request_params IS NOT NULL") == "0"
     assert sim_requests(stack) == []
@@ -111,7 +100,7 @@ def test_a_command_without_a_principal_is_401_with_one_final_row(stack, remote_u
         params["REMOTE_USER"] = remote_user
     status, _ = fastcgi_request(stack.socket_path(1), "POST", "/v1/vps/1001/stop", params)
     assert status == 401
-    assert final_rows(stack, correlation) == ["denied|401"]
+    assert final_audit_rows(stack, correlation) == ["denied|401"]
     assert sim_requests(stack) == []
 
 
