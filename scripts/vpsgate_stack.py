@@ -244,8 +244,11 @@ class Stack:
                  instances: int = 2, workers: int = 16, keep_conn: bool = False,
                  binary: Path | None = None, extra_env: dict[str, str] | None = None,
                  read_timeout: str = "60s", production: bool = False, auth: str = "token",
-                 token_cache: bool = False, oidc_url: str | None = None, tcp: bool = False):
+                 token_cache: bool = False, oidc_url: str | None = None, tcp: bool = False,
+                 destroy_approvals: int | None = None):
         self.run_dir = runtime_dir(run_dir)
+        # Approvals vps:destroy commands need (None: the shipped default policy, 1).
+        self.destroy_approvals = destroy_approvals
         self.https_port = https_port or free_port()
         self.instance_count = instances
         self.workers = workers
@@ -588,6 +591,8 @@ http {{
         result = self.migrate()
         if result.returncode != 0:
             raise RuntimeError(f"vpsgate migrate failed: {result.stdout}{result.stderr}")
+        if self.destroy_approvals is not None:
+            self.admin("policy", "set", "--subject", "vps:destroy", "--vps", "*", "--approvals", str(self.destroy_approvals))
         for index in range(1, self.instance_count + 1):
             self.start_instance(index)
         self.start_nginx()

@@ -180,6 +180,9 @@ public final class Simulator: Sendable {
         case ("DELETE", "/__sim/faults"):
             state.faults.removeAll()
             return .json(200, .object([("cleared", .bool(true))]))
+        case ("DELETE", "/__sim/requests"):
+            state.log.removeAll()
+            return .json(200, .object([("cleared", .bool(true))]))
         case ("GET", "/__sim/requests"):
             return .json(200, .array(state.log.map { entry in
                 .object([

@@ -22,8 +22,8 @@ extension Command {
     public static let catalogue: [Command] = [
         // MARK: Power (vps:power)
         Command("vps.start", "POST", ["start"], .power, summary: "Start the VPS.") { input in .start(vm: input.vps) },
-        Command("vps.stop", "POST", ["stop"], .power, summary: "Stop the VPS.") { input in .stop(vm: input.vps) },
-        Command("vps.restart", "POST", ["restart"], .power, summary: "Restart the VPS (a stopped one is started).") { input in
+        Command("vps.stop", "POST", ["stop"], .power, summary: "Stop the VPS.", effects: ["Stopping does not stop billing: a stopped VPS is still charged."]) { input in .stop(vm: input.vps) },
+        Command("vps.restart", "POST", ["restart"], .power, summary: "Restart the VPS (a stopped one is started).", effects: ["The VPS is unreachable while it restarts; a stopped VPS is started."]) { input in
             .restart(vm: input.vps)
         },
 
@@ -31,9 +31,9 @@ extension Command {
         Command("vps.hostname.set", "PUT", ["hostname"], .configure, fields: [hostname.declaration],
                 summary: "Set the hostname.") { input throws(FieldErrors) in .setHostname(vm: input.vps, hostname: try input.value(hostname)) },
         Command("vps.hostname.reset", "DELETE", ["hostname"], .configure,
-                summary: "Reset the hostname to Hostinger's default (also resets PTR records).") { input in .resetHostname(vm: input.vps) },
+                summary: "Reset the hostname to Hostinger's default (also resets PTR records).", effects: ["Also resets the PTR records of the VPS's addresses."]) { input in .resetHostname(vm: input.vps) },
         Command("vps.nameservers.set", "PUT", ["nameservers"], .configure,
-                fields: [ns1.declaration, ns2.declaration, ns3.declaration], summary: "Set the DNS resolvers.") { input throws(FieldErrors) in
+                fields: [ns1.declaration, ns2.declaration, ns3.declaration], summary: "Set the DNS resolvers.", effects: ["Replaces every resolver: ns2 and ns3 left out are removed."]) { input throws(FieldErrors) in
             .setNameservers(vm: input.vps, ns1: try input.value(ns1), ns2: input.optional(ns2), ns3: input.optional(ns3))
         },
         Command("vps.ptr.create", "POST", ["ptr", ipAddressID.segment], .configure, fields: [domain.declaration],
@@ -45,7 +45,7 @@ extension Command {
             .deletePTR(vm: input.vps, ipAddress: try input.value(ipAddressID))
         },
         Command("vps.firewall.activate", "POST", ["firewalls", firewallID.segment, "activate"], .configure,
-                summary: "Activate a firewall on the VPS (one active firewall per VPS).") { input throws(FieldErrors) in
+                summary: "Activate a firewall on the VPS (one active firewall per VPS).", effects: ["Only one firewall is active on a VPS: another active one is deactivated."]) { input throws(FieldErrors) in
             .activateFirewall(try input.value(firewallID), vm: input.vps)
         },
         Command("vps.firewall.deactivate", "POST", ["firewalls", firewallID.segment, "deactivate"], .configure,
@@ -53,7 +53,7 @@ extension Command {
             .deactivateFirewall(try input.value(firewallID), vm: input.vps)
         },
         Command("vps.firewall.sync", "POST", ["firewalls", firewallID.segment, "sync"], .configure,
-                summary: "Apply a firewall's current rules to the VPS.") { input throws(FieldErrors) in
+                summary: "Apply a firewall's current rules to the VPS.", effects: ["Applies the firewall's current rules, replacing those in effect on the VPS."]) { input throws(FieldErrors) in
             .syncFirewall(try input.value(firewallID), vm: input.vps)
         },
         Command("vps.public_keys.attach", "POST", ["public-keys"], .configure, fields: [publicKeyIDs.declaration],
@@ -69,7 +69,7 @@ extension Command {
 
         // MARK: Credentials (vps:credentials)
         Command("vps.root_password.set", "PUT", ["root-password"], .credentials, fields: [password.declaration],
-                summary: "Set the root password.") { input throws(FieldErrors) in
+                summary: "Set the root password.", effects: ["The old root password stops working at once."]) { input throws(FieldErrors) in
             .setRootPassword(vm: input.vps, password: try input.value(password))
         },
         Command("vps.panel_password.set", "PUT", ["panel-password"], .credentials, fields: [password.declaration],
@@ -77,7 +77,7 @@ extension Command {
             .setPanelPassword(vm: input.vps, password: try input.value(password))
         },
         Command("vps.recovery.start", "POST", ["recovery"], .credentials, fields: [recoveryPassword.declaration],
-                summary: "Boot the VPS into recovery mode.") { input throws(FieldErrors) in
+                summary: "Boot the VPS into recovery mode.", effects: ["The VPS reboots into a recovery image; its own system is not running until recovery stops."]) { input throws(FieldErrors) in
             .startRecovery(vm: input.vps, rootPassword: try input.value(recoveryPassword))
         },
         Command("vps.recovery.stop", "DELETE", ["recovery"], .credentials, summary: "Leave recovery mode.") { input in
@@ -85,24 +85,24 @@ extension Command {
         },
 
         // MARK: Snapshots (vps:snapshot)
-        Command("vps.snapshot.create", "POST", ["snapshot"], .snapshot, summary: "Take a snapshot (replaces the existing one).") { input in
+        Command("vps.snapshot.create", "POST", ["snapshot"], .snapshot, summary: "Take a snapshot (replaces the existing one).", effects: ["A VPS has one snapshot: a new one replaces the existing snapshot."]) { input in
             .createSnapshot(vm: input.vps)
         },
-        Command("vps.snapshot.delete", "DELETE", ["snapshot"], .snapshot, summary: "Delete the snapshot.") { input in
+        Command("vps.snapshot.delete", "DELETE", ["snapshot"], .snapshot, summary: "Delete the snapshot.", effects: ["The snapshot is gone; it cannot be restored afterwards."]) { input in
             .deleteSnapshot(vm: input.vps)
         },
 
         // MARK: Destructive (vps:destroy), each confirmed with the VPS id
         Command("vps.snapshot.restore", "POST", ["snapshot", "restore"], .destroy, fields: [confirm.declaration],
-                summary: "Restore the snapshot, overwriting the VPS's disk.") { input in .restoreSnapshot(vm: input.vps) },
+                summary: "Restore the snapshot, overwriting the VPS's disk.", effects: ["Overwrites the VPS's disk with the snapshot: changes made since it was taken are lost."]) { input in .restoreSnapshot(vm: input.vps) },
         Command("vps.backup.restore", "POST", ["backups", backupID.segment, "restore"], .destroy, fields: [confirm.declaration],
-                summary: "Restore a backup, overwriting the VPS's disk.") { input throws(FieldErrors) in
+                summary: "Restore a backup, overwriting the VPS's disk.", effects: ["Overwrites the VPS's disk with the backup: changes made since it was taken are lost."]) { input throws(FieldErrors) in
             .restoreBackup(vm: input.vps, backup: try input.value(backupID))
         },
         Command("vps.recreate", "POST", ["recreate"], .destroy,
                 fields: [templateID.declaration, recreatePassword.declaration, panelPassword.declaration,
                          postInstallScriptID.declaration, confirm.declaration],
-                summary: "Reinstall the OS: every file on the VPS, and its snapshots, are lost.") { input throws(FieldErrors) in
+                summary: "Reinstall the OS: every file on the VPS, and its snapshots, are lost.", effects: ["Reinstalls the OS: every file on the VPS is lost.", "Deletes the VPS's snapshots."]) { input throws(FieldErrors) in
             .recreate(vm: input.vps, templateID: try input.value(templateID), password: input.optional(recreatePassword),
                       panelPassword: input.optional(panelPassword), postInstallScriptID: input.optional(postInstallScriptID))
         },

@@ -12,14 +12,17 @@ public struct Command: Sendable {
     /// The body's fields; an empty list means the command takes no body.
     public var fields: [BodyField]
     public var summary: String
+    /// The side effects Hostinger documents for the call, shown in the plan (SPEC section 12).
+    public var effects: [String]
     /// The Hostinger call, from the validated input (read through typed `Field`s and
     /// `PathParameter`s: a value the validation did not provide is a field error, never a crash).
     public var hostinger: @Sendable (_ input: CommandInput) throws(FieldErrors) -> HostingerRequest
 
     public init(
         _ name: String, _ method: String, _ pathSuffix: [String], _ permission: Permission, fields: [BodyField] = [],
-        summary: String, hostinger: @escaping @Sendable (CommandInput) throws(FieldErrors) -> HostingerRequest
+        summary: String, effects: [String] = [], hostinger: @escaping @Sendable (CommandInput) throws(FieldErrors) -> HostingerRequest
     ) {
+        self.effects = effects
         self.name = name
         self.method = method
         self.pathSuffix = pathSuffix

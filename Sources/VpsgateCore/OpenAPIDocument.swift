@@ -17,6 +17,7 @@ public enum OpenAPIDocument {
     /// Every (method, path template) the document describes.
     public static var routes: [(method: String, path: String)] {
         Command.catalogue.map { ($0.method, $0.pathTemplate) } + reads.map { ($0.method, $0.path) }
+            + ApprovalAction.allCases.map { ("POST", "/v1/operations/{operationId}/\($0.rawValue)") }
     }
 
     public static func generate() -> JSONValue {
@@ -31,6 +32,9 @@ public enum OpenAPIDocument {
         }
         for command in Command.catalogue { add(command.pathTemplate, command.method, operation(for: command)) }
         for read in reads { add(read.path, read.method, operation(for: read)) }
+        for action in ApprovalAction.allCases {
+            add("/v1/operations/{operationId}/\(action.rawValue)", "POST", operation(for: action))
+        }
         return .object([
             ("openapi", .string("3.1.0")),
             ("info", .object([
@@ -57,8 +61,18 @@ public enum OpenAPIDocument {
         ]))
         parameters.append(.object([
             ("name", .string("validate_only")), ("in", .string("query")), ("required", .bool(false)),
-            ("description", .string("true: check everything, call nothing, answer 200 with what would be sent.")),
+            ("description", .string("true: check everything, call nothing, answer 200 with the plan: the decision the command would meet now, what would be sent, the policy, the VPS and the call's side effects.")),
             ("schema", .object([("type", .string("string")), ("enum", .array([.string("true"), .string("false")]))])),
+        ]))
+        parameters.append(.object([
+            ("name", .string("emergency")), ("in", .string("query")), ("required", .bool(false)),
+            ("description", .string("true: override a freeze window, always through an approval (with reason).")),
+            ("schema", .object([("type", .string("string")), ("enum", .array([.string("true"), .string("false")]))])),
+        ]))
+        parameters.append(.object([
+            ("name", .string("reason")), ("in", .string("query")), ("required", .bool(false)),
+            ("description", .string("Why an emergency override is needed (1 to 500 characters, percent-encoded).")),
+            ("schema", .object([("type", .string("string")), ("maxLength", .number("1500"))])),
         ]))
         var members: [(key: String, value: JSONValue)] = [
             ("operationId", .string(command.name.replacingDots())),
@@ -75,12 +89,40 @@ public enum OpenAPIDocument {
         members.append(("responses", .object([
             ("200", response("What would be sent (validate_only=true).", "ValidateOnly")),
             ("202", .object([
-                ("description", .string("Accepted: the operation, also at Location.")),
+                ("description", .string("Accepted: the operation, also at Location (awaiting_approval when the command needs approval).")),
                 ("headers", .object([("Location", .object([("schema", .object([("type", .string("string"))]))]))])),
                 ("content", .object([("application/json", .object([("schema", reference("Operation"))]))])),
             ])),
-        ] + ["400", "401", "403", "404", "409", "413", "422", "429", "500", "502", "503"].map { ($0, reference("Problem", in: "responses")) })))
+        ] + ["400", "401", "403", "404", "409", "413", "422", "423", "429", "500", "502", "503"].map { ($0, reference("Problem", in: "responses")) })))
         return .object(members)
+    }
+
+    private static func operation(for action: ApprovalAction) -> JSONValue {
+        let summary =
+            switch action {
+            case .approve: "Approve an operation awaiting approval (vps:approve; not its requester). Approving twice counts once."
+            case .deny: "Deny an operation awaiting approval (vps:approve; reason required): it ends cancelled, nothing sent."
+            case .cancel: "Cancel an operation awaiting approval or approved (its requester, or vps:approve): it ends cancelled."
+            }
+        return .object([
+            ("operationId", .string(action.rawValue + "Operation")),
+            ("summary", .string(summary)),
+            ("parameters", .array([.object([
+                ("name", .string("operationId")), ("in", .string("path")), ("required", .bool(true)),
+                ("schema", .object([("type", .string("string")), ("format", .string("uuid"))])),
+            ])])),
+            ("requestBody", .object([
+                ("required", .bool(action == .deny)),
+                ("content", .object([("application/json", .object([("schema", .object([
+                    ("type", .string("object")), ("additionalProperties", .bool(false)),
+                    ("required", .array(action == .deny ? [.string("reason")] : [])),
+                    ("properties", .object([("reason", .object([("type", .string("string")), ("minLength", .number("1")),
+                                                                ("maxLength", .number("500"))]))])),
+                ]))]))])),
+            ])),
+            ("responses", .object([("200", response("The operation after the decision.", "Operation"))]
+                + ["400", "401", "403", "404", "409", "413", "422", "500", "503"].map { ($0, reference("Problem", in: "responses")) })),
+        ])
     }
 
     private static func operation(for read: Read) -> JSONValue {
@@ -177,7 +219,7 @@ public enum OpenAPIDocument {
                     ("correlation_id", type("string")),
                     ("errors", .object([("type", .string("object")), ("additionalProperties", .object([("type", .string("array")), ("items", type("string"))]))])),
                     ("upstream", object([("message", type("string", nullable: true)), ("correlation_id", type("string", nullable: true))])),
-                    ("operation_id", type("string")), ("operation", type("string")),
+                    ("operation_id", type("string")), ("operation", type("string")), ("frozen_until", type("string")),
                 ], required: ["type", "title", "status", "correlation_id"])),
                 ("Operation", object([
                     ("id", .object([("type", .string("string")), ("format", .string("uuid"))])),
@@ -191,16 +233,30 @@ public enum OpenAPIDocument {
                     ("created_at", .object([("type", .string("string")), ("format", .string("date-time"))])),
                     ("updated_at", .object([("type", .string("string")), ("format", .string("date-time"))])),
                     ("completed_at", .object([("type", .array([.string("string"), .string("null")])), ("format", .string("date-time"))])),
+                    ("approval", object([("required", type("integer")), ("expires_at", type("string", nullable: true)),
+                                         ("dispatched_at", type("string", nullable: true))], required: ["required"])),
                 ], required: ["id", "vps_id", "command", "state", "hostinger_action", "error", "requested_by", "correlation_id",
                               "idempotency_key", "created_at", "updated_at", "completed_at"])),
                 ("OperationPage", object([("data", .object([("type", .string("array")), ("items", reference("Operation"))])),
                                           ("next_before", type("string", nullable: true))], required: ["data", "next_before"])),
                 ("ValidateOnly", object([
                     ("validate_only", .object([("const", .bool(true))])), ("command", type("string")), ("vps_id", type("integer")),
+                    ("decision", .object([("type", .string("string")),
+                                          ("enum", .array(["proceed", "needs_approval", "busy", "frozen"].map { .string($0) }))])),
+                    ("would_send", object([("method", type("string")), ("path", type("string")),
+                                           ("body", .object([("type", .array([.string("object"), .string("null")]))]))],
+                                          required: ["method", "path", "body"])),
                     ("hostinger", object([("method", type("string")), ("path", type("string")),
                                           ("body", .object([("type", .array([.string("object"), .string("null")]))]))],
                                          required: ["method", "path", "body"])),
-                ], required: ["validate_only", "command", "vps_id", "hostinger"])),
+                    ("blocking_operation", type("string")),
+                    ("freeze", object([("until", type("string")), ("reason", type("string"))], required: ["until", "reason"])),
+                    ("approvals_required", type("integer")),
+                    ("policy", .object([("type", .array([.string("object"), .string("null")]))])),
+                    ("vps", .object([("type", .array([.string("object"), .string("null")]))])),
+                    ("effects", .object([("type", .string("array")), ("items", type("string"))])),
+                ], required: ["validate_only", "command", "vps_id", "decision", "would_send", "hostinger", "approvals_required", "policy",
+                              "vps", "effects"])),
                 ("VirtualMachine", .object([("type", .string("object")), ("description", .string("Hostinger's VirtualMachine, as Hostinger returns it.")),
                                             ("required", .array([.string("id"), .string("state")]))])),
                 ("VirtualMachineList", .object([("type", .string("array")), ("items", reference("VirtualMachine"))])),

@@ -16,6 +16,12 @@ public struct OperationRecord: Sendable, Equatable {
     public var createdAt: Int64
     public var updatedAt: Int64
     public var completedAt: Int64?
+    /// When its request left for Hostinger: its creation for a direct command, its dispatch
+    /// for an approved one (nil: not yet). The lost-answer window counts from here.
+    public var dispatchedAt: Int64?
+    /// Approvals it needs (0: none) and when an unapproved one expires (SPEC section 12).
+    public var approvalsRequired = 0
+    public var approvalExpiresAt: Int64?
 
     public init(id: String, vpsID: Int, command: String, state: OperationState, actionID: Int? = nil, actionName: String? = nil,
                 actionState: String? = nil, error: JSONValue? = nil, requestedBy: String, correlationID: String,
@@ -34,7 +40,11 @@ public struct OperationRecord: Sendable, Equatable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         self.completedAt = completedAt
+        self.dispatchedAt = state == .awaitingApproval || state == .approved ? nil : createdAt
     }
+
+    /// When the request may have reached Hostinger at the earliest.
+    public var sentAt: Int64 { dispatchedAt ?? createdAt }
 
     public var location: String { "/v1/operations/\(id)" }
 
@@ -63,6 +73,14 @@ public struct OperationRecord: Sendable, Equatable {
         writer.member("created_at", Timestamp.rfc3339(microseconds: createdAt))
         writer.member("updated_at", Timestamp.rfc3339(microseconds: updatedAt))
         writer.member("completed_at", completedAt.map { Timestamp.rfc3339(microseconds: $0) })
+        if approvalsRequired > 0 {
+            writer.key("approval")
+            writer.beginObject()
+            writer.member("required", approvalsRequired)
+            writer.member("expires_at", approvalExpiresAt.map { Timestamp.rfc3339(microseconds: $0) })
+            writer.member("dispatched_at", dispatchedAt.map { Timestamp.rfc3339(microseconds: $0) })
+            writer.endObject()
+        }
         writer.endObject()
     }
 

@@ -6,4 +6,6 @@ public enum Permission: String, Sendable, CaseIterable {
     case credentials = "vps:credentials"
     case snapshot = "vps:snapshot"
     case destroy = "vps:destroy"
+    /// Approve or deny another principal's command that needs approval (SPEC section 12).
+    case approve = "vps:approve"
 }

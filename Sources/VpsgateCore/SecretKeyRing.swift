@@ -14,6 +14,14 @@ public struct SecretKeyRing: Sendable {
     public struct Key: Sendable {
         public let id: String
         let key: SymmetricKey
+        /// For AES-GCM, derived from `key` (HKDF-SHA256): the HMAC key itself never encrypts.
+        let sealing: SymmetricKey
+
+        init(id: String, key: SymmetricKey) {
+            self.id = id
+            self.key = key
+            self.sealing = HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Array("vpsgate seal v1".utf8), outputByteCount: 32)
+        }
     }
 
     /// The key that signs.
@@ -86,4 +94,26 @@ extension String {
 
 extension Substring {
     func trimmingCharacters(in set: String) -> String { String(self).trimmingCharacters(in: set) }
+}
+
+// MARK: - Sealing secrets kept for later
+
+extension SecretKeyRing {
+    /// `bytes` encrypted and authenticated under the current key (nonce, ciphertext and tag),
+    /// with the key's id to open it with.
+    public func seal(_ bytes: [UInt8]) throws -> (keyID: String, sealed: [UInt8]) {
+        let box = try AES.GCM.seal(bytes, using: current.sealing)
+        guard let combined = box.combined else { throw SealError() }
+        return (current.id, Array(combined))
+    }
+
+    /// What `seal` sealed, or nil when the key is gone or the bytes were altered.
+    public func open(_ sealed: [UInt8], keyID: String) -> [UInt8]? {
+        guard let key = key(id: keyID), let box = try? AES.GCM.SealedBox(combined: sealed),
+            let opened = try? AES.GCM.open(box, using: key.sealing)
+        else { return nil }
+        return Array(opened)
+    }
+
+    public struct SealError: Error {}
 }

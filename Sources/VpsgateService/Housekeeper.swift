@@ -21,6 +21,7 @@ public final class Housekeeper: Sendable {
         var logger: Logger
         var lastSeal = 0
         var lastPurge = 0
+        var lastExpiry = 0
     }
 
     public func start() {
@@ -48,6 +49,11 @@ public final class Housekeeper: Sendable {
                 state.lastSeal = now
                 let sealed = try state.store.sealAudit(keys: context.keys, horizonSeconds: Double(configuration.sealHorizonMilliseconds) / 1000)
                 if sealed > 0 { state.logger.debug("audit rows sealed", metadata: ["rows": "\(sealed)"]) }
+            }
+            if now - state.lastExpiry >= 1000 {
+                state.lastExpiry = now
+                let expired = try state.store.expireApprovals()
+                if expired > 0 { state.logger.info("approvals expired", metadata: ["operations": "\(expired)"]) }
             }
             if now - state.lastPurge >= min(60_000, max(1000, configuration.idempotencyTTLSeconds * 500)) || state.lastPurge == 0 {
                 state.lastPurge = now

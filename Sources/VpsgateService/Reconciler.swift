@@ -41,7 +41,8 @@ public final class Reconciler: Sendable {
         }, pass: { state, stopping in
             var worked = 0
             do {
-                worked = try state.worker.tick(stopping: stopping)
+                worked = try state.worker.dispatchApproved(stopping: stopping)
+                worked += try state.worker.tick(stopping: stopping)
                 let now = MonotonicClock.milliseconds()
                 if now - state.lastScan >= context.configuration.driftScanIntervalMilliseconds {
                     state.lastScan = now
@@ -120,8 +121,8 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
         }
 
         // No action known: the answer was lost. Read Hostinger's list back over the window.
-        let latestDispatch = operation.createdAt + Int64(context.configuration.hostingerDeadlineMilliseconds) * 1000
-        let windowStart = operation.createdAt / 1_000_000 - 2
+        let latestDispatch = operation.sentAt + Int64(context.configuration.hostingerDeadlineMilliseconds) * 1000
+        let windowStart = operation.sentAt / 1_000_000 - 2
         var actions: [HostingerAction] = []
         var coversWindow = false
         for page in 1...Self.maximumActionPages {
@@ -142,7 +143,7 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
         }
         let windowClosesAt = latestDispatch + Int64(context.configuration.settleWindowMilliseconds) * 1000
         let decision = ActionMatcher.decide(
-            command: operation.command, createdAt: operation.createdAt, latestDispatch: latestDispatch, actions: actions,
+            command: operation.command, createdAt: operation.sentAt, latestDispatch: latestDispatch, actions: actions,
             adopted: Set(try store.operations(holdingActions: actions.map(\.id)).keys), windowClosed: databaseNow() >= windowClosesAt,
             listCoversWindow: coversWindow)
         return ReconcileDecision.lostAnswer(operation, decision: decision, listCoversWindow: coversWindow, checks: checks)
@@ -180,6 +181,69 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
                 "age_ms": "\((settled.updatedAt - operation.createdAt) / 1000)",
             ])
         }
+    }
+
+    // MARK: - Approved operations
+
+    /// Sends approved operations whose turn has come (SPEC section 12), each exactly once:
+    /// the store moves each to `accepted` as it hands it over, so no other instance can
+    /// take it, and a dispatcher that dies leaves it to the lost-answer rules.
+    mutating func dispatchApproved(stopping: borrowing Atomic<Bool>) throws(StoreError) -> Int {
+        let claimed = try store.claimApproved(limit: Reconciler.batchSize, busyBoundSeconds: context.configuration.busyBoundSeconds)
+        for approved in claimed {
+            if stopping.load(ordering: .acquiring) { break }
+            dispatch(approved)
+        }
+        return claimed.count
+    }
+
+    private func dispatch(_ approved: ApprovedDispatch) {
+        let operation = approved.operation
+        var result: HostingerResult
+        if let request = request(of: approved) {
+            result = hostinger.call(request, correlationID: CorrelationID(validating: operation.correlationID),
+                                    trace: TraceContext(continuing: nil))
+        } else {
+            // The kept body cannot be opened (its key was removed): nothing is sent.
+            logger.error("approved operation's request cannot be opened; not sent", metadata: ["operation_id": "\(operation.id)"])
+            result = HostingerResult(outcome: .notSent, message: "The request kept for approval could not be opened.")
+        }
+        let answer = DispatchAnswer(result.dispatch)
+        var settled = answer.transition.applied(to: operation)
+        settled.updatedAt = operation.updatedAt
+        settled.completedAt = settled.state.isTerminal ? operation.updatedAt : nil
+        var audit = AuditEntry.reconciler(settled, outcome: answer.transition.outcome)
+        audit.kind = .dispatch
+        audit.hostingerStatus = result.status
+        audit.hostingerCorrelationID = result.hostingerCorrelationID
+        let write = store.finish(FinishRecord(principal: operation.requestedBy, key: operation.idempotencyKey, operation: settled,
+                                              keyEffect: .store, answer: StoredAnswer(status: 202, location: nil, body: []), audit: audit))
+        if case .deferred(let reason) = write {
+            logger.error("dispatch outcome not recorded yet; kept to retry", metadata: ["operation_id": "\(operation.id)", "error": "\(reason)"])
+        }
+        do {
+            try store.record(audit)
+        } catch {
+            logger.error("dispatch audit row not written", metadata: ["operation_id": "\(operation.id)", "error": "\(error)"])
+        }
+        logger.info("approved operation dispatched", metadata: [
+            "operation_id": "\(operation.id)", "vps_id": "\(operation.vpsID)", "command": "\(operation.command)",
+            "outcome": "\(answer.transition.outcome.rawValue)", "state": "\(settled.state.rawValue)",
+        ])
+    }
+
+    /// The Hostinger request as it was kept, its body opened.
+    private func request(of approved: ApprovedDispatch) -> HostingerRequest? {
+        var body: JSONValue?
+        if let sealed = approved.sealedBody {
+            guard let keyID = approved.keyID, let opened = context.keys.open(sealed, keyID: keyID),
+                let json = try? JSONValue.parse(opened)
+            else { return nil }
+            body = json
+        }
+        guard !approved.method.isEmpty, !approved.path.isEmpty else { return nil }
+        return HostingerRequest(name: approved.name, method: approved.method, path: approved.path, body: body,
+                                repeatSafe: approved.repeatSafe)
     }
 
     // MARK: - Drift scan

@@ -3,8 +3,8 @@ import Hostinger
 import Platform
 import VpsgateCore
 
-/// The path every command takes (SPEC sections 3, 5, 6, 8, 9), in named stages:
-/// parse ⇒ authorize ⇒ (plan) ⇒ key ⇒ begin ⇒ call ⇒ finish ⇒ answer.
+/// The path every command takes (SPEC sections 3, 5, 6, 8, 9, 12), in named stages:
+/// parse ⇒ validate ⇒ (plan) ⇒ key ⇒ begin (grant, freeze, approval, busy) ⇒ call ⇒ finish ⇒ answer.
 ///
 /// A stage that ends the request throws a `CommandEnd` (its answer and audit outcome); the
 /// decisions themselves live in the core: `BeginDecision` (replay, conflict, busy — made by
@@ -14,21 +14,19 @@ extension Responder {
                     principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
         var audit = requestContext.audit(.invalid, command: command.name, vps: vps)
         do {
-            let validateOnly = try parseQuery(requestContext)
+            let query = try parseQuery(requestContext)
             let body = try parseBody(request, requestContext)
             audit.requestParameters = body.map {
                 Redaction.auditable($0, declared: Set(command.fields.map(\.name)), secrets: command.secretFields)
             }
             let call = try validate(command, vps: vps, parameters: parameters, body: body, requestContext)
-            if validateOnly {
-                try authorize(principal, vps: vps, needs: command.permission, requestContext)
-                try plan(command, vps: vps, call, requestContext)
-            }
+            if query.validateOnly { try plan(command, vps: vps, call, principal: principal, query: query, requestContext) }
             audit.idempotencyKey = try idempotencyKey(request, requestContext) { () throws(CommandEnd) in
                 try authorize(principal, vps: vps, needs: command.permission, requestContext)
             }
-            // Authorizes too: begin_command checks the grant before it takes anything.
-            let begun = try begin(command, vps: vps, body: body, principal: principal, audit: audit, requestContext)
+            // Decides the grant, a freeze, the approval policy and a busy VPS, in one transaction.
+            let begun = try begin(command, vps: vps, body: body, call: call, principal: principal, query: query, audit: audit,
+                                  requestContext)
             let result = hostinger.call(call, correlationID: requestContext.correlationID, trace: requestContext.trace)
             return finish(begun, result, audit: audit, requestContext)
         } catch {
@@ -38,10 +36,11 @@ extension Responder {
 
     // MARK: - Stages
 
-    /// `validate_only=true|false`, at most once: anything else could turn a dry run into a real one.
-    private func parseQuery(_ requestContext: RequestContext) throws(CommandEnd) -> Bool {
+    /// `validate_only=true|false` (and `emergency=true&reason=…`), each at most once:
+    /// anything else could turn a dry run into a real one.
+    private func parseQuery(_ requestContext: RequestContext) throws(CommandEnd) -> CommandQuery {
         switch CommandQuery.parse(requestContext.query) {
-        case .success(let parsed): return parsed.validateOnly
+        case .success(let parsed): return parsed
         case .failure(let error): throw invalid(.malformedRequest, 400, "Invalid query", error.message, requestContext)
         }
     }
@@ -84,27 +83,68 @@ extension Responder {
         }
     }
 
-    /// A dry run (`validate_only=true`): the decision and what would be sent, secrets redacted.
-    private func plan(_ command: Command, vps: Int, _ call: HostingerRequest, _ requestContext: RequestContext) throws(CommandEnd) -> Never {
-        let blocking: String?
+    /// The plan (`validate_only=true`, SPEC section 12): the decision the command would meet
+    /// now (made by the same function as the command's), what would be sent (secrets
+    /// redacted), the policy, the VPS as Hostinger shows it, and the call's side effects.
+    private func plan(_ command: Command, vps: Int, _ call: HostingerRequest, principal: String, query: CommandQuery,
+                      _ requestContext: RequestContext) throws(CommandEnd) -> Never {
+        let verdict: PlanVerdict
         do {
-            blocking = try store.activeOperation(vps: vps, busyBoundSeconds: context.configuration.busyBoundSeconds)
+            verdict = try store.plan(principal: principal, vps: vps, command: command.name, permission: command.permission,
+                                     busyBoundSeconds: context.configuration.busyBoundSeconds, emergency: query.emergencyReason != nil)
         } catch {
             throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
         }
-        if let blocking { throw refusal(.busy, vps: vps, blocking: blocking, audited: false, requestContext) }
+        switch verdict.decision {
+        case .notFound, .forbidden:
+            let kind: BeginDecision.Kind = verdict.decision == .notFound ? .notFound : .forbidden
+            throw refusal(kind, vps: vps, blocking: nil, permission: command.permission, audited: false, requestContext)
+        default: break
+        }
+        let vm = hostinger.call(.virtualMachine(vps), correlationID: requestContext.correlationID, trace: requestContext.trace)
         var writer = JSONWriter()
         writer.beginObject()
         writer.member("validate_only", true)
         writer.member("command", command.name)
         writer.member("vps_id", vps)
-        writer.key("hostinger")
-        writer.beginObject()
-        writer.member("method", call.method)
-        writer.member("path", call.path)
-        writer.key("body")
-        if let body = call.body { Redaction.redact(body, secrets: command.secretFields).write(to: &writer) } else { writer.null() }
-        writer.endObject()
+        writer.member("decision", verdict.decision.name)
+        for name in ["would_send", "hostinger"] {  // `hostinger`: the name before plans had more
+            writer.key(name)
+            writer.beginObject()
+            writer.member("method", call.method)
+            writer.member("path", call.path)
+            writer.key("body")
+            if let body = call.body { Redaction.redact(body, secrets: command.secretFields).write(to: &writer) } else { writer.null() }
+            writer.endObject()
+        }
+        switch verdict.decision {
+        case .busy(let blocking):
+            writer.member("blocking_operation", blocking)
+        case .frozen(let until, let reason):
+            writer.key("freeze")
+            writer.beginObject()
+            writer.member("until", Timestamp.rfc3339(microseconds: until))
+            writer.member("reason", reason)
+            writer.endObject()
+        default: break
+        }
+        writer.member("approvals_required", verdict.approvalsRequired)
+        writer.key("policy")
+        if let policy = verdict.policy {
+            writer.beginObject()
+            writer.member("subject", policy.subject)
+            writer.member("vps_id", policy.vpsID.map(String.init) ?? "*")
+            writer.member("ttl_seconds", policy.ttlSeconds)
+            writer.endObject()
+        } else {
+            writer.null()
+        }
+        writer.key("vps")
+        if vm.outcome == .succeeded, let body = vm.body { body.write(to: &writer) } else { writer.null() }
+        writer.key("effects")
+        writer.beginArray()
+        for effect in command.effects { writer.string(effect) }
+        writer.endArray()
         writer.endObject()
         throw CommandEnd(json(200, writer.bytes), .validated, nil)
     }
@@ -117,9 +157,10 @@ extension Responder {
         var principal: String
     }
 
-    /// One durable transaction before Hostinger is called; replays and refusals end here.
-    private func begin(_ command: Command, vps: Int, body: JSONValue?, principal: String, audit: AuditEntry,
-                       _ requestContext: RequestContext) throws(CommandEnd) -> Begun {
+    /// One durable transaction before Hostinger is called; replays, refusals and commands
+    /// that wait for approval end here.
+    private func begin(_ command: Command, vps: Int, body: JSONValue?, call: HostingerRequest, principal: String, query: CommandQuery,
+                       audit: AuditEntry, _ requestContext: RequestContext) throws(CommandEnd) -> Begun {
         let key = audit.idempotencyKey ?? ""
         var fingerprints = context.keys.fingerprints(method: requestContext.method, path: requestContext.path, body: body)
         fingerprints.append(IdempotencyKey.legacyFingerprint(method: requestContext.method, path: requestContext.path, body: body))
@@ -131,7 +172,8 @@ extension Responder {
             decision = try timed("begin_command") { () throws(StoreError) in
                 try store.begin(BeginRequest(principal: principal, key: key, fingerprints: fingerprints, vpsID: vps, command: command.name,
                                              permission: command.permission, operationID: operationID,
-                                             busyBoundSeconds: context.configuration.busyBoundSeconds, audit: audit))
+                                             busyBoundSeconds: context.configuration.busyBoundSeconds, audit: audit,
+                                             emergencyReason: query.emergencyReason, request: try kept(call)))
             }
         } catch {
             throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
@@ -153,7 +195,49 @@ extension Responder {
             throw refusal(decision.kind, vps: vps, blocking: nil, permission: command.permission, audited: true, requestContext)
         case .busy(let blocking):
             throw refusal(.busy, vps: vps, blocking: blocking, audited: true, requestContext)
+        case .frozen(let until):
+            throw refusal(.frozen, vps: vps, blocking: nil, audited: true, frozenUntil: until, requestContext)
+        case .awaitingApproval(let createdAt, let required):
+            var operation = OperationRecord(id: operationID, vpsID: vps, command: command.name, state: .awaitingApproval,
+                                            requestedBy: principal, correlationID: requestContext.correlationID.value,
+                                            idempotencyKey: key, createdAt: createdAt, updatedAt: createdAt)
+            operation.approvalsRequired = required
+            operation.approvalExpiresAt = nil
+            throw awaitingApproval(operation, principal: principal, audit: audit, requestContext)
         }
+    }
+
+    /// The call as it is kept for an approval: its body sealed under the secret key.
+    private func kept(_ call: HostingerRequest) throws(StoreError) -> SealedRequest {
+        var sealed: (keyID: String, sealed: [UInt8])?
+        if let body = call.body {
+            do {
+                sealed = try context.keys.seal(body.serialized())
+            } catch {
+                throw StoreError(unavailable: false, "sealing the request failed: \(error)")
+            }
+        }
+        return SealedRequest(name: call.name, method: call.method, path: call.path, repeatSafe: call.repeatSafe,
+                             sealedBody: sealed?.sealed, keyID: sealed?.keyID)
+    }
+
+    /// 202 with the operation awaiting approval, kept under the key like any answer.
+    private func awaitingApproval(_ operation: OperationRecord, principal: String, audit: AuditEntry,
+                                  _ requestContext: RequestContext) -> CommandEnd {
+        let response = json(202, operation.json(), headers: [.init("Location", operation.location)])
+        var audit = audit
+        audit.operationID = operation.id
+        audit.outcome = .awaitingApproval
+        audit.httpStatus = 202
+        audit.durationMilliseconds = requestContext.elapsedMilliseconds
+        let write = store.finish(FinishRecord(principal: principal, key: operation.idempotencyKey, operation: operation, keyEffect: .store,
+                                              answer: StoredAnswer(status: 202, location: operation.location, body: response.body),
+                                              audit: audit))
+        if case .deferred(let reason) = write {
+            metrics.increment(Metrics.outcomeWritesDeferred)
+            requestContext.logger.error("answer not recorded yet; kept to retry", metadata: ["error": "\(reason)", "operation_id": "\(operation.id)"])
+        }
+        return CommandEnd(response, .awaitingApproval, nil, audited: true)
     }
 
     /// Records what Hostinger's answer did to the operation and answers the client.
@@ -223,8 +307,9 @@ extension Responder {
 
     /// The answer to a decision that refuses the command (key in use or reused, VPS busy).
     func refusal(_ kind: BeginDecision.Kind, vps: Int, blocking: String?, permission: Permission? = nil, audited: Bool,
-                         _ requestContext: RequestContext) -> CommandEnd {
-        guard let (problem, retryAfter) = kind.problem(vps: vps, blocking: blocking, permission: permission, instance: requestContext.path),
+                 frozenUntil: Int64? = nil, _ requestContext: RequestContext) -> CommandEnd {
+        guard let (problem, retryAfter) = kind.problem(vps: vps, blocking: blocking, permission: permission, instance: requestContext.path,
+                                                       frozenUntil: frozenUntil),
             let outcome = kind.auditOutcome
         else { return CommandEnd(unavailable(requestContext, StoreError(unavailable: false, "no refusal for \(kind)")), .unavailable, .unavailable) }
         var response = self.problem(problem, requestContext)

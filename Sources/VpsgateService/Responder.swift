@@ -64,6 +64,10 @@ extension Responder {
         if let (route, _) = ReadRoute.match(path), method == "GET" || method == "HEAD" || route != .vpsActions {
             return route.label
         }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        if method == "POST", parts.count == 5, parts[1] == "v1", parts[2] == "operations", let action = ApprovalAction(rawValue: String(parts[4])) {
+            return "POST /v1/operations/{id}/\(action.rawValue)"
+        }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         guard segments.count >= 4, segments.first == "v1", segments.dropFirst().first == "vps" else { return "other" }
         return Command.match(method: method, suffix: Array(segments.dropFirst(3)))?.0.name ?? "other"
@@ -126,6 +130,11 @@ extension Responder {
         if request.method == "GET", let (route, id) = ReadRoute.match(request.path) {
             return read(route, id: id, requestContext)
         }
+        if request.method == "POST", segments.count == 3, segments[0] == "operations", let action = ApprovalAction(rawValue: String(segments[2])) {
+            let id = String(segments[1])
+            guard UUIDv4.isValid(id) else { return notFound(requestContext) }
+            return authenticated(requestContext) { decide(action, operationID: id, request: request, principal: $0, $1) }
+        }
         guard segments.count >= 3, segments[0] == "vps", let vps = PathID.parse(segments[1]),
             let (command, parameters) = Command.match(method: request.method, suffix: Array(segments.dropFirst(2)))
         else { return notFound(requestContext) }
@@ -145,6 +154,7 @@ extension Responder {
             guard let vps = id.flatMap(PathID.parse) else { return notFound(requestContext) }
             return authenticated(requestContext) { route == .getVPS ? getVPS(vps, $0, $1) : vpsActions(vps, $0, $1) }
         case .listOperations: return authenticated(requestContext) { listOperations($0, $1) }
+        case .approvals: return authenticated(requestContext) { listApprovals($0, $1) }
         case .getOperation:
             guard let id = id.map(String.init), UUIDv4.isValid(id) else { return notFound(requestContext) }
             return authenticated(requestContext) { getOperation(id, $0, $1) }

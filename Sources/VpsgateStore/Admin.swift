@@ -93,6 +93,76 @@ public struct Admin {
             """).map { row in try ["id", "principal", "vps", "role", "expires", "status"].map { try row.decode(String.self, $0) } }
     }
 
+    // MARK: - Change control (SPEC section 12)
+
+    /// Sets the approvals `subject` (a permission or a command name) needs on `vps` (nil:
+    /// every VPS), replacing the row for the same subject and scope.
+    public func setPolicy(subject: String, vps: Int?, approvals: Int, ttlSeconds: Int) throws {
+        guard (0...5).contains(approvals) else { throw AdminError(description: "--approvals takes 0 to 5") }
+        guard (60...30 * 86_400).contains(ttlSeconds) else { throw AdminError(description: "--ttl takes 1 minute to 30 days") }
+        try change { database in
+            let known = try database.query("""
+                SELECT 1 FROM permissions WHERE name = \(subject) UNION ALL SELECT 1 WHERE \(subject) ~ '^vps\\.[a-z_.]+$'
+                """)
+            guard !known.isEmpty else { throw AdminError(description: "unknown subject \(subject): a permission (vps:destroy) or a command (vps.recreate)") }
+            try database.query("""
+                INSERT INTO approval_policies (subject, vps_id, approvals, ttl, created_by)
+                VALUES (\(subject), \(vps), \(approvals), make_interval(secs => \(ttlSeconds)), \(actor))
+                ON CONFLICT (subject, coalesce(vps_id, 0)) DO UPDATE SET approvals = EXCLUDED.approvals, ttl = EXCLUDED.ttl,
+                    created_by = EXCLUDED.created_by, created_at = now()
+                """)
+        }
+    }
+
+    /// Removes the policy row for `subject` on `vps`.
+    public func removePolicy(subject: String, vps: Int?) throws {
+        try change { database in
+            let rows = try database.query("""
+                DELETE FROM approval_policies WHERE subject = \(subject) AND vps_id IS NOT DISTINCT FROM \(vps) RETURNING id
+                """)
+            guard !rows.isEmpty else { throw AdminError(description: "no such policy") }
+        }
+    }
+
+    public func listPolicies() throws -> [[String]] {
+        try database.query("""
+            SELECT id::text, subject, coalesce(vps_id::text, '*') AS vps, approvals::text, ttl::text, created_by
+            FROM approval_policies ORDER BY subject, vps_id NULLS FIRST
+            """).map { row in try ["id", "subject", "vps", "approvals", "ttl", "created_by"].map { try row.decode(String.self, $0) } }
+    }
+
+    /// Adds a freeze window on `vps` (nil: every VPS) from `startsInSeconds` (0: now) for
+    /// `durationSeconds`; returns its id.
+    public func addFreeze(vps: Int?, startsInSeconds: Int, durationSeconds: Int, reason: String) throws -> Int {
+        guard durationSeconds > 0 else { throw AdminError(description: "--for takes a positive duration") }
+        guard (1...500).contains(reason.count) else { throw AdminError(description: "--reason takes 1 to 500 characters") }
+        return try change { database in
+            try database.query("""
+                INSERT INTO freeze_windows (vps_id, starts_at, ends_at, reason, created_by)
+                VALUES (\(vps), clock_timestamp() + make_interval(secs => \(startsInSeconds)),
+                        clock_timestamp() + make_interval(secs => \(startsInSeconds + durationSeconds)), \(reason), \(actor))
+                RETURNING id
+                """).first?.decode(Int.self, "id") ?? 0
+        }
+    }
+
+    public func removeFreeze(id: Int) throws {
+        try change { database in
+            guard try !database.query("DELETE FROM freeze_windows WHERE id = \(id) RETURNING id").isEmpty else {
+                throw AdminError(description: "no freeze with id \(id)")
+            }
+        }
+    }
+
+    public func listFreezes() throws -> [[String]] {
+        try database.query("""
+            SELECT id::text, coalesce(vps_id::text, '*') AS vps, starts_at::text AS starts, ends_at::text AS ends,
+                   CASE WHEN ends_at <= now() THEN 'over' WHEN starts_at > now() THEN 'upcoming' ELSE 'active' END AS status,
+                   reason, created_by
+            FROM freeze_windows ORDER BY starts_at
+            """).map { row in try ["id", "vps", "starts", "ends", "status", "reason", "created_by"].map { try row.decode(String.self, $0) } }
+    }
+
     private func ensurePrincipal(_ name: String, on database: PostgresConnection) throws {
         try database.query("INSERT INTO principals (name) VALUES (\(name)) ON CONFLICT DO NOTHING")
     }

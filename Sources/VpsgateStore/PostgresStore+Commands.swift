@@ -9,11 +9,17 @@ extension PostgresStore: CommandStore {
     public func begin(_ request: BeginRequest) throws(StoreError) -> BeginDecision {
         let elapsed = request.audit.durationMilliseconds ?? 0
         let audit = request.audit.requestJSON(extra: [("elapsed_ms", .number(String(elapsed)))]).text()
+        let kept = request.request
+        let keptRequest: JSONValue = kept.map { kept in
+            .object([("name", .string(kept.name)), ("method", .string(kept.method)), ("path", .string(kept.path)),
+                     ("repeat_safe", .bool(kept.repeatSafe))])
+        } ?? .object([])
         let query: PostgresQuery = """
             SELECT * FROM begin_command(\(request.principal), \(request.key), \(SQLText.array(request.fingerprints))::text[],
                 \(request.vpsID), \(request.command), \(request.operationID)::uuid, \(request.audit.identity.correlationID),
                 make_interval(secs => \(request.busyBoundSeconds)), \(audit)::jsonb, \(Self.auditAnswers)::jsonb,
-                \(request.permission.rawValue))
+                \(request.permission.rawValue), \(request.emergencyReason), \(keptRequest.text())::jsonb,
+                \(kept?.sealedBody.map(SQLText.bytea))::bytea, \(kept?.keyID))
             """
         return try run { () throws(PostgresError) in
             guard let row = try database.query(query.preparedOnce()).first else {
@@ -37,6 +43,11 @@ extension PostgresStore: CommandStore {
                 return .reused
             case .busy?:
                 return .busy(blockingOperation: try row.decode(String.self, "blocking_operation"))
+            case .frozen?:
+                return .frozen(until: Int64(try row.decode(Int.self, "frozen_until_us")))
+            case .awaitingApproval?:
+                return .awaitingApproval(createdAt: Int64(try row.decode(Int.self, "created_us")),
+                                         approvalsRequired: try row.decode(Int.self, "approvals_required"))
             case nil:
                 throw PostgresError(.decoding, "begin_command decided \(decision)")
             }
@@ -70,15 +81,36 @@ extension PostgresStore: CommandStore {
         return write
     }
 
-    public func activeOperation(vps: Int, busyBoundSeconds: Int) throws(StoreError) -> String? {
+    public func plan(principal: String, vps: Int, command: String, permission: Permission, busyBoundSeconds: Int,
+                     emergency: Bool) throws(StoreError) -> PlanVerdict {
         let query: PostgresQuery = """
-            SELECT id::text AS id FROM operations
-            WHERE vps_id = \(vps) AND state = ANY(\(OperationRow.openStates)::text[])
-              AND created_at > clock_timestamp() - make_interval(secs => \(busyBoundSeconds))
-            ORDER BY created_at DESC LIMIT 1
+            SELECT decision, blocking_operation::text AS blocking, (extract(epoch FROM frozen_until) * 1000000)::bigint AS frozen_us,
+                   freeze_reason, policy_subject, policy_vps_id, approvals_required,
+                   extract(epoch FROM approval_ttl)::bigint AS ttl_s
+            FROM vpsgate_command_decision(\(principal), \(vps), \(command), \(permission.rawValue),
+                                          make_interval(secs => \(busyBoundSeconds)), \(emergency))
             """
         return try run { () throws(PostgresError) in
-            try database.query(query.preparedOnce(), retryOnStaleConnection: true).first?.decode(String.self, "id")
+            guard let row = try database.query(query.preparedOnce(), retryOnStaleConnection: true).first else {
+                throw PostgresError(.decoding, "vpsgate_command_decision returned nothing")
+            }
+            let decision: PlanVerdict.Decision
+            switch try row.decode(String.self, "decision") {
+            case "not_found": decision = .notFound
+            case "forbidden": decision = .forbidden
+            case "frozen": decision = .frozen(until: Int64(try row.decode(Int.self, "frozen_us")),
+                                              reason: try row.decode(String.self, "freeze_reason"))
+            case "needs_approval": decision = .needsApproval
+            case "busy": decision = .busy(blockingOperation: try row.decode(String.self, "blocking"))
+            case "proceed": decision = .proceed
+            case let other: throw PostgresError(.decoding, "vpsgate_command_decision decided \(other)")
+            }
+            let policy = try row.decode(String?.self, "policy_subject").map { subject throws(PostgresError) in
+                ApprovalPolicy(subject: subject, vpsID: try row.decode(Int?.self, "policy_vps_id"),
+                               approvals: try row.decode(Int?.self, "approvals_required") ?? 0,
+                               ttlSeconds: try row.decode(Int?.self, "ttl_s") ?? 0)
+            }
+            return PlanVerdict(decision: decision, policy: policy, approvalsRequired: try row.decode(Int?.self, "approvals_required") ?? 0)
         }
     }
 }

@@ -6,7 +6,8 @@ extension PostgresStore: ReconcilerStore {
     public func flagStale(busyBoundSeconds: Int) throws(StoreError) -> [OperationRecord] {
         let query = PostgresQuery(unsafeSQL: """
             UPDATE operations SET stale = true
-            WHERE state = ANY($2::text[]) AND NOT stale AND created_at < clock_timestamp() - make_interval(secs => $1)
+            WHERE state = ANY($2::text[]) AND NOT stale
+              AND coalesce(dispatched_at, created_at) < clock_timestamp() - make_interval(secs => $1)
             RETURNING \(OperationRow.columns)
             """, binds: [String(busyBoundSeconds), OperationRow.openStates])
         return try transaction { database in
@@ -26,7 +27,7 @@ extension PostgresStore: ReconcilerStore {
                 WHERE state = ANY($5::text[])
                   AND next_check_at <= clock_timestamp()
                   AND (lease_until IS NULL OR lease_until < clock_timestamp())
-                  AND (state <> 'accepted' OR created_at < clock_timestamp() - make_interval(secs => $3))
+                  AND (state <> 'accepted' OR coalesce(dispatched_at, created_at) < clock_timestamp() - make_interval(secs => $3))
                 ORDER BY next_check_at LIMIT $4
                 FOR UPDATE SKIP LOCKED)
             RETURNING \(OperationRow.columns), checks, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us

@@ -60,14 +60,16 @@ enum OperationRow {
         error::text AS error, requested_by, correlation_id, idempotency_key,
         (extract(epoch FROM created_at) * 1000000)::bigint AS created_us,
         (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us,
-        (extract(epoch FROM completed_at) * 1000000)::bigint AS completed_us
+        (extract(epoch FROM completed_at) * 1000000)::bigint AS completed_us,
+        (extract(epoch FROM dispatched_at) * 1000000)::bigint AS dispatched_us,
+        approvals_required, (extract(epoch FROM approval_expires_at) * 1000000)::bigint AS approval_expires_us
         """
 
     /// The open states as a SQL array literal, from the one list of them.
-    static let openStates = "{" + OperationState.open.map(\.rawValue).joined(separator: ",") + "}"
+    static let openStates = "{" + OperationState.inFlight.map(\.rawValue).joined(separator: ",") + "}"
 
     static func decode(_ row: PostgresRow) throws(PostgresError) -> OperationRecord {
-        OperationRecord(
+        var operation = OperationRecord(
             id: try row.decode(String.self, "id"), vpsID: try row.decode(Int.self, "vps_id"),
             command: try row.decode(String.self, "command"),
             state: OperationState(rawValue: try row.decode(String.self, "state")) ?? .unknown,
@@ -78,6 +80,10 @@ enum OperationRow {
             idempotencyKey: try row.decode(String.self, "idempotency_key"),
             createdAt: Int64(try row.decode(Int.self, "created_us")), updatedAt: Int64(try row.decode(Int.self, "updated_us")),
             completedAt: try row.decode(Int?.self, "completed_us").map(Int64.init))
+        operation.dispatchedAt = try row.decode(Int?.self, "dispatched_us").map(Int64.init)
+        operation.approvalsRequired = try row.decode(Int.self, "approvals_required")
+        operation.approvalExpiresAt = try row.decode(Int?.self, "approval_expires_us").map(Int64.init)
+        return operation
     }
 }
 

@@ -19,7 +19,7 @@ struct VpsgateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vpsgate",
         abstract: "The control plane for Hostinger VPS mutations.",
-        subcommands: [Serve.self, Migrate.self, Token.self, Grant.self, Audit.self, Key.self, OpenAPI.self]
+        subcommands: [Serve.self, Migrate.self, Token.self, Grant.self, Policy.self, Freeze.self, Audit.self, Key.self, OpenAPI.self]
     )
 }
 
@@ -307,6 +307,91 @@ struct Grant: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List grants.")
         func run() throws {
             printTable(["ID", "PRINCIPAL", "VPS", "ROLE", "EXPIRES", "STATUS"], try adminSession(nil).listGrants())
+        }
+    }
+}
+
+struct Policy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Approval policies: how many other principals must approve a command (the two-person rule).",
+        discussion: "The most specific row applies: a command's own over its permission's, a VPS's own over every VPS's ('*'). "
+            + "Shipped default: every vps:destroy command needs 1 approval.",
+        subcommands: [Set.self, Remove.self, List.self])
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set the approvals a permission or a command needs.")
+        @Option(help: "A permission (vps:destroy) or a command name (vps.recreate).") var subject: String
+        @Option(help: "A VPS id, or '*' for every VPS.") var vps: String = "*"
+        @Option(help: "Approvals required, 0 to 5 (0: none).") var approvals: Int
+        @Option(help: "How long a request may wait for its approvals, e.g. 24h (default 24h).") var ttl: String = "24h"
+        @OptionGroup var admin: AdminOptions
+        func run() throws {
+            guard let seconds = DurationText.seconds(ttl) else { throw ValidationError("--ttl takes a duration such as 90m, 24h or 7d") }
+            try adminSession(admin.actor).setPolicy(subject: subject, vps: try Grant.vps(vps), approvals: approvals, ttlSeconds: seconds)
+            print("\(subject) on \(vps) needs \(approvals) approval(s)")
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a policy row (the next most specific applies).")
+        @Option var subject: String
+        @Option(help: "A VPS id, or '*'.") var vps: String = "*"
+        @OptionGroup var admin: AdminOptions
+        func run() throws {
+            try adminSession(admin.actor).removePolicy(subject: subject, vps: try Grant.vps(vps))
+            print("removed the policy for \(subject) on \(vps)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List approval policies.")
+        func run() throws {
+            printTable(["ID", "SUBJECT", "VPS", "APPROVALS", "TTL", "CREATED BY"], try adminSession(nil).listPolicies())
+        }
+    }
+}
+
+struct Freeze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Freeze windows: no command runs on a frozen VPS (423), but an emergency override through an approval.",
+        subcommands: [Add.self, Remove.self, List.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a freeze window.")
+        @Option(help: "A VPS id, or '*' for every VPS.") var vps: String
+        @Option(help: "When it starts, from now, e.g. 0, 2h (default: now).") var starts: String?
+        @Option(name: .customLong("for"), help: "How long it lasts, e.g. 4h, 2d.") var duration: String
+        @Option(help: "Why, for the audit trail and the 423 answers.") var reason: String
+        @OptionGroup var admin: AdminOptions
+        func run() throws {
+            let start = try starts.map { text in
+                guard text == "0" || text == "now" else {
+                    guard let seconds = DurationText.seconds(text) else { throw ValidationError("--starts takes a duration such as 2h") }
+                    return seconds
+                }
+                return 0
+            } ?? 0
+            guard let length = DurationText.seconds(duration) else { throw ValidationError("--for takes a duration such as 4h or 2d") }
+            let id = try adminSession(admin.actor).addFreeze(vps: try Grant.vps(vps), startsInSeconds: start, durationSeconds: length,
+                                                             reason: reason)
+            print("freeze \(id) on \(vps)")
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a freeze window by its id.")
+        @Argument(help: "The freeze id (see freeze list).") var id: Int
+        @OptionGroup var admin: AdminOptions
+        func run() throws {
+            try adminSession(admin.actor).removeFreeze(id: id)
+            print("removed freeze \(id)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List freeze windows.")
+        func run() throws {
+            printTable(["ID", "VPS", "STARTS", "ENDS", "STATUS", "REASON", "CREATED BY"], try adminSession(nil).listFreezes())
         }
     }
 }

@@ -17,7 +17,7 @@ import VpsgateCore
         .notApplied, .ambiguous(candidates: [], listCoversWindow: true), .actionUnknown(message: nil), .vpsGone(message: nil),
     ]
 
-    @Test(arguments: [OperationState.succeeded, .failed])
+    @Test(arguments: [OperationState.succeeded, .failed, .cancelled])
     func aTerminalOperationNeverChanges(state: OperationState) {
         for event in Self.events { #expect(OperationLifecycle.next(Self.operation(state), on: event) == nil) }
     }
@@ -66,8 +66,14 @@ import VpsgateCore
         #expect(applied.state == .failed)
     }
 
-    @Test func theOpenStatesAreTheNonTerminalOnes() {
-        #expect(OperationState.open == [.accepted, .dispatched, .running, .unknown])
+    @Test func inFlightStatesAreThoseThatMayHaveReachedHostinger() {
+        #expect(OperationState.inFlight == [.accepted, .dispatched, .running, .unknown])
+        #expect(OperationState.allCases.filter(\.isTerminal) == [.succeeded, .failed, .cancelled])
+    }
+
+    @Test(arguments: [OperationState.awaitingApproval, .approved])
+    func nothingHostingerSaysMovesAnOperationNotSentYet(state: OperationState) {
+        for event in Self.events { #expect(OperationLifecycle.next(Self.operation(state), on: event) == nil) }
     }
 }
 

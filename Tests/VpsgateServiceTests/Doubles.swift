@@ -21,7 +21,12 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
     var finishWrite: FinishWrite = .recorded
     var finished: [FinishRecord] = []
     var audits: [AuditEntry] = []
-    var active: String?
+    var planAnswer = PlanVerdict(decision: .proceed, policy: nil, approvalsRequired: 0)
+    var planned: [(command: String, emergency: Bool)] = []
+    var decideAnswer = ApprovalOutcome(result: .approved, state: .approved, approvals: 1, approvalsRequired: 1)
+    var decided: [(operationID: String, principal: String, action: ApprovalAction, reason: String?)] = []
+    var approvable: [OperationRecord] = []
+    var approvedQueue: [ApprovedDispatch] = []
     var schemaState: SchemaState = .current
 
     var records: [String: OperationRecord] = [:]
@@ -53,9 +58,35 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
         return finishWrite
     }
 
-    func activeOperation(vps: Int, busyBoundSeconds: Int) throws(StoreError) -> String? {
+    func plan(principal: String, vps: Int, command: String, permission: Permission, busyBoundSeconds: Int,
+              emergency: Bool) throws(StoreError) -> PlanVerdict {
         try check()
-        return active
+        planned.append((command, emergency))
+        return planAnswer
+    }
+
+    // MARK: ApprovalStore
+
+    func decide(operationID: String, principal: String, action: ApprovalAction, reason: String?,
+                audit: AuditEntry) throws(StoreError) -> ApprovalOutcome {
+        try check()
+        decided.append((operationID, principal, action, reason))
+        if let state = decideAnswer.state, var record = records[operationID] {
+            record.state = state
+            records[operationID] = record
+        }
+        return decideAnswer
+    }
+
+    func awaitingApproval(approver principal: String, limit: Int) throws(StoreError) -> [OperationRecord] {
+        try check()
+        return approvable
+    }
+
+    func claimApproved(limit: Int, busyBoundSeconds: Int) throws(StoreError) -> [ApprovedDispatch] {
+        try check()
+        defer { approvedQueue = [] }
+        return approvedQueue
     }
 
     // MARK: AuthorizationStore

@@ -103,17 +103,37 @@ import VpsgateCore
         let response = send(Fixture.request("PUT", "/v1/vps/1001/root-password", body: #"{"password":"Str0ngEnough!pass"}"#, key: nil,
                                             query: "validate_only=true"))
         #expect(response.status == 200)
-        #expect(response.json?["hostinger"]?["body"]?["password"]?.stringValue == Redaction.marker)
+        #expect(response.json?["decision"]?.stringValue == "proceed")
+        #expect(response.json?["would_send"]?["body"]?["password"]?.stringValue == Redaction.marker)
+        #expect(hostinger.calls.map(\.name) == ["get_vm"], "the plan reads the VPS, sends nothing")
+        hostinger.calls = []
         #expect(!String(decoding: response.body, as: UTF8.self).contains("Str0ngEnough"))
         expectRefusedBeforeAnythingIsSpent(.validated, status: 200)
     }
 
-    @Test func aDryRunOnABusyVPSSaysBusy() {
-        store.active = "7d1d3c52-8a3b-4c55-9b8e-0c2c6f1f4e01"
+    @Test(arguments: [
+        (PlanVerdict.Decision.busy(blockingOperation: "7d1d3c52-8a3b-4c55-9b8e-0c2c6f1f4e01"), "busy"),
+        (.frozen(until: 1_780_000_000_000_000, reason: "release"), "frozen"), (.needsApproval, "needs_approval"), (.proceed, "proceed"),
+    ])
+    func aPlanSaysWhatTheCommandWouldMeet(decision: PlanVerdict.Decision, name: String) {
+        store.planAnswer = PlanVerdict(decision: decision, policy: ApprovalPolicy(subject: "vps:destroy", vpsID: nil, approvals: 1,
+                                                                                   ttlSeconds: 86_400), approvalsRequired: 1)
         let response = send(Fixture.request("POST", "/v1/vps/1001/restart", key: nil, query: "validate_only=true"))
-        #expect(response.status == 409)
-        #expect(response.json?["operation_id"]?.stringValue == store.active)
-        expectRefusedBeforeAnythingIsSpent(.busy, status: 409)
+        #expect(response.status == 200)
+        #expect(response.json?["decision"]?.stringValue == name)
+        #expect(response.json?["policy"]?["subject"]?.stringValue == "vps:destroy")
+        #expect(response.json?["effects"]?.arrayValue?.isEmpty == false)
+        #expect(store.begun.isEmpty)
+        #expect(hostinger.calls.allSatisfy { $0.method == "GET" })
+        #expect(store.audits.map(\.outcome) == [.validated])
+    }
+
+    @Test(arguments: [(PlanVerdict.Decision.notFound, 404), (.forbidden, 403)])
+    func aPlanIsRefusedAsTheCommandWouldBe(decision: PlanVerdict.Decision, status: Int) {
+        store.planAnswer = PlanVerdict(decision: decision, policy: nil, approvalsRequired: 0)
+        let response = send(Fixture.request("POST", "/v1/vps/1001/restart", key: nil, query: "validate_only=true"))
+        #expect(response.status == status)
+        expectRefusedBeforeAnythingIsSpent(status == 404 ? .notFound : .denied, status: status)
     }
 
     // MARK: - Key
@@ -172,6 +192,7 @@ import VpsgateCore
         (BeginDecision.inUse, 409, "idempotency-key-in-use", "1"),
         (BeginDecision.reused, 422, "idempotency-key-reused", nil),
         (BeginDecision.busy(blockingOperation: "5a0f5e0e-1111-4222-8333-944455556666"), 409, "vps-busy", "5"),
+        (BeginDecision.frozen(until: 1_780_000_000_000_000), 423, "change-frozen", nil),
     ])
     func aRefusalBeginDecidedIsAnsweredAsDeclaredOnce(decision: BeginDecision, status: Int, type: String, retryAfter: String?) {
         store.beginAnswer = decision
@@ -193,6 +214,31 @@ import VpsgateCore
         #expect(response.status == 503)
         #expect(hostinger.calls.isEmpty)
         #expect(store.audits.map(\.outcome) == [.unavailable])
+    }
+
+    @Test func aCommandThatNeedsApprovalIs202AwaitingAndSendsNothing() throws {
+        store.beginAnswer = .awaitingApproval(createdAt: 1_780_000_000_000_000, approvalsRequired: 1)
+        let response = send(Fixture.request("POST", "/v1/vps/1001/recreate",
+                                            body: #"{"template_id": 1130, "password": "Str0ngEnough!pass", "confirm": 1001}"#))
+        #expect(response.status == 202)
+        #expect(response.json?["state"]?.stringValue == "awaiting_approval")
+        #expect(response.json?["approval"]?["required"]?.intValue == 1)
+        #expect(hostinger.calls.isEmpty)
+        let kept = try #require(store.begun.first?.request)
+        #expect(kept.path.hasSuffix("/1001/recreate"))
+        let sealed = try #require(kept.sealedBody)
+        #expect(!String(decoding: sealed, as: UTF8.self).contains("Str0ngEnough"), "the body is kept sealed")
+        let keyID = try #require(kept.keyID)
+        let opened = try #require(responder.context.keys.open(sealed, keyID: keyID))
+        #expect(String(decoding: opened, as: UTF8.self).contains("Str0ngEnough"))
+        let record = try #require(store.finished.first)
+        #expect(record.audit.outcome == .awaitingApproval)
+        #expect(record.keyEffect == .store)
+    }
+
+    @Test func anEmergencyOverrideGoesToBeginWithItsReason() throws {
+        _ = send(Fixture.request("POST", "/v1/vps/1001/restart", query: "emergency=true&reason=outage%20INC-42"))
+        #expect(store.begun.first?.emergencyReason == "outage INC-42")
     }
 
     // MARK: - Call and finish

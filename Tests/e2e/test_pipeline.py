@@ -234,11 +234,14 @@ def test_validate_only_calls_nothing_and_stores_nothing(stack, people):
     keys_before = sql(stack, "SELECT count(*) FROM idempotency_keys")
     status, _, body = alice.json("POST", "/v1/vps/1002/start?validate_only=true")
     assert status == 200
-    assert body == {"validate_only": True, "command": "vps.start", "vps_id": 1002,
-                    "hostinger": {"method": "POST", "path": f"{VM}/1002/start", "body": None}}
+    would_send = {"method": "POST", "path": f"{VM}/1002/start", "body": None}
+    assert {k: body[k] for k in ("validate_only", "command", "vps_id", "decision", "would_send", "hostinger")} == {
+        "validate_only": True, "command": "vps.start", "vps_id": 1002, "decision": "proceed",
+        "would_send": would_send, "hostinger": would_send}
+    assert body["vps"]["id"] == 1002 and body["policy"] is None and body["approvals_required"] == 0
     status, _, _ = people["victor"].json("POST", "/v1/vps/1001/start?validate_only=true")
     assert status == 403
-    assert sim_requests(stack) == []
+    assert [r for r in sim_requests(stack) if r["method"] != "GET"] == []  # the plan reads the VPS, sends nothing
     assert sql(stack, "SELECT count(*) FROM idempotency_keys") == keys_before
 
 

@@ -36,7 +36,7 @@ import openapi_check  # noqa: E402
 from vpsgate_stack import Stack  # noqa: E402
 
 VM = "/api/vps/v1/virtual-machines"
-TERMINAL = ("succeeded", "failed")
+TERMINAL = ("succeeded", "failed", "cancelled")
 
 # Deadlines and windows short enough that settling takes seconds, not minutes (the
 # reconciler's and the outcome tests' stacks).
@@ -58,6 +58,9 @@ def make_stack(name: str, **settings) -> Stack:
     extra_env = {"VPSGATE_DEBUG_ROUTES": "1", "VPSGATE_SHUTDOWN_TIMEOUT": "10",
                  "HOSTINGER_BREAKER_FAILURES": "5", "HOSTINGER_BREAKER_COOLDOWN_MS": "10000"}
     extra_env.update(settings.pop("extra_env", {}))
+    # The pipeline's tests send destructive commands directly; the change-control tests
+    # (test_change_control.py) pass destroy_approvals=None to run with the shipped default.
+    settings.setdefault("destroy_approvals", 0)
     return Stack(root, extra_env=extra_env, **settings)
 
 
@@ -164,7 +167,7 @@ def operation_row(stack, operation_id):
 
 
 def open_operations(stack) -> int:
-    return int(sql(stack, "SELECT count(*) FROM operations WHERE state NOT IN ('succeeded', 'failed')"))
+    return int(sql(stack, "SELECT count(*) FROM operations WHERE state NOT IN ('succeeded', 'failed', 'cancelled')"))
 
 
 def keys_in_flight(stack) -> int:
@@ -221,7 +224,7 @@ def reset_sim(stack, action_delay_ms=None) -> None:
 def close_operations_and_reset_sim(stack, action_delay_ms=None) -> None:
     """No VPS busy and a simulator back to its fixtures: operations a previous test left open
     are closed by hand (in stacks whose reconciler is not under test)."""
-    sql(stack, "UPDATE operations SET state = 'failed', completed_at = now() WHERE state NOT IN ('succeeded', 'failed')")
+    sql(stack, "UPDATE operations SET state = 'failed', completed_at = now() WHERE state NOT IN ('succeeded', 'failed', 'cancelled')")
     reset_sim(stack, action_delay_ms)
 
 

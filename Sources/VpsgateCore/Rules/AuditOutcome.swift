@@ -15,4 +15,10 @@ public enum AuditOutcome: String, Sendable, CaseIterable {
     case notApplied = "not_applied"
     case actionUnknown = "action_unknown"
     case vpsNotFound = "vps_not_found"
+    // Change control (SPEC section 12).
+    case frozen, approved, withdrawn, expired
+    case awaitingApproval = "awaiting_approval"
+    case approvalRecorded = "approval_recorded"
+    case selfApproval = "self_approval"
+    case notAwaiting = "not_awaiting"
 }

@@ -21,11 +21,16 @@ public enum BeginDecision: Sendable, Equatable {
     case reused
     /// Another operation on the VPS is not finished yet.
     case busy(blockingOperation: String)
+    /// A freeze window covers the VPS until then (microseconds since the epoch).
+    case frozen(until: Int64)
+    /// Recorded `awaiting_approval` at `createdAt`: nothing is sent until it is approved.
+    case awaitingApproval(createdAt: Int64, approvalsRequired: Int)
 
     public enum Kind: String, Sendable, CaseIterable {
-        case forbidden, proceed, replay, reused, busy
+        case forbidden, proceed, replay, reused, busy, frozen
         case notFound = "not_found"
         case inUse = "in_use"
+        case awaitingApproval = "awaiting_approval"
     }
 
     public var kind: Kind {
@@ -37,6 +42,8 @@ public enum BeginDecision: Sendable, Equatable {
         case .inUse: .inUse
         case .reused: .reused
         case .busy: .busy
+        case .frozen: .frozen
+        case .awaitingApproval: .awaitingApproval
         }
     }
 }
@@ -59,7 +66,8 @@ extension BeginDecision.Kind {
     /// transaction (nil for `proceed`: that row is written once Hostinger has answered).
     public var auditOutcome: AuditOutcome? {
         switch self {
-        case .proceed: nil
+        case .proceed, .awaitingApproval: nil
+        case .frozen: .frozen
         case .notFound: .notFound
         case .forbidden: .denied
         case .replay: .replayed
@@ -70,10 +78,18 @@ extension BeginDecision.Kind {
 
     /// The problem vpsgate answers with, and the seconds worth waiting before a retry (nil:
     /// no problem, or a retry cannot help).
-    public func problem(vps: Int, blocking: String?, permission: Permission?, instance: String) -> (Problem, retryAfterSeconds: Int?)? {
+    public func problem(vps: Int, blocking: String?, permission: Permission?, instance: String,
+                        frozenUntil: Int64? = nil) -> (Problem, retryAfterSeconds: Int?)? {
         switch self {
-        case .proceed, .replay:
+        case .proceed, .replay, .awaitingApproval:
             return nil
+        case .frozen:
+            let until = frozenUntil.map { Timestamp.rfc3339(microseconds: $0) } ?? "the end of the freeze"
+            var problem = Problem(.changeFrozen, status: 423, title: "Change frozen",
+                                  detail: "A freeze window covers VPS \(vps) until \(until); an emergency needs an approval.",
+                                  instance: instance)
+            problem.extensions = [("frozen_until", until)]
+            return (problem, nil)
         case .notFound:
             return (Problem(.notFound, status: 404, title: "Not found", detail: "No such resource.", instance: instance), nil)
         case .forbidden:

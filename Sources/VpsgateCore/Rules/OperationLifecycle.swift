@@ -3,12 +3,19 @@
 /// transition; every rule of how an operation moves is here.
 public enum OperationState: String, Sendable, CaseIterable {
     case accepted, dispatched, running, succeeded, failed, unknown
+    /// Recorded, nothing sent: waits for its approvals (SPEC section 12).
+    case awaitingApproval = "awaiting_approval"
+    /// Approved: waits for its turn on its VPS, then is dispatched by the instances.
+    case approved
+    /// Denied, withdrawn or expired before anything was sent.
+    case cancelled
 
-    /// `succeeded` and `failed` never change again.
-    public var isTerminal: Bool { self == .succeeded || self == .failed }
+    /// `succeeded`, `failed` and `cancelled` never change again.
+    public var isTerminal: Bool { self == .succeeded || self == .failed || self == .cancelled }
 
-    /// The states that still block their VPS and that the reconciler follows.
-    public static let open: [OperationState] = allCases.filter { !$0.isTerminal }
+    /// The states of a request that may have reached Hostinger and is not settled: they
+    /// block their VPS (within the busy bound) and the reconciler follows them.
+    public static let inFlight: [OperationState] = [.accepted, .dispatched, .running, .unknown]
 
     /// The state that follows Hostinger's action state: Hostinger is authoritative.
     public static func following(actionState: String) -> OperationState {
@@ -127,7 +134,7 @@ public enum OperationLifecycle {
     /// (its action state is progress, not a transition); an operation already in doubt for
     /// the same reason stays so.
     public static func next(_ operation: OperationRecord, on event: OperationEvent) -> OperationTransition? {
-        guard !operation.state.isTerminal else { return nil }
+        guard !operation.state.isTerminal, operation.state != .awaitingApproval, operation.state != .approved else { return nil }
         switch event {
         case .dispatched(let result):
             return DispatchAnswer(result).transition

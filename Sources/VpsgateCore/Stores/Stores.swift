@@ -28,8 +28,20 @@ public protocol CommandStore {
     /// under the key (or the key freed), the final audit row. Safe to repeat. A write the
     /// database does not take now is kept and written later: no outcome is lost.
     func finish(_ record: FinishRecord) -> FinishWrite
-    /// The open operation blocking `vps` (younger than the busy bound), if any.
-    func activeOperation(vps: Int, busyBoundSeconds: Int) throws(StoreError) -> String?
+    /// What the command would meet now (the plan): the same decision `begin` makes, read only.
+    func plan(principal: String, vps: Int, command: String, permission: Permission, busyBoundSeconds: Int,
+              emergency: Bool) throws(StoreError) -> PlanVerdict
+}
+
+/// Approvals (SPEC section 12).
+public protocol ApprovalStore {
+    /// One decision on an operation, with its audit row, atomically (the permission is the
+    /// caller's to check).
+    func decide(operationID: String, principal: String, action: ApprovalAction, reason: String?,
+                audit: AuditEntry) throws(StoreError) -> ApprovalOutcome
+    /// Operations awaiting approval that `principal` may approve: `vps:approve` on their VPS,
+    /// requested by someone else. Oldest first.
+    func awaitingApproval(approver principal: String, limit: Int) throws(StoreError) -> [OperationRecord]
 }
 
 /// Whether `CommandStore.finish` reached the database.
@@ -82,10 +94,10 @@ public protocol HealthStore {
 }
 
 /// Everything a FastCGI worker uses.
-public typealias ResponderStore = CommandStore & OperationStore & AuthorizationStore & AuditStore & HealthStore
+public typealias ResponderStore = CommandStore & OperationStore & AuthorizationStore & AuditStore & HealthStore & ApprovalStore
 
 /// The reconciler's records: leases over open operations, drift, the scan's watermark.
-public protocol ReconcilerStore: OperationStore {
+public protocol ReconcilerStore: CommandStore, OperationStore, AuditStore {
     /// Flags open operations older than the busy bound (they stop blocking their VPS) and
     /// writes a `stale` row for each; returns them.
     func flagStale(busyBoundSeconds: Int) throws(StoreError) -> [OperationRecord]
@@ -103,6 +115,10 @@ public protocol ReconcilerStore: OperationStore {
     func recentlyChangedVPS() throws(StoreError) -> [Int]
     /// Ends the scan; moves the watermark to `watermarkSeconds` when given.
     func releaseScan(owner: String, watermarkSeconds: Int64?) throws(StoreError)
+    /// Takes approved operations whose turn has come (FIFO per VPS, nothing in flight on it,
+    /// no freeze unless an emergency): each moves to `accepted` and is this caller's to
+    /// send, exactly once. Their kept request comes with them and is deleted.
+    func claimApproved(limit: Int, busyBoundSeconds: Int) throws(StoreError) -> [ApprovedDispatch]
 }
 
 // MARK: - Values
@@ -140,6 +156,10 @@ public struct AuditEntry: Sendable, Equatable {
         case completion
         /// The reconciler moved an operation.
         case reconciler
+        /// An approval, denial, cancellation or expiry (SPEC section 12).
+        case approval
+        /// An approved operation sent by the instances' background work.
+        case dispatch
     }
 
     public var kind: Kind
@@ -192,10 +212,17 @@ public struct BeginRequest: Sendable {
     public var busyBoundSeconds: Int
     /// The audit row's request members (`command`, `vps_id`, `outcome` come from the above).
     public var audit: AuditEntry
+    /// An emergency override of a freeze, and why (always through an approval).
+    public var emergencyReason: String?
+    /// The Hostinger request, kept (body sealed) if the command needs approval.
+    public var request: SealedRequest?
 
     public init(principal: String, key: String, fingerprints: [String], vpsID: Int, command: String, permission: Permission,
-                operationID: String, busyBoundSeconds: Int, audit: AuditEntry) {
+                operationID: String, busyBoundSeconds: Int, audit: AuditEntry, emergencyReason: String? = nil,
+                request: SealedRequest? = nil) {
         self.principal = principal
+        self.emergencyReason = emergencyReason
+        self.request = request
         self.permission = permission
         self.key = key
         self.fingerprints = fingerprints
