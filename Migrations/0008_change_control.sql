@@ -135,39 +135,41 @@ RETURNS TABLE (id bigint, subject text, vps_id bigint, approvals integer, ttl in
     ORDER BY (p.subject = p_command) DESC, (p.vps_id IS NOT NULL) DESC LIMIT 1
 $$;
 
+-- The grant: not_found (no grant on the VPS: its existence is not revealed), forbidden (a
+-- grant without the permission), or NULL (allowed; also when p_permission is NULL: the
+-- previous versions' callers checked it themselves).
+CREATE FUNCTION vpsgate_grant_decision(p_principal text, p_vps_id bigint, p_permission text)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN p_permission IS NULL THEN NULL
+                WHEN held IS NULL THEN 'not_found'
+                WHEN NOT p_permission = ANY (held) THEN 'forbidden' END
+    FROM (SELECT array_agg(DISTINCT rp.permission) AS held
+          FROM grants g JOIN role_permissions rp ON rp.role = g.role
+          WHERE g.principal = p_principal AND (g.vps_id IS NULL OR g.vps_id = p_vps_id)
+            AND (g.expires_at IS NULL OR g.expires_at > now())) h
+$$;
+
 -- What a command meets now, in this order: the grant (not_found, forbidden), a freeze
 -- (frozen; an emergency override instead needs an approval), the approval policy
 -- (needs_approval: approvals > 0), a busy VPS (busy), else proceed. begin_command decides
 -- with it, and the plan shows it, so the plan's decision is the command's.
 CREATE FUNCTION vpsgate_command_decision(
-    p_principal text, p_vps_id bigint, p_command text, p_permission text, p_busy_bound interval, p_emergency boolean
+    p_principal text, p_vps_id bigint, p_command text, p_permission text, p_busy_bound interval, p_emergency boolean,
+    p_grant_checked boolean DEFAULT false
 ) RETURNS TABLE (
     decision text, blocking_operation uuid, blocking_age_seconds double precision, freeze_id bigint, frozen_until timestamptz,
     freeze_reason text, policy_id bigint, policy_subject text, policy_vps_id bigint, approvals_required integer,
     approval_ttl interval
 ) LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    held text[];
+    refusal text := CASE WHEN p_grant_checked THEN NULL ELSE vpsgate_grant_decision(p_principal, p_vps_id, p_permission) END;
     frozen record;
     policy record;
     blocker record;
     required integer;
 BEGIN
-    -- p_permission NULL: the caller checked the grant (the previous versions' callers).
-    IF p_permission IS NOT NULL THEN
-        SELECT array_agg(DISTINCT rp.permission) INTO held
-        FROM grants g JOIN role_permissions rp ON rp.role = g.role
-        WHERE g.principal = p_principal AND (g.vps_id IS NULL OR g.vps_id = p_vps_id)
-          AND (g.expires_at IS NULL OR g.expires_at > now());
-    END IF;
-    IF p_permission IS NULL THEN
-        NULL;
-    ELSIF held IS NULL THEN
-        RETURN QUERY SELECT 'not_found'::text, NULL::uuid, NULL::double precision, NULL::bigint, NULL::timestamptz, NULL::text,
-                            NULL::bigint, NULL::text, NULL::bigint, NULL::integer, NULL::interval;
-        RETURN;
-    ELSIF NOT p_permission = ANY (held) THEN
-        RETURN QUERY SELECT 'forbidden'::text, NULL::uuid, NULL::double precision, NULL::bigint, NULL::timestamptz, NULL::text,
+    IF refusal IS NOT NULL THEN
+        RETURN QUERY SELECT refusal, NULL::uuid, NULL::double precision, NULL::bigint, NULL::timestamptz, NULL::text,
                             NULL::bigint, NULL::text, NULL::bigint, NULL::integer, NULL::interval;
         RETURN;
     END IF;
@@ -199,7 +201,7 @@ BEGIN
                         policy.id, policy.subject, policy.vps_id, required, policy.ttl;
 END
 $$;
-GRANT EXECUTE ON FUNCTION vpsgate_command_decision(text, bigint, text, text, interval, boolean) TO vpsgate_app;
+GRANT EXECUTE ON FUNCTION vpsgate_command_decision(text, bigint, text, text, interval, boolean, boolean) TO vpsgate_app;
 
 -- MARK: The start of a command, with change control
 
@@ -229,14 +231,13 @@ BEGIN
     END IF;
 
     -- The grant, before anything is taken.
-    SELECT * INTO verdict FROM vpsgate_command_decision(p_principal, p_vps_id, p_command, p_permission, p_busy_bound,
-                                                        p_emergency_reason IS NOT NULL);
-    IF verdict.decision IN ('not_found', 'forbidden') THEN
-        meaning := p_answers -> verdict.decision;
+    answer := vpsgate_grant_decision(p_principal, p_vps_id, p_permission);
+    IF answer IS NOT NULL THEN
+        meaning := p_answers -> answer;
         PERFORM audit_request_row('final', meaning ->> 'outcome', (meaning ->> 'http_status')::integer,
                                   meaning ->> 'problem_type', NULL, p_principal, p_key, p_command, p_vps_id,
                                   p_correlation_id, NULL, elapsed, p_audit);
-        RETURN QUERY SELECT verdict.decision, NULL::uuid, NULL::integer, NULL::text, NULL::bytea, NULL::uuid,
+        RETURN QUERY SELECT answer, NULL::uuid, NULL::integer, NULL::text, NULL::bytea, NULL::uuid,
                             NULL::double precision, NULL::bigint, NULL::bigint, NULL::integer;
         RETURN;
     END IF;
@@ -264,10 +265,11 @@ BEGIN
         RETURN;
     END LOOP;
 
-    -- One operation per VPS at a time, across instances: serialise on the VPS id, then decide.
+    -- One operation per VPS at a time, across instances: serialise on the VPS id, then decide
+    -- the rest (the grant was checked above).
     PERFORM pg_advisory_xact_lock(hashtextextended('vpsgate.vps:' || p_vps_id, 0));
     SELECT * INTO verdict FROM vpsgate_command_decision(p_principal, p_vps_id, p_command, p_permission, p_busy_bound,
-                                                        p_emergency_reason IS NOT NULL);
+                                                        p_emergency_reason IS NOT NULL, true);
     IF verdict.decision IN ('not_found', 'forbidden', 'frozen', 'busy') THEN
         DELETE FROM idempotency_keys k WHERE k.principal = p_principal AND k.key = p_key;
         meaning := p_answers -> verdict.decision;

@@ -42,9 +42,9 @@ public struct CommandQuery: Sendable, Equatable {
                 }
             case "reason":
                 guard reason == nil else { return .failure(Invalid(message: "reason is given more than once.")) }
-                guard let decoded = value.flatMap({ PercentDecoding.decode($0) }), (1...500).contains(decoded.count),
+                guard let decoded = value.flatMap({ PercentDecoding.decode($0) }), (1...200).contains(decoded.count),
                     decoded.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f })
-                else { return .failure(Invalid(message: "reason takes 1 to 500 printable characters, percent-encoded.")) }
+                else { return .failure(Invalid(message: "reason takes 1 to 200 printable characters, percent-encoded.")) }
                 reason = decoded
             default:
                 return .failure(Invalid(message: "Commands take no query parameter but validate_only, emergency and reason."))

@@ -71,8 +71,8 @@ public enum OpenAPIDocument {
         ]))
         parameters.append(.object([
             ("name", .string("reason")), ("in", .string("query")), ("required", .bool(false)),
-            ("description", .string("Why an emergency override is needed (1 to 500 characters, percent-encoded).")),
-            ("schema", .object([("type", .string("string")), ("maxLength", .number("1500"))])),
+            ("description", .string("Why an emergency override is needed (1 to 200 characters, percent-encoded).")),
+            ("schema", .object([("type", .string("string")), ("minLength", .number("1")), ("maxLength", .number("200"))])),
         ]))
         var members: [(key: String, value: JSONValue)] = [
             ("operationId", .string(command.name.replacingDots())),

@@ -78,13 +78,14 @@ import VpsgateCore
         #expect(IdempotencyKey.parse("quote\"inside") == .failure(.invalid))
     }
 
-    @Test func theDocumentListsExactlyTheCatalogueAndTheReads() {
+    @Test func theDocumentListsExactlyTheCatalogueTheReadsAndTheApprovalCalls() {
         let document = OpenAPIDocument.generate()
         var listed: [String] = []
         for (path, item) in document["paths"]?.objectValue ?? [] {
             for (method, _) in item.objectValue ?? [] { listed.append("\(method.uppercased()) \(path)") }
         }
         let expected = Command.catalogue.map { "\($0.method) \($0.pathTemplate)" } + OpenAPIDocument.reads.map { "\($0.method) \($0.path)" }
+            + ApprovalAction.allCases.map { "POST /v1/operations/{operationId}/\($0.rawValue)" }
         #expect(listed.sorted() == expected.sorted())
     }
 }

@@ -167,7 +167,8 @@ HOSTILE_HEADERS = [
 @pytest.mark.parametrize("name,value", HOSTILE_HEADERS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(HOSTILE_HEADERS)])
 def test_hostile_headers(stack, principals, name, value):
     admin = principals["sec-admin"]
-    sent = len(sim_requests(stack))
+    # Mutations only: a plan (validate_only) reads the VPS from Hostinger, and sends nothing.
+    sent = len([r for r in sim_requests(stack) if r["method"] != "GET"])
     headers = {name: value}
     key = None if name == "Idempotency-Key" else str(uuid.uuid4())
     try:
@@ -181,7 +182,7 @@ def test_hostile_headers(stack, principals, name, value):
     if name == "Idempotency-Key":
         assert status == 400
     assert "Set-Cookie" not in answer_headers
-    assert len(sim_requests(stack)) == sent
+    assert len([r for r in sim_requests(stack) if r["method"] != "GET"]) == sent
 
 
 def test_the_hostinger_token_never_comes_out(stack, principals):
