@@ -16,7 +16,10 @@ CREATE FUNCTION audit_request_row(
     p_kind text, p_outcome text, p_http_status integer, p_problem_type text, p_operation_id uuid, p_principal text,
     p_key text, p_command text, p_vps_id bigint, p_correlation_id text, p_hostinger_action_id bigint,
     p_duration_ms double precision, p_audit jsonb
-) RETURNS void LANGUAGE sql AS $$
+) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    -- plpgsql, not sql: its plan is kept for the session (a sql function called from the
+    -- command functions would be planned again on every row).
     INSERT INTO audit_events (kind, operation_id, outcome, http_status, problem_type, correlation_id, trace_id, principal,
                               auth_type, client_address, user_agent, method, path, command, vps_id, request_params,
                               idempotency_key, hostinger_status, hostinger_correlation_id, hostinger_action_id, duration_ms)
@@ -26,7 +29,8 @@ CREATE FUNCTION audit_request_row(
            a.hostinger_correlation_id, p_hostinger_action_id, p_duration_ms
     FROM jsonb_to_record(p_audit) AS a(correlation_id text, trace_id text, auth_type text, client_address text,
                                        user_agent text, method text, path text, command text, vps_id bigint,
-                                       request_params jsonb, hostinger_status integer, hostinger_correlation_id text)
+                                       request_params jsonb, hostinger_status integer, hostinger_correlation_id text);
+END
 $$;
 GRANT EXECUTE ON FUNCTION audit_request_row(text, text, integer, text, uuid, text, text, text, bigint, text, bigint,
                                             double precision, jsonb) TO vpsgate_app;

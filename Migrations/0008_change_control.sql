@@ -108,45 +108,61 @@ GRANT SELECT, INSERT, UPDATE ON approvals TO vpsgate_app;
 
 -- The operation blocking p_vps_id: one sent and not settled (younger than the busy bound),
 -- or an approved one waiting for its turn.
+-- (These helpers are plpgsql, not sql: a plpgsql function keeps its statements' plans for
+-- the session, a sql function called from plpgsql is planned again on every call.)
 CREATE FUNCTION vpsgate_blocking_operation(p_vps_id bigint, p_busy_bound interval)
-RETURNS TABLE (id uuid, age_seconds double precision) LANGUAGE sql STABLE AS $$
+RETURNS TABLE (id uuid, age_seconds double precision) LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
     SELECT o.id, extract(epoch FROM clock_timestamp() - o.created_at)::double precision
     FROM operations o
     WHERE o.vps_id = p_vps_id
       AND ((o.state IN ('accepted', 'dispatched', 'running', 'unknown')
             AND coalesce(o.dispatched_at, o.created_at) > clock_timestamp() - p_busy_bound)
            OR o.state = 'approved')
-    ORDER BY o.created_at DESC LIMIT 1
+    ORDER BY o.created_at DESC LIMIT 1;
+END
 $$;
 
 -- The freeze covering p_vps_id now (the one ending last), if any.
 CREATE FUNCTION vpsgate_active_freeze(p_vps_id bigint)
-RETURNS TABLE (id bigint, ends_at timestamptz, reason text) LANGUAGE sql STABLE AS $$
+RETURNS TABLE (id bigint, ends_at timestamptz, reason text) LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
     SELECT f.id, f.ends_at, f.reason FROM freeze_windows f
     WHERE (f.vps_id IS NULL OR f.vps_id = p_vps_id) AND f.starts_at <= clock_timestamp() AND f.ends_at > clock_timestamp()
-    ORDER BY f.ends_at DESC LIMIT 1
+    ORDER BY f.ends_at DESC LIMIT 1;
+END
 $$;
 
 -- The policy that applies to a command on a VPS (none: no approval needed).
 CREATE FUNCTION vpsgate_policy(p_command text, p_permission text, p_vps_id bigint)
-RETURNS TABLE (id bigint, subject text, vps_id bigint, approvals integer, ttl interval) LANGUAGE sql STABLE AS $$
+RETURNS TABLE (id bigint, subject text, vps_id bigint, approvals integer, ttl interval) LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
     SELECT p.id, p.subject, p.vps_id, p.approvals, p.ttl FROM approval_policies p
     WHERE p.subject IN (p_command, p_permission) AND (p.vps_id IS NULL OR p.vps_id = p_vps_id)
-    ORDER BY (p.subject = p_command) DESC, (p.vps_id IS NOT NULL) DESC LIMIT 1
+    ORDER BY (p.subject = p_command) DESC, (p.vps_id IS NOT NULL) DESC LIMIT 1;
+END
 $$;
 
 -- The grant: not_found (no grant on the VPS: its existence is not revealed), forbidden (a
 -- grant without the permission), or NULL (allowed; also when p_permission is NULL: the
 -- previous versions' callers checked it themselves).
 CREATE FUNCTION vpsgate_grant_decision(p_principal text, p_vps_id bigint, p_permission text)
-RETURNS text LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN p_permission IS NULL THEN NULL
-                WHEN held IS NULL THEN 'not_found'
-                WHEN NOT p_permission = ANY (held) THEN 'forbidden' END
-    FROM (SELECT array_agg(DISTINCT rp.permission) AS held
-          FROM grants g JOIN role_permissions rp ON rp.role = g.role
-          WHERE g.principal = p_principal AND (g.vps_id IS NULL OR g.vps_id = p_vps_id)
-            AND (g.expires_at IS NULL OR g.expires_at > now())) h
+RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    held text[];
+BEGIN
+    IF p_permission IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT array_agg(DISTINCT rp.permission) INTO held
+    FROM grants g JOIN role_permissions rp ON rp.role = g.role
+    WHERE g.principal = p_principal AND (g.vps_id IS NULL OR g.vps_id = p_vps_id)
+      AND (g.expires_at IS NULL OR g.expires_at > now());
+    RETURN CASE WHEN held IS NULL THEN 'not_found' WHEN NOT p_permission = ANY (held) THEN 'forbidden' END;
+END
 $$;
 
 -- What a command meets now, in this order: the grant (not_found, forbidden), a freeze
