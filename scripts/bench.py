@@ -320,7 +320,7 @@ def cpu_profile(bench: "Bench", url: str, script: str, env: dict, top: int = 15)
     names = [name for _, name in rows[:top]]
     demangled = subprocess.run(["swift", "demangle", "--simplified", "--compact"], input="\n".join(names), capture_output=True,
                                text=True).stdout.splitlines() if names else []
-    return [{"percent": percent, "function": (demangled[i] if i < len(demangled) else name)[:160]}
+    return [{"percent": percent, "function": (demangled[i] if i < len(demangled) else name).strip()[:160]}
             for i, (percent, name) in enumerate(rows[:top])]
 
 
