@@ -200,7 +200,7 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
     private func dispatch(_ approved: ApprovedDispatch) {
         let operation = approved.operation
         var result: HostingerResult
-        if let request = request(of: approved) {
+        if let request = opened(approved.request) {
             result = hostinger.call(request, correlationID: CorrelationID(validating: operation.correlationID),
                                     trace: TraceContext(continuing: nil))
         } else {
@@ -233,17 +233,16 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
     }
 
     /// The Hostinger request as it was kept, its body opened.
-    private func request(of approved: ApprovedDispatch) -> HostingerRequest? {
+    private func opened(_ kept: SealedRequest) -> HostingerRequest? {
         var body: JSONValue?
-        if let sealed = approved.sealedBody {
-            guard let keyID = approved.keyID, let opened = context.keys.open(sealed, keyID: keyID),
+        if let sealed = kept.sealedBody {
+            guard let keyID = kept.keyID, let opened = context.keys.open(sealed, keyID: keyID),
                 let json = try? JSONValue.parse(opened)
             else { return nil }
             body = json
         }
-        guard !approved.method.isEmpty, !approved.path.isEmpty else { return nil }
-        return HostingerRequest(name: approved.name, method: approved.method, path: approved.path, body: body,
-                                repeatSafe: approved.repeatSafe)
+        guard !kept.method.isEmpty, !kept.path.isEmpty else { return nil }
+        return HostingerRequest(name: kept.name, method: kept.method, path: kept.path, body: body, repeatSafe: kept.repeatSafe)
     }
 
     // MARK: - Drift scan

@@ -44,16 +44,7 @@ extension Responder {
 
     func listApprovals(_ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
         do {
-            let operations = try store.awaitingApproval(approver: principal, limit: 200)
-            var writer = JSONWriter()
-            writer.beginObject()
-            writer.key("data")
-            writer.beginArray()
-            for operation in operations { operation.write(to: &writer) }
-            writer.endArray()
-            writer.member("next_before", nil as String?)
-            writer.endObject()
-            return json(200, writer.bytes)
+            return json(200, Self.page(try store.awaitingApproval(approver: principal, limit: 200), nextBefore: nil))
         } catch {
             return unavailable(requestContext, error)
         }

@@ -106,17 +106,22 @@ extension Responder {
             let scope = try store.readableScope(principal)
             let operations = try store.operations(OperationFilter(readable: scope.all ? nil : scope.ids, vpsID: vps ?? nil,
                                                                   state: state ?? nil, before: before, limit: limit))
-            var writer = JSONWriter()
-            writer.beginObject()
-            writer.key("data")
-            writer.beginArray()
-            for operation in operations { operation.write(to: &writer) }
-            writer.endArray()
-            writer.member("next_before", operations.count == limit ? operations.last?.id : nil)
-            writer.endObject()
-            return json(200, writer.bytes)
+            return json(200, Self.page(operations, nextBefore: operations.count == limit ? operations.last?.id : nil))
         } catch {
             return unavailable(requestContext, error)
         }
+    }
+
+    /// `{"data": [operations…], "next_before": id or null}`.
+    static func page(_ operations: [OperationRecord], nextBefore: String?) -> [UInt8] {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.key("data")
+        writer.beginArray()
+        for operation in operations { operation.write(to: &writer) }
+        writer.endArray()
+        writer.member("next_before", nextBefore)
+        writer.endObject()
+        return writer.bytes
     }
 }

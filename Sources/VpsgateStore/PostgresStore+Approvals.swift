@@ -52,11 +52,11 @@ extension PostgresStore: ApprovalStore {
                     idempotencyKey: try row.decode(String.self, "idempotency_key"), createdAt: created,
                     updatedAt: Int64(try row.decode(Int.self, "dispatched_us")))
                 operation.dispatchedAt = operation.updatedAt
-                return ApprovedDispatch(operation: operation, name: try row.decode(String?.self, "name") ?? "",
-                                        method: try row.decode(String?.self, "method") ?? "", path: try row.decode(String?.self, "path") ?? "",
-                                        repeatSafe: try row.decode(Bool?.self, "repeat_safe") ?? false,
-                                        sealedBody: try row.decode(String?.self, "sealed_body").map(SQLText.bytes(fromBytea:)),
-                                        keyID: try row.decode(String?.self, "key_id"))
+                return ApprovedDispatch(operation: operation, request: SealedRequest(
+                    name: try row.decode(String?.self, "name") ?? "", method: try row.decode(String?.self, "method") ?? "",
+                    path: try row.decode(String?.self, "path") ?? "", repeatSafe: try row.decode(Bool?.self, "repeat_safe") ?? false,
+                    sealedBody: try row.decode(String?.self, "sealed_body").map(SQLText.bytes(fromBytea:)),
+                    keyID: try row.decode(String?.self, "key_id")))
             }
         }
     }

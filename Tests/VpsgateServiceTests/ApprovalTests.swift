@@ -93,9 +93,9 @@ import VpsgateCore
         var operation = Fixture.operation(.accepted, command: "vps.recreate")
         operation.dispatchedAt = operation.createdAt
         let sealed = try body.map { try context.keys.seal($0.serialized()) }
-        return ApprovedDispatch(operation: operation, name: "recreate", method: "POST",
-                                path: "/api/vps/v1/virtual-machines/1001/recreate", repeatSafe: false, sealedBody: sealed?.sealed,
-                                keyID: sealed?.keyID)
+        return ApprovedDispatch(operation: operation, request: SealedRequest(
+            name: "recreate", method: "POST", path: "/api/vps/v1/virtual-machines/1001/recreate", repeatSafe: false,
+            sealedBody: sealed?.sealed, keyID: sealed?.keyID))
     }
 
     @Test func anApprovedOperationIsSentOnceWithItsOpenedBody() throws {
@@ -116,7 +116,7 @@ import VpsgateCore
     @Test func aBodyThatCannotBeOpenedIsNeverSent() throws {
         var worker = Worker(context: context, store: store, hostinger: hostinger, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         var tampered = try approved(body: .object([("template_id", .number("1130"))]))
-        tampered.sealedBody?[20] ^= 0xff
+        tampered.request.sealedBody?[20] ^= 0xff
         store.approvedQueue = [tampered]
         let stopping = Atomic<Bool>(false)
         _ = try worker.dispatchApproved(stopping: stopping)

@@ -125,23 +125,11 @@ public struct ApprovalOutcome: Sendable, Equatable {
 /// An approved operation taken for dispatch, with its request as it was kept.
 public struct ApprovedDispatch: Sendable {
     public var operation: OperationRecord
-    public var name: String
-    public var method: String
-    public var path: String
-    public var repeatSafe: Bool
-    /// The sealed body and the key it is sealed under (nil: no body).
-    public var sealedBody: [UInt8]?
-    public var keyID: String?
+    public var request: SealedRequest
 
-    public init(operation: OperationRecord, name: String, method: String, path: String, repeatSafe: Bool, sealedBody: [UInt8]?,
-                keyID: String?) {
+    public init(operation: OperationRecord, request: SealedRequest) {
         self.operation = operation
-        self.name = name
-        self.method = method
-        self.path = path
-        self.repeatSafe = repeatSafe
-        self.sealedBody = sealedBody
-        self.keyID = keyID
+        self.request = request
     }
 }
 
