@@ -37,10 +37,12 @@ ensure_packages() {
         DEBIAN_FRONTEND=noninteractive apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     fi
-    if [ "$purpose" = test ] && ! python3 -c 'import pytest, openapi_schema_validator, prometheus_client, schemathesis' 2>/dev/null; then
-        echo "[vpsgate] installing pytest, openapi-schema-validator, prometheus-client and schemathesis" >&2
-        python3 -m pip install --quiet pytest openapi-schema-validator prometheus-client schemathesis 2>/dev/null \
-            || python3 -m pip install --quiet --break-system-packages pytest openapi-schema-validator prometheus-client schemathesis
+    # standardwebhooks: the reference verifier the webhook tests check signatures with.
+    local python_packages=(pytest openapi-schema-validator prometheus-client schemathesis standardwebhooks)
+    if [ "$purpose" = test ] && ! python3 -c 'import pytest, openapi_schema_validator, prometheus_client, schemathesis, standardwebhooks' 2>/dev/null; then
+        echo "[vpsgate] installing ${python_packages[*]}" >&2
+        python3 -m pip install --quiet "${python_packages[@]}" 2>/dev/null \
+            || python3 -m pip install --quiet --break-system-packages "${python_packages[@]}"
     fi
     command -v swift >/dev/null 2>&1 || { echo "swift is not installed (expected at /opt/swift)" >&2; return 1; }
 }

@@ -21,10 +21,18 @@ public final class HTTPClient {
         /// is safe to repeat, a second mutation for one that is not. On a new connection it
         /// never does, so a request that must reach the server at most once sets this.
         public var freshConnection: Bool
+        /// Connect only to these addresses for the URL's host and port (libcurl's
+        /// CURLOPT_RESOLVE): the caller resolved and checked them, so libcurl must not
+        /// resolve the name again.
+        public var pinned: (host: String, port: Int, addresses: [String])?
+        /// HTTPS only, and never through a proxy from the environment (for destinations the
+        /// caller checked itself).
+        public var direct: Bool
 
         public init(
             method: String, url: String, headers: [(name: String, value: String)] = [], body: [UInt8]? = nil,
-            connectTimeoutMilliseconds: Int = 3000, timeoutMilliseconds: Int = 10000, freshConnection: Bool = false
+            connectTimeoutMilliseconds: Int = 3000, timeoutMilliseconds: Int = 10000, freshConnection: Bool = false,
+            pinned: (host: String, port: Int, addresses: [String])? = nil, direct: Bool = false
         ) {
             self.method = method
             self.url = url
@@ -33,6 +41,8 @@ public final class HTTPClient {
             self.connectTimeoutMilliseconds = connectTimeoutMilliseconds
             self.timeoutMilliseconds = timeoutMilliseconds
             self.freshConnection = freshConnection
+            self.pinned = pinned
+            self.direct = direct || pinned != nil
         }
     }
 
@@ -110,6 +120,17 @@ public final class HTTPClient {
             CCurlShim_setopt_pointer(handle, CURLOPT_HEADERDATA, context),
         ]
         if let caFile { setup.append(CCurlShim_setopt_string(handle, CURLOPT_CAINFO, caFile)) }
+        var resolveList: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(resolveList) }
+        if let pinned = request.pinned {
+            let addresses = pinned.addresses.map { $0.contains(":") ? "[\($0)]" : $0 }.joined(separator: ",")
+            resolveList = curl_slist_append(nil, "\(pinned.host):\(pinned.port):\(addresses)")
+            setup.append(CCurlShim_setopt_pointer(handle, CURLOPT_RESOLVE, resolveList))
+        }
+        if request.direct {
+            setup.append(CCurlShim_setopt_long(handle, CURLOPT_PROTOCOLS, Int(CURLPROTO_HTTPS)))
+            setup.append(CCurlShim_setopt_string(handle, CURLOPT_PROXY, ""))
+        }
         let body = request.body ?? []
         if request.body != nil {
             setup.append(CCurlShim_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count))

@@ -108,6 +108,50 @@ public final class PostgresConnection {
         }
     }
 
+    // MARK: - Notifications (LISTEN/NOTIFY)
+
+    /// One `NOTIFY` received.
+    public struct Notification: Sendable, Equatable {
+        public var channel: String
+        public var payload: String
+    }
+
+    /// Waits up to `timeoutMilliseconds` for notifications on a connection that ran `LISTEN`,
+    /// and returns those that arrived (none when the time ran out). Throws `.connectionLost`
+    /// when the server went away: the caller connects again and runs `LISTEN` again.
+    ///
+    /// Only for a connection kept for listening: on it, a readable socket means
+    /// notifications, not the server's goodbye.
+    public func notifications(timeoutMilliseconds: Int) throws(PostgresError) -> [Notification] {
+        guard let connection, PQstatus(connection) == CONNECTION_OK else {
+            close()
+            throw PostgresError(.connectionLost, "not connected")
+        }
+        var received = Self.drainNotifications(connection)
+        if !received.isEmpty { return received }
+        var descriptor = pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, Int32(clamping: timeoutMilliseconds))
+        if ready < 0 && errno == EINTR { return [] }
+        guard ready > 0 else { return [] }
+        guard PQconsumeInput(connection) == 1, PQstatus(connection) == CONNECTION_OK else {
+            let message = Self.errorMessage(connection)
+            close()
+            throw PostgresError(.connectionLost, message)
+        }
+        received = Self.drainNotifications(connection)
+        return received
+    }
+
+    private static func drainNotifications(_ connection: OpaquePointer) -> [Notification] {
+        var received: [Notification] = []
+        while let notice = PQnotifies(connection) {
+            received.append(Notification(channel: String(cString: notice.pointee.relname),
+                                         payload: String(cString: notice.pointee.extra)))
+            PQfreemem(notice)
+        }
+        return received
+    }
+
     // MARK: - Internals
 
     private func run(_ query: PostgresQuery) throws(PostgresError) -> PostgresRows {

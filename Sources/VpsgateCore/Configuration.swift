@@ -93,6 +93,22 @@ public struct Configuration: Sendable, Equatable {
     public var sealHorizonMilliseconds: Int
     public var idempotencyTTLSeconds: Int
 
+    // Completion push (SPEC section 13).
+    /// Requests that may wait at once (`?wait=`) on this instance; past it a wait answers at once.
+    public var maxWaiters: Int
+    /// How long events are kept for the feed.
+    public var eventRetentionSeconds: Int
+    /// Threads sending webhooks on this instance (0: this instance sends none).
+    public var webhookSenders: Int
+    public var webhookTimeoutMilliseconds: Int
+    public var webhookRetrySchedule: WebhookRetrySchedule
+    /// A delivery still failing this long after its first attempt is `failed`.
+    public var webhookGiveUpSeconds: Int
+    /// Networks webhooks may reach although they are not public (tests: loopback).
+    public var webhookAllowNetworks: [IPNetwork]
+    /// CA bundle for receivers' certificates (default: the system's).
+    public var webhookCAFile: String?
+
     /// Where the Hostinger token comes from; never printed.
     public enum TokenSource: Sendable, Equatable {
         case inline(Secret)
@@ -206,6 +222,47 @@ public struct Configuration: Sendable, Equatable {
         } else {
             idempotencyTTLSeconds = 86_400
         }
+
+        maxWaiters = try integer("VPSGATE_MAX_WAITERS", default: min(max(1, workers / 4), workers - 1), in: 0...1024)
+        guard maxWaiters < workers else {
+            throw ConfigurationError("VPSGATE_MAX_WAITERS", String(maxWaiters),
+                                     "must be below VPSGATE_WORKERS (\(workers)): waiting requests hold workers, and the other routes need some")
+        }
+        if let raw = value("VPSGATE_EVENT_RETENTION") {
+            guard let seconds = DurationText.seconds(raw) else {
+                throw ConfigurationError("VPSGATE_EVENT_RETENTION", raw, "expected a duration such as 7d or 12h")
+            }
+            eventRetentionSeconds = seconds
+        } else {
+            eventRetentionSeconds = 7 * 86_400
+        }
+        webhookSenders = try integer("VPSGATE_WEBHOOK_SENDERS", default: 2, in: 0...64)
+        webhookTimeoutMilliseconds = try integer("VPSGATE_WEBHOOK_TIMEOUT_MS", default: 10_000, in: 100...60_000)
+        if let raw = value("VPSGATE_WEBHOOK_RETRY_SCHEDULE") {
+            guard let schedule = WebhookRetrySchedule(parsing: raw) else {
+                throw ConfigurationError("VPSGATE_WEBHOOK_RETRY_SCHEDULE", raw, "expected durations separated by commas, such as 5s,30s,2m,10m,30m,1h")
+            }
+            webhookRetrySchedule = schedule
+        } else {
+            webhookRetrySchedule = .standard
+        }
+        if let raw = value("VPSGATE_WEBHOOK_GIVE_UP") {
+            guard let seconds = DurationText.seconds(raw) else {
+                throw ConfigurationError("VPSGATE_WEBHOOK_GIVE_UP", raw, "expected a duration such as 24h")
+            }
+            webhookGiveUpSeconds = seconds
+        } else {
+            webhookGiveUpSeconds = 86_400
+        }
+        if let raw = value("VPSGATE_WEBHOOK_ALLOW_NETWORKS") {
+            guard let networks = IPNetwork.list(raw) else {
+                throw ConfigurationError("VPSGATE_WEBHOOK_ALLOW_NETWORKS", raw, "expected networks such as 127.0.0.1/32 or ::1/128, comma-separated")
+            }
+            webhookAllowNetworks = networks
+        } else {
+            webhookAllowNetworks = []
+        }
+        webhookCAFile = value("VPSGATE_WEBHOOK_CA_FILE")
 
         let level = value("VPSGATE_LOG_LEVEL")?.lowercased() ?? "info"
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {

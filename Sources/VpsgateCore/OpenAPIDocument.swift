@@ -149,7 +149,7 @@ public enum OpenAPIDocument {
                 ? .object([("description", .string("OK")),
                            ("content", .object([("text/plain", .object([("schema", .object([("type", .string("string"))]))]))]))])
                 : response("OK", read.schema))]
-                + ["400", "401", "403", "404", "405", "422", "500", "502", "503"].map { ($0, reference("Problem", in: "responses")) })),
+                + ["400", "401", "403", "404", "405", "410", "422", "500", "502", "503"].map { ($0, reference("Problem", in: "responses")) })),
         ]
         if open { members.append(("security", .array([]))) }
         return .object(members)
@@ -239,6 +239,17 @@ public enum OpenAPIDocument {
                               "idempotency_key", "created_at", "updated_at", "completed_at"])),
                 ("OperationPage", object([("data", .object([("type", .string("array")), ("items", reference("Operation"))])),
                                           ("next_before", type("string", nullable: true))], required: ["data", "next_before"])),
+                ("Event", object([
+                    ("id", .object([("type", .string("string")), ("pattern", .string("^evt_[0-9]+$"))])),
+                    ("type", .object([("type", .string("string")), ("enum", .array(EventType.all.map { .string($0) }))])),
+                    ("occurred_at", .object([("type", .string("string")), ("format", .string("date-time"))])),
+                    ("vps_id", type("integer", nullable: true)),
+                    ("operation_id", type("string", nullable: true)),
+                    ("data", .object([("type", .string("object")), ("description", .string(
+                        "operation.*: {operation (as GET /v1/operations/{id} shows it), previous_state}; approval.*: {approval}."))])),
+                ], required: ["id", "type", "occurred_at", "vps_id", "operation_id", "data"])),
+                ("EventPage", object([("data", .object([("type", .string("array")), ("items", reference("Event"))])),
+                                      ("next", type("string", nullable: true))], required: ["data", "next"])),
                 ("ValidateOnly", object([
                     ("validate_only", .object([("const", .bool(true))])), ("command", type("string")), ("vps_id", type("integer")),
                     ("decision", .object([("type", .string("string")),

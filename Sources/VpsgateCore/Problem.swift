@@ -26,6 +26,7 @@ public struct Problem: Sendable, Equatable {
         public static let changeFrozen = Code(rawValue: "change-frozen")
         public static let selfApproval = Code(rawValue: "self-approval")
         public static let notAwaitingApproval = Code(rawValue: "not-awaiting-approval")
+        public static let cursorExpired = Code(rawValue: "cursor-expired")
         public static let upstreamRejected = Code(rawValue: "upstream-rejected")
         public static let upstreamAuth = Code(rawValue: "upstream-auth")
         public static let upstreamError = Code(rawValue: "upstream-error")

@@ -4,7 +4,8 @@ import VpsgateCore
 import VpsgateStore
 
 /// The upkeep every instance does, whether or not it runs the reconciler: outcome writes
-/// that waited for the database, audit sealing, and the purge of expired idempotency keys.
+/// that waited for the database, audit sealing, the purge of expired idempotency keys and
+/// of events past their retention.
 ///
 /// Sealing takes an advisory lock (one instance seals at a time) and purging is a single
 /// statement, so any number of instances can run it. It owns one database connection.
@@ -22,6 +23,7 @@ public final class Housekeeper: Sendable {
         var lastSeal = 0
         var lastPurge = 0
         var lastExpiry = 0
+        var lastEventPrune = 0
     }
 
     public func start() {
@@ -54,6 +56,11 @@ public final class Housekeeper: Sendable {
                 state.lastExpiry = now
                 let expired = try state.store.expireApprovals()
                 if expired > 0 { state.logger.info("approvals expired", metadata: ["operations": "\(expired)"]) }
+            }
+            if now - state.lastEventPrune >= min(60_000, max(1000, configuration.eventRetentionSeconds * 250)) || state.lastEventPrune == 0 {
+                state.lastEventPrune = now
+                let pruned = try state.store.pruneEvents(keepSeconds: configuration.eventRetentionSeconds)
+                if pruned > 0 { state.logger.info("events pruned", metadata: ["events": "\(pruned)"]) }
             }
             if now - state.lastPurge >= min(60_000, max(1000, configuration.idempotencyTTLSeconds * 500)) || state.lastPurge == 0 {
                 state.lastPurge = now

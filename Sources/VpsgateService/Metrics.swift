@@ -75,10 +75,15 @@ public final class Metrics: Sendable {
     public static let outcomeWritesDeferred = Family("vpsgate_outcome_writes_deferred_total", .counter,
                                                      "Command outcomes whose write waited for the database to come back.")
 
+    public static let webhookDeliveries = Family("vpsgate_webhook_deliveries_total", .counter,
+                                                 "Webhook delivery attempts by outcome (delivered, retry, failed, gone, dropped, refused).")
+    public static let webhookDeliveryLag = Family("vpsgate_webhook_delivery_lag_seconds", .histogram,
+                                                  "Time from an event to its successful delivery.")
+
     /// Every family, in output order.
     static let families: [Family] = [
         requests, requestDuration, commandOutcomes, replays, busyRejections, hostingerCalls, hostingerRetries,
-        hostingerCallDuration, databaseDuration, outcomeWritesDeferred,
+        hostingerCallDuration, databaseDuration, outcomeWritesDeferred, webhookDeliveries, webhookDeliveryLag,
     ]
 
     public init() {

@@ -45,6 +45,11 @@ struct RequestContext {
         return nil
     }
 
+    /// When a request asking to wait `seconds` must answer (`MonotonicClock.milliseconds()`):
+    /// counted from its start, so the time spent before waiting is part of it and nginx's
+    /// read timeout (60 s) always outlasts the longest wait (50 s).
+    func waitDeadline(seconds: Int) -> Int { Int(startedAt / 1000) + seconds * 1000 }
+
     var elapsedMilliseconds: Double { Double(Clock.monotonicMicroseconds() - startedAt) / 1000 }
 
     /// The request as the audit trail names it.

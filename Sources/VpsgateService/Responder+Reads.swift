@@ -1,4 +1,5 @@
 import FastCGI
+import Platform
 import Hostinger
 import VpsgateCore
 
@@ -49,17 +50,54 @@ extension Responder {
 
     // MARK: - Operations
 
+    /// One operation; with `?wait=S` (S ≤ 50), answered as soon as it is terminal or after S
+    /// seconds, woken by the outbox's notifications (SPEC section 13).
     func getOperation(_ id: String, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
+        var filters = FieldErrors()
+        let wait = waitSeconds(requestContext, &filters)
+        guard filters.isEmpty else { return invalidQuery(filters, requestContext) }
         do {
             guard var operation = try store.operation(id: id) else { return notFound(requestContext) }
             if try !store.permissions(principal, vps: operation.vpsID).contains(.read) { return notFound(requestContext) }
             if !operation.state.isTerminal, operation.actionID != nil {
                 operation = try refresh(operation, requestContext)
             }
+            guard wait > 0, !operation.state.isTerminal else { return json(200, operation.json()) }
+            guard context.push.enter() else {
+                // Every waiting place is taken: the state now, and when to ask again.
+                return json(200, operation.json(), headers: [.init("Retry-After", "1")])
+            }
+            defer { context.push.leave() }
+            let deadline = requestContext.waitDeadline(seconds: wait)
+            var seen = context.push.watch(id)
+            defer { context.push.unwatch(id) }
+            // Read again now that changes wake this request: one may have come in between.
+            operation = try store.operation(id: id) ?? operation
+            while !operation.state.isTerminal {
+                let now = context.push.wait(for: id, after: seen, until: deadline)
+                if now == seen { break }
+                seen = now
+                operation = try store.operation(id: id) ?? operation
+            }
             return json(200, operation.json())
         } catch {
             return unavailable(requestContext, error)
         }
+    }
+
+    /// `wait`: absent or 0 to 50 seconds.
+    func waitSeconds(_ requestContext: RequestContext, _ filters: inout FieldErrors) -> Int {
+        guard let text = requestContext.queryValue("wait") else { return 0 }
+        guard let seconds = Int(text), (0...50).contains(seconds), text.count <= 2 else {
+            filters.add("wait", "must be a whole number of seconds from 0 to 50")
+            return 0
+        }
+        return seconds
+    }
+
+    func invalidQuery(_ filters: FieldErrors, _ requestContext: RequestContext) -> FastCGIResponse {
+        problem(Problem(.validationFailed, status: 422, title: "Invalid query", detail: "Some parameters are not valid.",
+                        instance: requestContext.path, errors: filters.fields), requestContext)
     }
 
     /// Follows Hostinger's action for an open operation, at most once per refresh interval
@@ -98,10 +136,7 @@ extension Responder {
         if !(limit.map { (1...200).contains($0) } ?? false) { filters.add("limit", "must be a whole number from 1 to 200") }
         let before = requestContext.queryValue("before")
         if let before, !UUIDv4.isValid(before) { filters.add("before", "must be an operation id") }
-        guard filters.isEmpty, let limit else {
-            return problem(Problem(.validationFailed, status: 422, title: "Invalid query", detail: "Some parameters are not valid.",
-                                   instance: requestContext.path, errors: filters.fields), requestContext)
-        }
+        guard filters.isEmpty, let limit else { return invalidQuery(filters, requestContext) }
         do {
             let scope = try store.readableScope(principal)
             let operations = try store.operations(OperationFilter(readable: scope.all ? nil : scope.ids, vpsID: vps ?? nil,

@@ -155,6 +155,7 @@ extension Responder {
             return authenticated(requestContext) { route == .getVPS ? getVPS(vps, $0, $1) : vpsActions(vps, $0, $1) }
         case .listOperations: return authenticated(requestContext) { listOperations($0, $1) }
         case .approvals: return authenticated(requestContext) { listApprovals($0, $1) }
+        case .events: return authenticated(requestContext) { listEvents($0, $1) }
         case .getOperation:
             guard let id = id.map(String.init), UUIDv4.isValid(id) else { return notFound(requestContext) }
             return authenticated(requestContext) { getOperation(id, $0, $1) }
@@ -214,6 +215,9 @@ extension Responder {
             ("vpsgate_hostinger_breaker_open", "1 open, 0.5 half-open (probing), 0 closed.", [], breaker),
             ("vpsgate_outcome_writes_waiting", "Command outcomes this instance holds until the database takes them.", [],
              Double(context.pendingOutcomes.waiting)),
+            ("vpsgate_waiting_requests", "Requests waiting (?wait=) for an operation or an event on this instance.", [],
+             Double(context.push.waitingRequests)),
+            ("vpsgate_waiting_requests_max", "VPSGATE_MAX_WAITERS: waiting places on this instance.", [], Double(context.push.maxWaiters)),
         ]
         do {
             let database = try store.gauges()

@@ -49,6 +49,8 @@ public struct ServiceContext: Sendable {
     public let pendingOutcomes = PendingOutcomes()
     /// The secret keys: fingerprints are HMACs under them (SPEC section 17).
     public var keys: SecretKeyRing
+    /// Where waiting requests and webhook senders sleep until the outbox's notifications wake them.
+    public let push: PushBoard
     /// vpsgate's OpenAPI document, served at `/openapi.json`.
     public let openAPIDocument: [UInt8] = OpenAPIDocument.generate().serialized()
 
@@ -62,5 +64,6 @@ public struct ServiceContext: Sendable {
         self.circuit = circuit
         self.readCircuit = readCircuit
         self.keys = keys
+        self.push = PushBoard(maxWaiters: configuration.maxWaiters)
     }
 }

@@ -16,7 +16,7 @@ public struct Admin {
     }
 
     /// Runs `body` in a transaction whose changes the audit trigger attributes to `actor`.
-    private func change<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+    func change<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         try database.transaction { database in
             try database.query("SELECT set_config('vpsgate.actor', \(actor), true)")
             return try body(database)

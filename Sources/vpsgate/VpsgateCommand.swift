@@ -19,18 +19,22 @@ struct VpsgateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vpsgate",
         abstract: "The control plane for Hostinger VPS mutations.",
-        subcommands: [Serve.self, Migrate.self, Token.self, Grant.self, Policy.self, Freeze.self, Audit.self, Key.self, OpenAPI.self]
+        subcommands: [Serve.self, Migrate.self, Token.self, Grant.self, Policy.self, Freeze.self, Webhook.self, Audit.self, Key.self, OpenAPI.self]
     )
+}
+
+/// The configuration from the environment, without starting logging (admin commands).
+func readConfiguration() throws -> Configuration {
+    do {
+        return try Configuration(environment: Environment.current)
+    } catch {
+        throw ValidationError("configuration: \(error)")
+    }
 }
 
 /// Reads the environment once; a bad setting ends the program with a message naming it.
 func loadConfiguration() throws -> (Configuration, Logger) {
-    let configuration: Configuration
-    do {
-        configuration = try Configuration(environment: Environment.current)
-    } catch {
-        throw ValidationError("configuration: \(error)")
-    }
+    let configuration = try readConfiguration()
     if let problem = PostgresConnection.validate(url: configuration.databaseURL) {
         throw ValidationError("configuration: VPSGATE_DATABASE_URL is not a valid PostgreSQL connection URI: \(problem)")
     }
@@ -124,10 +128,14 @@ struct Serve: ParsableCommand {
         )
         let reconciler = Reconciler(context: context)
         let housekeeper = Housekeeper(context: context)
+        let listener = EventListener(context: context)
+        let webhooks = WebhookSender(context: context)
         let report: FastCGIServer.ShutdownReport
         do {
             report = try server.serve(makeResponder: { Responder(context: context) }, onReady: {
                 housekeeper.start()
+                listener.start()
+                webhooks.start()
                 if configuration.reconcilerEnabled { reconciler.start() }
             })
         } catch {
@@ -135,6 +143,8 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         if configuration.reconcilerEnabled { reconciler.stop() }
+        webhooks.stop()
+        listener.stop()
         housekeeper.stop()
         if report.abandonedRequests > 0 { throw ExitCode(1) }
     }
@@ -184,7 +194,7 @@ func adminActor(_ explicit: String?) -> String {
 }
 
 func adminSession(_ actor: String?) throws -> Admin {
-    let (configuration, _) = try loadConfiguration()
+    let configuration = try readConfiguration()
     guard let url = configuration.adminDatabaseURL else {
         throw ValidationError("configuration: set VPSGATE_ADMIN_DATABASE_URL to a connection as the vpsgate_admin role (the only role that may change grants and tokens)")
     }
@@ -392,6 +402,122 @@ struct Freeze: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List freeze windows.")
         func run() throws {
             printTable(["ID", "VPS", "STARTS", "ENDS", "STATUS", "REASON", "CREATED BY"], try adminSession(nil).listFreezes())
+        }
+    }
+}
+
+struct Webhook: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Webhook endpoints (Standard Webhooks): signed POSTs of the events a principal may read.",
+        discussion: "URLs must be https:// and resolve to public addresses only (VPSGATE_WEBHOOK_ALLOW_NETWORKS allow-lists others); "
+            + "the check runs here and again at every delivery.",
+        subcommands: [Add.self, List.self, Disable.self, Enable.self, Remove.self, Deliveries.self, Redeliver.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add an endpoint; prints its signing secret (whsec_…) once.")
+        @Option(help: "The principal whose grants decide what the endpoint receives.") var principal: String
+        @Option(help: "https:// URL of the receiver.") var url: String
+        @Option(help: "Event types, comma-separated (operation.succeeded, operation.*, approval.granted, …; default: every type).")
+        var events: String?
+        @Option(help: "One VPS id, or '*' for every VPS the principal may read.") var vps: String = "*"
+        @OptionGroup var admin: AdminOptions
+
+        func run() throws {
+            let configuration = try readConfiguration()
+            let keys = try loadSecretKeys(configuration)
+            let destination: WebhookURL
+            switch WebhookURL.parse(url) {
+            case .success(let parsed): destination = parsed
+            case .failure(let refusal): throw ValidationError("--url \(refusal)")
+            }
+            let literal = IPNetwork.parseIPv4(Substring(destination.host)) ?? IPNetwork.parseIPv6(Substring(destination.host))
+            let addresses: [[UInt8]]
+            if let literal {
+                addresses = [literal]
+            } else {
+                switch AddressResolver.resolve(destination.host) {
+                case .success(let resolved): addresses = resolved
+                case .failure(let error): throw ValidationError("--url: cannot resolve \(destination.host): \(error)")
+                }
+            }
+            if case .failure(let refusal) = DestinationPolicy.check(addresses, allow: configuration.webhookAllowNetworks) {
+                throw ValidationError("--url refused: \(refusal)")
+            }
+            let types = events.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            if let bad = types?.first(where: { !EventType.isSubscribable($0) }) {
+                throw ValidationError("--events: unknown event type \(bad); types: \((EventType.all + EventType.wildcards).joined(separator: ", "))")
+            }
+            let key = WebhookSignature.generateKey()
+            let sealed = try keys.seal(key)
+            let id = try adminSession(admin.actor).addWebhook(principal: principal, url: url, events: types, vps: try Grant.vps(vps),
+                                                              sealedSecret: sealed.sealed, keyID: sealed.keyID)
+            print("webhook \(id) for \(principal) -> \(url)")
+            print("signing secret (shown once): \(WebhookSignature.secretText(key))")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List endpoints (never their secrets).")
+        func run() throws {
+            printTable(["ID", "PRINCIPAL", "URL", "EVENTS", "VPS", "STATE", "PENDING", "FAILED"], try adminSession(nil).listWebhooks())
+        }
+    }
+
+    struct Disable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop sending to an endpoint (its pending deliveries wait).")
+        @Argument(help: "The endpoint id.") var id: Int
+        @OptionGroup var admin: AdminOptions
+        func run() throws {
+            try adminSession(admin.actor).setWebhook(id: id, enabled: false)
+            print("disabled webhook \(id)")
+        }
+    }
+
+    struct Enable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Send to a disabled endpoint again.")
+        @Argument(help: "The endpoint id.") var id: Int
+        @OptionGroup var admin: AdminOptions
+        func run() throws {
+            try adminSession(admin.actor).setWebhook(id: id, enabled: true)
+            print("enabled webhook \(id)")
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove an endpoint and its deliveries.")
+        @Argument(help: "The endpoint id.") var id: Int
+        @OptionGroup var admin: AdminOptions
+        func run() throws {
+            try adminSession(admin.actor).removeWebhook(id: id)
+            print("removed webhook \(id)")
+        }
+    }
+
+    struct Deliveries: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List deliveries, newest first.")
+        @Option(help: "Only this endpoint.") var endpoint: Int?
+        @Option(help: "pending, delivered, failed or dropped.") var state: String?
+        @Option(help: "At most this many (default 50).") var limit: Int = 50
+        func run() throws {
+            if let state, !["pending", "delivered", "failed", "dropped"].contains(state) {
+                throw ValidationError("--state takes pending, delivered, failed or dropped")
+            }
+            guard (1...10_000).contains(limit) else { throw ValidationError("--limit takes 1 to 10000") }
+            printTable(["ID", "WEBHOOK-ID", "ENDPOINT", "TYPE", "VPS", "STATE", "ATTEMPTS", "STATUS", "ERROR", "AT"],
+                       try adminSession(nil).listDeliveries(endpoint: endpoint, state: state, limit: limit))
+        }
+    }
+
+    struct Redeliver: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send again (same webhook-id): one delivery by id, or every failed delivery of --endpoint.")
+        @Argument(help: "A delivery id (see webhook deliveries).") var delivery: Int?
+        @Option(help: "Every failed delivery of this endpoint.") var endpoint: Int?
+        @OptionGroup var admin: AdminOptions
+        func run() throws {
+            guard (delivery == nil) != (endpoint == nil) else { throw ValidationError("give a delivery id or --endpoint, not both") }
+            let moved = try adminSession(admin.actor).redeliver(delivery: delivery, endpoint: endpoint)
+            print("\(moved) deliver\(moved == 1 ? "y" : "ies") scheduled again")
         }
     }
 }

@@ -41,8 +41,23 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
     var scanLease: ScanLease?
     var recentVPS: [Int] = []
     var releasedWatermark: [Int64?] = []
+    /// The event feed: each event's transaction is its id here.
+    var feed: [EventRecord] = []
+    /// Cursors before this event id have expired.
+    var feedHorizon: Int64 = 0
+    var eventReads = 0
 
     private func check() throws(StoreError) { if let failure { throw failure } }
+
+    // MARK: EventStore
+
+    func events(after cursor: EventCursor?, scope: ReadScope, limit: Int) throws(StoreError) -> EventPage {
+        try check()
+        eventReads += 1
+        if let cursor, cursor.id < feedHorizon { return EventPage(events: [], next: nil, expired: true) }
+        let page = feed.filter { $0.id > (cursor?.id ?? feedHorizon) && ($0.vpsID.map(scope.contains) ?? false) }.prefix(limit)
+        return EventPage(events: Array(page), next: page.last.map { EventCursor(transaction: UInt64($0.id), id: $0.id) } ?? cursor)
+    }
 
     // MARK: CommandStore
 

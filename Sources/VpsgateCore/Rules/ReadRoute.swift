@@ -7,6 +7,7 @@ public enum ReadRoute: String, CaseIterable, Sendable {
     case listOperations = "/v1/operations"
     case getOperation = "/v1/operations/{operationId}"
     case approvals = "/v1/approvals"
+    case events = "/v1/events"
     case healthz = "/healthz"
     case readyz = "/readyz"
     case openAPI = "/openapi.json"
@@ -52,8 +53,9 @@ public enum ReadRoute: String, CaseIterable, Sendable {
         case .getVPS: "One VPS from Hostinger (vps:read)."
         case .vpsActions: "Hostinger's action list for the VPS (vps:read)."
         case .listOperations: "Operations the caller may see, newest first."
-        case .getOperation: "One operation, refreshed from Hostinger while it is not terminal."
+        case .getOperation: "One operation, refreshed from Hostinger while it is not terminal; with wait, answered when it is terminal."
         case .approvals: "Operations awaiting approval that the caller may approve (vps:approve), oldest first."
+        case .events: "Events (operation state changes, approval decisions) on VPS the caller may read, in order; 410 cursor-expired past retention."
         case .healthz: "Liveness."
         case .readyz: "Readiness: database reachable and schema current."
         case .openAPI: "This document."
@@ -68,6 +70,7 @@ public enum ReadRoute: String, CaseIterable, Sendable {
         case .vpsActions: "ActionPage"
         case .listOperations, .approvals: "OperationPage"
         case .getOperation: "Operation"
+        case .events: "EventPage"
         case .healthz, .readyz: "Health"
         case .openAPI: "Document"
         case .metrics: "Metrics"
@@ -80,6 +83,12 @@ public enum ReadRoute: String, CaseIterable, Sendable {
         case .listOperations:
             [("vps", "integer", "Only this VPS."), ("state", "string", "Only this state."),
              ("limit", "integer", "1 to 200, default 50."), ("before", "string", "Continue after this operation id.")]
+        case .getOperation:
+            [("wait", "integer", "Seconds (0 to 50) to wait for the operation to become terminal; answered at once, with Retry-After, when this instance has no waiting place free.")]
+        case .events:
+            [("after", "string", "The `next` cursor of the previous page (absent: from the oldest event kept)."),
+             ("limit", "integer", "1 to 500, default 100."),
+             ("wait", "integer", "Seconds (0 to 50) an empty page waits for the next event.")]
         default: []
         }
     }

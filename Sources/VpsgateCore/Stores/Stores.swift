@@ -93,8 +93,57 @@ public protocol HealthStore {
     func insertBenchmarkRow() throws(StoreError)
 }
 
+/// The event feed (SPEC section 13). Events are written by the database itself, in the
+/// transaction of the change they report; the store only reads them.
+public protocol EventStore {
+    /// Up to `limit` events after `cursor` (nil: from the oldest kept) on VPS in `scope`, in
+    /// the feed's order, of transactions that can no longer commit anything before them.
+    func events(after cursor: EventCursor?, scope: ReadScope, limit: Int) throws(StoreError) -> EventPage
+}
+
 /// Everything a FastCGI worker uses.
 public typealias ResponderStore = CommandStore & OperationStore & AuthorizationStore & AuditStore & HealthStore & ApprovalStore
+    & EventStore
+
+/// Webhook deliveries, leased by the instances' background work (SPEC section 13).
+public protocol DeliveryStore {
+    /// Leases up to `limit` due deliveries of active endpoints to `owner` for `leaseSeconds`,
+    /// counting the attempt. No two owners hold the same delivery.
+    func leaseDeliveries(owner: String, limit: Int, leaseSeconds: Int) throws(StoreError) -> [LeasedDelivery]
+    /// Records an attempt's end; returns the delivery's state after it (`pending`,
+    /// `delivered`, `failed`, `dropped`).
+    func completeDelivery(_ id: Int64, owner: String, outcome: DeliveryOutcome, status: Int?, error: String?,
+                          retryInSeconds: Double, giveUpSeconds: Int) throws(StoreError) -> String
+}
+
+/// A delivery leased for one attempt, with what sending it needs.
+public struct LeasedDelivery: Sendable, Equatable {
+    public var id: Int64
+    /// Attempts so far, this one included.
+    public var attempts: Int
+    public var endpointID: Int64
+    public var url: String
+    public var principal: String
+    /// The endpoint's signing key, sealed under the secret key `keyID`.
+    public var sealedSecret: [UInt8]
+    public var keyID: String
+    public var event: EventRecord
+    /// Whether the endpoint's principal may still read the event's VPS.
+    public var readable: Bool
+
+    public init(id: Int64, attempts: Int, endpointID: Int64, url: String, principal: String, sealedSecret: [UInt8], keyID: String,
+                event: EventRecord, readable: Bool) {
+        self.id = id
+        self.attempts = attempts
+        self.endpointID = endpointID
+        self.url = url
+        self.principal = principal
+        self.sealedSecret = sealedSecret
+        self.keyID = keyID
+        self.event = event
+        self.readable = readable
+    }
+}
 
 /// The reconciler's records: leases over open operations, drift, the scan's watermark.
 public protocol ReconcilerStore: CommandStore, OperationStore, AuditStore {

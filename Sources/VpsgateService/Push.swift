@@ -1,0 +1,199 @@
+import HTTPClient
+import Logging
+import Platform
+import VpsgateCore
+import VpsgateStore
+
+/// Listens for the outbox's notifications on a connection of its own and wakes the
+/// `PushBoard`. Whenever it (re)starts listening it wakes everyone: a notification sent
+/// while it was not listening is lost, so everyone reads the database again.
+public final class EventListener: Sendable {
+    private let context: ServiceContext
+    private let loop = BackgroundLoop()
+
+    public init(context: ServiceContext) {
+        self.context = context
+    }
+
+    struct State {
+        var notifications: EventNotifications
+        var listening = false
+        var logger: Logger
+    }
+
+    public func start() {
+        let context = self.context
+        loop.start(setUp: {
+            var logger = context.logger
+            logger[metadataKey: "component"] = "listener"
+            return State(notifications: EventNotifications(url: context.configuration.databaseURL,
+                                                           applicationName: "vpsgate listener \(context.instance)"),
+                         logger: logger)
+        }, pass: { state, _ in
+            if !state.listening {
+                do {
+                    try state.notifications.listen()
+                    state.listening = true
+                    context.push.changedAll()
+                } catch {
+                    state.logger.warning("cannot listen for events; waiting requests fall back to their deadline",
+                                         metadata: ["error": "\(error)"])
+                    return 1000
+                }
+            }
+            do {
+                for payload in try state.notifications.next(timeoutMilliseconds: 250) {
+                    let operation = payload.split(separator: " ", maxSplits: 1).first.map(String.init)
+                    context.push.changed(operation == "-" ? nil : operation)
+                }
+            } catch {
+                state.logger.warning("event listener lost its connection", metadata: ["error": "\(error)"])
+                state.listening = false
+                return 250
+            }
+            return 0
+        })
+    }
+
+    public func stop(timeoutMilliseconds: Int = 2000) {
+        loop.stop(timeoutMilliseconds: timeoutMilliseconds)
+    }
+}
+
+/// Sends webhooks (SPEC section 13) from the instances' background work, never from a
+/// FastCGI worker: each sender thread leases one due delivery at a time (SKIP LOCKED, with
+/// an expiry, so a killed instance's deliveries are taken over), checks and pins the
+/// receiver's addresses, signs, posts and records the outcome.
+public final class WebhookSender: Sendable {
+    private let context: ServiceContext
+    private let loops: [BackgroundLoop]
+
+    public init(context: ServiceContext) {
+        self.context = context
+        self.loops = (0..<context.configuration.webhookSenders).map { _ in BackgroundLoop() }
+    }
+
+    struct State {
+        var store: PostgresStore
+        var metrics: Metrics.Shard
+        var logger: Logger
+        var owner: String
+        var seen: UInt64
+    }
+
+    public func start() {
+        let context = self.context
+        for (index, loop) in loops.enumerated() {
+            loop.start(setUp: {
+                var logger = context.logger
+                logger[metadataKey: "component"] = "webhooks"
+                return State(store: context.makeStore(role: "webhooks"), metrics: context.metrics.shard(), logger: logger,
+                             owner: "\(context.instance)/\(index)", seen: context.push.watch(nil))
+            }, pass: { state, _ in
+                Self.pass(&state, context: context)
+            })
+        }
+    }
+
+    public func stop(timeoutMilliseconds: Int = 5000) {
+        for loop in loops { loop.stop(timeoutMilliseconds: timeoutMilliseconds) }
+    }
+
+    /// One delivery, or a wait for the next event (at most a second: retries come due by time).
+    static func pass(_ state: inout State, context: ServiceContext) -> Int {
+        let configuration = context.configuration
+        let leased: [LeasedDelivery]
+        do {
+            leased = try state.store.leaseDeliveries(owner: state.owner, limit: 1,
+                                                     leaseSeconds: configuration.webhookTimeoutMilliseconds / 1000 + 15)
+        } catch {
+            state.logger.warning("cannot lease webhook deliveries", metadata: ["error": "\(error)"])
+            return 1000
+        }
+        guard let delivery = leased.first else {
+            state.seen = context.push.wait(for: nil, after: state.seen, until: MonotonicClock.milliseconds() + 1000)
+            return 0
+        }
+        let attempt = attempt(delivery, context: context)
+        let retryIn = configuration.webhookRetrySchedule.delay(afterAttempts: delivery.attempts, unit: Double.random(in: 0..<1))
+        do {
+            let after = try state.store.completeDelivery(delivery.id, owner: state.owner, outcome: attempt.outcome, status: attempt.status,
+                                                         error: attempt.error, retryInSeconds: retryIn,
+                                                         giveUpSeconds: configuration.webhookGiveUpSeconds)
+            let label = attempt.refused ? "refused" : (after == "failed" && attempt.outcome == .retry ? "failed" : attempt.outcome.rawValue)
+            state.metrics.increment(Metrics.webhookDeliveries, [("outcome", label)])
+            if attempt.outcome == .delivered {
+                let lag = Double(Clock.realtimeMicroseconds() - delivery.event.occurredAt) / 1_000_000
+                state.metrics.observe(Metrics.webhookDeliveryLag, [], seconds: max(0, lag))
+            }
+            if attempt.outcome != .delivered {
+                state.logger.info("webhook not delivered", metadata: [
+                    "delivery": "\(delivery.id)", "endpoint": "\(delivery.endpointID)", "webhook_id": "\(delivery.event.publicID)",
+                    "attempt": "\(delivery.attempts)", "status": "\(attempt.status.map(String.init) ?? "-")",
+                    "error": "\(attempt.error ?? "-")", "now": "\(after)",
+                ])
+            }
+        } catch {
+            // The lease runs out and the delivery is sent again: at least once, same webhook-id.
+            state.logger.warning("webhook outcome not recorded", metadata: ["delivery": "\(delivery.id)", "error": "\(error)"])
+        }
+        return 0
+    }
+
+    struct Attempt {
+        var outcome: DeliveryOutcome
+        var status: Int?
+        var error: String?
+        var refused = false
+    }
+
+    /// Sends one delivery: only to addresses checked now, connected to as checked.
+    static func attempt(_ delivery: LeasedDelivery, context: ServiceContext) -> Attempt {
+        let configuration = context.configuration
+        guard delivery.readable else {
+            return Attempt(outcome: .dropped, error: "the endpoint's principal may no longer read this event's VPS")
+        }
+        guard let key = context.keys.open(delivery.sealedSecret, keyID: delivery.keyID) else {
+            return Attempt(outcome: .retry, error: "the signing secret cannot be opened with VPSGATE_SECRET_KEY_FILE (key \(delivery.keyID))")
+        }
+        let url: WebhookURL
+        switch WebhookURL.parse(delivery.url) {
+        case .success(let parsed): url = parsed
+        case .failure(let refusal): return Attempt(outcome: .retry, error: "URL \(refusal)", refused: true)
+        }
+        let literal = IPNetwork.parseIPv4(Substring(url.host)) ?? IPNetwork.parseIPv6(Substring(url.host))
+        let resolved: [[UInt8]]
+        if let literal {
+            resolved = [literal]
+        } else {
+            switch AddressResolver.resolve(url.host) {
+            case .success(let addresses): resolved = addresses
+            case .failure(let error): return Attempt(outcome: .retry, error: "cannot resolve \(url.host): \(error)")
+            }
+        }
+        let addresses: [[UInt8]]
+        switch DestinationPolicy.check(resolved, allow: configuration.webhookAllowNetworks) {
+        case .success(let checked): addresses = checked
+        case .failure(let refusal): return Attempt(outcome: .retry, error: "refused: \(refusal)", refused: true)
+        }
+        let body = delivery.event.json()
+        let timestamp = Int(Clock.realtimeMicroseconds() / 1_000_000)
+        let id = delivery.event.publicID
+        let request = HTTPClient.Request(
+            method: "POST", url: url.text,
+            headers: [("Content-Type", "application/json"), ("User-Agent", "vpsgate-webhooks/0.1"), ("webhook-id", id),
+                      ("webhook-timestamp", String(timestamp)),
+                      ("webhook-signature", WebhookSignature.sign(key: key, id: id, timestamp: timestamp, body: body))],
+            body: body, connectTimeoutMilliseconds: min(3000, configuration.webhookTimeoutMilliseconds),
+            timeoutMilliseconds: configuration.webhookTimeoutMilliseconds, freshConnection: true,
+            pinned: literal == nil ? (url.host, url.port, addresses.map(IPNetwork.format)) : nil, direct: true)
+        switch HTTPClient(caFile: configuration.webhookCAFile).perform(request) {
+        case .success(let response):
+            let outcome = DeliveryOutcome.of(status: response.status)
+            return Attempt(outcome: outcome, status: response.status,
+                           error: outcome == .delivered ? nil : "the receiver answered \(response.status)")
+        case .failure(let error):
+            return Attempt(outcome: .retry, error: error.message)
+        }
+    }
+}

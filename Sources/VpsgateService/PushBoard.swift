@@ -1,0 +1,101 @@
+import Platform
+import Synchronization
+
+/// Where waiting requests and the webhook senders sleep until the listener hears that
+/// something changed (SPEC section 13): `GET /v1/operations/{id}?wait=S` waits for its
+/// operation, `GET /v1/events?wait=S` and the senders for any event.
+///
+/// Counters, not queues: each change bumps a generation; a waiter remembers the generation
+/// it last saw and sleeps until a newer one (or its deadline), then reads the database,
+/// which alone says what changed. A wake-up lost or doubled costs a read, never a result.
+public final class PushBoard: @unchecked Sendable {
+    private struct State {
+        var generation: UInt64 = 0
+        /// The generation of the last change to each operation someone is waiting for.
+        var operations: [String: UInt64] = [:]
+        var watchers: [String: Int] = [:]
+    }
+
+    private let condition = Condition()
+    private var state = State()
+    private let waiting = Atomic<Int>(0)
+    /// Requests allowed to wait at once on this instance (`VPSGATE_MAX_WAITERS`).
+    public let maxWaiters: Int
+
+    public init(maxWaiters: Int) {
+        self.maxWaiters = maxWaiters
+    }
+
+    /// Requests waiting now.
+    public var waitingRequests: Int { waiting.load(ordering: .relaxed) }
+
+    /// Takes one of the waiting places; false when all are taken (the caller answers at once).
+    public func enter() -> Bool {
+        var current = waiting.load(ordering: .relaxed)
+        while current < maxWaiters {
+            let (exchanged, original) = waiting.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    public func leave() {
+        waiting.subtract(1, ordering: .relaxed)
+    }
+
+    /// Starts watching `operation` (nil: any event); returns the generation to wait past.
+    /// Watch before reading the database, so a change between the read and the wait wakes it.
+    public func watch(_ operation: String?) -> UInt64 {
+        condition.withLock {
+            guard let operation else { return state.generation }
+            state.watchers[operation, default: 0] += 1
+            if state.operations[operation] == nil { state.operations[operation] = state.generation }
+            return state.operations[operation]!
+        }
+    }
+
+    public func unwatch(_ operation: String) {
+        condition.withLock {
+            let left = (state.watchers[operation] ?? 1) - 1
+            if left <= 0 {
+                state.watchers[operation] = nil
+                state.operations[operation] = nil
+            } else {
+                state.watchers[operation] = left
+            }
+        }
+    }
+
+    /// Sleeps until `operation` (nil: any event) changed after generation `seen`, or until
+    /// `deadline` (`MonotonicClock.milliseconds()`). Returns the generation now (equal to
+    /// `seen`: nothing changed in time).
+    public func wait(for operation: String?, after seen: UInt64, until deadline: Int) -> UInt64 {
+        condition.withLock {
+            while true {
+                let now = operation.flatMap { state.operations[$0] } ?? state.generation
+                if now > seen { return now }
+                if MonotonicClock.milliseconds() >= deadline { return now }
+                _ = condition.wait(untilMilliseconds: deadline)
+            }
+        }
+    }
+
+    /// The listener heard a change to `operation` (nil: an event of no operation).
+    public func changed(_ operation: String?) {
+        condition.withLock {
+            state.generation += 1
+            if let operation, state.operations[operation] != nil { state.operations[operation] = state.generation }
+            condition.broadcast()
+        }
+    }
+
+    /// Anything may have changed (the listener was not listening for a while): everyone reads again.
+    public func changedAll() {
+        condition.withLock {
+            state.generation += 1
+            for operation in state.operations.keys { state.operations[operation] = state.generation }
+            condition.broadcast()
+        }
+    }
+}
