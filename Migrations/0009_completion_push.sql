@@ -23,7 +23,7 @@ CREATE TABLE events (
 CREATE INDEX events_position ON events (xid, id);
 CREATE INDEX events_time ON events (occurred_at);
 
--- Where the pruned part of the feed ends: a cursor at or before it has expired (410).
+-- Where the pruned part of the feed ends: a cursor before it has expired (410).
 CREATE TABLE events_horizon (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     xid      xid8 NOT NULL DEFAULT '0',
@@ -197,7 +197,7 @@ CREATE TRIGGER approvals_changed_event AFTER UPDATE OF decision ON approvals
 -- longer commit anything before them. At most p_scan rows are looked at, so a reader who
 -- may read little cannot make one page scan the whole table; `position_*` of the last row
 -- returned says how far the page looked (a row with type NULL carries only that).
--- `expired` is true when the cursor is at or before the pruned horizon.
+-- `expired` is true when the cursor is before the pruned horizon (events after it are gone).
 CREATE FUNCTION read_events(p_after_xid xid8, p_after_id bigint, p_all boolean, p_ids bigint[], p_limit integer,
                             p_scan integer)
 RETURNS TABLE (id bigint, position_xid xid8, type text, occurred_at_us bigint, vps_id bigint, operation_id uuid, data jsonb,

@@ -82,10 +82,13 @@ public final class FastCGIServer: Sendable {
     /// Opens the socket, starts the workers and serves until SIGTERM or SIGINT.
     ///
     /// `makeResponder` runs once on each worker thread; the responder it returns is used on
-    /// that thread only. `onReady` runs once the socket accepts connections.
+    /// that thread only. `onReady` runs once the socket accepts connections; `onStopping`
+    /// when the stop signal arrives, before the requests in flight are awaited (to end
+    /// requests that wait for something, so that they answer now).
     public func serve(
         makeResponder: @escaping @Sendable () -> any FastCGIResponder,
-        onReady: () -> Void = {}
+        onReady: () -> Void = {},
+        onStopping: () -> Void = {}
     ) throws(FastCGIError) -> ShutdownReport {
         Self.blockTerminationSignals()
         Self.installWakeHandler()
@@ -119,6 +122,7 @@ public final class FastCGIServer: Sendable {
         while sigwait(&signals, &received) != 0 {}
         let start = Clock.monotonicSeconds()
         logger.info("stopping: no new connections, finishing requests in flight", metadata: ["signal": "\(received)"])
+        onStopping()
 
         let deadline = start + configuration.shutdownTimeoutSeconds
         if let code = socket.closeToNewConnections() {

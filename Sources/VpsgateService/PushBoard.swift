@@ -14,6 +14,8 @@ public final class PushBoard: @unchecked Sendable {
         /// The generation of the last change to each operation someone is waiting for.
         var operations: [String: UInt64] = [:]
         var watchers: [String: Int] = [:]
+        /// The instance is stopping: waits end now, and new ones do not start.
+        var closed = false
     }
 
     private let condition = Condition()
@@ -31,6 +33,7 @@ public final class PushBoard: @unchecked Sendable {
 
     /// Takes one of the waiting places; false when all are taken (the caller answers at once).
     public func enter() -> Bool {
+        if isClosed { return false }
         var current = waiting.load(ordering: .relaxed)
         while current < maxWaiters {
             let (exchanged, original) = waiting.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
@@ -74,7 +77,7 @@ public final class PushBoard: @unchecked Sendable {
         condition.withLock {
             while true {
                 let now = operation.flatMap { state.operations[$0] } ?? state.generation
-                if now > seen { return now }
+                if now > seen || state.closed { return now }
                 if MonotonicClock.milliseconds() >= deadline { return now }
                 _ = condition.wait(untilMilliseconds: deadline)
             }
@@ -86,6 +89,17 @@ public final class PushBoard: @unchecked Sendable {
         condition.withLock {
             state.generation += 1
             if let operation, state.operations[operation] != nil { state.operations[operation] = state.generation }
+            condition.broadcast()
+        }
+    }
+
+    public var isClosed: Bool { condition.withLock { state.closed } }
+
+    /// The instance is stopping: every waiting request answers with what it has (its state
+    /// now), so that the drain at shutdown does not wait out their deadlines.
+    public func close() {
+        condition.withLock {
+            state.closed = true
             condition.broadcast()
         }
     }

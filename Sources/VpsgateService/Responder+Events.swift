@@ -42,11 +42,12 @@ extension Responder {
         // A change may have come between the first read and the watch.
         var cursor = page.next
         page = try store.events(after: cursor, scope: scope, limit: limit)
-        while page.events.isEmpty && !page.expired {
+        while page.events.isEmpty && !page.expired && !context.push.isClosed {
             cursor = page.next ?? cursor
-            let until = page.heldBack ? min(deadline, MonotonicClock.milliseconds() + 20) : deadline
-            let now = context.push.wait(for: nil, after: seen, until: until)
-            if now == seen && MonotonicClock.milliseconds() >= deadline { break }
+            // Events held back by transactions still running need no wake-up: look again shortly.
+            let shortly = page.heldBack
+            let now = context.push.wait(for: nil, after: seen, until: shortly ? min(deadline, MonotonicClock.milliseconds() + 20) : deadline)
+            if (now == seen && !shortly) || MonotonicClock.milliseconds() >= deadline { break }
             seen = now
             page = try store.events(after: cursor, scope: scope, limit: limit)
         }

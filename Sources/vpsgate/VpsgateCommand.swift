@@ -137,6 +137,8 @@ struct Serve: ParsableCommand {
                 listener.start()
                 webhooks.start()
                 if configuration.reconcilerEnabled { reconciler.start() }
+            }, onStopping: {
+                context.push.close()
             })
         } catch {
             serviceLogger.critical("cannot serve", metadata: ["error": "\(error)"])
