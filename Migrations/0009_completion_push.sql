@@ -4,7 +4,8 @@
 --
 -- Events are written by triggers, so no code path that changes an operation can forget
 -- one: begin_command, finish_command, settle, decide_operation, claim_approved and
--- expire_approvals all go through them. pg_notify is only a wake-up; the rows are the truth.
+-- expire_approvals all go through them. pg_notify is only a wake-up, sent when a waiting
+-- read or a webhook sender needs one (vpsgate_emit); the rows are the truth.
 
 -- MARK: Events
 
@@ -141,12 +142,18 @@ CREATE FUNCTION vpsgate_subscribes(p_events text[], p_type text) RETURNS boolean
     SELECT p_events IS NULL OR p_type = ANY (p_events) OR split_part(p_type, '.', 1) || '.*' = ANY (p_events)
 $$;
 
--- Appends one event, the deliveries owed to every active endpoint subscribed to it whose
--- principal may read its VPS, and a notification (delivered at commit, or never).
-CREATE FUNCTION vpsgate_emit(p_type text, p_vps_id bigint, p_operation_id uuid, p_data jsonb) RETURNS void
+-- Appends one event and the deliveries owed to every active endpoint subscribed to it whose
+-- principal may read its VPS, and, when someone is known to wait for it (p_wake: a waiting
+-- read ends on it) or a webhook is owed, a notification (delivered at commit, or never).
+-- Not every event notifies: a notifying transaction holds a cluster-wide lock from its
+-- pre-commit to the end of its commit (WAL flush included), so notifying commits are
+-- serialized; the command path's own transactions (accepted, running) notify only when a
+-- webhook is owed. Waiting feed readers look again every second besides.
+CREATE FUNCTION vpsgate_emit(p_type text, p_vps_id bigint, p_operation_id uuid, p_data jsonb, p_wake boolean) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     event_id bigint;
+    owed integer;
 BEGIN
     INSERT INTO events (type, vps_id, operation_id, data) VALUES (p_type, p_vps_id, p_operation_id, p_data)
     RETURNING id INTO event_id;
@@ -154,7 +161,11 @@ BEGIN
     SELECT w.id, event_id FROM webhook_endpoints w
     WHERE w.state = 'active' AND (w.vps_id IS NULL OR w.vps_id = p_vps_id) AND vpsgate_subscribes(w.events, p_type)
       AND vpsgate_grant_decision(w.principal, p_vps_id, 'vps:read') IS NULL;
-    PERFORM pg_notify('vpsgate_events', coalesce(p_operation_id::text, '-') || ' ' || p_type);
+    GET DIAGNOSTICS owed = ROW_COUNT;
+    IF p_wake OR owed > 0 THEN
+        PERFORM pg_notify('vpsgate_events', coalesce(p_operation_id::text, '-') || ' ' || p_type
+                                            || CASE WHEN owed > 0 THEN ' deliveries' ELSE '' END);
+    END IF;
 END
 $$;
 
@@ -162,7 +173,8 @@ CREATE FUNCTION operation_event() RETURNS trigger LANGUAGE plpgsql SECURITY DEFI
 BEGIN
     PERFORM vpsgate_emit('operation.' || NEW.state, NEW.vps_id, NEW.id,
                          jsonb_build_object('operation', operation_json(NEW),
-                                            'previous_state', CASE WHEN TG_OP = 'UPDATE' THEN OLD.state END));
+                                            'previous_state', CASE WHEN TG_OP = 'UPDATE' THEN OLD.state END),
+                         NEW.state IN ('succeeded', 'failed', 'cancelled'));
     RETURN NULL;
 END
 $$;
@@ -181,7 +193,7 @@ BEGIN
                              'operation_id', op.id, 'command', op.command, 'by', NEW.principal, 'decision', NEW.decision,
                              'reason', NEW.reason, 'requested_by', op.requested_by,
                              'approvals_required', op.approvals_required,
-                             'decided_at', vpsgate_time(NEW.decided_at))));
+                             'decided_at', vpsgate_time(NEW.decided_at))), true);
     RETURN NULL;
 END
 $$;
@@ -375,7 +387,7 @@ GRANT SELECT, UPDATE ON webhook_deliveries TO vpsgate_app;
 GRANT EXECUTE ON FUNCTION read_events(xid8, bigint, boolean, bigint[], integer, integer), prune_events(interval),
     lease_deliveries(text, integer, interval), complete_delivery(bigint, text, text, integer, text, interval, interval)
     TO vpsgate_app;
-REVOKE EXECUTE ON FUNCTION vpsgate_emit(text, bigint, uuid, jsonb), redeliver_webhooks(bigint, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION vpsgate_emit(text, bigint, uuid, jsonb, boolean), redeliver_webhooks(bigint, bigint) FROM PUBLIC;
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON webhook_endpoints TO vpsgate_admin;
 GRANT SELECT ON webhook_deliveries, events, webhook_delivery_status TO vpsgate_admin;

@@ -43,8 +43,10 @@ public final class EventListener: Sendable {
             }
             do {
                 for payload in try state.notifications.next(timeoutMilliseconds: 250) {
-                    let operation = payload.split(separator: " ", maxSplits: 1).first.map(String.init)
-                    context.push.changed(operation == "-" ? nil : operation)
+                    // `<operation id or -> <type>[ deliveries]`
+                    let parts = payload.split(separator: " ")
+                    let operation = parts.first.map(String.init)
+                    context.push.changed(operation == "-" ? nil : operation, deliveries: parts.count > 2 && parts[2] == "deliveries")
                 }
             } catch {
                 state.logger.warning("event listener lost its connection", metadata: ["error": "\(error)"])
@@ -88,7 +90,7 @@ public final class WebhookSender: Sendable {
                 var logger = context.logger
                 logger[metadataKey: "component"] = "webhooks"
                 return State(store: context.makeStore(role: "webhooks"), metrics: context.metrics.shard(), logger: logger,
-                             owner: "\(context.instance)/\(index)", seen: context.push.watch(nil))
+                             owner: "\(context.instance)/\(index)", seen: context.push.watch(PushBoard.deliveries))
             }, pass: { state, _ in
                 Self.pass(&state, context: context)
             })
@@ -111,7 +113,8 @@ public final class WebhookSender: Sendable {
             return 1000
         }
         guard let delivery = leased.first else {
-            state.seen = context.push.wait(for: nil, after: state.seen, until: MonotonicClock.milliseconds() + 1000)
+            // Woken when an event owes a webhook; retries come due by time, so look every second too.
+            state.seen = context.push.wait(for: PushBoard.deliveries, after: state.seen, until: MonotonicClock.milliseconds() + 1000)
             return 0
         }
         let attempt = attempt(delivery, context: context)

@@ -84,11 +84,16 @@ public final class PushBoard: @unchecked Sendable {
         }
     }
 
-    /// The listener heard a change to `operation` (nil: an event of no operation).
-    public func changed(_ operation: String?) {
+    /// What the webhook senders watch (`watch(PushBoard.deliveries)`): not an operation id.
+    public static let deliveries = "deliveries"
+
+    /// The listener heard a change to `operation` (nil: an event of no operation), which owes
+    /// webhook `deliveries` or not.
+    public func changed(_ operation: String?, deliveries: Bool = false) {
         condition.withLock {
             state.generation += 1
             if let operation, state.operations[operation] != nil { state.operations[operation] = state.generation }
+            if deliveries, state.operations[Self.deliveries] != nil { state.operations[Self.deliveries] = state.generation }
             condition.broadcast()
         }
     }

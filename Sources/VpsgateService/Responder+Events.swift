@@ -34,21 +34,20 @@ extension Responder {
         }
     }
 
-    /// Waits for the feed to move past `page.next`, reading again at every wake-up (and
-    /// shortly, when events are held back by transactions still running).
+    /// Waits for the feed to move past `page.next`, reading again at every wake-up, every
+    /// second, and shortly when events are held back by transactions still running.
     private func waitForEvents(_ empty: EventPage, scope: ReadScope, limit: Int, deadline: Int) throws(StoreError) -> EventPage {
         var page = empty
         var seen = context.push.watch(nil)
         // A change may have come between the first read and the watch.
         var cursor = page.next
         page = try store.events(after: cursor, scope: scope, limit: limit)
-        while page.events.isEmpty && !page.expired && !context.push.isClosed {
+        while page.events.isEmpty && !page.expired && !context.push.isClosed && MonotonicClock.milliseconds() < deadline {
             cursor = page.next ?? cursor
-            // Events held back by transactions still running need no wake-up: look again shortly.
-            let shortly = page.heldBack
-            let now = context.push.wait(for: nil, after: seen, until: shortly ? min(deadline, MonotonicClock.milliseconds() + 20) : deadline)
-            if (now == seen && !shortly) || MonotonicClock.milliseconds() >= deadline { break }
-            seen = now
+            // Not every event notifies (only those a waiting read or a webhook needs), so look
+            // again every second; events held back by transactions still running, shortly.
+            let next = MonotonicClock.milliseconds() + (page.heldBack ? 20 : 1000)
+            seen = context.push.wait(for: nil, after: seen, until: min(deadline, next))
             page = try store.events(after: cursor, scope: scope, limit: limit)
         }
         if page.next == nil { page.next = cursor }
