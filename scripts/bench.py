@@ -98,9 +98,12 @@ class Bench:
         return result
 
 
-def pgbench(stack: Stack, concurrency: int, seconds: int) -> dict:
+def pgbench(stack: Stack, concurrency: int, seconds: int, notify: bool = False) -> dict:
+    """A durable single-row insert per transaction; with `notify`, the same transaction also
+    sends a NOTIFY (what an event that wakes a waiting read costs the commit)."""
     script = Path(tempfile.mkdtemp()) / "insert.sql"
-    script.write_text("INSERT INTO bench_floor DEFAULT VALUES;\n")
+    script.write_text("WITH i AS (INSERT INTO bench_floor DEFAULT VALUES RETURNING 1) SELECT pg_notify('vpsgate_bench', 'x') FROM i;\n"
+                      if notify else "INSERT INTO bench_floor DEFAULT VALUES;\n")
     output = subprocess.run([str(stack.postgres.bindir / "pgbench"), "-n", "-c", str(concurrency), "-j", str(min(concurrency, 2)),
                              "-T", str(seconds), "-f", str(script), "-r", stack.postgres.owner_url],
                             capture_output=True, text=True, timeout=seconds + 60).stdout
@@ -219,6 +222,10 @@ def run(args) -> Path:
         for concurrency in CONCURRENCY:
             print(f"[bench] pg_commit c={concurrency}", file=sys.stderr, flush=True)
             results["scenarios"]["pg_commit"][str(concurrency)] = pgbench(stack, concurrency, args.seconds)
+        results["scenarios"]["pg_commit_notify"] = {}
+        for concurrency in CONCURRENCY:
+            print(f"[bench] pg_commit_notify c={concurrency}", file=sys.stderr, flush=True)
+            results["scenarios"]["pg_commit_notify"][str(concurrency)] = pgbench(stack, concurrency, args.seconds, notify=True)
         for name, process in stack.processes.items():
             if name.startswith("vpsgate-"):
                 results["instances"][name] = {"peak_rss_mb": round(peak_rss_mb(process.pid), 1), "workers": args.workers}
@@ -276,6 +283,9 @@ def ratios(r: dict) -> dict:
         "replay_over_insert_c64": round(get("replay", 64) / get("insert", 64), 3),
         "command_minus_direct_p50_ms_c1": round(get("command", 1, "p50_ms") - get("direct", 1, "p50_ms"), 3),
         "durable_commit_ms_c1": s["pg_commit"]["1"]["p50_ms"],
+        # Notifying commits are serialized by PostgreSQL's notify lock (completion push).
+        "notify_commit_over_commit_c16": round(get("pg_commit_notify", 16) / get("pg_commit", 16), 3),
+        "notify_commit_over_commit_c64": round(get("pg_commit_notify", 64) / get("pg_commit", 64), 3),
         "scale_2_over_1": round(r["scale"]["2"]["rps"] / r["scale"]["1"]["rps"], 3),
         "scale_4_over_1": round(r["scale"]["4"]["rps"] / r["scale"]["1"]["rps"], 3),
     }
