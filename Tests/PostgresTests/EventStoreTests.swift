@@ -121,4 +121,82 @@ import VpsgateStore
         #expect(page.events.map(\.type) == ["operation.accepted", "approval.granted"])
         #expect(try JSONValue.parse(page.events[1].data)["approval"]?["by"]?.stringValue == "bob")
     }
+
+    // MARK: Deliveries
+
+    /// An endpoint of `hooky` (a viewer of VPS 1001) for every event type; returns its id.
+    @discardableResult
+    func endpoint() throws -> Int {
+        try database.execute(script: """
+            INSERT INTO principals (name) VALUES ('hooky') ON CONFLICT DO NOTHING;
+            INSERT INTO grants (principal, vps_id, role, created_by) VALUES ('hooky', 1001, 'viewer', 'test') ON CONFLICT DO NOTHING;
+            """)
+        return try #require(try database.query("""
+            INSERT INTO webhook_endpoints (principal, url, sealed_secret, key_id, created_by)
+            VALUES ('hooky', 'https://hooks.example.com/x', '\\x00'::bytea, 'k1', 'test') RETURNING id
+            """).first).decode(Int.self, "id")
+    }
+
+    @Test func anEventOwesADeliveryOnlyToEndpointsWhosePrincipalMayReadItsVPS() throws {
+        let id = try endpoint()
+        try insertOperation(on: database, vps: 1001)
+        try insertOperation(on: database, vps: 2002)
+        let owed = try database.query("SELECT e.vps_id FROM webhook_deliveries d JOIN events e ON e.id = d.event_id WHERE d.endpoint_id = \(id)")
+            .map { try $0.decode(Int.self, "vps_id") }
+        #expect(owed == [1001])
+    }
+
+    @Test func aLeaseIsOneOwnersAndAFailureIsRetriedThenFailedPastTheGiveUpTime() throws {
+        try endpoint()
+        try insertOperation(on: database)
+        let leased = try store.leaseDeliveries(owner: "a", limit: 5, leaseSeconds: 30)
+        #expect(leased.count == 1 && leased[0].attempts == 1 && leased[0].readable)
+        #expect(try store.leaseDeliveries(owner: "b", limit: 5, leaseSeconds: 30).isEmpty, "a leased delivery was leased twice")
+        // Someone else's late failure changes nothing.
+        #expect(try store.completeDelivery(leased[0].id, owner: "b", outcome: .retry, status: 500, error: "x", retryInSeconds: 0,
+                                           giveUpSeconds: 86_400) == "pending")
+        #expect(try store.completeDelivery(leased[0].id, owner: "a", outcome: .retry, status: 500, error: "the receiver answered 500",
+                                           retryInSeconds: 0, giveUpSeconds: 86_400) == "pending")
+        let again = try store.leaseDeliveries(owner: "b", limit: 5, leaseSeconds: 30)
+        #expect(again.map(\.attempts) == [2] && again.first?.event.id == leased[0].event.id)
+        try database.query("UPDATE webhook_deliveries SET window_start = now() - interval '25 hours'")
+        #expect(try store.completeDelivery(again[0].id, owner: "b", outcome: .retry, status: nil, error: "timeout", retryInSeconds: 5,
+                                           giveUpSeconds: 86_400) == "failed")
+        #expect(try store.leaseDeliveries(owner: "c", limit: 5, leaseSeconds: 30).isEmpty)
+    }
+
+    @Test func anExpiredLeaseIsTakenOverAndALateSuccessStillCounts() throws {
+        try endpoint()
+        try insertOperation(on: database)
+        let first = try #require(try store.leaseDeliveries(owner: "a", limit: 1, leaseSeconds: 30).first)
+        try database.query("UPDATE webhook_deliveries SET lease_until = now() - interval '1 second'")
+        let second = try #require(try store.leaseDeliveries(owner: "b", limit: 1, leaseSeconds: 30).first)
+        #expect(second.id == first.id && second.attempts == 2)
+        #expect(try store.completeDelivery(first.id, owner: "a", outcome: .delivered, status: 200, error: nil, retryInSeconds: 0,
+                                           giveUpSeconds: 86_400) == "delivered")
+        #expect(try store.completeDelivery(second.id, owner: "b", outcome: .retry, status: 500, error: "x", retryInSeconds: 0,
+                                           giveUpSeconds: 86_400) == "delivered")
+    }
+
+    @Test func goneDisablesTheEndpointAndFailsItsPendingDeliveries() throws {
+        let id = try endpoint()
+        try insertOperation(on: database)
+        try insertOperation(on: database)
+        let leased = try #require(try store.leaseDeliveries(owner: "a", limit: 1, leaseSeconds: 30).first)
+        #expect(try store.completeDelivery(leased.id, owner: "a", outcome: .gone, status: 410, error: "gone", retryInSeconds: 0,
+                                           giveUpSeconds: 86_400) == "failed")
+        #expect(try database.query("SELECT state FROM webhook_endpoints WHERE id = \(id)").first?.decode(String.self, "state") == "disabled")
+        #expect(try database.query("SELECT count(*) AS n FROM webhook_deliveries WHERE state = 'pending'").first?.decode(Int.self, "n") == 0)
+        #expect(try store.leaseDeliveries(owner: "a", limit: 5, leaseSeconds: 30).isEmpty)
+        // The change is an admin audit row written by the database.
+        #expect(try database.query("SELECT count(*) AS n FROM audit_events WHERE command = 'admin.webhook.disable'").first?.decode(Int.self, "n") == 1)
+    }
+
+    @Test func aRevokedGrantDropsTheDeliveryAtSending() throws {
+        try endpoint()
+        try insertOperation(on: database)
+        try database.query("DELETE FROM grants WHERE principal = 'hooky'")
+        let leased = try #require(try store.leaseDeliveries(owner: "a", limit: 1, leaseSeconds: 30).first)
+        #expect(!leased.readable)
+    }
 }
