@@ -16,6 +16,10 @@ public struct BodyField: Sendable {
         case positiveIntegers
         /// The VPS id itself, repeated to confirm a destructive command.
         case confirmation
+        /// A Docker Compose project name: 3 to 64 letters, digits, dashes or underscores.
+        case projectName
+        /// Text of at most `maxBytes` UTF-8 bytes, not empty (compose files, environments).
+        case text(maxBytes: Int)
     }
 
     public var name: String
@@ -61,6 +65,13 @@ public struct BodyField: Sendable {
             return Set(numbers).count == numbers.count ? [] : ["must not repeat an id"]
         case .confirmation:
             return value.intValue == vps ? [] : ["must repeat the VPS id (\(vps)) to confirm this destructive command"]
+        case .projectName:
+            guard let text = value.stringValue else { return ["must be a string"] }
+            return Validators.isProjectName(text) ? [] : ["must be 3 to 64 letters, digits, dashes or underscores"]
+        case .text(let maxBytes):
+            guard let text = value.stringValue else { return ["must be a string"] }
+            guard !text.isEmpty else { return ["must not be empty"] }
+            return text.utf8.count <= maxBytes ? [] : ["must be at most \(maxBytes) bytes"]
         }
     }
 }
@@ -88,7 +99,22 @@ extension Field where Value == String {
     }
 }
 
+extension Field where Value == String {
+    public static func projectName(_ name: String, _ summary: String) -> Self {
+        Field(BodyField(name, .projectName, summary)) { $0.stringValue }
+    }
+
+    public static func text(_ name: String, maxBytes: Int, required: Bool = true, _ summary: String) -> Self {
+        Field(BodyField(name, .text(maxBytes: maxBytes), required: required, summary)) { $0.stringValue }
+    }
+}
+
 extension Field where Value == Secret {
+    /// Text that may hold secrets (a compose project's environment): redacted like a password.
+    public static func secretText(_ name: String, maxBytes: Int, required: Bool = true, _ summary: String) -> Self {
+        Field(BodyField(name, .text(maxBytes: maxBytes), required: required, secret: true, summary)) { $0.stringValue.map(Secret.init) }
+    }
+
     /// Always secret: redacted in audit rows, logs and stored answers.
     public static func password(_ name: String, required: Bool = true, _ summary: String) -> Self {
         Field(BodyField(name, .password, required: required, secret: true, summary)) { $0.stringValue.map(Secret.init) }
@@ -114,7 +140,7 @@ extension Field where Value == [Int] {
     }
 }
 
-/// A `{name}` path segment: a positive integer.
+/// A `{name}` path segment: a positive integer (a Hostinger id), or a name.
 public struct PathParameter: Sendable {
     public let name: String
 
@@ -122,12 +148,21 @@ public struct PathParameter: Sendable {
 
     /// The segment as a path template writes it: `{backupId}`.
     public var segment: String { "{\(name)}" }
+
+    /// The parameters that are names, not ids: a Docker Compose project's.
+    public static let names: Set<String> = ["projectName"]
+
+    /// Whether `text` is a valid value of the parameter called `name`.
+    public static func accepts(_ name: String, _ text: Substring) -> Bool {
+        names.contains(name) ? Validators.isProjectName(String(text)) : PathID.parse(text) != nil
+    }
 }
 
 /// A command's validated input: the VPS id, the path parameters, the body's fields.
 public struct CommandInput: Sendable {
     public let vps: Int
-    let parameters: [String: Int]
+    /// Path parameters, validated (`PathParameter.accepts`), as text.
+    let parameters: [String: String]
     let members: [String: JSONValue]
 
     /// A field's value; absent or of the wrong shape (which validation rules out) is a field error.
@@ -144,8 +179,18 @@ public struct CommandInput: Sendable {
     }
 
     public func value(_ parameter: PathParameter) throws(FieldErrors) -> Int {
-        guard let value = parameters[parameter.name] else { throw FieldErrors([(parameter.name, ["is required"])]) }
+        guard let text = parameters[parameter.name], let value = PathID.parse(Substring(text)) else {
+            throw FieldErrors([(parameter.name, ["must be a positive integer"])])
+        }
         return value
+    }
+
+    /// A name parameter's value (a Docker Compose project's).
+    public func name(_ parameter: PathParameter) throws(FieldErrors) -> String {
+        guard let text = parameters[parameter.name], PathParameter.accepts(parameter.name, Substring(text)) else {
+            throw FieldErrors([(parameter.name, ["is not a valid name"])])
+        }
+        return text
     }
 
     /// Checks `body` against `fields`: an object, no unknown fields, every rule; the members by name.

@@ -18,6 +18,11 @@ extension Command {
     private static let ipAddressID = PathParameter("ipAddressId")
     private static let firewallID = PathParameter("firewallId")
     private static let backupID = PathParameter("backupId")
+    private static let projectName = PathParameter("projectName")
+    private static let newProjectName = Field.projectName("project_name", "The project's name: 3 to 64 letters, digits, dashes or underscores.")
+    private static let compose = Field.text("content", maxBytes: 8192, "The docker-compose YAML, or a URL to it or to a GitHub repository (8 KiB at most).")
+    private static let environment = Field.secretText("environment", maxBytes: 8192, required: false,
+                                                      "Environment variables (KEY=value lines); secret: never stored or logged.")
 
     public static let catalogue: [Command] = [
         // MARK: Power (vps:power)
@@ -105,6 +110,39 @@ extension Command {
                 summary: "Reinstall the OS: every file on the VPS, and its snapshots, are lost.", effects: ["Reinstalls the OS: every file on the VPS is lost.", "Deletes the VPS's snapshots."]) { input throws(FieldErrors) in
             .recreate(vm: input.vps, templateID: try input.value(templateID), password: input.optional(recreatePassword),
                       panelPassword: input.optional(panelPassword), postInstallScriptID: input.optional(postInstallScriptID))
+        },
+
+        // MARK: Docker Manager projects (docker:write)
+        Command("vps.docker.create", "POST", ["docker"], .dockerWrite,
+                fields: [newProjectName.declaration, compose.declaration, environment.declaration],
+                summary: "Create and start a Docker Compose project on the VPS.",
+                effects: ["Pulls the images and starts the project's containers on the VPS."]) { input throws(FieldErrors) in
+            .createDockerProject(vm: input.vps, name: try input.value(newProjectName), content: try input.value(compose),
+                                 environment: input.optional(environment))
+        },
+        Command("vps.docker.start", "POST", ["docker", projectName.segment, "start"], .dockerWrite,
+                summary: "Start a Docker Compose project's containers.") { input throws(FieldErrors) in
+            .dockerProject(vm: input.vps, project: try input.name(projectName), "start")
+        },
+        Command("vps.docker.stop", "POST", ["docker", projectName.segment, "stop"], .dockerWrite,
+                summary: "Stop a Docker Compose project's containers.",
+                effects: ["The project's services are down until it is started again."]) { input throws(FieldErrors) in
+            .dockerProject(vm: input.vps, project: try input.name(projectName), "stop")
+        },
+        Command("vps.docker.restart", "POST", ["docker", projectName.segment, "restart"], .dockerWrite,
+                summary: "Restart a Docker Compose project's containers.",
+                effects: ["The project's services are briefly down."]) { input throws(FieldErrors) in
+            .dockerProject(vm: input.vps, project: try input.name(projectName), "restart")
+        },
+        Command("vps.docker.update", "POST", ["docker", projectName.segment, "update"], .dockerWrite,
+                summary: "Pull the project's images again and recreate its containers.",
+                effects: ["Containers are recreated from newly pulled images: the services restart."]) { input throws(FieldErrors) in
+            .dockerProject(vm: input.vps, project: try input.name(projectName), "update")
+        },
+        Command("vps.docker.down", "DELETE", ["docker", projectName.segment, "down"], .dockerWrite,
+                summary: "Take a Docker Compose project down and delete it.",
+                effects: ["Stops and removes the project's containers and deletes the project."]) { input throws(FieldErrors) in
+            .downDockerProject(vm: input.vps, project: try input.name(projectName))
         },
     ]
 }

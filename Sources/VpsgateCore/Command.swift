@@ -39,7 +39,7 @@ public struct Command: Sendable {
     public var secretFields: Set<String> { Set(fields.filter(\.secret).map(\.name)) }
 
     /// Checks the body and builds the Hostinger request, or says what is wrong, field by field.
-    public func prepare(vps: Int, parameters: [String: Int], body: JSONValue?) -> Result<HostingerRequest, FieldErrors> {
+    public func prepare(vps: Int, parameters: [String: String], body: JSONValue?) -> Result<HostingerRequest, FieldErrors> {
         do {
             return .success(try hostinger(CommandInput(vps: vps, parameters: parameters, members: try CommandInput.validate(body, fields: fields, vps: vps))))
         } catch {
@@ -73,15 +73,17 @@ public struct FieldErrors: Error, Sendable, Equatable {
 }
 
 extension Command {
-    /// The command for `method` and the segments after `/v1/vps/{id}`, with its integer path parameters.
-    public static func match(method: String, suffix: [Substring]) -> (Command, [String: Int])? {
+    /// The command for `method` and the segments after `/v1/vps/{id}`, with its path
+    /// parameters (each valid for its kind: an id, or a name).
+    public static func match(method: String, suffix: [Substring]) -> (Command, [String: String])? {
         for command in catalogue where command.method == method && command.pathSuffix.count == suffix.count {
-            var parameters: [String: Int] = [:]
+            var parameters: [String: String] = [:]
             var matched = true
             for (pattern, segment) in zip(command.pathSuffix, suffix) {
                 if pattern.hasPrefix("{") {
-                    guard let value = PathID.parse(segment) else { matched = false; break }
-                    parameters[String(pattern.dropFirst().dropLast())] = value
+                    let name = String(pattern.dropFirst().dropLast())
+                    guard PathParameter.accepts(name, segment) else { matched = false; break }
+                    parameters[name] = String(segment)
                 } else if pattern != segment {
                     matched = false
                     break

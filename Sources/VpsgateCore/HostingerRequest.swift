@@ -76,6 +76,26 @@ public struct HostingerRequest: Sendable, Equatable {
         return .init(name: "recreate", method: "POST", path: "\(vms)/\(vm)/recreate", body: .object(members), repeatSafe: false)
     }
 
+    // Docker Manager projects. Creating twice fails on the existing name, updating pulls and
+    // recreates, taking down deletes: only start, stop and restart are repeat-safe.
+
+    public static func createDockerProject(vm: Int, name: String, content: String, environment: Secret?) -> Self {
+        var members: [(key: String, value: JSONValue)] = [("project_name", .string(name)), ("content", .string(content))]
+        if let environment { members.append(("environment", .string(environment.value))) }
+        return .init(name: "create_docker_project", method: "POST", path: "\(vms)/\(vm)/docker", body: .object(members), repeatSafe: false)
+    }
+
+    public static func dockerProject(vm: Int, project: String, _ verb: String) -> Self {
+        .init(name: "\(verb)_docker_project", method: "POST", path: "\(vms)/\(vm)/docker/\(project)/\(verb)",
+              repeatSafe: ["start", "stop", "restart"].contains(verb))
+    }
+
+    public static func downDockerProject(vm: Int, project: String) -> Self {
+        .init(name: "down_docker_project", method: "DELETE", path: "\(vms)/\(vm)/docker/\(project)/down", repeatSafe: false)
+    }
+
+    public static func dockerProjects(vm: Int) -> Self { .init(name: "list_docker_projects", method: "GET", path: "\(vms)/\(vm)/docker", repeatSafe: true) }
+
     public static func installMonarx(vm: Int) -> Self { .init(name: "install_monarx", method: "POST", path: "\(vms)/\(vm)/monarx", repeatSafe: true) }
     public static func uninstallMonarx(vm: Int) -> Self { .init(name: "uninstall_monarx", method: "DELETE", path: "\(vms)/\(vm)/monarx", repeatSafe: true) }
 

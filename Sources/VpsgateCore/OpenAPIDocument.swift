@@ -52,7 +52,16 @@ public enum OpenAPIDocument {
     private static func operation(for command: Command) -> JSONValue {
         var parameters: [JSONValue] = [pathParameter("id", "The VPS id.")]
         for segment in command.pathSuffix where segment.hasPrefix("{") {
-            parameters.append(pathParameter(String(segment.dropFirst().dropLast()), "A Hostinger id."))
+            let name = String(segment.dropFirst().dropLast())
+            if PathParameter.names.contains(name) {
+                parameters.append(.object([
+                    ("name", .string(name)), ("in", .string("path")), ("required", .bool(true)),
+                    ("description", .string("A Docker Compose project name.")),
+                    ("schema", .object([("type", .string("string")), ("pattern", .string("^[A-Za-z0-9_-]{3,64}$"))])),
+                ]))
+            } else {
+                parameters.append(pathParameter(name, "A Hostinger id."))
+            }
         }
         parameters.append(.object([
             ("name", .string("Idempotency-Key")), ("in", .string("header")), ("required", .bool(false)),
@@ -173,7 +182,12 @@ public enum OpenAPIDocument {
             case .positiveIntegers:
                 members += [("type", .string("array")), ("minItems", .number("1")), ("maxItems", .number("100")), ("uniqueItems", .bool(true)),
                             ("items", .object([("type", .string("integer")), ("minimum", .number("1"))]))]
+            case .projectName: members += [("type", .string("string")), ("pattern", .string("^[A-Za-z0-9_-]{3,64}$"))]
+            case .text(let maxBytes):
+                // maxLength counts characters, the rule bytes: the byte limit is the stricter one.
+                members += [("type", .string("string")), ("minLength", .number("1")), ("maxLength", .number(String(maxBytes)))]
             }
+            if field.secret && field.kind != .password { members.append(("writeOnly", .bool(true))) }
             return .object(members)
         }
         return .object([
@@ -268,6 +282,8 @@ public enum OpenAPIDocument {
                     ("effects", .object([("type", .string("array")), ("items", type("string"))])),
                 ], required: ["validate_only", "command", "vps_id", "decision", "would_send", "hostinger", "approvals_required", "policy",
                               "vps", "effects"])),
+                ("DockerProjectList", .object([("type", .string("array")),
+                                                ("description", .string("Hostinger's Docker Manager project list, as Hostinger returns it."))])),
                 ("VirtualMachine", .object([("type", .string("object")), ("description", .string("Hostinger's VirtualMachine, as Hostinger returns it.")),
                                             ("required", .array([.string("id"), .string("state")]))])),
                 ("VirtualMachineList", .object([("type", .string("array")), ("items", reference("VirtualMachine"))])),

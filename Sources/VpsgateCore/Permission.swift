@@ -8,4 +8,8 @@ public enum Permission: String, Sendable, CaseIterable {
     case destroy = "vps:destroy"
     /// Approve or deny another principal's command that needs approval (SPEC section 12).
     case approve = "vps:approve"
+    /// Read a VPS's Docker Manager projects (SPEC section 14).
+    case dockerRead = "docker:read"
+    /// Create, start, stop, restart, update and take down Docker Manager projects.
+    case dockerWrite = "docker:write"
 }

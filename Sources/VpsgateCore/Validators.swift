@@ -3,6 +3,13 @@
 public enum Validators {
     /// A fully qualified domain name: 2+ labels, each 1–63 of `a-z 0-9 -` not starting or
     /// ending with `-`, 253 characters at most, and a top-level label that is not numeric.
+    /// A Docker Compose project name as Hostinger takes it: 3 to 64 letters, digits, dashes
+    /// or underscores (ASCII).
+    public static func isProjectName(_ name: String) -> Bool {
+        (3...64).contains(name.utf8.count)
+            && name.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == 0x2d || $0 == 0x5f }
+    }
+
     public static func isFQDN(_ name: String) -> Bool {
         var text = Substring(name)
         if text.hasSuffix(".") { text = text.dropLast() }

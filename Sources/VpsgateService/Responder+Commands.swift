@@ -10,7 +10,7 @@ import VpsgateCore
 /// decisions themselves live in the core: `BeginDecision` (replay, conflict, busy — made by
 /// `begin_command`), `DispatchAnswer` (what Hostinger's answer means), `OperationLifecycle`.
 extension Responder {
-    func runCommand(_ command: Command, vps: Int, parameters: [String: Int], request: FastCGIRequest,
+    func runCommand(_ command: Command, vps: Int, parameters: [String: String], request: FastCGIRequest,
                     principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
         var audit = requestContext.audit(.invalid, command: command.name, vps: vps)
         do {
@@ -55,7 +55,7 @@ extension Responder {
     }
 
     /// The body checked against the command's fields, as the Hostinger call it makes.
-    private func validate(_ command: Command, vps: Int, parameters: [String: Int], body: JSONValue?,
+    private func validate(_ command: Command, vps: Int, parameters: [String: String], body: JSONValue?,
                           _ requestContext: RequestContext) throws(CommandEnd) -> HostingerRequest {
         switch command.prepare(vps: vps, parameters: parameters, body: body) {
         case .success(let call): return call

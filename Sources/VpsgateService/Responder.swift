@@ -61,7 +61,7 @@ extension Responder {
 
     /// A bounded label for a path: the read's template, or the command's name.
     static func routeLabel(method: String, path: String) -> String {
-        if let (route, _) = ReadRoute.match(path), method == "GET" || method == "HEAD" || route != .vpsActions {
+        if let (route, _) = ReadRoute.match(path), method == "GET" || method == "HEAD" || !route.sharesPathWithCommand {
             return route.label
         }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
@@ -150,9 +150,15 @@ extension Responder {
     private func read(_ route: ReadRoute, id: Substring?, _ requestContext: RequestContext) -> FastCGIResponse {
         switch route {
         case .listVPS: return authenticated(requestContext) { listVPS($0, $1) }
-        case .getVPS, .vpsActions:
+        case .getVPS, .vpsActions, .dockerProjects:
             guard let vps = id.flatMap(PathID.parse) else { return notFound(requestContext) }
-            return authenticated(requestContext) { route == .getVPS ? getVPS(vps, $0, $1) : vpsActions(vps, $0, $1) }
+            return authenticated(requestContext) { principal, context in
+                switch route {
+                case .getVPS: getVPS(vps, principal, context)
+                case .vpsActions: vpsActions(vps, principal, context)
+                default: dockerProjects(vps, principal, context)
+                }
+            }
         case .listOperations: return authenticated(requestContext) { listOperations($0, $1) }
         case .approvals: return authenticated(requestContext) { listApprovals($0, $1) }
         case .events: return authenticated(requestContext) { listEvents($0, $1) }

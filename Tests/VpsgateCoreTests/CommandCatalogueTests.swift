@@ -2,25 +2,34 @@ import Testing
 import VpsgateCore
 
 @Suite struct CommandCatalogueTests {
-    @Test func theCatalogueIsSpecSectionThree() {
-        #expect(Command.catalogue.count == 23)
-        #expect(Set(Command.catalogue.map(\.name)).count == 23)
-        #expect(Set(Command.catalogue.map { "\($0.method) \($0.pathTemplate)" }).count == 23)
+    /// SPEC section 3's 23 commands and section 14's Docker Manager projects (6).
+    @Test func theCatalogueIsSpecSectionsThreeAndFourteen() {
+        #expect(Command.catalogue.count == 29)
+        #expect(Set(Command.catalogue.map(\.name)).count == 29)
+        #expect(Set(Command.catalogue.map { "\($0.method) \($0.pathTemplate)" }).count == 29)
+        #expect(Command.catalogue.filter { $0.permission == .dockerWrite }.map(\.name).sorted()
+            == ["vps.docker.create", "vps.docker.down", "vps.docker.restart", "vps.docker.start", "vps.docker.stop", "vps.docker.update"])
         let destructive = Command.catalogue.filter(\.destructive).map(\.name).sorted()
         #expect(destructive == ["vps.backup.restore", "vps.recreate", "vps.snapshot.restore"])
         #expect(Command.catalogue.filter { $0.permission == .destroy }.map(\.name).sorted() == destructive)
         let secrets = Command.catalogue.filter { !$0.secretFields.isEmpty }.map(\.name).sorted()
-        #expect(secrets == ["vps.panel_password.set", "vps.recovery.start", "vps.recreate", "vps.root_password.set"])
+        #expect(secrets == ["vps.docker.create", "vps.panel_password.set", "vps.recovery.start", "vps.recreate", "vps.root_password.set"])
     }
 
     @Test func everyCommandIsRoutedToItselfAndNothingElse() {
         for command in Command.catalogue {
-            let suffix: [Substring] = command.pathSuffix.map { Substring($0.hasPrefix("{") ? "77" : $0) }
+            let value = { (segment: String) in PathParameter.names.contains(String(segment.dropFirst().dropLast())) ? "web_app-1" : "77" }
+            let suffix: [Substring] = command.pathSuffix.map { Substring($0.hasPrefix("{") ? value($0) : $0) }
             let matched = Command.match(method: command.method, suffix: suffix)
             #expect(matched?.0.name == command.name)
-            let parameters: [String: Int] = matched?.1 ?? [:]
-            #expect(parameters.values.allSatisfy { $0 == 77 })
+            let parameters: [String: String] = matched?.1 ?? [:]
+            #expect(parameters.values.allSatisfy { $0 == "77" || $0 == "web_app-1" })
         }
+        // A name parameter takes names only, an id parameter ids only.
+        #expect(Command.match(method: "POST", suffix: ["docker", "ab", "start"]) == nil)
+        #expect(Command.match(method: "POST", suffix: ["docker", "a.b.c", "start"]) == nil)
+        #expect(Command.match(method: "POST", suffix: ["docker", Substring(String(repeating: "x", count: 65)), "start"]) == nil)
+        #expect(Command.match(method: "POST", suffix: ["ptr", "web_app"]) == nil)
         #expect(Command.match(method: "POST", suffix: ["reboot"]) == nil)
         #expect(Command.match(method: "PATCH", suffix: ["hostname"]) == nil)
         #expect(Command.match(method: "POST", suffix: ["ptr", "0"]) == nil)
@@ -36,10 +45,32 @@ import VpsgateCore
         #expect(recreate.path == "/api/vps/v1/virtual-machines/1003/recreate")
         #expect(recreate.body == .object([("template_id", .number("1130")), ("password", .string("Correct7Horse-Battery"))]))
         #expect(!recreate.repeatSafe)
-        let ptr = try command("vps.ptr.create").prepare(vps: 1001, parameters: ["ipAddressId": 2001], body: JSONValue.parse(#"{"domain":"a.example.com"}"#)).get()
+        let ptr = try command("vps.ptr.create").prepare(vps: 1001, parameters: ["ipAddressId": "2001"], body: JSONValue.parse(#"{"domain":"a.example.com"}"#)).get()
         #expect(ptr.path == "/api/vps/v1/virtual-machines/1001/ptr/2001" && ptr.repeatSafe)
-        let firewall = try command("vps.firewall.sync").prepare(vps: 1001, parameters: ["firewallId": 4001], body: nil).get()
+        let firewall = try command("vps.firewall.sync").prepare(vps: 1001, parameters: ["firewallId": "4001"], body: nil).get()
         #expect(firewall.path == "/api/vps/v1/firewall/4001/sync/1001")
+        let create = try command("vps.docker.create").prepare(vps: 1001, parameters: [:], body: JSONValue.parse(
+            #"{"project_name": "web_app-1", "content": "services: {}", "environment": "TOKEN=s3cret"}"#)).get()
+        #expect(create.path == "/api/vps/v1/virtual-machines/1001/docker" && create.method == "POST" && !create.repeatSafe)
+        #expect(create.body == .object([("project_name", .string("web_app-1")), ("content", .string("services: {}")),
+                                        ("environment", .string("TOKEN=s3cret"))]))
+        let down = try command("vps.docker.down").prepare(vps: 1001, parameters: ["projectName": "web_app-1"], body: nil).get()
+        #expect(down.path == "/api/vps/v1/virtual-machines/1001/docker/web_app-1/down" && down.method == "DELETE" && !down.repeatSafe)
+        let restart = try command("vps.docker.restart").prepare(vps: 1001, parameters: ["projectName": "web_app-1"], body: nil).get()
+        #expect(restart.path == "/api/vps/v1/virtual-machines/1001/docker/web_app-1/restart" && restart.repeatSafe)
+        #expect(command("vps.docker.create").secretFields == ["environment"])
+    }
+
+    @Test func composeContentIsSizeLimitedAndProjectNamesAreChecked() throws {
+        let create = command("vps.docker.create")
+        let big = String(repeating: "x", count: 8193)
+        for body in [#"{"project_name": "ab", "content": "x"}"#, #"{"project_name": "web app", "content": "x"}"#,
+                     #"{"project_name": "web", "content": ""}"#, #"{"project_name": "web", "content": "\#(big)"}"#,
+                     #"{"project_name": "web", "content": "x", "environment": 7}"#, #"{"project_name": "web"}"#] {
+            #expect(throws: FieldErrors.self, "\(body)") { try create.prepare(vps: 1001, parameters: [:], body: JSONValue.parse(body)).get() }
+        }
+        let exact = String(repeating: "x", count: 8192)
+        #expect((try? create.prepare(vps: 1001, parameters: [:], body: JSONValue.parse(#"{"project_name": "web", "content": "\#(exact)"}"#)).get()) != nil)
     }
 
     @Test(arguments: [

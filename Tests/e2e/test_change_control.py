@@ -67,6 +67,7 @@ def body_for(method, template, vps):
         ("PUT", "/root-password"): {"password": "Matrix7Password-Ok"}, ("PUT", "/panel-password"): {"password": "Matrix7Password-Ok"},
         ("POST", "/recovery"): {"root_password": "Matrix7Password-Ok"}, ("POST", "/snapshot/restore"): {"confirm": vps},
         ("POST", "/backups/{backupId}/restore"): {"confirm": vps}, ("POST", "/recreate"): {"template_id": 1130, "confirm": vps},
+        ("POST", "/docker"): {"project_name": "web-app", "content": "services:\n  web:\n    image: nginx:1.27\n"},
     }.get((method, template.removeprefix("/v1/vps/{id}")))
 
 
@@ -79,14 +80,14 @@ def commands(stack):
             if template.startswith("/v1/vps/{id}/") and "Idempotency-Key" in json.dumps(operation):
                 found.append((operation["operationId"].replace("_", "."), method.upper(), template,
                               "vps:destroy" in operation["description"]))
-    assert len(found) == 23
+    assert len(found) == 29
     return found
 
 
 def path_of(template, vps):
     index = vps - 1000
     return (template.replace("{id}", str(vps)).replace("{ipAddressId}", str(2000 + index))
-            .replace("{backupId}", str(3000 + index)).replace("{firewallId}", "4001"))
+            .replace("{backupId}", str(3000 + index)).replace("{firewallId}", "4001").replace("{projectName}", "web-app"))
 
 
 def freeze(stack, vps="*", duration="1h", reason="release freeze"):

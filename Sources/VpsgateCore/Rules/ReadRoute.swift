@@ -4,6 +4,7 @@ public enum ReadRoute: String, CaseIterable, Sendable {
     case listVPS = "/v1/vps"
     case getVPS = "/v1/vps/{id}"
     case vpsActions = "/v1/vps/{id}/actions"
+    case dockerProjects = "/v1/vps/{id}/docker"
     case listOperations = "/v1/operations"
     case getOperation = "/v1/operations/{operationId}"
     case approvals = "/v1/approvals"
@@ -20,6 +21,10 @@ public enum ReadRoute: String, CaseIterable, Sendable {
 
     /// The bounded metric label: `GET /v1/vps/{id}`, or the path of a service route.
     public var label: String { isService ? path : "GET " + path }
+
+    /// Whether a command shares this route's path (`POST /v1/vps/{id}/docker` creates a
+    /// project): a request with another method is that command's, not this read's.
+    public var sharesPathWithCommand: Bool { self == .vpsActions || self == .dockerProjects }
 
     /// The route whose template `path` fits, with its one id segment (VPS or operation id,
     /// not yet validated), if any.
@@ -52,6 +57,7 @@ public enum ReadRoute: String, CaseIterable, Sendable {
         case .listVPS: "VPS from Hostinger, filtered to the caller's grants (vps:read)."
         case .getVPS: "One VPS from Hostinger (vps:read)."
         case .vpsActions: "Hostinger's action list for the VPS (vps:read)."
+        case .dockerProjects: "The VPS's Docker Manager projects, from Hostinger (docker:read)."
         case .listOperations: "Operations the caller may see, newest first."
         case .getOperation: "One operation, refreshed from Hostinger while it is not terminal; with wait, answered when it is terminal."
         case .approvals: "Operations awaiting approval that the caller may approve (vps:approve), oldest first."
@@ -68,6 +74,7 @@ public enum ReadRoute: String, CaseIterable, Sendable {
         case .listVPS: "VirtualMachineList"
         case .getVPS: "VirtualMachine"
         case .vpsActions: "ActionPage"
+        case .dockerProjects: "DockerProjectList"
         case .listOperations, .approvals: "OperationPage"
         case .getOperation: "Operation"
         case .events: "EventPage"
