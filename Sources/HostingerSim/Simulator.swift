@@ -76,6 +76,11 @@ public final class Simulator: Sendable {
             if state.log.count > SimState.maximumLogEntries { state.log.removeFirst(state.log.count - SimState.maximumLogEntries) }
             let entry = state.log.count - 1
             advance(&state, now: now)
+            if let refusal = throttle(request, state: &state, now: now) {
+                state.log[entry].status = refusal.status
+                state.log[entry].rateLimited = true
+                return refusal
+            }
             let (response, applied) = answer(request, state: &state, now: now)
             state.log[entry].status = response.status
             state.log[entry].applied = applied && request.method != "GET"
@@ -83,10 +88,21 @@ public final class Simulator: Sendable {
         }
     }
 
+    /// The rate limit's 429, when it refuses the request. It stands in front of the API and
+    /// of the faults (which play the API's part), behind the CDN: a request the CDN blocks
+    /// for want of a User-Agent never reaches it, and is not counted.
+    private func throttle(_ request: SimRequest, state: inout SimState, now: Int64) -> SimResponse? {
+        guard let agent = request.header("user-agent"), !agent.isEmpty,
+              let retryAfter = state.rateLimit.admit(at: now) else { return nil }
+        var response = Self.error(429, Self.message(for: 429))
+        response.headers.append(.init(name: "Retry-After", value: String(retryAfter)))
+        return response
+    }
+
     /// The answer to an API request, faults included, and whether it was processed successfully.
     private func answer(_ request: SimRequest, state: inout SimState, now: Int64) -> (SimResponse, Bool) {
         guard let index = state.faults.firstIndex(where: { $0.matches(request) }) else {
-            let response = api(request, state: &state, now: now, actionError: false)
+            let response = api(request, state: &state, now: now, overrides: ActionOverrides())
             return (response, response.status == 200)
         }
         let rule = state.faults[index]
@@ -101,13 +117,13 @@ public final class Simulator: Sendable {
             return (response, false)
         }
         guard let status = rule.status else {
-            var response = api(request, state: &state, now: now, actionError: rule.actionError, actionName: rule.actionName)
+            var response = api(request, state: &state, now: now, overrides: rule.overrides)
             response.delayMilliseconds = rule.delayMilliseconds
             return (response, response.status == 200)
         }
         var applied = false
         if rule.apply {
-            applied = api(request, state: &state, now: now, actionError: rule.actionError, actionName: rule.actionName).status == 200
+            applied = api(request, state: &state, now: now, overrides: rule.overrides).status == 200
         }
         var response = rule.html ? Self.html(status) : Self.error(status, Self.message(for: status))
         if let retryAfter = rule.retryAfter { response.headers.append(.init(name: "Retry-After", value: String(retryAfter))) }
@@ -117,36 +133,26 @@ public final class Simulator: Sendable {
 
     // MARK: - Hostinger's API
 
-    private func api(_ request: SimRequest, state: inout SimState, now: Int64, actionError: Bool, actionName: String? = nil) -> SimResponse {
+    private func api(_ request: SimRequest, state: inout SimState, now: Int64, overrides: ActionOverrides) -> SimResponse {
         // Hostinger's CDN blocks requests without a User-Agent before the API sees them.
         guard let agent = request.header("user-agent"), !agent.isEmpty else { return Self.html(403) }
         guard request.header("authorization") == "Bearer \(token)" else { return Self.error(401, "Unauthenticated") }
-        let prefix = "/api/vps/v1/"
-        guard request.path.hasPrefix(prefix) else { return Self.routeNotFound() }
-        let parts = request.path.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let prefix = "/api/vps/v1"
+        guard request.path.hasPrefix(prefix + "/") else { return Self.routeNotFound() }
+        let path = String(request.path.dropFirst(prefix.count))
         let body: JSONValue = request.body.isEmpty ? .object([]) : ((try? JSONValue.parse(request.body)) ?? .object([]))
-        var context = Context(state: state, now: now, body: body, actionError: actionError, page: Self.page(request.query),
-                              actionName: actionName)
-        let response = context.route(request.method, parts)
+        var context = Context(state: state, now: now, body: body, overrides: overrides, query: request.query)
+        let response = context.route(request.method, path)
         state = context.state
         return response
     }
 
-    /// Settles every action whose time has come.
+    /// Settles every action whose time has come, oldest first (so that two actions on one
+    /// VM leave it as the later one says).
     private func advance(_ state: inout SimState, now: Int64) {
-        for id in state.unsettled {
+        for id in state.unsettled.sorted() {
             guard let action = state.actions[id], now >= action.completesAt else { continue }
-            state.unsettled.remove(id)
-            state.actions[id]!.settled = true
-            guard var vm = state.vms[action.vmID] else { continue }
-            vm.pendingActions -= 1
-            if action.outcome == "success" {
-                Context.apply(action.effect, to: &vm, state: &state, now: action.completesAt)
-            } else if let previous = vm.stateBeforeAction, action.effect.transitionalState != nil {
-                vm.state = previous
-            }
-            if vm.pendingActions == 0 { vm.stateBeforeAction = nil }
-            state.vms[action.vmID] = vm
+            state.settle(id)
         }
     }
 
@@ -156,10 +162,10 @@ public final class Simulator: Sendable {
         let body = (try? JSONValue.parse(request.body.isEmpty ? Array("{}".utf8) : request.body)) ?? .null
         switch (request.method, request.path) {
         case ("POST", "/__sim/reset"):
-            // Action ids keep counting: Hostinger never reuses one, and vpsgate relies on that.
-            let nextActionID = state.nextActionID
+            // Action and resource ids keep counting: Hostinger never reuses one, and vpsgate relies on that.
+            let (nextActionID, ids) = (state.nextActionID, state.ids)
             state = SimState.fixtures(now: now, actionDelayMilliseconds: defaultActionDelay)
-            state.nextActionID = nextActionID
+            (state.nextActionID, state.ids) = (nextActionID, ids)
             return .json(200, .object([("reset", .bool(true))]))
         case ("POST", "/__sim/faults"):
             guard let pattern = body["path"]?.stringValue, (try? Regex(pattern)) != nil else {
@@ -171,7 +177,7 @@ public final class Simulator: Sendable {
                 delayMilliseconds: body["delay_ms"]?.intValue ?? 0, apply: body["apply"]?.boolValue ?? false,
                 times: body["times"]?.intValue ?? 1, actionError: body["action_error"]?.boolValue ?? false,
                 html: body["html"]?.boolValue ?? false, answerWithLastAction: body["answer_with_last_action"]?.boolValue ?? false,
-                actionName: body["action_name"]?.stringValue)
+                actionName: body["action_name"]?.stringValue, actionState: body["action_state"]?.stringValue)
             state.nextFaultID += 1
             state.faults.append(rule)
             return .json(200, rule.json())
@@ -190,21 +196,45 @@ public final class Simulator: Sendable {
                     ("headers", .object(entry.headers.map { ($0.0, .string($0.1)) })), ("body", entry.body),
                     ("at", .string(Timestamp.rfc3339(microseconds: entry.at))),
                     ("status", entry.status.map { .number(String($0)) } ?? .null), ("applied", .bool(entry.applied)),
+                    ("rate_limited", .bool(entry.rateLimited)),
                 ])
             }))
         case ("POST", "/__sim/config"):
-            if let delay = body["action_delay_ms"]?.intValue, delay >= 0 { state.actionDelayMilliseconds = delay }
-            return .json(200, .object([("action_delay_ms", .number(String(state.actionDelayMilliseconds)))]))
+            return configure(body, state: &state)
         case ("POST", "/__sim/vms"):
             guard let id = body["id"]?.intValue, id > 0, state.vms[id] == nil else {
                 return .json(400, .object([("message", .string("id must be a new positive integer"))]))
             }
             let vmState = body["state"]?.stringValue ?? "running"
-            state.vms[id] = VirtualMachine.fixture(id: id, state: vmState, now: now)
-            return .json(200, Context(state: state, now: now, body: .null, actionError: false, page: 1).vmJSON(state.vms[id]!))
+            let vm = VirtualMachine.fixture(id: id, state: vmState, now: now)
+            state.vms[id] = vm
+            return .json(200, Context(state: state, now: now).vmJSON(vm))
         default:
             return .json(404, .object([("message", .string("unknown control endpoint"))]))
         }
+    }
+
+    /// `POST /__sim/config`: each setting given changes; the others stay as they are.
+    private func configure(_ body: JSONValue, state: inout SimState) -> SimResponse {
+        if let delay = body["action_delay_ms"]?.intValue, delay >= 0 { state.actionDelayMilliseconds = delay }
+        if let extra = body["extra_states"]?.boolValue { state.extraStates = extra }
+        let limit = body["rate_limit_per_minute"], window = body["rate_limit_window_ms"]
+        if limit != nil || window != nil {
+            guard limit.map({ $0.isNull || ($0.intValue ?? -1) >= 0 }) ?? true,
+                  window.map({ $0.isNull || ($0.intValue ?? 0) > 0 }) ?? true else {
+                return .json(400, .object([("message", .string(
+                    "rate_limit_per_minute must be a whole number, 0 or more; rate_limit_window_ms a positive one"))]))
+            }
+            // A new limit starts a new window.
+            state.rateLimit = RateLimit(
+                perMinute: limit == nil ? state.rateLimit.perMinute : (limit?.intValue ?? 0),
+                windowMicroseconds: window == nil ? state.rateLimit.windowMicroseconds : Int64(window?.intValue ?? 60_000) * 1000)
+        }
+        return .json(200, .object([
+            ("action_delay_ms", .number(String(state.actionDelayMilliseconds))), ("extra_states", .bool(state.extraStates)),
+            ("rate_limit_per_minute", .number(String(state.rateLimit.perMinute))),
+            ("rate_limit_window_ms", .number(String(state.rateLimit.windowMicroseconds / 1000))),
+        ]))
     }
 
     // MARK: - Response shapes
@@ -242,13 +272,6 @@ public final class Simulator: Sendable {
             ?? parts.firstIndex(of: "virtual-machines").flatMap { parts.indices.contains($0 + 1) ? Int(parts[$0 + 1]) : nil }
         guard let vmID, let id = state.actionsByVM[vmID]?.last else { return nil }
         return state.actions[id]
-    }
-
-    static func page(_ query: String) -> Int {
-        for pair in query.split(separator: "&") where pair.hasPrefix("page=") {
-            if let page = Int(pair.dropFirst(5)), page >= 1 { return page }
-        }
-        return 1
     }
 }
 
