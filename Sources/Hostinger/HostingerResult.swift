@@ -46,8 +46,13 @@ public struct HostingerResult: Sendable {
     public var isAuthenticationProblem: Bool { outcome == .rejected && (status == 401 || status == 403) }
 
     /// What the operation's lifecycle needs of a command's call.
-    public var dispatch: DispatchResult {
-        DispatchResult(outcome: outcome, status: status, message: message, action: action,
-                       isAuthenticationProblem: isAuthenticationProblem, retryAfterMilliseconds: retryAfterMilliseconds)
+    public var dispatch: DispatchResult { dispatch(answersResource: false) }
+
+    /// What the call's end means to the operation; a command Hostinger answers with a resource
+    /// (`answersResource`) carries the answer's body as that resource when it succeeded.
+    public func dispatch(answersResource: Bool) -> DispatchResult {
+        DispatchResult(outcome: outcome, status: status, message: message, action: answersResource ? nil : action,
+                       isAuthenticationProblem: isAuthenticationProblem, retryAfterMilliseconds: retryAfterMilliseconds,
+                       resource: answersResource && outcome == .succeeded ? body : nil)
     }
 }

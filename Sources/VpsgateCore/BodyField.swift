@@ -20,6 +20,8 @@ public struct BodyField: Sendable {
         case projectName
         /// Text of at most `maxBytes` UTF-8 bytes, not empty (compose files, environments).
         case text(maxBytes: Int)
+        /// true or false.
+        case boolean
     }
 
     public var name: String
@@ -68,6 +70,9 @@ public struct BodyField: Sendable {
         case .projectName:
             guard let text = value.stringValue else { return ["must be a string"] }
             return Validators.isProjectName(text) ? [] : ["must be 3 to 64 letters, digits, dashes or underscores"]
+        case .boolean:
+            guard case .bool = value else { return ["must be true or false"] }
+            return []
         case .text(let maxBytes):
             guard let text = value.stringValue else { return ["must be a string"] }
             guard !text.isEmpty else { return ["must not be empty"] }
@@ -129,6 +134,14 @@ extension Field where Value == Int {
     /// The VPS id repeated, to confirm a destructive command.
     public static func confirmation(_ summary: String) -> Self {
         Field(BodyField("confirm", .confirmation, summary)) { $0.intValue }
+    }
+}
+
+extension Field where Value == Bool {
+    public static func boolean(_ name: String, _ summary: String) -> Self {
+        Field(BodyField(name, .boolean, required: false, summary)) { value in
+            if case .bool(let flag) = value { flag } else { nil }
+        }
     }
 }
 

@@ -18,6 +18,15 @@ extension Command {
     private static let ipAddressID = PathParameter("ipAddressId")
     private static let firewallID = PathParameter("firewallId")
     private static let backupID = PathParameter("backupId")
+    private static let setupTemplateID = Field.positiveInteger("template_id", "The OS template to install.")
+    private static let dataCenterID = Field.positiveInteger("data_center_id", "The data center the VM runs in.")
+    private static let setupPassword = Field.password("password", required: false, "Root password (random when absent).")
+    private static let setupHostname = Field.fqdn("hostname", required: false, "A hostname instead of the default one.")
+    private static let setupScriptID = Field.positiveInteger("post_install_script_id", required: false, "A post-install script to run.")
+    private static let installMonarx = Field.boolean("install_monarx", "Install the Monarx malware scanner (default false).")
+    private static let enableBackups = Field.boolean("enable_backups", "Weekly backups (default true).")
+    private static let setupNS1 = Field.ipAddress("ns1", required: false, "Primary resolver address.")
+    private static let setupNS2 = Field.ipAddress("ns2", required: false, "Secondary resolver address.")
     private static let projectName = PathParameter("projectName")
     private static let newProjectName = Field.projectName("project_name", "The project's name: 3 to 64 letters, digits, dashes or underscores.")
     private static let compose = Field.text("content", maxBytes: 8192, "The docker-compose YAML, or a URL to it or to a GitHub repository (8 KiB at most).")
@@ -110,6 +119,29 @@ extension Command {
                 summary: "Reinstall the OS: every file on the VPS, and its snapshots, are lost.", effects: ["Reinstalls the OS: every file on the VPS is lost.", "Deletes the VPS's snapshots."]) { input throws(FieldErrors) in
             .recreate(vm: input.vps, templateID: try input.value(templateID), password: input.optional(recreatePassword),
                       panelPassword: input.optional(panelPassword), postInstallScriptID: input.optional(postInstallScriptID))
+        },
+
+        // MARK: Setup of a purchased VM (vps:setup), answered synchronously with the VM
+        Command("vps.setup", "POST", ["setup"], .setup,
+                fields: [setupTemplateID.declaration, dataCenterID.declaration, setupPassword.declaration, setupHostname.declaration,
+                         setupScriptID.declaration, installMonarx.declaration, enableBackups.declaration, setupNS1.declaration,
+                         setupNS2.declaration],
+                summary: "Set up a purchased VM still in state initial: its OS, data center, password and hostname.",
+                effects: ["Installs the OS on the VM; only a VM in state initial can be set up.",
+                          "The operation ends with Hostinger's answer (the VM, now creating) in result; the VM's own ct_create action finishes the setup."],
+                answersResource: true) { input throws(FieldErrors) in
+            var members: [(key: String, value: JSONValue)] = [
+                ("template_id", .number(String(try input.value(setupTemplateID)))),
+                ("data_center_id", .number(String(try input.value(dataCenterID)))),
+            ]
+            if let password = input.optional(setupPassword) { members.append(("password", .string(password.value))) }
+            if let hostname = input.optional(setupHostname) { members.append(("hostname", .string(hostname))) }
+            if let script = input.optional(setupScriptID) { members.append(("post_install_script_id", .number(String(script)))) }
+            if let monarx = input.optional(installMonarx) { members.append(("install_monarx", .bool(monarx))) }
+            if let backups = input.optional(enableBackups) { members.append(("enable_backups", .bool(backups))) }
+            if let ns1 = input.optional(setupNS1) { members.append(("ns1", .string(ns1))) }
+            if let ns2 = input.optional(setupNS2) { members.append(("ns2", .string(ns2))) }
+            return .setup(vm: input.vps, members: members)
         },
 
         // MARK: Docker Manager projects (docker:write)

@@ -14,15 +14,20 @@ public struct Command: Sendable {
     public var summary: String
     /// The side effects Hostinger documents for the call, shown in the plan (SPEC section 12).
     public var effects: [String]
+    /// Hostinger answers with the resource it made or changed, not an action: the operation
+    /// is terminal at once, with the resource in `result` (SPEC section 14).
+    public var answersResource: Bool
     /// The Hostinger call, from the validated input (read through typed `Field`s and
     /// `PathParameter`s: a value the validation did not provide is a field error, never a crash).
     public var hostinger: @Sendable (_ input: CommandInput) throws(FieldErrors) -> HostingerRequest
 
     public init(
         _ name: String, _ method: String, _ pathSuffix: [String], _ permission: Permission, fields: [BodyField] = [],
-        summary: String, effects: [String] = [], hostinger: @escaping @Sendable (CommandInput) throws(FieldErrors) -> HostingerRequest
+        summary: String, effects: [String] = [], answersResource: Bool = false,
+        hostinger: @escaping @Sendable (CommandInput) throws(FieldErrors) -> HostingerRequest
     ) {
         self.effects = effects
+        self.answersResource = answersResource
         self.name = name
         self.method = method
         self.pathSuffix = pathSuffix
@@ -46,6 +51,9 @@ public struct Command: Sendable {
             return .failure(error)
         }
     }
+
+    /// The command called `name`.
+    public static func named(_ name: String) -> Command? { catalogue.first { $0.name == name } }
 
     /// The path template: `/v1/vps/{id}/stop`.
     public var pathTemplate: String { (["/v1/vps/{id}"] + pathSuffix).joined(separator: "/") }

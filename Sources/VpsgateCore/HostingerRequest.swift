@@ -76,6 +76,12 @@ public struct HostingerRequest: Sendable, Equatable {
         return .init(name: "recreate", method: "POST", path: "\(vms)/\(vm)/recreate", body: .object(members), repeatSafe: false)
     }
 
+    /// Sets up a VM in state `initial`. Answered with the VM (not an action); not repeat-safe:
+    /// a second setup of a VM no longer `initial` fails.
+    public static func setup(vm: Int, members: [(key: String, value: JSONValue)]) -> Self {
+        .init(name: "setup_vm", method: "POST", path: "\(vms)/\(vm)/setup", body: .object(members), repeatSafe: false)
+    }
+
     // Docker Manager projects. Creating twice fails on the existing name, updating pulls and
     // recreates, taking down deletes: only start, stop and restart are repeat-safe.
 

@@ -183,6 +183,7 @@ public enum OpenAPIDocument {
                 members += [("type", .string("array")), ("minItems", .number("1")), ("maxItems", .number("100")), ("uniqueItems", .bool(true)),
                             ("items", .object([("type", .string("integer")), ("minimum", .number("1"))]))]
             case .projectName: members += [("type", .string("string")), ("pattern", .string("^[A-Za-z0-9_-]{3,64}$"))]
+            case .boolean: members += [("type", .string("boolean"))]
             case .text(let maxBytes):
                 // maxLength counts characters, the rule bytes: the byte limit is the stricter one.
                 members += [("type", .string("string")), ("minLength", .number("1")), ("maxLength", .number(String(maxBytes)))]
@@ -247,6 +248,8 @@ public enum OpenAPIDocument {
                     ("created_at", .object([("type", .string("string")), ("format", .string("date-time"))])),
                     ("updated_at", .object([("type", .string("string")), ("format", .string("date-time"))])),
                     ("completed_at", .object([("type", .array([.string("string"), .string("null")])), ("format", .string("date-time"))])),
+                    ("result", .object([("description", .string(
+                        "What Hostinger answered a synchronous command with (vps.setup: the VM); absent for commands that answer an action."))])),
                     ("approval", object([("required", type("integer")), ("expires_at", type("string", nullable: true)),
                                          ("dispatched_at", type("string", nullable: true))], required: ["required"])),
                 ], required: ["id", "vps_id", "command", "state", "hostinger_action", "error", "requested_by", "correlation_id",

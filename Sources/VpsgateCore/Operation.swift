@@ -22,6 +22,9 @@ public struct OperationRecord: Sendable, Equatable {
     /// Approvals it needs (0: none) and when an unapproved one expires (SPEC section 12).
     public var approvalsRequired = 0
     public var approvalExpiresAt: Int64?
+    /// What Hostinger answered a synchronous command with (a VM, a firewall, a key): shown
+    /// as `result`; nil for commands that answer an action.
+    public var result: JSONValue?
 
     public init(id: String, vpsID: Int, command: String, state: OperationState, actionID: Int? = nil, actionName: String? = nil,
                 actionState: String? = nil, error: JSONValue? = nil, requestedBy: String, correlationID: String,
@@ -73,6 +76,10 @@ public struct OperationRecord: Sendable, Equatable {
         writer.member("created_at", Timestamp.rfc3339(microseconds: createdAt))
         writer.member("updated_at", Timestamp.rfc3339(microseconds: updatedAt))
         writer.member("completed_at", completedAt.map { Timestamp.rfc3339(microseconds: $0) })
+        if let result {
+            writer.key("result")
+            result.write(to: &writer)
+        }
         if approvalsRequired > 0 {
             writer.key("approval")
             writer.beginObject()

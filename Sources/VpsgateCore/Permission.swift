@@ -8,6 +8,8 @@ public enum Permission: String, Sendable, CaseIterable {
     case destroy = "vps:destroy"
     /// Approve or deny another principal's command that needs approval (SPEC section 12).
     case approve = "vps:approve"
+    /// Set up a purchased VM still in state `initial` (SPEC section 14).
+    case setup = "vps:setup"
     /// Read a VPS's Docker Manager projects (SPEC section 14).
     case dockerRead = "docker:read"
     /// Create, start, stop, restart, update and take down Docker Manager projects.

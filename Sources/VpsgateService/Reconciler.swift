@@ -208,7 +208,7 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
             logger.error("approved operation's request cannot be opened; not sent", metadata: ["operation_id": "\(operation.id)"])
             result = HostingerResult(outcome: .notSent, message: "The request kept for approval could not be opened.")
         }
-        let answer = DispatchAnswer(result.dispatch)
+        let answer = DispatchAnswer(result.dispatch(answersResource: Command.named(operation.command)?.answersResource ?? false))
         var settled = answer.transition.applied(to: operation)
         settled.updatedAt = operation.updatedAt
         settled.completedAt = settled.state.isTerminal ? operation.updatedAt : nil

@@ -242,7 +242,7 @@ extension Responder {
 
     /// Records what Hostinger's answer did to the operation and answers the client.
     private func finish(_ begun: Begun, _ result: HostingerResult, audit: AuditEntry, _ requestContext: RequestContext) -> FastCGIResponse {
-        let answer = DispatchAnswer(result.dispatch)
+        let answer = DispatchAnswer(result.dispatch(answersResource: Command.named(begun.operation.command)?.answersResource ?? false))
         let finishedAt = begun.operation.createdAt + (Clock.monotonicMicroseconds() - begun.begunAt)
         var operation = answer.transition.applied(to: begun.operation)
         operation.updatedAt = finishedAt

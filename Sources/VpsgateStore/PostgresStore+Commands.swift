@@ -66,7 +66,7 @@ extension PostgresStore: CommandStore {
             SELECT finish_command(\(record.principal), \(record.key), \(operation.id)::uuid, \(operation.state.rawValue),
                 \(operation.actionID), \(operation.actionName), \(operation.actionState), \(operation.error?.text())::jsonb,
                 \(operation.updatedAt), \(record.keyEffect == .store), \(record.answer.status), \(record.answer.location),
-                \(SQLText.bytea(record.answer.body))::bytea, \(audit)::jsonb)
+                \(SQLText.bytea(record.answer.body))::bytea, \(audit)::jsonb, \(operation.result?.text())::jsonb)
             """
         var write = FinishWrite.recorded
         do {

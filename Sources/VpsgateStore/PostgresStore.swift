@@ -62,7 +62,8 @@ enum OperationRow {
         (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us,
         (extract(epoch FROM completed_at) * 1000000)::bigint AS completed_us,
         (extract(epoch FROM dispatched_at) * 1000000)::bigint AS dispatched_us,
-        approvals_required, (extract(epoch FROM approval_expires_at) * 1000000)::bigint AS approval_expires_us
+        approvals_required, (extract(epoch FROM approval_expires_at) * 1000000)::bigint AS approval_expires_us,
+        result::text AS result
         """
 
     /// The open states as a SQL array literal, from the one list of them.
@@ -83,6 +84,7 @@ enum OperationRow {
         operation.dispatchedAt = try row.decode(Int?.self, "dispatched_us").map(Int64.init)
         operation.approvalsRequired = try row.decode(Int.self, "approvals_required")
         operation.approvalExpiresAt = try row.decode(Int?.self, "approval_expires_us").map(Int64.init)
+        operation.result = try row.decode(String?.self, "result").flatMap { try? JSONValue.parse($0) }
         return operation
     }
 }

@@ -2,18 +2,20 @@ import Testing
 import VpsgateCore
 
 @Suite struct CommandCatalogueTests {
-    /// SPEC section 3's 23 commands and section 14's Docker Manager projects (6).
+    /// SPEC section 3's 23 commands and, of section 14, Docker Manager projects (6) and VM setup.
     @Test func theCatalogueIsSpecSectionsThreeAndFourteen() {
-        #expect(Command.catalogue.count == 29)
-        #expect(Set(Command.catalogue.map(\.name)).count == 29)
-        #expect(Set(Command.catalogue.map { "\($0.method) \($0.pathTemplate)" }).count == 29)
+        #expect(Command.catalogue.count == 30)
+        #expect(Set(Command.catalogue.map(\.name)).count == 30)
+        #expect(Set(Command.catalogue.map { "\($0.method) \($0.pathTemplate)" }).count == 30)
+        #expect(Command.catalogue.filter(\.answersResource).map(\.name) == ["vps.setup"])
         #expect(Command.catalogue.filter { $0.permission == .dockerWrite }.map(\.name).sorted()
             == ["vps.docker.create", "vps.docker.down", "vps.docker.restart", "vps.docker.start", "vps.docker.stop", "vps.docker.update"])
         let destructive = Command.catalogue.filter(\.destructive).map(\.name).sorted()
         #expect(destructive == ["vps.backup.restore", "vps.recreate", "vps.snapshot.restore"])
         #expect(Command.catalogue.filter { $0.permission == .destroy }.map(\.name).sorted() == destructive)
         let secrets = Command.catalogue.filter { !$0.secretFields.isEmpty }.map(\.name).sorted()
-        #expect(secrets == ["vps.docker.create", "vps.panel_password.set", "vps.recovery.start", "vps.recreate", "vps.root_password.set"])
+        #expect(secrets == ["vps.docker.create", "vps.panel_password.set", "vps.recovery.start", "vps.recreate", "vps.root_password.set",
+                            "vps.setup"])
     }
 
     @Test func everyCommandIsRoutedToItselfAndNothingElse() {
@@ -59,6 +61,14 @@ import VpsgateCore
         let restart = try command("vps.docker.restart").prepare(vps: 1001, parameters: ["projectName": "web_app-1"], body: nil).get()
         #expect(restart.path == "/api/vps/v1/virtual-machines/1001/docker/web_app-1/restart" && restart.repeatSafe)
         #expect(command("vps.docker.create").secretFields == ["environment"])
+        let setup = try command("vps.setup").prepare(vps: 1004, parameters: [:], body: JSONValue.parse(
+            #"{"template_id": 1130, "data_center_id": 19, "hostname": "new.example.com", "install_monarx": true}"#)).get()
+        #expect(setup.path == "/api/vps/v1/virtual-machines/1004/setup" && !setup.repeatSafe)
+        #expect(setup.body == .object([("template_id", .number("1130")), ("data_center_id", .number("19")),
+                                       ("hostname", .string("new.example.com")), ("install_monarx", .bool(true))]))
+        #expect(throws: FieldErrors.self) {
+            try command("vps.setup").prepare(vps: 1004, parameters: [:], body: JSONValue.parse(#"{"template_id": 1130, "data_center_id": 19, "install_monarx": "yes"}"#)).get()
+        }
     }
 
     @Test func composeContentIsSizeLimitedAndProjectNamesAreChecked() throws {

@@ -108,6 +108,20 @@ import VpsgateCore
         }
     }
 
+    @Test func aSynchronousAnswerEndsTheOperationWithTheResource() {
+        let vm: JSONValue = .object([("id", .number("1004")), ("state", .string("creating"))])
+        let answer = DispatchAnswer(DispatchResult(outcome: .succeeded, status: 200, resource: vm))
+        #expect(answer.transition.state == .succeeded && answer.transition.outcome == .succeeded && answer.transition.key == .store)
+        #expect(answer.transition.result == vm && answer.reply == .operation)
+        let applied = answer.transition.applied(to: OperationRecord(
+            id: "0b7c1f7e-2f6a-4f7e-9a59-5f1d7c1e2a10", vpsID: 1004, command: "vps.setup", state: .accepted, requestedBy: "a",
+            correlationID: "c", idempotencyKey: "k", createdAt: 1, updatedAt: 1))
+        #expect(applied.result == vm && applied.state == .succeeded)
+        // A refusal of a synchronous command is a refusal like any other: no resource.
+        let refused = DispatchAnswer(DispatchResult(outcome: .rejected, status: 422))
+        #expect(refused.transition.state == .failed && refused.transition.result == nil)
+    }
+
     @Test func retryAfterIsAtLeastOneSecondAndTwoWhenUnknown() {
         #expect(RetryAfter.seconds(milliseconds: nil) == 2)
         #expect(RetryAfter.seconds(milliseconds: 300) == 1)

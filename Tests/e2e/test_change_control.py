@@ -68,6 +68,7 @@ def body_for(method, template, vps):
         ("POST", "/recovery"): {"root_password": "Matrix7Password-Ok"}, ("POST", "/snapshot/restore"): {"confirm": vps},
         ("POST", "/backups/{backupId}/restore"): {"confirm": vps}, ("POST", "/recreate"): {"template_id": 1130, "confirm": vps},
         ("POST", "/docker"): {"project_name": "web-app", "content": "services:\n  web:\n    image: nginx:1.27\n"},
+        ("POST", "/setup"): {"template_id": 1130, "data_center_id": 19},
     }.get((method, template.removeprefix("/v1/vps/{id}")))
 
 
@@ -80,7 +81,7 @@ def commands(stack):
             if template.startswith("/v1/vps/{id}/") and "Idempotency-Key" in json.dumps(operation):
                 found.append((operation["operationId"].replace("_", "."), method.upper(), template,
                               "vps:destroy" in operation["description"]))
-    assert len(found) == 29
+    assert len(found) == 30
     return found
 
 

@@ -15,7 +15,7 @@ from vpsgate_e2e import admin_client, close_operations_and_reset_sim, final_audi
 
 SECRET = "Hostile9Canary-Secret"
 ROOT = Path(__file__).resolve().parents[2]
-IDS = {"id": "1001", "ipAddressId": "2001", "firewallId": "4001", "backupId": "3001"}
+IDS = {"id": "1001", "ipAddressId": "2001", "firewallId": "4001", "backupId": "3001", "projectName": "web-app"}
 
 
 def command_paths():

@@ -20,9 +20,10 @@ GRANTS = {
     "sec-nobody": {},
 }
 ROLE_PERMISSIONS = {
-    "viewer": {"vps:read"},
-    "operator": {"vps:read", "vps:power", "vps:configure", "vps:snapshot"},
-    "admin": {"vps:read", "vps:power", "vps:configure", "vps:credentials", "vps:snapshot", "vps:destroy"},
+    "viewer": {"vps:read", "docker:read"},
+    "operator": {"vps:read", "vps:power", "vps:configure", "vps:snapshot", "docker:read", "docker:write"},
+    "admin": {"vps:read", "vps:power", "vps:configure", "vps:credentials", "vps:snapshot", "vps:destroy", "docker:read", "docker:write",
+              "vps:setup"},
 }
 
 
@@ -62,6 +63,7 @@ def test_the_idor_matrix(stack, principals):
             for method, template, permission in commands():
                 path = template.replace("{id}", str(vps)).replace("{ipAddressId}", str(2000 + vps - 1000))
                 path = path.replace("{firewallId}", "4001").replace("{backupId}", str(3000 + vps - 1000))
+                path = path.replace("{projectName}", "web-app")
                 body = {}
                 if "hostname" in path and method == "PUT":
                     body = {"hostname": "matrix.example.com"}
@@ -79,6 +81,10 @@ def test_the_idor_matrix(stack, principals):
                     body = {"confirm": vps}
                 elif path.endswith("recreate"):
                     body = {"template_id": 1130, "confirm": vps}
+                elif path.endswith("/docker"):
+                    body = {"project_name": "web-app", "content": "services:\n  web:\n    image: nginx:1.27\n"}
+                elif path.endswith("/setup"):
+                    body = {"template_id": 1130, "data_center_id": 19}
                 status, _, answer = client.json(method, path + "?validate_only=true", body=body)
                 expected = expected_status(principal, vps, permission)
                 checked += 1
@@ -90,7 +96,7 @@ def test_the_idor_matrix(stack, principals):
                 checked += 1
                 if status != expected:
                     unexpected.append((principal, vps, "GET", path, status, expected, None))
-    assert checked == len(GRANTS) * len(VPS) * (23 + 2)
+    assert checked == len(GRANTS) * len(VPS) * (30 + 2)
     assert unexpected == []
     assert [r for r in sim_requests(stack) if r["method"] != "GET"] == []
 

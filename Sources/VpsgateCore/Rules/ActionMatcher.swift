@@ -19,6 +19,7 @@ public enum ActionMatcher {
         "vps.monarx.install": ["monarx_install"], "vps.monarx.uninstall": ["monarx_uninstall"],
         "vps.firewall.activate": ["firewall_activate"], "vps.firewall.deactivate": ["firewall_deactivate"],
         "vps.firewall.sync": ["firewall_sync"], "vps.public_keys.attach": ["attach_public_keys"],
+        "vps.setup": ["ct_create"],
         "vps.docker.create": ["docker_project_create"], "vps.docker.start": ["docker_project_start"],
         "vps.docker.stop": ["docker_project_stop"], "vps.docker.restart": ["docker_project_restart"],
         "vps.docker.update": ["docker_project_update"], "vps.docker.down": ["docker_project_delete"],

@@ -99,9 +99,12 @@ public struct OperationTransition: Sendable, Equatable {
     public var drift: Drift?
     /// When the reconciler looks at it again, if it is still open.
     public var nextCheckMilliseconds: Int
+    /// The resource a synchronous answer brought (nil: what it had).
+    public var result: JSONValue?
 
     public init(_ state: OperationState, action: HostingerAction? = nil, error: JSONValue? = nil, outcome: AuditOutcome,
-                key: KeyEffect = .completeIfInFlight, drift: Drift? = nil, nextCheckMilliseconds: Int = 1000) {
+                key: KeyEffect = .completeIfInFlight, drift: Drift? = nil, nextCheckMilliseconds: Int = 1000, result: JSONValue? = nil) {
+        self.result = result
         self.state = state
         self.action = action
         self.error = error
@@ -121,6 +124,7 @@ public struct OperationTransition: Sendable, Equatable {
             updated.actionState = action.state
         }
         updated.error = error ?? operation.error
+        updated.result = result ?? operation.result
         return updated
     }
 }
@@ -196,15 +200,19 @@ public struct DispatchResult: Sendable, Equatable {
     public var isAuthenticationProblem: Bool
     /// When it is worth trying again, in milliseconds.
     public var retryAfterMilliseconds: Int?
+    /// For a command Hostinger answers synchronously with a resource (not an action): the
+    /// resource it answered (nil: the command answers an action, or no body came).
+    public var resource: JSONValue?
 
     public init(outcome: CallOutcome, status: Int? = nil, message: String? = nil, action: HostingerAction? = nil,
-                isAuthenticationProblem: Bool = false, retryAfterMilliseconds: Int? = nil) {
+                isAuthenticationProblem: Bool = false, retryAfterMilliseconds: Int? = nil, resource: JSONValue? = nil) {
         self.outcome = outcome
         self.status = status
         self.message = message
         self.action = action
         self.isAuthenticationProblem = isAuthenticationProblem
         self.retryAfterMilliseconds = retryAfterMilliseconds
+        self.resource = resource
     }
 }
 
@@ -231,6 +239,10 @@ public struct DispatchAnswer: Sendable, Equatable {
             OperationTransition(state, action: result.action, error: error(reason), outcome: outcome, key: key)
         }
         switch result.outcome {
+        case .succeeded where result.resource != nil:
+            // A synchronous answer: the operation is over, with the resource Hostinger gave.
+            transition = OperationTransition(.succeeded, action: result.action, outcome: .succeeded, key: .store, result: result.resource)
+            reply = .operation
         case .succeeded, .unknown:
             transition = OperationTransition(state, action: result.action, outcome: state == .unknown ? .unknown : .accepted, key: .store)
             reply = .operation
