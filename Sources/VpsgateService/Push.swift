@@ -164,20 +164,11 @@ public final class WebhookSender: Sendable {
         case .success(let parsed): url = parsed
         case .failure(let refusal): return Attempt(outcome: .retry, error: "URL \(refusal)", refused: true)
         }
-        let literal = IPNetwork.parseIPv4(Substring(url.host)) ?? IPNetwork.parseIPv6(Substring(url.host))
-        let resolved: [[UInt8]]
-        if let literal {
-            resolved = [literal]
-        } else {
-            switch AddressResolver.resolve(url.host) {
-            case .success(let addresses): resolved = addresses
-            case .failure(let error): return Attempt(outcome: .retry, error: "cannot resolve \(url.host): \(error)")
-            }
-        }
-        let addresses: [[UInt8]]
-        switch DestinationPolicy.check(resolved, allow: configuration.webhookAllowNetworks) {
-        case .success(let checked): addresses = checked
-        case .failure(let refusal): return Attempt(outcome: .retry, error: "refused: \(refusal)", refused: true)
+        let target: WebhookTarget
+        switch WebhookTarget.check(url, allow: configuration.webhookAllowNetworks) {
+        case .success(let checked): target = checked
+        case .failure(.unresolvable(let message)): return Attempt(outcome: .retry, error: message)
+        case .failure(.refused(let refusal)): return Attempt(outcome: .retry, error: "refused: \(refusal)", refused: true)
         }
         let body = delivery.event.json()
         let timestamp = Int(Clock.realtimeMicroseconds() / 1_000_000)
@@ -189,7 +180,7 @@ public final class WebhookSender: Sendable {
                       ("webhook-signature", WebhookSignature.sign(key: key, id: id, timestamp: timestamp, body: body))],
             body: body, connectTimeoutMilliseconds: min(3000, configuration.webhookTimeoutMilliseconds),
             timeoutMilliseconds: configuration.webhookTimeoutMilliseconds, freshConnection: true,
-            pinned: literal == nil ? (url.host, url.port, addresses.map(IPNetwork.format)) : nil, direct: true)
+            pinned: target.isLiteral ? nil : (url.host, url.port, target.addresses.map(IPNetwork.format)), direct: true)
         switch HTTPClient(caFile: configuration.webhookCAFile).perform(request) {
         case .success(let response):
             let outcome = DeliveryOutcome.of(status: response.status)
@@ -198,5 +189,35 @@ public final class WebhookSender: Sendable {
         case .failure(let error):
             return Attempt(outcome: .retry, error: error.message)
         }
+    }
+}
+
+/// The addresses a webhook URL may be sent to now: its host resolved (an IP literal is its
+/// own address) and every address checked against the destination policy. The one check
+/// `vpsgate webhook add` and every delivery make.
+public struct WebhookTarget: Sendable {
+    public var addresses: [[UInt8]]
+    /// The URL names an IP address, so nothing was resolved (and nothing needs pinning).
+    public var isLiteral: Bool
+
+    public enum Failure: Error, Sendable {
+        case unresolvable(String)
+        case refused(DestinationRefusal)
+    }
+
+    public static func check(_ url: WebhookURL, allow: [IPNetwork]) -> Result<WebhookTarget, Failure> {
+        let literal = IPNetwork.parseIPv4(Substring(url.host)) ?? IPNetwork.parseIPv6(Substring(url.host))
+        let resolved: [[UInt8]]
+        if let literal {
+            resolved = [literal]
+        } else {
+            switch AddressResolver.resolve(url.host) {
+            case .success(let addresses): resolved = addresses
+            case .failure(let error): return .failure(.unresolvable("cannot resolve \(url.host): \(error)"))
+            }
+        }
+        return DestinationPolicy.check(resolved, allow: allow)
+            .map { WebhookTarget(addresses: $0, isLiteral: literal != nil) }
+            .mapError { .refused($0) }
     }
 }

@@ -432,18 +432,10 @@ struct Webhook: ParsableCommand {
             case .success(let parsed): destination = parsed
             case .failure(let refusal): throw ValidationError("--url \(refusal)")
             }
-            let literal = IPNetwork.parseIPv4(Substring(destination.host)) ?? IPNetwork.parseIPv6(Substring(destination.host))
-            let addresses: [[UInt8]]
-            if let literal {
-                addresses = [literal]
-            } else {
-                switch AddressResolver.resolve(destination.host) {
-                case .success(let resolved): addresses = resolved
-                case .failure(let error): throw ValidationError("--url: cannot resolve \(destination.host): \(error)")
-                }
-            }
-            if case .failure(let refusal) = DestinationPolicy.check(addresses, allow: configuration.webhookAllowNetworks) {
-                throw ValidationError("--url refused: \(refusal)")
+            switch WebhookTarget.check(destination, allow: configuration.webhookAllowNetworks) {
+            case .success: break
+            case .failure(.unresolvable(let message)): throw ValidationError("--url: \(message)")
+            case .failure(.refused(let refusal)): throw ValidationError("--url refused: \(refusal)")
             }
             let types = events.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
             if let bad = types?.first(where: { !EventType.isSubscribable($0) }) {
