@@ -214,28 +214,22 @@ public struct Configuration: Sendable, Equatable {
         driftScanIntervalMilliseconds = try integer("VPSGATE_DRIFT_SCAN_INTERVAL_MS", default: 15_000, in: 1000...3_600_000)
         sealIntervalMilliseconds = try integer("VPSGATE_SEAL_INTERVAL_MS", default: 5000, in: 100...3_600_000)
         sealHorizonMilliseconds = try integer("VPSGATE_SEAL_HORIZON_MS", default: 15_000, in: 0...3_600_000)
-        if let raw = value("VPSGATE_IDEMPOTENCY_TTL") {
+        /// A duration (`90m`, `24h`, `7d`) in seconds.
+        func duration(_ name: String, default fallback: Int) throws(ConfigurationError) -> Int {
+            guard let raw = value(name) else { return fallback }
             guard let seconds = DurationText.seconds(raw) else {
-                throw ConfigurationError("VPSGATE_IDEMPOTENCY_TTL", raw, "expected a duration such as 24h or 7d")
+                throw ConfigurationError(name, raw, "expected a duration such as 90m, 24h or 7d")
             }
-            idempotencyTTLSeconds = seconds
-        } else {
-            idempotencyTTLSeconds = 86_400
+            return seconds
         }
+        idempotencyTTLSeconds = try duration("VPSGATE_IDEMPOTENCY_TTL", default: 86_400)
 
         maxWaiters = try integer("VPSGATE_MAX_WAITERS", default: min(max(1, workers / 4), workers - 1), in: 0...1024)
         guard maxWaiters < workers else {
             throw ConfigurationError("VPSGATE_MAX_WAITERS", String(maxWaiters),
                                      "must be below VPSGATE_WORKERS (\(workers)): waiting requests hold workers, and the other routes need some")
         }
-        if let raw = value("VPSGATE_EVENT_RETENTION") {
-            guard let seconds = DurationText.seconds(raw) else {
-                throw ConfigurationError("VPSGATE_EVENT_RETENTION", raw, "expected a duration such as 7d or 12h")
-            }
-            eventRetentionSeconds = seconds
-        } else {
-            eventRetentionSeconds = 7 * 86_400
-        }
+        eventRetentionSeconds = try duration("VPSGATE_EVENT_RETENTION", default: 7 * 86_400)
         webhookSenders = try integer("VPSGATE_WEBHOOK_SENDERS", default: 2, in: 0...64)
         webhookTimeoutMilliseconds = try integer("VPSGATE_WEBHOOK_TIMEOUT_MS", default: 10_000, in: 100...60_000)
         if let raw = value("VPSGATE_WEBHOOK_RETRY_SCHEDULE") {
@@ -246,14 +240,7 @@ public struct Configuration: Sendable, Equatable {
         } else {
             webhookRetrySchedule = .standard
         }
-        if let raw = value("VPSGATE_WEBHOOK_GIVE_UP") {
-            guard let seconds = DurationText.seconds(raw) else {
-                throw ConfigurationError("VPSGATE_WEBHOOK_GIVE_UP", raw, "expected a duration such as 24h")
-            }
-            webhookGiveUpSeconds = seconds
-        } else {
-            webhookGiveUpSeconds = 86_400
-        }
+        webhookGiveUpSeconds = try duration("VPSGATE_WEBHOOK_GIVE_UP", default: 86_400)
         if let raw = value("VPSGATE_WEBHOOK_ALLOW_NETWORKS") {
             guard let networks = IPNetwork.list(raw) else {
                 throw ConfigurationError("VPSGATE_WEBHOOK_ALLOW_NETWORKS", raw, "expected networks such as 127.0.0.1/32 or ::1/128, comma-separated")
