@@ -124,6 +124,13 @@ public struct HostingerRequest: Sendable, Equatable {
 
     // MARK: - Reads
 
+    // The account's catalogue, which every principal may read: OS templates and data centers.
+    public static func templates() -> Self { .init(name: "list_templates", method: "GET", path: "/api/vps/v1/templates", repeatSafe: true) }
+    public static func template(_ id: Int) -> Self {
+        .init(name: "get_template", method: "GET", path: "/api/vps/v1/templates/\(id)", repeatSafe: true)
+    }
+    public static func dataCenters() -> Self { .init(name: "list_data_centers", method: "GET", path: "/api/vps/v1/data-centers", repeatSafe: true) }
+
     public static func listVirtualMachines() -> Self { .init(name: "list_vms", method: "GET", path: vms, repeatSafe: true) }
     public static func virtualMachine(_ vm: Int) -> Self { .init(name: "get_vm", method: "GET", path: "\(vms)/\(vm)", repeatSafe: true) }
 

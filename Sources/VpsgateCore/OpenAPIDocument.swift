@@ -136,7 +136,9 @@ public enum OpenAPIDocument {
 
     private static func operation(for read: Read) -> JSONValue {
         var parameters: [JSONValue] = []
-        if read.path.contains("{id}") { parameters.append(pathParameter("id", "The VPS id.")) }
+        if read.path.contains("{id}") {
+            parameters.append(pathParameter("id", read.path.hasPrefix("/v1/templates/") ? "The template id." : "The VPS id."))
+        }
         if read.path.contains("{operationId}") {
             parameters.append(.object([
                 ("name", .string("operationId")), ("in", .string("path")), ("required", .bool(true)),
@@ -285,6 +287,10 @@ public enum OpenAPIDocument {
                     ("effects", .object([("type", .string("array")), ("items", type("string"))])),
                 ], required: ["validate_only", "command", "vps_id", "decision", "would_send", "hostinger", "approvals_required", "policy",
                               "vps", "effects"])),
+                ("TemplateList", .object([("type", .string("array")), ("description", .string("Hostinger's template list, as Hostinger returns it."))])),
+                ("Template", .object([("type", .string("object")), ("description", .string("Hostinger's Template, as Hostinger returns it."))])),
+                ("DataCenterList", .object([("type", .string("array")),
+                                            ("description", .string("Hostinger's data center list, as Hostinger returns it."))])),
                 ("DockerProjectList", .object([("type", .string("array")),
                                                 ("description", .string("Hostinger's Docker Manager project list, as Hostinger returns it."))])),
                 ("VirtualMachine", .object([("type", .string("object")), ("description", .string("Hostinger's VirtualMachine, as Hostinger returns it.")),

@@ -25,6 +25,11 @@ extension Responder {
         return fromHostinger(.actions(vm: vps, page: page), requestContext) { $0 }
     }
 
+    /// The account's catalogue (templates, data centers): any authenticated principal.
+    func catalogue(_ request: HostingerRequest, _ requestContext: RequestContext) -> FastCGIResponse {
+        fromHostinger(request, requestContext) { $0 }
+    }
+
     func dockerProjects(_ vps: Int, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
         do { try authorize(principal, vps: vps, needs: .dockerRead, requestContext) } catch { return error.response }
         return fromHostinger(.dockerProjects(vm: vps), requestContext) { $0 }

@@ -162,6 +162,11 @@ extension Responder {
         case .listOperations: return authenticated(requestContext) { listOperations($0, $1) }
         case .approvals: return authenticated(requestContext) { listApprovals($0, $1) }
         case .events: return authenticated(requestContext) { listEvents($0, $1) }
+        case .templates: return authenticated(requestContext) { catalogue(.templates(), $1) }
+        case .dataCenters: return authenticated(requestContext) { catalogue(.dataCenters(), $1) }
+        case .template:
+            guard let template = id.flatMap(PathID.parse) else { return notFound(requestContext) }
+            return authenticated(requestContext) { catalogue(.template(template), $1) }
         case .getOperation:
             guard let id = id.map(String.init), UUIDv4.isValid(id) else { return notFound(requestContext) }
             return authenticated(requestContext) { getOperation(id, $0, $1) }

@@ -83,3 +83,20 @@ def test_a_vm_that_is_not_initial_is_hostingers_422_and_the_operation_fails(stac
     assert status == 422 and problem["type"].endswith(":upstream-rejected"), problem
     row = sql(stack, "SELECT state || ' ' || coalesce(result::text, '-') FROM operations WHERE command = 'vps.setup' AND vps_id = 1001")
     assert row == "failed -"
+
+
+def test_the_catalogue_reads_need_a_principal_and_no_grant(stack, users):
+    stack.create_token("nobody")  # a principal with no grant at all
+    nobody = Client(stack, stack.create_token("nobody"))
+    status, _, templates = nobody.json("GET", "/v1/templates")
+    assert status == 200 and any(t["id"] == 1130 for t in templates), templates
+    status, _, template = nobody.json("GET", "/v1/templates/1130")
+    assert status == 200 and template["id"] == 1130
+    status, _, problem = nobody.json("GET", "/v1/templates/999999")
+    assert status == 404 and problem["type"].endswith(":not-found")
+    status, _, centers = nobody.json("GET", "/v1/data-centers")
+    assert status == 200 and {19, 21} <= {c["id"] for c in centers}, centers
+    for path in ("/v1/templates", "/v1/templates/1130", "/v1/data-centers"):
+        status, _, _ = Client(stack, None).json("GET", path)
+        assert status == 401, path
+    assert [r for r in sim_requests(stack) if r["method"] != "GET"] == []
