@@ -355,6 +355,10 @@ class Stack:
         self.admin("grant", "add", "--principal", principal, "--vps", vps, "--role", role,
                    *(["--expires", expires] if expires else []))
 
+    def grant_resource(self, principal: str, resource: str, role: str) -> None:
+        """A grant on `firewall:4001`, `public_key:*`, `post_install_script:6001` or `account`."""
+        self.admin("grant", "add", "--principal", principal, "--resource", resource, "--role", role)
+
     # MARK: vpsgate instances
 
     def instance_env(self, index: int, *, migrations_dir: Path | None = None,

@@ -206,22 +206,7 @@ extension FirewallRule {
     /// The document's protocol enum.
     static let protocols = ["TCP", "UDP", "ICMP", "GRE", "any", "ESP", "AH", "ICMPv6", "SSH", "HTTP", "HTTPS", "MySQL", "PostgreSQL"]
 
-    static func isPort(_ text: String) -> Bool {
-        if text == "any" { return true }
-        let bounds = text.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
-        guard (1...2).contains(bounds.count), let low = bounds.first ?? nil, let high = bounds.last ?? nil else { return false }
-        return 1 <= low && low <= high && high <= 65_535
-    }
+    static func isPort(_ text: String) -> Bool { Validators.isPort(text) }
 
-    /// An IPv4 or IPv6 address, an IPv4 or IPv6 CIDR block, or an IPv4 range `a-b`.
-    static func isSource(_ text: String) -> Bool {
-        if Validators.isIPAddress(text) { return true }
-        let range = text.split(separator: "-", omittingEmptySubsequences: false)
-        if range.count == 2 { return range.allSatisfy { Validators.isIPv4(String($0)) } }
-        let cidr = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard cidr.count == 2, let length = Int(cidr[1]) else { return false }
-        let address = String(cidr[0])
-        if Validators.isIPv4(address) { return (0...32).contains(length) }
-        return Validators.isIPv6(address) && (0...128).contains(length)
-    }
+    static func isSource(_ text: String) -> Bool { Validators.isNetworkSource(text) }
 }

@@ -139,18 +139,3 @@ extension Context {
         }
     }
 }
-
-extension Validators {
-    static let sshKeyTypes: Set<Substring> = [
-        "ssh-rsa", "ssh-ed25519", "ssh-dss", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-        "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
-    ]
-
-    /// `TYPE BASE64 [comment]` with a type OpenSSH knows.
-    static func isSSHPublicKey(_ text: String) -> Bool {
-        let parts = text.split(separator: " ", maxSplits: 2)
-        guard parts.count >= 2, sshKeyTypes.contains(parts[0]) else { return false }
-        let data = parts[1]
-        return data.count >= 16 && data.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "+/=".contains($0)) }
-    }
-}

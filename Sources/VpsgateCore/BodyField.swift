@@ -22,6 +22,18 @@ public struct BodyField: Sendable {
         case text(maxBytes: Int)
         /// true or false.
         case boolean
+        /// One of these strings, exactly.
+        case oneOf([String])
+        /// A port (1-65535), a range `1024:2048`, or `any`.
+        case port
+        /// An IPv4 or IPv6 address or CIDR block, an IPv4 range `a-b`, or `any`.
+        case networkSource
+        /// An OpenSSH public key line: `ssh-ed25519 AAAA… comment` (16 KiB at most).
+        case sshPublicKey
+        /// A catalogue identifier: 1 to 100 letters, digits, dots, dashes or underscores.
+        case identifier
+        /// An array of at most 10 distinct identifiers.
+        case identifiers
     }
 
     public var name: String
@@ -29,17 +41,21 @@ public struct BodyField: Sendable {
     public var required: Bool
     /// Redacted in audit rows, logs and stored answers.
     public var secret: Bool
+    /// Kept only as its SHA-256 (`sha256:<hex>`) in audit rows, stored answers and results.
+    public var hashed: Bool
     public var summary: String
 
-    public init(_ name: String, _ kind: Kind, required: Bool = true, secret: Bool = false, _ summary: String) {
+    public init(_ name: String, _ kind: Kind, required: Bool = true, secret: Bool = false, hashed: Bool = false, _ summary: String) {
         self.name = name
         self.kind = kind
         self.required = required
         self.secret = secret
+        self.hashed = hashed
         self.summary = summary
     }
 
-    /// Messages for `value` (nil: absent; `.null` counts as absent for optional fields).
+    /// Messages for `value` (nil: absent; `.null` counts as absent for optional fields);
+    /// `vps`: the resource id the path names, which a confirmation repeats.
     func problems(_ value: JSONValue?, vps: Int) -> [String] {
         guard let value, !(value.isNull && !required) else {
             if kind == .confirmation { return ["must repeat the VPS id (\(vps)) to confirm this destructive command"] }
@@ -77,6 +93,28 @@ public struct BodyField: Sendable {
             guard let text = value.stringValue else { return ["must be a string"] }
             guard !text.isEmpty else { return ["must not be empty"] }
             return text.utf8.count <= maxBytes ? [] : ["must be at most \(maxBytes) bytes"]
+        case .oneOf(let choices):
+            guard let text = value.stringValue, choices.contains(text) else { return ["must be one of: " + choices.joined(separator: ", ")] }
+            return []
+        case .port:
+            guard let text = value.stringValue else { return ["must be a string"] }
+            return Validators.isPort(text) ? [] : ["must be a port (1-65535), a range (1024:2048) or any"]
+        case .networkSource:
+            guard let text = value.stringValue else { return ["must be a string"] }
+            return text == "any" || Validators.isNetworkSource(text)
+                ? [] : ["must be an IP address, a CIDR block, an IPv4 range (a-b) or any"]
+        case .sshPublicKey:
+            guard let text = value.stringValue else { return ["must be a string"] }
+            return Validators.isSSHPublicKey(text) ? [] : ["must be one OpenSSH public key line (type, base64 key, optional comment; 16 KiB at most)"]
+        case .identifier:
+            guard let text = value.stringValue else { return ["must be a string"] }
+            return Validators.isIdentifier(text) ? [] : ["must be 1 to 100 letters, digits, dots, dashes or underscores"]
+        case .identifiers:
+            guard let items = value.arrayValue else { return ["must be an array of strings"] }
+            guard items.count <= 10 else { return ["must hold at most 10 items"] }
+            let texts = items.compactMap(\.stringValue).filter(Validators.isIdentifier)
+            guard texts.count == items.count else { return ["must hold 1 to 100 letters, digits, dots, dashes or underscores each"] }
+            return Set(texts).count == texts.count ? [] : ["must not repeat an item"]
         }
     }
 }
@@ -109,8 +147,22 @@ extension Field where Value == String {
         Field(BodyField(name, .projectName, summary)) { $0.stringValue }
     }
 
-    public static func text(_ name: String, maxBytes: Int, required: Bool = true, _ summary: String) -> Self {
-        Field(BodyField(name, .text(maxBytes: maxBytes), required: required, summary)) { $0.stringValue }
+    public static func text(_ name: String, maxBytes: Int, required: Bool = true, hashed: Bool = false, _ summary: String) -> Self {
+        Field(BodyField(name, .text(maxBytes: maxBytes), required: required, hashed: hashed, summary)) { $0.stringValue }
+    }
+
+    public static func choice(_ name: String, _ choices: [String], required: Bool = true, _ summary: String) -> Self {
+        Field(BodyField(name, .oneOf(choices), required: required, summary)) { $0.stringValue }
+    }
+
+    public static func string(_ name: String, _ kind: BodyField.Kind, required: Bool = true, _ summary: String) -> Self {
+        Field(BodyField(name, kind, required: required, summary)) { $0.stringValue }
+    }
+}
+
+extension Field where Value == [String] {
+    public static func identifiers(_ name: String, _ summary: String) -> Self {
+        Field(BodyField(name, .identifiers, required: false, summary)) { value in value.arrayValue.map { $0.compactMap(\.stringValue) } }
     }
 }
 
@@ -171,9 +223,14 @@ public struct PathParameter: Sendable {
     }
 }
 
-/// A command's validated input: the VPS id, the path parameters, the body's fields.
+/// A command's validated input: the resource the path names, the other path parameters,
+/// the body's fields.
 public struct CommandInput: Sendable {
-    public let vps: Int
+    public let target: Target
+    /// The id the path names (the VPS's, the firewall's, …; 0 for the account).
+    public var id: Int { target.id ?? 0 }
+    /// The VPS id, for a VPS command.
+    public var vps: Int { id }
     /// Path parameters, validated (`PathParameter.accepts`), as text.
     let parameters: [String: String]
     let members: [String: JSONValue]
@@ -207,7 +264,7 @@ public struct CommandInput: Sendable {
     }
 
     /// Checks `body` against `fields`: an object, no unknown fields, every rule; the members by name.
-    static func validate(_ body: JSONValue?, fields: [BodyField], vps: Int) throws(FieldErrors) -> [String: JSONValue] {
+    static func validate(_ body: JSONValue?, fields: [BodyField], id: Int) throws(FieldErrors) -> [String: JSONValue] {
         var errors = FieldErrors()
         var members: [String: JSONValue] = [:]
         switch body {
@@ -225,7 +282,7 @@ public struct CommandInput: Sendable {
             throw errors
         }
         for field in fields {
-            for message in field.problems(members[field.name], vps: vps) { errors.add(field.name, message) }
+            for message in field.problems(members[field.name], vps: id) { errors.add(field.name, message) }
         }
         guard errors.isEmpty else { throw errors }
         return members

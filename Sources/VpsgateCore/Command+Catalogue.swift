@@ -33,6 +33,55 @@ extension Command {
     private static let environment = Field.secretText("environment", maxBytes: 8192, required: false,
                                                       "Environment variables (KEY=value lines); secret: never stored or logged.")
 
+    private static let firewallName = Field.text("name", maxBytes: 255, "The firewall's name (255 bytes at most).")
+    private static let ruleID = PathParameter("ruleId")
+    private static let ruleProtocol = Field.choice("protocol", ["TCP", "UDP", "ICMP", "GRE", "any", "ESP", "AH", "ICMPv6", "SSH", "HTTP", "HTTPS",
+                                                                "MySQL", "PostgreSQL"], "The protocol (Hostinger's list; SSH, HTTP, … name their port).")
+    private static let rulePort = Field.string("port", .port, "A port (443), a range (1024:2048) or any.")
+    private static let ruleSource = Field.choice("source", ["any", "custom"], "any, or custom with source_detail naming the addresses.")
+    private static let ruleSourceDetail = Field.string("source_detail", .networkSource,
+                                                       "any (with source any), or an address, CIDR block or IPv4 range a-b (with source custom).")
+    private static let keyName = Field.text("name", maxBytes: 255, "The key's name (255 bytes at most).")
+    private static let publicKey = Field.string("key", .sshPublicKey, "One OpenSSH public key line: type, base64 key, optional comment.")
+    private static let scriptName = Field.text("name", maxBytes: 255, "The script's name (255 bytes at most).")
+    private static let scriptContent = Field.text("content", maxBytes: 48 * 1024, hashed: true,
+                                                  "The script (48 KiB at most); kept by vpsgate only as its SHA-256.")
+    private static let itemID = Field.string("item_id", .identifier, "The catalogue price item to buy: hostingercom-vps-kvm2-usd-1m.")
+    private static let paymentMethodID = Field.positiveInteger("payment_method_id", required: false, "A payment method (the default when absent).")
+    private static let coupons = Field.identifiers("coupons", "Discount coupon codes (10 at most).")
+
+    /// A firewall rule's body, with the one rule no single field states: source any goes with source_detail any.
+    private static func ruleBody(_ input: CommandInput) throws(FieldErrors) -> JSONValue {
+        let source = try input.value(ruleSource)
+        let detail = try input.value(ruleSourceDetail)
+        if (source == "any") != (detail == "any") {
+            throw FieldErrors([("source_detail", ["must be any exactly when source is any"])])
+        }
+        return .object([("protocol", .string(try input.value(ruleProtocol))), ("port", .string(try input.value(rulePort))),
+                        ("source", .string(source)), ("source_detail", .string(detail))])
+    }
+
+    /// The `setup` of a purchase or a VM setup, from its fields.
+    private static func setupMembers(_ input: CommandInput) throws(FieldErrors) -> [(key: String, value: JSONValue)] {
+        var members: [(key: String, value: JSONValue)] = [
+            ("template_id", .number(String(try input.value(setupTemplateID)))),
+            ("data_center_id", .number(String(try input.value(dataCenterID)))),
+        ]
+        if let password = input.optional(setupPassword) { members.append(("password", .string(password.value))) }
+        if let hostname = input.optional(setupHostname) { members.append(("hostname", .string(hostname))) }
+        if let script = input.optional(setupScriptID) { members.append(("post_install_script_id", .number(String(script)))) }
+        if let monarx = input.optional(installMonarx) { members.append(("install_monarx", .bool(monarx))) }
+        if let backups = input.optional(enableBackups) { members.append(("enable_backups", .bool(backups))) }
+        if let ns1 = input.optional(setupNS1) { members.append(("ns1", .string(ns1))) }
+        if let ns2 = input.optional(setupNS2) { members.append(("ns2", .string(ns2))) }
+        return members
+    }
+
+    private static var setupFields: [BodyField] {
+        [setupTemplateID.declaration, dataCenterID.declaration, setupPassword.declaration, setupHostname.declaration,
+         setupScriptID.declaration, installMonarx.declaration, enableBackups.declaration, setupNS1.declaration, setupNS2.declaration]
+    }
+
     public static let catalogue: [Command] = [
         // MARK: Power (vps:power)
         Command("vps.start", "POST", ["start"], .power, summary: "Start the VPS.") { input in .start(vm: input.vps) },
@@ -122,26 +171,12 @@ extension Command {
         },
 
         // MARK: Setup of a purchased VM (vps:setup), answered synchronously with the VM
-        Command("vps.setup", "POST", ["setup"], .setup,
-                fields: [setupTemplateID.declaration, dataCenterID.declaration, setupPassword.declaration, setupHostname.declaration,
-                         setupScriptID.declaration, installMonarx.declaration, enableBackups.declaration, setupNS1.declaration,
-                         setupNS2.declaration],
+        Command("vps.setup", "POST", ["setup"], .setup, fields: setupFields,
                 summary: "Set up a purchased VM still in state initial: its OS, data center, password and hostname.",
                 effects: ["Installs the OS on the VM; only a VM in state initial can be set up.",
                           "The operation ends with Hostinger's answer (the VM, now creating) in result; the VM's own ct_create action finishes the setup."],
                 answersResource: true) { input throws(FieldErrors) in
-            var members: [(key: String, value: JSONValue)] = [
-                ("template_id", .number(String(try input.value(setupTemplateID)))),
-                ("data_center_id", .number(String(try input.value(dataCenterID)))),
-            ]
-            if let password = input.optional(setupPassword) { members.append(("password", .string(password.value))) }
-            if let hostname = input.optional(setupHostname) { members.append(("hostname", .string(hostname))) }
-            if let script = input.optional(setupScriptID) { members.append(("post_install_script_id", .number(String(script)))) }
-            if let monarx = input.optional(installMonarx) { members.append(("install_monarx", .bool(monarx))) }
-            if let backups = input.optional(enableBackups) { members.append(("enable_backups", .bool(backups))) }
-            if let ns1 = input.optional(setupNS1) { members.append(("ns1", .string(ns1))) }
-            if let ns2 = input.optional(setupNS2) { members.append(("ns2", .string(ns2))) }
-            return .setup(vm: input.vps, members: members)
+            .setup(vm: input.vps, members: try setupMembers(input))
         },
 
         // MARK: Docker Manager projects (docker:write)
@@ -175,6 +210,74 @@ extension Command {
                 summary: "Take a Docker Compose project down and delete it.",
                 effects: ["Stops and removes the project's containers and deletes the project."]) { input throws(FieldErrors) in
             .downDockerProject(vm: input.vps, project: try input.name(projectName))
+        },
+
+        // MARK: Firewalls (firewall:write; creating one: on the account)
+        Command("firewall.create", "POST", on: .account, ["firewalls"], .firewallWrite, fields: [firewallName.declaration],
+                summary: "Create an empty firewall in the account.", answersResource: true) { input throws(FieldErrors) in
+            .createFirewall(name: try input.value(firewallName))
+        },
+        Command("firewall.delete", "DELETE", on: .firewall, [], .firewallWrite, summary: "Delete the firewall.",
+                effects: ["Every VPS that has this firewall active has it deactivated: its rules stop applying there."],
+                answersResource: true) { input in .deleteFirewall(input.id) },
+        Command("firewall.rule.create", "POST", on: .firewall, ["rules"], .firewallWrite,
+                fields: [ruleProtocol.declaration, rulePort.declaration, ruleSource.declaration, ruleSourceDetail.declaration],
+                summary: "Add an accepting rule to the firewall.",
+                effects: ["Every VPS using the firewall is out of sync until the firewall is synced to it (vps.firewall.sync): the answer names them."],
+                answersResource: true, unsyncsFirewall: true) { input throws(FieldErrors) in
+            .createFirewallRule(input.id, rule: try ruleBody(input))
+        },
+        Command("firewall.rule.update", "PUT", on: .firewall, ["rules", ruleID.segment], .firewallWrite,
+                fields: [ruleProtocol.declaration, rulePort.declaration, ruleSource.declaration, ruleSourceDetail.declaration],
+                summary: "Replace one of the firewall's rules.",
+                effects: ["Every VPS using the firewall is out of sync until the firewall is synced to it (vps.firewall.sync): the answer names them."],
+                answersResource: true, unsyncsFirewall: true) { input throws(FieldErrors) in
+            .updateFirewallRule(input.id, rule: try input.value(ruleID), try ruleBody(input))
+        },
+        Command("firewall.rule.delete", "DELETE", on: .firewall, ["rules", ruleID.segment], .firewallWrite,
+                summary: "Delete one of the firewall's rules.",
+                effects: ["Every VPS using the firewall is out of sync until the firewall is synced to it (vps.firewall.sync): the answer names them."],
+                answersResource: true, unsyncsFirewall: true) { input throws(FieldErrors) in
+            .deleteFirewallRule(input.id, rule: try input.value(ruleID))
+        },
+
+        // MARK: SSH public keys (public_key:write; adding one: on the account)
+        Command("public_key.create", "POST", on: .account, ["public-keys"], .publicKeyWrite,
+                fields: [keyName.declaration, publicKey.declaration], summary: "Add an SSH public key to the account.",
+                answersResource: true) { input throws(FieldErrors) in
+            .createPublicKey(name: try input.value(keyName), key: try input.value(publicKey))
+        },
+        Command("public_key.delete", "DELETE", on: .publicKey, [], .publicKeyWrite, summary: "Delete an SSH public key from the account.",
+                effects: ["VPS the key was attached to keep it: deleting it from the account does not remove it from them."],
+                answersResource: true) { input in .deletePublicKey(input.id) },
+
+        // MARK: Post-install scripts (script:write; creating one: on the account)
+        Command("post_install_script.create", "POST", on: .account, ["post-install-scripts"], .scriptWrite,
+                fields: [scriptName.declaration, scriptContent.declaration],
+                summary: "Create a post-install script (run as root after an OS install).", answersResource: true) { input throws(FieldErrors) in
+            .createScript(name: try input.value(scriptName), content: try input.value(scriptContent))
+        },
+        Command("post_install_script.update", "PUT", on: .postInstallScript, [], .scriptWrite,
+                fields: [scriptName.declaration, scriptContent.declaration],
+                summary: "Replace a post-install script's name and content.",
+                effects: ["Installs from now on run the new content."], answersResource: true) { input throws(FieldErrors) in
+            .updateScript(input.id, name: try input.value(scriptName), content: try input.value(scriptContent))
+        },
+        Command("post_install_script.delete", "DELETE", on: .postInstallScript, [], .scriptWrite, summary: "Delete a post-install script.",
+                answersResource: true) { input in .deleteScript(input.id) },
+
+        // MARK: Purchase (billing:purchase on the account), always approved first
+        Command("vps.purchase", "POST", on: .account, ["vps"], .billingPurchase,
+                fields: [itemID.declaration, paymentMethodID.declaration, coupons.declaration] + setupFields,
+                summary: "Buy a new VM and set it up; needs at least one approval whatever the policy.",
+                effects: ["Charges the account for the plan (item_id) at once.",
+                          "The operation ends with Hostinger's answer (the order and the new VM) in result; the VM's own ct_create action finishes its setup."],
+                answersResource: true, minimumApprovals: 1) { input throws(FieldErrors) in
+            var members: [(key: String, value: JSONValue)] = [("item_id", .string(try input.value(itemID)))]
+            if let payment = input.optional(paymentMethodID) { members.append(("payment_method_id", .number(String(payment)))) }
+            members.append(("setup", .object(try setupMembers(input))))
+            if let codes = input.optional(coupons) { members.append(("coupons", .array(codes.map { .string($0) }))) }
+            return .purchase(members)
         },
     ]
 }

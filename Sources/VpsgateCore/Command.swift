@@ -6,7 +6,11 @@ public struct Command: Sendable {
     /// The stable name in operations and audit rows: `vps.stop`.
     public var name: String
     public var method: String
-    /// Path segments after `/v1/vps/{id}`; `{name}` segments are positive integers.
+    /// What it acts on: its route starts `/v1/<collection>/{id}` (`/v1/vps/{id}`,
+    /// `/v1/firewalls/{id}`, …), or for the account `/v1`.
+    public var scope: ResourceKind
+    /// Path segments after that start; `{name}` segments are positive integers, or names
+    /// (`PathParameter.names`).
     public var pathSuffix: [String]
     public var permission: Permission
     /// The body's fields; an empty list means the command takes no body.
@@ -17,17 +21,25 @@ public struct Command: Sendable {
     /// Hostinger answers with the resource it made or changed, not an action: the operation
     /// is terminal at once, with the resource in `result` (SPEC section 14).
     public var answersResource: Bool
+    /// Approvals it needs whatever the policy says (a purchase: 1, SPEC section 14).
+    public var minimumApprovals: Int
+    /// A firewall rule change: every VM using the firewall is out of sync until synced, and
+    /// the answer names them (SPEC section 14).
+    public var unsyncsFirewall: Bool
     /// The Hostinger call, from the validated input (read through typed `Field`s and
     /// `PathParameter`s: a value the validation did not provide is a field error, never a crash).
     public var hostinger: @Sendable (_ input: CommandInput) throws(FieldErrors) -> HostingerRequest
 
     public init(
-        _ name: String, _ method: String, _ pathSuffix: [String], _ permission: Permission, fields: [BodyField] = [],
-        summary: String, effects: [String] = [], answersResource: Bool = false,
-        hostinger: @escaping @Sendable (CommandInput) throws(FieldErrors) -> HostingerRequest
+        _ name: String, _ method: String, on scope: ResourceKind = .vps, _ pathSuffix: [String], _ permission: Permission,
+        fields: [BodyField] = [], summary: String, effects: [String] = [], answersResource: Bool = false, minimumApprovals: Int = 0,
+        unsyncsFirewall: Bool = false, hostinger: @escaping @Sendable (CommandInput) throws(FieldErrors) -> HostingerRequest
     ) {
         self.effects = effects
         self.answersResource = answersResource
+        self.scope = scope
+        self.minimumApprovals = minimumApprovals
+        self.unsyncsFirewall = unsyncsFirewall
         self.name = name
         self.method = method
         self.pathSuffix = pathSuffix
@@ -43,10 +55,15 @@ public struct Command: Sendable {
     /// Body fields whose values never reach logs, audit rows or stored answers.
     public var secretFields: Set<String> { Set(fields.filter(\.secret).map(\.name)) }
 
+    /// Body fields kept only as their SHA-256 in audit rows, stored answers and results
+    /// (a post-install script's content).
+    public var hashedFields: Set<String> { Set(fields.filter(\.hashed).map(\.name)) }
+
     /// Checks the body and builds the Hostinger request, or says what is wrong, field by field.
-    public func prepare(vps: Int, parameters: [String: String], body: JSONValue?) -> Result<HostingerRequest, FieldErrors> {
+    public func prepare(_ target: Target, parameters: [String: String], body: JSONValue?) -> Result<HostingerRequest, FieldErrors> {
         do {
-            return .success(try hostinger(CommandInput(vps: vps, parameters: parameters, members: try CommandInput.validate(body, fields: fields, vps: vps))))
+            let members = try CommandInput.validate(body, fields: fields, id: target.id ?? 0)
+            return .success(try hostinger(CommandInput(target: target, parameters: parameters, members: members)))
         } catch {
             return .failure(error)
         }
@@ -55,8 +72,14 @@ public struct Command: Sendable {
     /// The command called `name`.
     public static func named(_ name: String) -> Command? { catalogue.first { $0.name == name } }
 
-    /// The path template: `/v1/vps/{id}/stop`.
-    public var pathTemplate: String { (["/v1/vps/{id}"] + pathSuffix).joined(separator: "/") }
+    /// The segments of its route after `/v1`: `vps`, `{id}`, `stop`.
+    var templateSegments: [String] {
+        guard let collection = scope.collection else { return pathSuffix }
+        return [collection, "{id}"] + pathSuffix
+    }
+
+    /// The path template: `/v1/vps/{id}/stop`, `/v1/firewalls/{id}/rules`, `/v1/public-keys`.
+    public var pathTemplate: String { "/v1/" + templateSegments.joined(separator: "/") }
 }
 
 /// Per-field validation messages, in field order.
@@ -81,14 +104,20 @@ public struct FieldErrors: Error, Sendable, Equatable {
 }
 
 extension Command {
-    /// The command for `method` and the segments after `/v1/vps/{id}`, with its path
-    /// parameters (each valid for its kind: an id, or a name).
-    public static func match(method: String, suffix: [Substring]) -> (Command, [String: String])? {
-        for command in catalogue where command.method == method && command.pathSuffix.count == suffix.count {
+    /// The command for `method` and the path's segments after `/v1`, with the resource it
+    /// names and its other path parameters (each valid for its kind: an id, or a name).
+    public static func match(method: String, segments: [Substring]) -> (Command, Target, [String: String])? {
+        for command in catalogue where command.method == method {
+            let template = command.templateSegments
+            guard template.count == segments.count else { continue }
             var parameters: [String: String] = [:]
+            var id: Int?
             var matched = true
-            for (pattern, segment) in zip(command.pathSuffix, suffix) {
-                if pattern.hasPrefix("{") {
+            for (pattern, segment) in zip(template, segments) {
+                if pattern == "{id}" {
+                    guard let parsed = PathID.parse(segment) else { matched = false; break }
+                    id = parsed
+                } else if pattern.hasPrefix("{") {
                     let name = String(pattern.dropFirst().dropLast())
                     guard PathParameter.accepts(name, segment) else { matched = false; break }
                     parameters[name] = String(segment)
@@ -97,9 +126,16 @@ extension Command {
                     break
                 }
             }
-            if matched { return (command, parameters) }
+            if matched { return (command, Target(command.scope, id), parameters) }
         }
         return nil
+    }
+
+    /// The command a request path names, for labels and refusals: `path` as sent (`/v1/…`).
+    public static func match(method: String, path: String) -> (Command, Target, [String: String])? {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard segments.first == "v1" else { return nil }
+        return match(method: method, segments: Array(segments.dropFirst()))
     }
 }
 

@@ -122,7 +122,77 @@ public struct HostingerRequest: Sendable, Equatable {
               body: .object([("ids", .array(ids.map { .number(String($0)) }))]), repeatSafe: true)
     }
 
+    // MARK: - Account-level resources (SPEC section 14), answered at once with the resource
+    // (or `{"message": …}` for a delete). Creating twice makes two; deleting twice fails on
+    // the second: only updates (a PUT of the whole resource) are repeat-safe.
+
+    static let firewalls = "/api/vps/v1/firewall"
+    static let publicKeys = "/api/vps/v1/public-keys"
+    static let scripts = "/api/vps/v1/post-install-scripts"
+
+    public static func createFirewall(name: String) -> Self {
+        .init(name: "create_firewall", method: "POST", path: firewalls, body: .object([("name", .string(name))]), repeatSafe: false)
+    }
+
+    public static func deleteFirewall(_ id: Int) -> Self {
+        .init(name: "delete_firewall", method: "DELETE", path: "\(firewalls)/\(id)", repeatSafe: false)
+    }
+
+    public static func createFirewallRule(_ firewall: Int, rule: JSONValue) -> Self {
+        .init(name: "create_firewall_rule", method: "POST", path: "\(firewalls)/\(firewall)/rules", body: rule, repeatSafe: false)
+    }
+
+    public static func updateFirewallRule(_ firewall: Int, rule id: Int, _ rule: JSONValue) -> Self {
+        .init(name: "update_firewall_rule", method: "PUT", path: "\(firewalls)/\(firewall)/rules/\(id)", body: rule, repeatSafe: true)
+    }
+
+    public static func deleteFirewallRule(_ firewall: Int, rule id: Int) -> Self {
+        .init(name: "delete_firewall_rule", method: "DELETE", path: "\(firewalls)/\(firewall)/rules/\(id)", repeatSafe: false)
+    }
+
+    public static func createPublicKey(name: String, key: String) -> Self {
+        .init(name: "create_public_key", method: "POST", path: publicKeys, body: .object([("name", .string(name)), ("key", .string(key))]),
+              repeatSafe: false)
+    }
+
+    public static func deletePublicKey(_ id: Int) -> Self {
+        .init(name: "delete_public_key", method: "DELETE", path: "\(publicKeys)/\(id)", repeatSafe: false)
+    }
+
+    public static func createScript(name: String, content: String) -> Self {
+        .init(name: "create_post_install_script", method: "POST", path: scripts,
+              body: .object([("name", .string(name)), ("content", .string(content))]), repeatSafe: false)
+    }
+
+    public static func updateScript(_ id: Int, name: String, content: String) -> Self {
+        .init(name: "update_post_install_script", method: "PUT", path: "\(scripts)/\(id)",
+              body: .object([("name", .string(name)), ("content", .string(content))]), repeatSafe: true)
+    }
+
+    public static func deleteScript(_ id: Int) -> Self {
+        .init(name: "delete_post_install_script", method: "DELETE", path: "\(scripts)/\(id)", repeatSafe: false)
+    }
+
+    /// Buys a VM (charged to the account): never repeated.
+    public static func purchase(_ members: [(key: String, value: JSONValue)]) -> Self {
+        .init(name: "purchase_vm", method: "POST", path: vms, body: .object(members), repeatSafe: false)
+    }
+
     // MARK: - Reads
+
+    public static func listFirewalls(page: Int) -> Self {
+        .init(name: "list_firewalls", method: "GET", path: "\(firewalls)?page=\(page)", repeatSafe: true)
+    }
+    public static func firewall(_ id: Int) -> Self { .init(name: "get_firewall", method: "GET", path: "\(firewalls)/\(id)", repeatSafe: true) }
+    public static func listPublicKeys(page: Int) -> Self {
+        .init(name: "list_public_keys", method: "GET", path: "\(publicKeys)?page=\(page)", repeatSafe: true)
+    }
+    public static func listScripts(page: Int) -> Self {
+        .init(name: "list_post_install_scripts", method: "GET", path: "\(scripts)?page=\(page)", repeatSafe: true)
+    }
+    public static func script(_ id: Int) -> Self {
+        .init(name: "get_post_install_script", method: "GET", path: "\(scripts)/\(id)", repeatSafe: true)
+    }
 
     // The account's catalogue, which every principal may read: OS templates and data centers.
     public static func templates() -> Self { .init(name: "list_templates", method: "GET", path: "/api/vps/v1/templates", repeatSafe: true) }

@@ -55,12 +55,13 @@ public enum Redaction {
     /// their values (secret ones as `[REDACTED]`), undeclared ones by name only, and a body
     /// that is not an object by its type only. Strings lose NUL characters, which
     /// PostgreSQL's `jsonb` cannot hold, so the row is always written.
-    public static func auditable(_ body: JSONValue, declared: Set<String>, secrets: Set<String>) -> JSONValue {
+    public static func auditable(_ body: JSONValue, declared: Set<String>, secrets: Set<String>, hashed: Set<String> = []) -> JSONValue {
         guard case .object(let members) = body else {
             return .object([("_body", .string(undeclaredMarker))])
         }
         return .object(members.map { member in
             if secrets.contains(member.key) { return (storable(member.key), .string(marker)) }
+            if hashed.contains(member.key), let text = member.value.stringValue { return (member.key, .string(digest(text))) }
             guard declared.contains(member.key) else { return (storable(member.key), .string(undeclaredMarker)) }
             return (member.key, withoutNUL(member.value))
         })
@@ -93,5 +94,27 @@ public enum Redaction {
         default:
             return value
         }
+    }
+
+    /// `value` with every string member named in `fields`, at any depth, replaced by its
+    /// SHA-256 (`sha256:<hex>`): what vpsgate keeps of a post-install script's content.
+    public static func hashing(_ value: JSONValue, fields: Set<String>) -> JSONValue {
+        guard !fields.isEmpty else { return value }
+        switch value {
+        case .object(let members):
+            return .object(members.map { member in
+                if fields.contains(member.key), let text = member.value.stringValue { return (member.key, .string(digest(text))) }
+                return (member.key, hashing(member.value, fields: fields))
+            })
+        case .array(let items):
+            return .array(items.map { hashing($0, fields: fields) })
+        default:
+            return value
+        }
+    }
+
+    /// `sha256:<hex>` of the text's UTF-8 bytes.
+    public static func digest(_ text: String) -> String {
+        "sha256:" + Hex.encode(Array(SHA256.hash(data: Array(text.utf8))))
     }
 }

@@ -50,7 +50,8 @@ public enum OpenAPIDocument {
     // MARK: - Operations
 
     private static func operation(for command: Command) -> JSONValue {
-        var parameters: [JSONValue] = [pathParameter("id", "The VPS id.")]
+        var parameters: [JSONValue] = []
+        if command.scope != .account { parameters.append(pathParameter("id", "The \(command.scope.noun) id.")) }
         for segment in command.pathSuffix where segment.hasPrefix("{") {
             let name = String(segment.dropFirst().dropLast())
             if PathParameter.names.contains(name) {
@@ -86,7 +87,10 @@ public enum OpenAPIDocument {
         var members: [(key: String, value: JSONValue)] = [
             ("operationId", .string(command.name.replacingDots())),
             ("summary", .string(command.summary)),
-            ("description", .string("Permission: \(command.permission.rawValue).\(command.destructive ? " Destructive: the body must repeat the VPS id as confirm." : "")")),
+            ("description", .string("Permission: \(command.permission.rawValue) on \(command.scope == .account ? "the account" : "the \(command.scope.noun)")."
+                + (command.destructive ? " Destructive: the body must repeat the VPS id as confirm." : "")
+                + (command.minimumApprovals > 0 ? " Always needs \(command.minimumApprovals) approval(s) at least, whatever the policy." : "")
+                + (command.answersResource ? " Hostinger answers at once: the operation is terminal in the 202, with the answer in result." : ""))),
             ("parameters", .array(parameters)),
         ]
         if !command.fields.isEmpty {
@@ -137,7 +141,9 @@ public enum OpenAPIDocument {
     private static func operation(for read: Read) -> JSONValue {
         var parameters: [JSONValue] = []
         if read.path.contains("{id}") {
-            parameters.append(pathParameter("id", read.path.hasPrefix("/v1/templates/") ? "The template id." : "The VPS id."))
+            let noun = read.path.hasPrefix("/v1/templates/") ? "template" : read.path.hasPrefix("/v1/firewalls/") ? "firewall"
+                : read.path.hasPrefix("/v1/post-install-scripts/") ? "post-install script" : "VPS"
+            parameters.append(pathParameter("id", "The \(noun) id."))
         }
         if read.path.contains("{operationId}") {
             parameters.append(.object([
@@ -189,6 +195,13 @@ public enum OpenAPIDocument {
             case .text(let maxBytes):
                 // maxLength counts characters, the rule bytes: the byte limit is the stricter one.
                 members += [("type", .string("string")), ("minLength", .number("1")), ("maxLength", .number(String(maxBytes)))]
+            case .oneOf(let choices): members += [("type", .string("string")), ("enum", .array(choices.map { .string($0) }))]
+            case .port: members += [("type", .string("string")), ("pattern", .string("^(any|[0-9]{1,5}(:[0-9]{1,5})?)$"))]
+            case .networkSource, .sshPublicKey: members += [("type", .string("string")), ("minLength", .number("1"))]
+            case .identifier: members += [("type", .string("string")), ("pattern", .string("^[A-Za-z0-9._-]{1,100}$"))]
+            case .identifiers:
+                members += [("type", .string("array")), ("maxItems", .number("10")), ("uniqueItems", .bool(true)),
+                            ("items", .object([("type", .string("string")), ("pattern", .string("^[A-Za-z0-9._-]{1,100}$"))]))]
             }
             if field.secret && field.kind != .password { members.append(("writeOnly", .bool(true))) }
             return .object(members)
@@ -240,7 +253,10 @@ public enum OpenAPIDocument {
                 ], required: ["type", "title", "status", "correlation_id"])),
                 ("Operation", object([
                     ("id", .object([("type", .string("string")), ("format", .string("uuid"))])),
-                    ("vps_id", type("integer")), ("command", type("string")),
+                    ("vps_id", type("integer", nullable: true)),
+                    ("resource", object([("type", .object([("type", .string("string")), ("enum", .array(ResourceKind.allCases.map { .string($0.rawValue) }))])),
+                                         ("id", type("integer", nullable: true))], required: ["type", "id"])),
+                    ("command", type("string")),
                     ("state", .object([("type", .string("string")), ("enum", states)])),
                     ("hostinger_action", .object([("oneOf", .array([.object([("type", .string("null"))]), object([
                         ("id", type("integer")), ("name", type("string", nullable: true)), ("state", type("string", nullable: true)),
@@ -254,7 +270,7 @@ public enum OpenAPIDocument {
                         "What Hostinger answered a synchronous command with (vps.setup: the VM); absent for commands that answer an action."))])),
                     ("approval", object([("required", type("integer")), ("expires_at", type("string", nullable: true)),
                                          ("dispatched_at", type("string", nullable: true))], required: ["required"])),
-                ], required: ["id", "vps_id", "command", "state", "hostinger_action", "error", "requested_by", "correlation_id",
+                ], required: ["id", "vps_id", "resource", "command", "state", "hostinger_action", "error", "requested_by", "correlation_id",
                               "idempotency_key", "created_at", "updated_at", "completed_at"])),
                 ("OperationPage", object([("data", .object([("type", .string("array")), ("items", reference("Operation"))])),
                                           ("next_before", type("string", nullable: true))], required: ["data", "next_before"])),
@@ -270,7 +286,8 @@ public enum OpenAPIDocument {
                 ("EventPage", object([("data", .object([("type", .string("array")), ("items", reference("Event"))])),
                                       ("next", type("string", nullable: true))], required: ["data", "next"])),
                 ("ValidateOnly", object([
-                    ("validate_only", .object([("const", .bool(true))])), ("command", type("string")), ("vps_id", type("integer")),
+                    ("validate_only", .object([("const", .bool(true))])), ("command", type("string")), ("vps_id", type("integer", nullable: true)),
+                    ("resource", .object([("type", .string("object"))])),
                     ("decision", .object([("type", .string("string")),
                                           ("enum", .array(["proceed", "needs_approval", "busy", "frozen"].map { .string($0) }))])),
                     ("would_send", object([("method", type("string")), ("path", type("string")),
@@ -284,9 +301,16 @@ public enum OpenAPIDocument {
                     ("approvals_required", type("integer")),
                     ("policy", .object([("type", .array([.string("object"), .string("null")]))])),
                     ("vps", .object([("type", .array([.string("object"), .string("null")]))])),
+                    ("current", .object([("type", .array([.string("object"), .string("null")])),
+                                         ("description", .string("The resource as Hostinger shows it now (null: it has no read of its own)."))])),
                     ("effects", .object([("type", .string("array")), ("items", type("string"))])),
-                ], required: ["validate_only", "command", "vps_id", "decision", "would_send", "hostinger", "approvals_required", "policy",
-                              "vps", "effects"])),
+                ], required: ["validate_only", "command", "vps_id", "resource", "decision", "would_send", "hostinger", "approvals_required",
+                              "policy", "current", "effects"])),
+                ("FirewallPage", .object([("type", .string("object")), ("description", .string("Hostinger's firewall page ({data, meta}), filtered to the caller's grants."))])),
+                ("Firewall", .object([("type", .string("object")), ("description", .string("Hostinger's firewall with its rules, as Hostinger returns it."))])),
+                ("PublicKeyPage", .object([("type", .string("object")), ("description", .string("Hostinger's SSH key page ({data, meta}), filtered to the caller's grants."))])),
+                ("PostInstallScriptPage", .object([("type", .string("object")), ("description", .string("Hostinger's post-install script page ({data, meta}), filtered to the caller's grants."))])),
+                ("PostInstallScript", .object([("type", .string("object")), ("description", .string("Hostinger's post-install script, content included."))])),
                 ("TemplateList", .object([("type", .string("array")), ("description", .string("Hostinger's template list, as Hostinger returns it."))])),
                 ("Template", .object([("type", .string("object")), ("description", .string("Hostinger's Template, as Hostinger returns it."))])),
                 ("DataCenterList", .object([("type", .string("array")),

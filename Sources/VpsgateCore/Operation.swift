@@ -1,7 +1,8 @@
 /// One operation as stored and as shown to clients.
 public struct OperationRecord: Sendable, Equatable {
     public var id: String
-    public var vpsID: Int
+    /// What it acts on: a VPS, a firewall, a key, a script, or the account (SPEC section 14).
+    public var target: Target
     public var command: String
     public var state: OperationState
     public var actionID: Int?
@@ -26,11 +27,11 @@ public struct OperationRecord: Sendable, Equatable {
     /// as `result`; nil for commands that answer an action.
     public var result: JSONValue?
 
-    public init(id: String, vpsID: Int, command: String, state: OperationState, actionID: Int? = nil, actionName: String? = nil,
+    public init(id: String, target: Target, command: String, state: OperationState, actionID: Int? = nil, actionName: String? = nil,
                 actionState: String? = nil, error: JSONValue? = nil, requestedBy: String, correlationID: String,
                 idempotencyKey: String, createdAt: Int64, updatedAt: Int64, completedAt: Int64? = nil) {
         self.id = id
-        self.vpsID = vpsID
+        self.target = target
         self.command = command
         self.state = state
         self.actionID = actionID
@@ -46,6 +47,9 @@ public struct OperationRecord: Sendable, Equatable {
         self.dispatchedAt = state == .awaitingApproval || state == .approved ? nil : createdAt
     }
 
+    /// The VPS, for an operation on one.
+    public var vpsID: Int? { target.vpsID }
+
     /// When the request may have reached Hostinger at the earliest.
     public var sentAt: Int64 { dispatchedAt ?? createdAt }
 
@@ -56,6 +60,8 @@ public struct OperationRecord: Sendable, Equatable {
         writer.beginObject()
         writer.member("id", id)
         writer.member("vps_id", vpsID)
+        writer.key("resource")
+        target.write(to: &writer)
         writer.member("command", command)
         writer.member("state", state.rawValue)
         writer.key("hostinger_action")

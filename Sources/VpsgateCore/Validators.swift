@@ -78,6 +78,46 @@ public enum Validators {
         return problems
     }
 
+    /// A firewall rule's port: `443`, `1024:2048` or `any`.
+    public static func isPort(_ text: String) -> Bool {
+        if text == "any" { return true }
+        let bounds = text.split(separator: ":", omittingEmptySubsequences: false).map { $0.count <= 5 ? Int($0) : nil }
+        guard (1...2).contains(bounds.count), let low = bounds.first ?? nil, let high = bounds.last ?? nil else { return false }
+        return 1 <= low && low <= high && high <= 65_535
+    }
+
+    /// A firewall rule's source: an IPv4 or IPv6 address, an IPv4 or IPv6 CIDR block, or an
+    /// IPv4 range `a-b`.
+    public static func isNetworkSource(_ text: String) -> Bool {
+        if isIPAddress(text) { return true }
+        let range = text.split(separator: "-", omittingEmptySubsequences: false)
+        if range.count == 2 { return range.allSatisfy { isIPv4(String($0)) } }
+        let cidr = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard cidr.count == 2, cidr[1].count <= 3, let length = Int(cidr[1]) else { return false }
+        let address = String(cidr[0])
+        if isIPv4(address) { return (0...32).contains(length) }
+        return isIPv6(address) && (0...128).contains(length)
+    }
+
+    static let sshKeyTypes: Set<Substring> = [
+        "ssh-rsa", "ssh-ed25519", "ssh-dss", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+    ]
+
+    /// `TYPE BASE64 [comment]` with a type OpenSSH knows, on one line, 16 KiB at most.
+    public static func isSSHPublicKey(_ text: String) -> Bool {
+        guard text.utf8.count <= 16_384, !text.contains(where: { $0.isNewline || $0 == "\u{0}" }) else { return false }
+        let parts = text.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, sshKeyTypes.contains(parts[0]) else { return false }
+        let data = parts[1]
+        return data.count >= 16 && data.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "+/=".contains($0)) }
+    }
+
+    /// A catalogue identifier (a plan's item id, a coupon): 1 to 100 of `A-Z a-z 0-9 . - _`.
+    public static func isIdentifier(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 100 && text.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }
+    }
+
     private static func isAlphanumeric(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
             || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)

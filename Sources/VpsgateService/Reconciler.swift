@@ -107,8 +107,13 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
     func step(_ operation: OperationRecord, checks: Int) throws(StoreError) -> ReconcileStep {
         let correlation = CorrelationID(validating: operation.correlationID)
         let trace = TraceContext(continuing: nil)
+        guard let vps = operation.vpsID else {
+            let deletes = Command.named(operation.command).map { $0.method == "DELETE" && $0.pathSuffix.isEmpty } ?? false
+            let read = deletes ? readResource(operation.target, correlation, trace) : .unreadable("no read settles \(operation.command)")
+            return ReconcileDecision.resourceAnswerLost(operation, deletes: deletes, read: read, checks: checks)
+        }
         if let actionID = operation.actionID {
-            let result = hostinger.call(.action(vm: operation.vpsID, id: actionID), correlationID: correlation, trace: trace)
+            let result = hostinger.call(.action(vm: vps, id: actionID), correlationID: correlation, trace: trace)
             let read: ActionRead
             if result.outcome == .rejected && result.status == 404 {
                 read = virtualMachineIsGone(operation, correlation, trace) ?? .actionMissing(message: result.message)
@@ -126,7 +131,7 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
         var actions: [HostingerAction] = []
         var coversWindow = false
         for page in 1...Self.maximumActionPages {
-            let result = hostinger.call(.actions(vm: operation.vpsID, page: page), correlationID: correlation, trace: trace)
+            let result = hostinger.call(.actions(vm: vps, page: page), correlationID: correlation, trace: trace)
             if result.outcome == .rejected && result.status == 404 && page == 1,
                 let gone = virtualMachineIsGone(operation, correlation, trace) {
                 return ReconcileDecision.following(operation, read: gone, checks: checks)
@@ -151,9 +156,30 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
 
     static var maximumActionPages: Int { 5 }
 
+    /// Whether Hostinger still shows a firewall, script or key (keys have no read of their
+    /// own: the account's list is searched, five pages at most).
+    private func readResource(_ target: Target, _ correlation: CorrelationID, _ trace: TraceContext) -> ResourceRead {
+        guard let id = target.id else { return .unreadable("nothing to read") }
+        if let request = target.hostingerRead {
+            let result = hostinger.call(request, correlationID: correlation, trace: trace)
+            if result.outcome == .succeeded { return .present }
+            if result.outcome == .rejected && result.status == 404 { return .absent }
+            return .unreadable(result.outcome.rawValue)
+        }
+        guard target.kind == .publicKey else { return .unreadable("nothing to read") }
+        for page in 1...Self.maximumActionPages {
+            let result = hostinger.call(.listPublicKeys(page: page), correlationID: correlation, trace: trace)
+            guard result.outcome == .succeeded, let keys = result.body?["data"]?.arrayValue else { return .unreadable(result.outcome.rawValue) }
+            if keys.contains(where: { $0["id"]?.intValue == id }) { return .present }
+            if keys.isEmpty || (result.body?["meta"]?["total"]?.intValue).map({ page * max(keys.count, 1) >= $0 }) == true { return .absent }
+        }
+        return .unreadable("the key list is longer than five pages")
+    }
+
     /// Hostinger is the source of truth: a 404 for the VM itself means it is gone.
     private func virtualMachineIsGone(_ operation: OperationRecord, _ correlation: CorrelationID, _ trace: TraceContext) -> ActionRead? {
-        let vm = hostinger.call(.virtualMachine(operation.vpsID), correlationID: correlation, trace: trace)
+        guard let vps = operation.vpsID else { return nil }
+        let vm = hostinger.call(.virtualMachine(vps), correlationID: correlation, trace: trace)
         return vm.outcome == .rejected && vm.status == 404 ? .vpsGone(message: vm.message) : nil
     }
 
@@ -175,7 +201,7 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
             let audit = AuditEntry.reconciler(transition.applied(to: operation), outcome: transition.outcome)
             guard let settled = try store.settle(operation, transition, audit: audit, leaseOwner: context.instance) else { return }
             logger.info("reconciler: settled", metadata: [
-                "operation_id": "\(operation.id)", "vps_id": "\(operation.vpsID)", "command": "\(operation.command)",
+                "operation_id": "\(operation.id)", "resource": "\(operation.target.text)", "command": "\(operation.command)",
                 "from": "\(operation.state.rawValue)", "to": "\(settled.state.rawValue)", "outcome": "\(transition.outcome.rawValue)",
                 "hostinger_action_id": "\(settled.actionID.map(String.init) ?? "-")",
                 "age_ms": "\((settled.updatedAt - operation.createdAt) / 1000)",
@@ -227,7 +253,7 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
             logger.error("dispatch audit row not written", metadata: ["operation_id": "\(operation.id)", "error": "\(error)"])
         }
         logger.info("approved operation dispatched", metadata: [
-            "operation_id": "\(operation.id)", "vps_id": "\(operation.vpsID)", "command": "\(operation.command)",
+            "operation_id": "\(operation.id)", "resource": "\(operation.target.text)", "command": "\(operation.command)",
             "outcome": "\(answer.transition.outcome.rawValue)", "state": "\(settled.state.rawValue)",
         ])
     }

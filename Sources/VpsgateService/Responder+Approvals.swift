@@ -16,14 +16,14 @@ extension Responder {
         }
         do {
             guard let operation = try store.operation(id: operationID) else { return notFound(requestContext) }
-            let held = try store.permissions(principal, vps: operation.vpsID)
-            guard held.contains(.read) || held.contains(.approve) else { return notFound(requestContext) }
+            let held = try store.permissions(principal, on: operation.target)
+            guard try mayRead(principal, operation.target) || held.contains(.approve) else { return notFound(requestContext) }
             let mayDecide = held.contains(.approve) || (action == .cancel && operation.requestedBy == principal)
             guard mayDecide else {
                 return problem(Problem(.forbidden, status: 403, title: "Forbidden",
                                        detail: action == .cancel
-                                           ? "Only the requester or a holder of vps:approve on VPS \(operation.vpsID) can cancel it."
-                                           : "This needs the vps:approve permission on VPS \(operation.vpsID).",
+                                           ? "Only the requester or a holder of vps:approve on \(operation.target) can cancel it."
+                                           : "This needs the vps:approve permission on \(operation.target).",
                                        instance: requestContext.path), requestContext)
             }
             let outcome = try store.decide(operationID: operationID, principal: principal, action: action, reason: reason,

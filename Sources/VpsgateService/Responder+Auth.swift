@@ -26,20 +26,23 @@ extension Responder {
         }
     }
 
-    /// 404 for a VPS outside the caller's grants (its existence is not revealed), 403 for a
-    /// missing permission; returns normally when allowed.
-    func authorize(_ principal: String, vps: Int, needs permission: Permission,
+    /// 404 for a resource outside the caller's grants (its existence is not revealed), 403
+    /// for a missing permission (and for the account, which is no secret); returns normally
+    /// when allowed.
+    func authorize(_ principal: String, _ target: Target, needs permission: Permission,
                    _ requestContext: RequestContext) throws(CommandEnd) {
         let held: Set<Permission>
         do {
-            held = try store.permissions(principal, vps: vps)
+            held = try store.permissions(principal, on: target)
         } catch {
             throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
         }
-        // The same answers as begin_command's grant check gives.
-        if held.isEmpty { throw refusal(.notFound, vps: vps, blocking: nil, permission: permission, audited: false, requestContext) }
+        // The same answers as begin_command's grant check (vpsgate_resource_decision) gives.
+        if held.isEmpty && target.kind != .account {
+            throw refusal(.notFound, target, blocking: nil, permission: permission, audited: false, requestContext)
+        }
         if !held.contains(permission) {
-            throw refusal(.forbidden, vps: vps, blocking: nil, permission: permission, audited: false, requestContext)
+            throw refusal(.forbidden, target, blocking: nil, permission: permission, audited: false, requestContext)
         }
     }
 }

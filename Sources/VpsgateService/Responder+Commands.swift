@@ -10,25 +10,26 @@ import VpsgateCore
 /// decisions themselves live in the core: `BeginDecision` (replay, conflict, busy — made by
 /// `begin_command`), `DispatchAnswer` (what Hostinger's answer means), `OperationLifecycle`.
 extension Responder {
-    func runCommand(_ command: Command, vps: Int, parameters: [String: String], request: FastCGIRequest,
+    func runCommand(_ command: Command, target: Target, parameters: [String: String], request: FastCGIRequest,
                     principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
-        var audit = requestContext.audit(.invalid, command: command.name, vps: vps)
+        var audit = requestContext.audit(.invalid, command: command.name, vps: target.vpsID)
         do {
             let query = try parseQuery(requestContext)
             let body = try parseBody(request, requestContext)
             audit.requestParameters = body.map {
-                Redaction.auditable($0, declared: Set(command.fields.map(\.name)), secrets: command.secretFields)
+                Redaction.auditable($0, declared: Set(command.fields.map(\.name)), secrets: command.secretFields,
+                                    hashed: command.hashedFields)
             }
-            let call = try validate(command, vps: vps, parameters: parameters, body: body, requestContext)
-            if query.validateOnly { try plan(command, vps: vps, call, principal: principal, query: query, requestContext) }
+            let call = try validate(command, target: target, parameters: parameters, body: body, requestContext)
+            if query.validateOnly { try plan(command, target: target, call, principal: principal, query: query, requestContext) }
             audit.idempotencyKey = try idempotencyKey(request, requestContext) { () throws(CommandEnd) in
-                try authorize(principal, vps: vps, needs: command.permission, requestContext)
+                try authorize(principal, target, needs: command.permission, requestContext)
             }
             // Decides the grant, a freeze, the approval policy and a busy VPS, in one transaction.
-            let begun = try begin(command, vps: vps, body: body, call: call, principal: principal, query: query, audit: audit,
+            let begun = try begin(command, target: target, body: body, call: call, principal: principal, query: query, audit: audit,
                                   requestContext)
             let result = hostinger.call(call, correlationID: requestContext.correlationID, trace: requestContext.trace)
-            return finish(begun, result, audit: audit, requestContext)
+            return finish(begun, result, audit: audit, principal: principal, requestContext)
         } catch {
             return end(error, audit: audit, requestContext)
         }
@@ -55,9 +56,9 @@ extension Responder {
     }
 
     /// The body checked against the command's fields, as the Hostinger call it makes.
-    private func validate(_ command: Command, vps: Int, parameters: [String: String], body: JSONValue?,
+    private func validate(_ command: Command, target: Target, parameters: [String: String], body: JSONValue?,
                           _ requestContext: RequestContext) throws(CommandEnd) -> HostingerRequest {
-        switch command.prepare(vps: vps, parameters: parameters, body: body) {
+        switch command.prepare(target, parameters: parameters, body: body) {
         case .success(let call): return call
         case .failure(let errors):
             let code: Problem.Code = errors.fields.contains { $0.field == "confirm" } ? .confirmationRequired : .validationFailed
@@ -86,27 +87,33 @@ extension Responder {
     /// The plan (`validate_only=true`, SPEC section 12): the decision the command would meet
     /// now (made by the same function as the command's), what would be sent (secrets
     /// redacted), the policy, the VPS as Hostinger shows it, and the call's side effects.
-    private func plan(_ command: Command, vps: Int, _ call: HostingerRequest, principal: String, query: CommandQuery,
+    private func plan(_ command: Command, target: Target, _ call: HostingerRequest, principal: String, query: CommandQuery,
                       _ requestContext: RequestContext) throws(CommandEnd) -> Never {
         let verdict: PlanVerdict
         do {
-            verdict = try store.plan(principal: principal, vps: vps, command: command.name, permission: command.permission,
-                                     busyBoundSeconds: context.configuration.busyBoundSeconds, emergency: query.emergencyReason != nil)
+            verdict = try store.plan(principal: principal, target: target, command: command.name, permission: command.permission,
+                                     minimumApprovals: command.minimumApprovals, busyBoundSeconds: context.configuration.busyBoundSeconds,
+                                     emergency: query.emergencyReason != nil)
         } catch {
             throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
         }
         switch verdict.decision {
         case .notFound, .forbidden:
             let kind: BeginDecision.Kind = verdict.decision == .notFound ? .notFound : .forbidden
-            throw refusal(kind, vps: vps, blocking: nil, permission: command.permission, audited: false, requestContext)
+            throw refusal(kind, target, blocking: nil, permission: command.permission, audited: false, requestContext)
         default: break
         }
-        let vm = hostinger.call(.virtualMachine(vps), correlationID: requestContext.correlationID, trace: requestContext.trace)
+        // The resource as Hostinger shows it now (a key has no read of its own; the account none).
+        let current = target.hostingerRead.map {
+            hostinger.call($0, correlationID: requestContext.correlationID, trace: requestContext.trace)
+        }
         var writer = JSONWriter()
         writer.beginObject()
         writer.member("validate_only", true)
         writer.member("command", command.name)
-        writer.member("vps_id", vps)
+        writer.member("vps_id", target.vpsID)
+        writer.key("resource")
+        target.write(to: &writer)
         writer.member("decision", verdict.decision.name)
         for name in ["would_send", "hostinger"] {  // `hostinger`: the name before plans had more
             writer.key(name)
@@ -114,7 +121,11 @@ extension Responder {
             writer.member("method", call.method)
             writer.member("path", call.path)
             writer.key("body")
-            if let body = call.body { Redaction.redact(body, secrets: command.secretFields).write(to: &writer) } else { writer.null() }
+            if let body = call.body {
+                Redaction.hashing(Redaction.redact(body, secrets: command.secretFields), fields: command.hashedFields).write(to: &writer)
+            } else {
+                writer.null()
+            }
             writer.endObject()
         }
         switch verdict.decision {
@@ -139,8 +150,15 @@ extension Responder {
         } else {
             writer.null()
         }
-        writer.key("vps")
-        if vm.outcome == .succeeded, let body = vm.body { body.write(to: &writer) } else { writer.null() }
+        // `vps` for a VPS command (its name before plans covered other resources), `current` for every one.
+        for name in target.kind == .vps ? ["vps", "current"] : ["current"] {
+            writer.key(name)
+            if let current, current.outcome == .succeeded, let body = current.body {
+                Redaction.hashing(body, fields: command.hashedFields).write(to: &writer)
+            } else {
+                writer.null()
+            }
+        }
         writer.key("effects")
         writer.beginArray()
         for effect in command.effects { writer.string(effect) }
@@ -159,7 +177,7 @@ extension Responder {
 
     /// One durable transaction before Hostinger is called; replays, refusals and commands
     /// that wait for approval end here.
-    private func begin(_ command: Command, vps: Int, body: JSONValue?, call: HostingerRequest, principal: String, query: CommandQuery,
+    private func begin(_ command: Command, target: Target, body: JSONValue?, call: HostingerRequest, principal: String, query: CommandQuery,
                        audit: AuditEntry, _ requestContext: RequestContext) throws(CommandEnd) -> Begun {
         let key = audit.idempotencyKey ?? ""
         var fingerprints = context.keys.fingerprints(method: requestContext.method, path: requestContext.path, body: body)
@@ -170,8 +188,9 @@ extension Responder {
         let decision: BeginDecision
         do {
             decision = try timed("begin_command") { () throws(StoreError) in
-                try store.begin(BeginRequest(principal: principal, key: key, fingerprints: fingerprints, vpsID: vps, command: command.name,
-                                             permission: command.permission, operationID: operationID,
+                try store.begin(BeginRequest(principal: principal, key: key, fingerprints: fingerprints, target: target, command: command.name,
+                                             permission: command.permission, minimumApprovals: command.minimumApprovals,
+                                             operationID: operationID,
                                              busyBoundSeconds: context.configuration.busyBoundSeconds, audit: audit,
                                              emergencyReason: query.emergencyReason, request: try kept(call)))
             }
@@ -180,7 +199,7 @@ extension Responder {
         }
         switch decision {
         case .proceed(let createdAt):
-            let operation = OperationRecord(id: operationID, vpsID: vps, command: command.name, state: .accepted, requestedBy: principal,
+            let operation = OperationRecord(id: operationID, target: target, command: command.name, state: .accepted, requestedBy: principal,
                                             correlationID: requestContext.correlationID.value, idempotencyKey: key,
                                             createdAt: createdAt, updatedAt: createdAt)
             return Begun(operation: operation, begunAt: Clock.monotonicMicroseconds(), principal: principal)
@@ -192,13 +211,13 @@ extension Responder {
             if let location = stored.location { headers.append(.init("Location", location)) }
             throw CommandEnd(FastCGIResponse(status: stored.status, headers: headers, body: stored.body), .replayed, nil, audited: true)
         case .notFound, .forbidden, .inUse, .reused:
-            throw refusal(decision.kind, vps: vps, blocking: nil, permission: command.permission, audited: true, requestContext)
+            throw refusal(decision.kind, target, blocking: nil, permission: command.permission, audited: true, requestContext)
         case .busy(let blocking):
-            throw refusal(.busy, vps: vps, blocking: blocking, audited: true, requestContext)
+            throw refusal(.busy, target, blocking: blocking, audited: true, requestContext)
         case .frozen(let until):
-            throw refusal(.frozen, vps: vps, blocking: nil, audited: true, frozenUntil: until, requestContext)
+            throw refusal(.frozen, target, blocking: nil, audited: true, frozenUntil: until, requestContext)
         case .awaitingApproval(let createdAt, let required):
-            var operation = OperationRecord(id: operationID, vpsID: vps, command: command.name, state: .awaitingApproval,
+            var operation = OperationRecord(id: operationID, target: target, command: command.name, state: .awaitingApproval,
                                             requestedBy: principal, correlationID: requestContext.correlationID.value,
                                             idempotencyKey: key, createdAt: createdAt, updatedAt: createdAt)
             operation.approvalsRequired = required
@@ -241,8 +260,14 @@ extension Responder {
     }
 
     /// Records what Hostinger's answer did to the operation and answers the client.
-    private func finish(_ begun: Begun, _ result: HostingerResult, audit: AuditEntry, _ requestContext: RequestContext) -> FastCGIResponse {
-        let answer = DispatchAnswer(result.dispatch(answersResource: Command.named(begun.operation.command)?.answersResource ?? false))
+    private func finish(_ begun: Begun, _ result: HostingerResult, audit: AuditEntry, principal: String,
+                        _ requestContext: RequestContext) -> FastCGIResponse {
+        let command = Command.named(begun.operation.command)
+        var dispatch = result.dispatch(answersResource: command?.answersResource ?? false)
+        if let command, let resource = dispatch.resource {
+            dispatch.resource = shownResult(resource, of: command, on: begun.operation.target, principal: principal, requestContext)
+        }
+        let answer = DispatchAnswer(dispatch)
         let finishedAt = begun.operation.createdAt + (Clock.monotonicMicroseconds() - begun.begunAt)
         var operation = answer.transition.applied(to: begun.operation)
         operation.updatedAt = finishedAt
@@ -305,10 +330,32 @@ extension Responder {
         }
     }
 
+    /// What an operation keeps and shows of a synchronous answer: hashed fields by their
+    /// hash (a script's content), and for a firewall rule change, the VPS it left out of sync.
+    private func shownResult(_ resource: JSONValue, of command: Command, on target: Target, principal: String,
+                             _ requestContext: RequestContext) -> JSONValue {
+        let kept = Redaction.hashing(resource, fields: command.hashedFields)
+        guard command.unsyncsFirewall, let firewall = target.id else { return kept }
+        var members: [(key: String, value: JSONValue)] = [("answer", kept)]
+        let vms = hostinger.call(.listVirtualMachines(), correlationID: requestContext.correlationID, trace: requestContext.trace)
+        if vms.outcome == .succeeded, let list = vms.body?.arrayValue {
+            let using = list.compactMap { vm in vm["firewall_group_id"]?.intValue == firewall ? vm["id"]?.intValue : nil }.sorted()
+            // Only the VPS the caller may read are named; the others are counted.
+            let scope = try? store.readableScope(principal, of: .vps)
+            let named = using.filter { scope?.contains($0) ?? false }
+            members.append(("out_of_sync_vps", .array(named.map { .number(String($0)) })))
+            members.append(("out_of_sync_other_vps", .number(String(using.count - named.count))))
+        } else {
+            members.append(("out_of_sync_vps", .null))
+            members.append(("out_of_sync_note", .string("Hostinger's VM list could not be read: every VPS using firewall \(firewall) is out of sync until synced.")))
+        }
+        return .object(members)
+    }
+
     /// The answer to a decision that refuses the command (key in use or reused, VPS busy).
-    func refusal(_ kind: BeginDecision.Kind, vps: Int, blocking: String?, permission: Permission? = nil, audited: Bool,
+    func refusal(_ kind: BeginDecision.Kind, _ target: Target, blocking: String?, permission: Permission? = nil, audited: Bool,
                  frozenUntil: Int64? = nil, _ requestContext: RequestContext) -> CommandEnd {
-        guard let (problem, retryAfter) = kind.problem(vps: vps, blocking: blocking, permission: permission, instance: requestContext.path,
+        guard let (problem, retryAfter) = kind.problem(target, blocking: blocking, permission: permission, instance: requestContext.path,
                                                        frozenUntil: frozenUntil),
             let outcome = kind.auditOutcome
         else { return CommandEnd(unavailable(requestContext, StoreError(unavailable: false, "no refusal for \(kind)")), .unavailable, .unavailable) }
@@ -339,7 +386,7 @@ extension Responder {
         if audit.outcome == .replayed { metrics.increment(Metrics.replays) }
         if audit.outcome == .busy { metrics.increment(Metrics.busyRejections) }
         requestContext.logger.info("command", metadata: [
-            "command": "\(audit.command ?? "-")", "vps_id": "\(audit.vpsID ?? 0)", "operation_id": "\(audit.operationID ?? "-")",
+            "command": "\(audit.command ?? "-")", "vps_id": "\(audit.vpsID ?? 0)", "path": "\(requestContext.path)", "operation_id": "\(audit.operationID ?? "-")",
             "outcome": "\(audit.outcome.rawValue)", "http_status": "\(status)",
             "duration_ms": "\((requestContext.elapsedMilliseconds * 1000).rounded() / 1000)",
         ])

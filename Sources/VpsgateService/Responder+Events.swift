@@ -17,11 +17,11 @@ extension Responder {
         let wait = waitSeconds(requestContext, &filters)
         guard filters.isEmpty, let limit else { return invalidQuery(filters, requestContext) }
         do {
-            let scope = try store.readableScope(principal)
-            var page = try store.events(after: after, scope: scope, limit: limit)
+            let scope = try store.readableScope(principal, of: .vps)
+            var page = try store.events(after: after, principal: principal, scope: scope, limit: limit)
             if page.events.isEmpty && !page.expired && wait > 0 && context.push.enter() {
                 defer { context.push.leave() }
-                page = try waitForEvents(page, scope: scope, limit: limit, deadline: requestContext.waitDeadline(seconds: wait))
+                page = try waitForEvents(page, principal: principal, scope: scope, limit: limit, deadline: requestContext.waitDeadline(seconds: wait))
             }
             if page.expired {
                 return problem(Problem(.cursorExpired, status: 410, title: "Cursor expired",
@@ -36,19 +36,19 @@ extension Responder {
 
     /// Waits for the feed to move past `page.next`, reading again at every wake-up, every
     /// second, and shortly when events are held back by transactions still running.
-    private func waitForEvents(_ empty: EventPage, scope: ReadScope, limit: Int, deadline: Int) throws(StoreError) -> EventPage {
+    private func waitForEvents(_ empty: EventPage, principal: String, scope: ReadScope, limit: Int, deadline: Int) throws(StoreError) -> EventPage {
         var page = empty
         var seen = context.push.watch(nil)
         // A change may have come between the first read and the watch.
         var cursor = page.next
-        page = try store.events(after: cursor, scope: scope, limit: limit)
+        page = try store.events(after: cursor, principal: principal, scope: scope, limit: limit)
         while page.events.isEmpty && !page.expired && !context.push.isClosed && MonotonicClock.milliseconds() < deadline {
             cursor = page.next ?? cursor
             // Not every event notifies (only those a waiting read or a webhook needs), so look
             // again every second; events held back by transactions still running, shortly.
             let next = MonotonicClock.milliseconds() + (page.heldBack ? 20 : 1000)
             seen = context.push.wait(for: nil, after: seen, until: min(deadline, next))
-            page = try store.events(after: cursor, scope: scope, limit: limit)
+            page = try store.events(after: cursor, principal: principal, scope: scope, limit: limit)
         }
         if page.next == nil { page.next = cursor }
         return page

@@ -7,7 +7,7 @@ import VpsgateCore
 extension Responder {
     func listVPS(_ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
         let scope: ReadScope
-        do { scope = try store.readableScope(principal) } catch { return unavailable(requestContext, error) }
+        do { scope = try store.readableScope(principal, of: .vps) } catch { return unavailable(requestContext, error) }
         return fromHostinger(.listVirtualMachines(), requestContext) { body in
             guard case .array(let vms) = body else { return body }
             return .array(vms.filter { vm in vm["id"]?.intValue.map(scope.contains) == true })
@@ -15,12 +15,12 @@ extension Responder {
     }
 
     func getVPS(_ vps: Int, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
-        do { try authorize(principal, vps: vps, needs: .read, requestContext) } catch { return error.response }
+        do { try authorize(principal, .vps(vps), needs: .read, requestContext) } catch { return error.response }
         return fromHostinger(.virtualMachine(vps), requestContext) { $0 }
     }
 
     func vpsActions(_ vps: Int, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
-        do { try authorize(principal, vps: vps, needs: .read, requestContext) } catch { return error.response }
+        do { try authorize(principal, .vps(vps), needs: .read, requestContext) } catch { return error.response }
         let page = requestContext.queryValue("page").flatMap { PathID.parse(Substring($0)) } ?? 1
         return fromHostinger(.actions(vm: vps, page: page), requestContext) { $0 }
     }
@@ -31,8 +31,51 @@ extension Responder {
     }
 
     func dockerProjects(_ vps: Int, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
-        do { try authorize(principal, vps: vps, needs: .dockerRead, requestContext) } catch { return error.response }
+        do { try authorize(principal, .vps(vps), needs: .dockerRead, requestContext) } catch { return error.response }
         return fromHostinger(.dockerProjects(vm: vps), requestContext) { $0 }
+    }
+
+    // MARK: - Account-level resources (SPEC section 14)
+
+    /// A page of the account's firewalls, keys or scripts, filtered to those the caller may
+    /// read (`?page=`, from 1). With a grant on only some, `meta.total` is left out: it
+    /// would count the others.
+    func listResources(_ kind: ResourceKind, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
+        guard let page = requestContext.queryValue("page").map({ PathID.parse(Substring($0)) }) ?? 1 else {
+            var filters = FieldErrors()
+            filters.add("page", "must be a positive integer")
+            return invalidQuery(filters, requestContext)
+        }
+        let scope: ReadScope
+        do { scope = try store.readableScope(principal, of: kind) } catch { return unavailable(requestContext, error) }
+        let request: HostingerRequest =
+            switch kind {
+            case .firewall: .listFirewalls(page: page)
+            case .publicKey: .listPublicKeys(page: page)
+            default: .listScripts(page: page)
+            }
+        return fromHostinger(request, requestContext) { body in
+            guard !scope.all else { return body }
+            let items = (body["data"]?.arrayValue ?? []).filter { item in item["id"]?.intValue.map(scope.contains) == true }
+            var meta = body["meta"] ?? .object([])
+            if case .object(let members) = meta { meta = .object(members.filter { $0.key != "total" }) }
+            return .object([("data", .array(items)), ("meta", meta)])
+        }
+    }
+
+    /// One firewall (with its rules) or one post-install script, on a read grant.
+    func getResource(_ target: Target, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
+        guard let permission = target.kind.readPermission, let request = target.hostingerRead else { return notFound(requestContext) }
+        do { try authorize(principal, target, needs: permission, requestContext) } catch { return error.response }
+        return fromHostinger(request, requestContext) { $0 }
+    }
+
+    /// Whether `principal` may see what happens to `target` (its operations and events): the
+    /// same rule as the database's `vpsgate_may_read`.
+    func mayRead(_ principal: String, _ target: Target) throws(StoreError) -> Bool {
+        let held = try store.permissions(principal, on: target)
+        guard let permission = target.kind.readPermission else { return !held.isEmpty }
+        return held.contains(permission)
     }
 
     /// Hostinger's answer to a read, passed on (after `transform`) or turned into a problem.
@@ -68,7 +111,7 @@ extension Responder {
         guard filters.isEmpty else { return invalidQuery(filters, requestContext) }
         do {
             guard var operation = try store.operation(id: id) else { return notFound(requestContext) }
-            if try !store.permissions(principal, vps: operation.vpsID).contains(.read) { return notFound(requestContext) }
+            if try !mayRead(principal, operation.target) { return notFound(requestContext) }
             if !operation.state.isTerminal, operation.actionID != nil {
                 operation = try refresh(operation, requestContext)
             }
@@ -114,10 +157,10 @@ extension Responder {
     /// across all instances (the store claims the refresh). The lifecycle says what the
     /// action's state means; the store applies it as the reconciler's moves are applied.
     private func refresh(_ operation: OperationRecord, _ requestContext: RequestContext) throws(StoreError) -> OperationRecord {
-        guard let actionID = operation.actionID,
+        guard let actionID = operation.actionID, let vps = operation.vpsID,
             try store.claimRefresh(id: operation.id, intervalMilliseconds: context.configuration.refreshIntervalMilliseconds)
         else { return operation }
-        let result = hostinger.call(.action(vm: operation.vpsID, id: actionID), correlationID: requestContext.correlationID,
+        let result = hostinger.call(.action(vm: vps, id: actionID), correlationID: requestContext.correlationID,
                                     trace: requestContext.trace)
         guard result.outcome == .succeeded, let action = result.body.flatMap(HostingerAction.init(json:)) else { return operation }
         guard let transition = OperationLifecycle.next(operation, on: .actionObserved(action)) else {
@@ -148,8 +191,8 @@ extension Responder {
         if let before, !UUIDv4.isValid(before) { filters.add("before", "must be an operation id") }
         guard filters.isEmpty, let limit else { return invalidQuery(filters, requestContext) }
         do {
-            let scope = try store.readableScope(principal)
-            let operations = try store.operations(OperationFilter(readable: scope.all ? nil : scope.ids, vpsID: vps ?? nil,
+            let scope = try store.readableScope(principal, of: .vps)
+            let operations = try store.operations(OperationFilter(readable: scope.all ? nil : scope.ids, principal: principal, vpsID: vps ?? nil,
                                                                   state: state ?? nil, before: before, limit: limit))
             return json(200, Self.page(operations, nextBefore: operations.count == limit ? operations.last?.id : nil))
         } catch {

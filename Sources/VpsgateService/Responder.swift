@@ -61,16 +61,14 @@ extension Responder {
 
     /// A bounded label for a path: the read's template, or the command's name.
     static func routeLabel(method: String, path: String) -> String {
-        if let (route, _) = ReadRoute.match(path), method == "GET" || method == "HEAD" || !route.sharesPathWithCommand {
+        if let (route, _) = ReadRoute.match(path), method == "GET" || method == "HEAD" || route.isService {
             return route.label
         }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         if method == "POST", parts.count == 5, parts[1] == "v1", parts[2] == "operations", let action = ApprovalAction(rawValue: String(parts[4])) {
             return "POST /v1/operations/{id}/\(action.rawValue)"
         }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        guard segments.count >= 4, segments.first == "v1", segments.dropFirst().first == "vps" else { return "other" }
-        return Command.match(method: method, suffix: Array(segments.dropFirst(3)))?.0.name ?? "other"
+        return Command.match(method: method, path: path)?.0.name ?? "other"
     }
 
     /// What nginx sent, for the tests that check what reaches vpsgate (debug routes only);
@@ -135,15 +133,15 @@ extension Responder {
             guard UUIDv4.isValid(id) else { return notFound(requestContext) }
             return authenticated(requestContext) { decide(action, operationID: id, request: request, principal: $0, $1) }
         }
-        guard segments.count >= 3, segments[0] == "vps", let vps = PathID.parse(segments[1]),
-            let (command, parameters) = Command.match(method: request.method, suffix: Array(segments.dropFirst(2)))
-        else { return notFound(requestContext) }
+        guard let (command, target, parameters) = Command.match(method: request.method, segments: segments) else {
+            return notFound(requestContext)
+        }
         guard let principal = requestContext.principal else {
             let response = unauthenticated(requestContext)
             auditRefusedCommand(request, response, outcome: .denied, problem: .unauthenticated, requestContext)
             return response
         }
-        return runCommand(command, vps: vps, parameters: parameters, request: request, principal: principal, requestContext)
+        return runCommand(command, target: target, parameters: parameters, request: request, principal: principal, requestContext)
     }
 
     /// A `/v1` read: ids checked, then only for an authenticated principal.
@@ -167,6 +165,13 @@ extension Responder {
         case .template:
             guard let template = id.flatMap(PathID.parse) else { return notFound(requestContext) }
             return authenticated(requestContext) { catalogue(.template(template), $1) }
+        case .firewalls: return authenticated(requestContext) { listResources(.firewall, $0, $1) }
+        case .publicKeys: return authenticated(requestContext) { listResources(.publicKey, $0, $1) }
+        case .scripts: return authenticated(requestContext) { listResources(.postInstallScript, $0, $1) }
+        case .firewall, .script:
+            guard let resource = id.flatMap(PathID.parse) else { return notFound(requestContext) }
+            let target = Target(route == .firewall ? .firewall : .postInstallScript, resource)
+            return authenticated(requestContext) { getResource(target, $0, $1) }
         case .getOperation:
             guard let id = id.map(String.init), UUIDv4.isValid(id) else { return notFound(requestContext) }
             return authenticated(requestContext) { getOperation(id, $0, $1) }
@@ -192,11 +197,8 @@ extension Responder {
     /// every such request. Nothing of the body is kept.
     private func auditRefusedCommand(_ request: FastCGIRequest, _ response: FastCGIResponse, outcome: AuditOutcome, problem: Problem.Code,
                                      _ requestContext: RequestContext) {
-        let segments = Array(request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst())
-        guard segments.count >= 4, segments[0] == "v1", segments[1] == "vps", let vps = PathID.parse(segments[2]),
-            let (command, _) = Command.match(method: request.method, suffix: Array(segments.dropFirst(3)))
-        else { return }
-        var audit = requestContext.audit(outcome, command: command.name, vps: vps)
+        guard let (command, target, _) = Command.match(method: request.method, path: request.path) else { return }
+        var audit = requestContext.audit(outcome, command: command.name, vps: target.vpsID)
         audit.httpStatus = response.status
         audit.problemType = Problem.typePrefix + problem.rawValue
         record(audit, requestContext)

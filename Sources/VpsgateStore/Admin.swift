@@ -57,8 +57,9 @@ public struct Admin {
         }
     }
 
-    /// Grants `role` on `vps` (nil: every VPS) to `principal`; replaces the expiry of an identical grant.
-    public func addGrant(principal: String, vps: Int?, role: String, expiresInSeconds: Int?) throws {
+    /// Grants `role` on `resource` (an id of nil: every resource of its kind) to `principal`;
+    /// replaces the expiry of an identical grant.
+    public func addGrant(principal: String, resource: Target, role: String, expiresInSeconds: Int?) throws {
         try change { database in
             guard try !database.query("SELECT 1 FROM roles WHERE name = \(role)").isEmpty else {
                 let roles = try database.query("SELECT name FROM roles ORDER BY name").map { try $0.decode(String.self, "name") }
@@ -66,18 +67,19 @@ public struct Admin {
             }
             try ensurePrincipal(principal, on: database)
             try database.query("""
-                INSERT INTO grants (principal, vps_id, role, expires_at, created_by)
-                VALUES (\(principal), \(vps), \(role),
+                INSERT INTO grants (principal, resource_type, resource_id, role, expires_at, created_by)
+                VALUES (\(principal), \(resource.kind.rawValue), \(resource.id)::bigint, \(role),
                         CASE WHEN \(expiresInSeconds)::int IS NULL THEN NULL ELSE now() + make_interval(secs => \(expiresInSeconds)) END, \(actor))
-                ON CONFLICT (principal, coalesce(vps_id, 0), role) DO UPDATE SET expires_at = EXCLUDED.expires_at
+                ON CONFLICT (principal, resource_type, coalesce(resource_id, 0), role) DO UPDATE SET expires_at = EXCLUDED.expires_at
                 """)
         }
     }
 
-    public func revokeGrant(principal: String, vps: Int?, role: String?) throws -> Int {
+    public func revokeGrant(principal: String, resource: Target, role: String?) throws -> Int {
         try change { database in
             let rows = try database.query("""
-                DELETE FROM grants WHERE principal = \(principal) AND vps_id IS NOT DISTINCT FROM \(vps)
+                DELETE FROM grants WHERE principal = \(principal) AND resource_type = \(resource.kind.rawValue)
+                  AND resource_id IS NOT DISTINCT FROM \(resource.id)::bigint
                   AND (\(role)::text IS NULL OR role = \(role)) RETURNING id
                 """)
             guard !rows.isEmpty else { throw AdminError(description: "no such grant") }
@@ -87,10 +89,12 @@ public struct Admin {
 
     public func listGrants() throws -> [[String]] {
         try database.query("""
-            SELECT id::text, principal, coalesce(vps_id::text, '*') AS vps, role, coalesce(expires_at::text, '-') AS expires,
+            SELECT id::text, principal,
+                   CASE WHEN resource_type = 'account' THEN 'account' ELSE resource_type || ':' || coalesce(resource_id::text, '*') END AS resource,
+                   role, coalesce(expires_at::text, '-') AS expires,
                    CASE WHEN expires_at < now() THEN 'expired' ELSE 'active' END AS status
             FROM grants ORDER BY principal, id
-            """).map { row in try ["id", "principal", "vps", "role", "expires", "status"].map { try row.decode(String.self, $0) } }
+            """).map { row in try ["id", "principal", "resource", "role", "expires", "status"].map { try row.decode(String.self, $0) } }
     }
 
     // MARK: - Change control (SPEC section 12)
@@ -102,9 +106,9 @@ public struct Admin {
         guard (60...30 * 86_400).contains(ttlSeconds) else { throw AdminError(description: "--ttl takes 1 minute to 30 days") }
         try change { database in
             let known = try database.query("""
-                SELECT 1 FROM permissions WHERE name = \(subject) UNION ALL SELECT 1 WHERE \(subject) ~ '^vps\\.[a-z_.]+$'
+                SELECT 1 FROM permissions WHERE name = \(subject)
                 """)
-            guard !known.isEmpty else { throw AdminError(description: "unknown subject \(subject): a permission (vps:destroy) or a command (vps.recreate)") }
+            guard !known.isEmpty || Command.named(subject) != nil else { throw AdminError(description: "unknown subject \(subject): a permission (vps:destroy) or a command (vps.recreate)") }
             try database.query("""
                 INSERT INTO approval_policies (subject, vps_id, approvals, ttl, created_by)
                 VALUES (\(subject), \(vps), \(approvals), make_interval(secs => \(ttlSeconds)), \(actor))

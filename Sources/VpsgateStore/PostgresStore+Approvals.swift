@@ -26,9 +26,7 @@ extension PostgresStore: ApprovalStore {
         let query = PostgresQuery(unsafeSQL: """
             SELECT \(OperationRow.columns) FROM operations o
             WHERE o.state = 'awaiting_approval' AND o.requested_by <> $1
-              AND EXISTS (SELECT FROM grants g JOIN role_permissions rp ON rp.role = g.role
-                          WHERE g.principal = $1 AND rp.permission = $2 AND (g.vps_id IS NULL OR g.vps_id = o.vps_id)
-                            AND (g.expires_at IS NULL OR g.expires_at > now()))
+              AND vpsgate_resource_decision($1, o.resource_type, coalesce(o.vps_id, o.resource_id), $2) IS NULL
             ORDER BY o.created_at, o.id LIMIT $3::int
             """, binds: [principal, Permission.approve.rawValue, String(limit)])
         return try run { () throws(PostgresError) in
@@ -38,15 +36,15 @@ extension PostgresStore: ApprovalStore {
 
     public func claimApproved(limit: Int, busyBoundSeconds: Int) throws(StoreError) -> [ApprovedDispatch] {
         let query: PostgresQuery = """
-            SELECT id::text AS id, vps_id, command, requested_by, correlation_id, idempotency_key, created_us, dispatched_us,
-                   name, method, path, repeat_safe, sealed_body, key_id
-            FROM claim_approved(\(limit), make_interval(secs => \(busyBoundSeconds)))
+            SELECT c.id::text AS id, c.vps_id, o.resource_type, o.resource_id, c.command, c.requested_by, c.correlation_id,
+                   c.idempotency_key, c.created_us, c.dispatched_us, c.name, c.method, c.path, c.repeat_safe, c.sealed_body, c.key_id
+            FROM claim_approved(\(limit), make_interval(secs => \(busyBoundSeconds))) c JOIN operations o ON o.id = c.id
             """
         return try run { () throws(PostgresError) in
             try database.query(query.preparedOnce()).map { row throws(PostgresError) in
                 let created = Int64(try row.decode(Int.self, "created_us"))
                 var operation = OperationRecord(
-                    id: try row.decode(String.self, "id"), vpsID: try row.decode(Int.self, "vps_id"),
+                    id: try row.decode(String.self, "id"), target: try OperationRow.target(row),
                     command: try row.decode(String.self, "command"), state: .accepted,
                     requestedBy: try row.decode(String.self, "requested_by"), correlationID: try row.decode(String.self, "correlation_id"),
                     idempotencyKey: try row.decode(String.self, "idempotency_key"), createdAt: created,

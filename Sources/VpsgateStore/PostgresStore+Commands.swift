@@ -16,10 +16,11 @@ extension PostgresStore: CommandStore {
         } ?? .object([])
         let query: PostgresQuery = """
             SELECT * FROM begin_command(\(request.principal), \(request.key), \(SQLText.array(request.fingerprints))::text[],
-                \(request.vpsID), \(request.command), \(request.operationID)::uuid, \(request.audit.identity.correlationID),
+                \(request.target.kind.rawValue), \(request.target.ownID)::bigint, \(request.target.vpsID)::bigint, \(request.command),
+                \(request.operationID)::uuid, \(request.audit.identity.correlationID),
                 make_interval(secs => \(request.busyBoundSeconds)), \(audit)::jsonb, \(Self.auditAnswers)::jsonb,
                 \(request.permission.rawValue), \(request.emergencyReason), \(keptRequest.text())::jsonb,
-                \(kept?.sealedBody.map(SQLText.bytea))::bytea, \(kept?.keyID))
+                \(kept?.sealedBody.map(SQLText.bytea))::bytea, \(kept?.keyID), \(request.minimumApprovals)::int)
             """
         return try run { () throws(PostgresError) in
             guard let row = try database.query(query.preparedOnce()).first else {
@@ -81,14 +82,15 @@ extension PostgresStore: CommandStore {
         return write
     }
 
-    public func plan(principal: String, vps: Int, command: String, permission: Permission, busyBoundSeconds: Int,
-                     emergency: Bool) throws(StoreError) -> PlanVerdict {
+    public func plan(principal: String, target: Target, command: String, permission: Permission, minimumApprovals: Int,
+                     busyBoundSeconds: Int, emergency: Bool) throws(StoreError) -> PlanVerdict {
         let query: PostgresQuery = """
             SELECT decision, blocking_operation::text AS blocking, (extract(epoch FROM frozen_until) * 1000000)::bigint AS frozen_us,
                    freeze_reason, policy_subject, policy_vps_id, approvals_required,
                    extract(epoch FROM approval_ttl)::bigint AS ttl_s
-            FROM vpsgate_command_decision(\(principal), \(vps), \(command), \(permission.rawValue),
-                                          make_interval(secs => \(busyBoundSeconds)), \(emergency))
+            FROM vpsgate_resource_command_decision(\(principal), \(target.kind.rawValue), \(target.ownID)::bigint,
+                                                   \(target.vpsID)::bigint, \(command), \(permission.rawValue),
+                                                   make_interval(secs => \(busyBoundSeconds)), \(emergency), \(minimumApprovals)::int, false)
             """
         return try run { () throws(PostgresError) in
             guard let row = try database.query(query.preparedOnce(), retryOnStaleConnection: true).first else {
@@ -128,10 +130,11 @@ extension PostgresStore: AuthorizationStore {
         }
     }
 
-    public func permissions(_ principal: String, vps: Int) throws(StoreError) -> Set<Permission> {
+    public func permissions(_ principal: String, on target: Target) throws(StoreError) -> Set<Permission> {
         let query: PostgresQuery = """
             SELECT DISTINCT rp.permission FROM grants g JOIN role_permissions rp ON rp.role = g.role
-            WHERE g.principal = \(principal) AND (g.vps_id IS NULL OR g.vps_id = \(vps))
+            WHERE g.principal = \(principal) AND g.resource_type = \(target.kind.rawValue)
+              AND (g.resource_id IS NULL OR g.resource_id = \(target.id)::bigint)
               AND (g.expires_at IS NULL OR g.expires_at > now())
             """
         return try run { () throws(PostgresError) in
@@ -143,16 +146,17 @@ extension PostgresStore: AuthorizationStore {
         }
     }
 
-    public func readableScope(_ principal: String) throws(StoreError) -> ReadScope {
+    public func readableScope(_ principal: String, of kind: ResourceKind) throws(StoreError) -> ReadScope {
         let query: PostgresQuery = """
-            SELECT DISTINCT g.vps_id FROM grants g JOIN role_permissions rp ON rp.role = g.role
-            WHERE g.principal = \(principal) AND rp.permission = \(Permission.read.rawValue)
+            SELECT DISTINCT g.resource_id FROM grants g JOIN role_permissions rp ON rp.role = g.role
+            WHERE g.principal = \(principal) AND g.resource_type = \(kind.rawValue)
+              AND rp.permission = \(kind.readPermission?.rawValue ?? "-")
               AND (g.expires_at IS NULL OR g.expires_at > now())
             """
         return try run { () throws(PostgresError) in
             var ids = Set<Int>()
             for row in try database.query(query.preparedOnce(), retryOnStaleConnection: true) {
-                guard let id = try row.decode(Int?.self, "vps_id") else { return ReadScope(all: true, ids: []) }
+                guard let id = try row.decode(Int?.self, "resource_id") else { return ReadScope(all: true, ids: []) }
                 ids.insert(id)
             }
             return ReadScope(all: false, ids: ids)

@@ -6,11 +6,11 @@ extension PostgresStore: EventStore, DeliveryStore {
     /// Rows looked at per page at most: a reader who may read little still gets a bounded page.
     static let eventScanLimit = 2000
 
-    public func events(after cursor: EventCursor?, scope: ReadScope, limit: Int) throws(StoreError) -> EventPage {
+    public func events(after cursor: EventCursor?, principal: String, scope: ReadScope, limit: Int) throws(StoreError) -> EventPage {
         let query: PostgresQuery = """
             SELECT id, position_xid::text AS position_xid, type, occurred_at_us, vps_id, operation_id::text AS operation_id,
                    data::text AS data, expired, held_back
-            FROM read_events(\(cursor.map { String($0.transaction) })::xid8, \(cursor.map { Int($0.id) })::bigint,
+            FROM read_events(\(principal), \(cursor.map { String($0.transaction) })::xid8, \(cursor.map { Int($0.id) })::bigint,
                              \(scope.all), \(SQLText.array(scope.ids.sorted()))::bigint[], \(limit)::int, \(Self.eventScanLimit)::int)
             """
         return try run { () throws(PostgresError) in

@@ -13,13 +13,14 @@ extension PostgresStore: OperationStore {
     public func operations(_ filter: OperationFilter) throws(StoreError) -> [OperationRecord] {
         let query = PostgresQuery(unsafeSQL: """
             SELECT \(OperationRow.columns) FROM operations o
-            WHERE ($1::bigint[] IS NULL OR o.vps_id = ANY($1::bigint[]))
+            WHERE CASE WHEN o.vps_id IS NOT NULL THEN $1::bigint[] IS NULL OR o.vps_id = ANY($1::bigint[])
+                       ELSE $6::text IS NOT NULL AND vpsgate_may_read($6::text, o.resource_type, o.resource_id) END
               AND ($2::bigint IS NULL OR o.vps_id = $2::bigint)
               AND ($3::text IS NULL OR o.state = $3::text)
               AND ($4::uuid IS NULL OR (o.created_at, o.id) < (SELECT created_at, id FROM operations WHERE id = $4::uuid))
             ORDER BY o.created_at DESC, o.id DESC LIMIT $5::int
             """, binds: [filter.readable.map { SQLText.array($0.sorted()) }, filter.vpsID.map(String.init), filter.state?.rawValue,
-                         filter.before, String(filter.limit)])
+                         filter.before, String(filter.limit), filter.principal])
         return try run { () throws(PostgresError) in
             try database.query(query.preparedOnce(), retryOnStaleConnection: true).map(OperationRow.decode)
         }
@@ -68,8 +69,8 @@ extension PostgresStore: OperationStore {
                 let abandoned: PostgresQuery = "SELECT answer_abandoned_request(\(operation.id)::uuid) AS written"
                 try database.query(abandoned.preparedOnce())
             }
-            if let drift = transition.drift {
-                try database.query(Self.driftQuery(drift, vps: operation.vpsID, operationID: operation.id).preparedOnce())
+            if let drift = transition.drift, let vps = operation.vpsID {
+                try database.query(Self.driftQuery(drift, vps: vps, operationID: operation.id).preparedOnce())
             }
             var row = audit
             row.hostingerActionID = updated.actionID ?? audit.hostingerActionID

@@ -80,7 +80,7 @@ extension PostgresStore: ReconcilerStore {
     }
 
     public func recentlyChangedVPS() throws(StoreError) -> [Int] {
-        let query: PostgresQuery = "SELECT DISTINCT vps_id FROM operations WHERE created_at > clock_timestamp() - interval '1 hour'"
+        let query: PostgresQuery = "SELECT DISTINCT vps_id FROM operations WHERE created_at > clock_timestamp() - interval '1 hour' AND vps_id IS NOT NULL"
         return try run { () throws(PostgresError) in try database.query(query.preparedOnce()).map { row throws(PostgresError) in try row.decode(Int.self, "vps_id") } }
     }
 

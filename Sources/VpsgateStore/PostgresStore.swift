@@ -56,7 +56,7 @@ extension StoreError {
 /// The columns every operation read selects, and their decoding.
 enum OperationRow {
     static let columns = """
-        id::text AS id, vps_id, command, state, hostinger_action_id, hostinger_action_name, hostinger_action_state,
+        id::text AS id, vps_id, resource_type, resource_id, command, state, hostinger_action_id, hostinger_action_name, hostinger_action_state,
         error::text AS error, requested_by, correlation_id, idempotency_key,
         (extract(epoch FROM created_at) * 1000000)::bigint AS created_us,
         (extract(epoch FROM updated_at) * 1000000)::bigint AS updated_us,
@@ -69,9 +69,17 @@ enum OperationRow {
     /// The open states as a SQL array literal, from the one list of them.
     static let openStates = "{" + OperationState.inFlight.map(\.rawValue).joined(separator: ",") + "}"
 
+    /// The operation's resource, from `vps_id`, `resource_type` and `resource_id`.
+    static func target(_ row: PostgresRow) throws(PostgresError) -> Target {
+        let type = try row.decode(String.self, "resource_type")
+        guard let kind = ResourceKind(rawValue: type) else { throw PostgresError(.decoding, "unknown resource type \(type)") }
+        if let vps = try row.decode(Int?.self, "vps_id") { return Target(kind, vps) }
+        return Target(kind, try row.decode(Int?.self, "resource_id"))
+    }
+
     static func decode(_ row: PostgresRow) throws(PostgresError) -> OperationRecord {
         var operation = OperationRecord(
-            id: try row.decode(String.self, "id"), vpsID: try row.decode(Int.self, "vps_id"),
+            id: try row.decode(String.self, "id"), target: try target(row),
             command: try row.decode(String.self, "command"),
             state: OperationState(rawValue: try row.decode(String.self, "state")) ?? .unknown,
             actionID: try row.decode(Int?.self, "hostinger_action_id"), actionName: try row.decode(String?.self, "hostinger_action_name"),

@@ -19,7 +19,7 @@ import VpsgateStore
         _ = try Migrator(migrations: migrations).migrate(on: database)
         try database.execute(script: """
             INSERT INTO principals (name) VALUES ('alice'), ('vera');
-            INSERT INTO grants (principal, vps_id, role, created_by) VALUES ('alice', 1001, 'operator', 'test'), ('vera', 1001, 'viewer', 'test');
+            INSERT INTO grants (principal, resource_id, role, created_by) VALUES ('alice', 1001, 'operator', 'test'), ('vera', 1001, 'viewer', 'test');
             """)
         store = PostgresStore(url: url, applicationName: "vpsgate store-test", migrations: migrations, pending: PendingOutcomes(),
                               logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
@@ -35,7 +35,7 @@ import VpsgateStore
         var audit = AuditEntry(outcome: .received, identity: RequestIdentity(correlationID: "corr-\(key)", principal: "alice",
                                                                              method: "POST", path: "/v1/vps/\(vps)/restart"))
         audit.durationMilliseconds = 1.5
-        return try store.begin(BeginRequest(principal: principal, key: key, fingerprints: [fingerprint], vpsID: vps, command: "vps.restart",
+        return try store.begin(BeginRequest(principal: principal, key: key, fingerprints: [fingerprint], target: .vps(vps), command: "vps.restart",
                                             permission: .power, operationID: UUIDv4.generate(), busyBoundSeconds: 3600, audit: audit))
     }
 
@@ -51,7 +51,7 @@ import VpsgateStore
         guard case .proceed(let createdAt) = decision else { throw PostgresError(.decoding, "not proceed") }
         let id = try #require(try database.query("SELECT id::text AS id FROM operations WHERE idempotency_key = \(key)").first)
             .decode(String.self, "id")
-        let operation = OperationRecord(id: id, vpsID: 1001, command: "vps.restart", state: effect == .release ? .failed : .running,
+        let operation = OperationRecord(id: id, target: .vps(1001), command: "vps.restart", state: effect == .release ? .failed : .running,
                                         actionID: 9001, actionName: "ct_restart", actionState: "sent", requestedBy: "alice",
                                         correlationID: "corr", idempotencyKey: key, createdAt: createdAt, updatedAt: createdAt + 1000)
         var audit = AuditEntry(outcome: .accepted, identity: RequestIdentity(correlationID: "corr", principal: "alice"),

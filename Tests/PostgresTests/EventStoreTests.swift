@@ -36,10 +36,10 @@ import VpsgateStore
     /// The feed from `cursor`, once no transaction older than its events is running: other
     /// suites' transactions, in other databases of the cluster, hold the feed back too.
     func settled(after cursor: EventCursor? = nil, scope: ReadScope = ReadScope(all: true, ids: [])) throws -> EventPage {
-        var page = try store.events(after: cursor, scope: scope, limit: 500)
+        var page = try store.events(after: cursor, principal: "alice", scope: scope, limit: 500)
         for _ in 0..<100 where page.heldBack {
             usleep(30_000)
-            page = try store.events(after: cursor, scope: scope, limit: 500)
+            page = try store.events(after: cursor, principal: "alice", scope: scope, limit: 500)
         }
         return page
     }
@@ -106,7 +106,7 @@ import VpsgateStore
         try insertOperation(on: database)
         #expect(try store.pruneEvents(keepSeconds: 7 * 86_400) == 2)
         // After the first: the second is gone, so that reader missed it.
-        #expect(try store.events(after: firstCursor, scope: ReadScope(all: true, ids: []), limit: 10).expired)
+        #expect(try store.events(after: firstCursor, principal: "alice", scope: ReadScope(all: true, ids: []), limit: 10).expired)
         // After the last pruned one: nothing was missed.
         let caughtUp = try settled(after: lastCursor)
         #expect(!caughtUp.expired && caughtUp.events.count == 1)
@@ -129,7 +129,7 @@ import VpsgateStore
     func endpoint() throws -> Int {
         try database.execute(script: """
             INSERT INTO principals (name) VALUES ('hooky') ON CONFLICT DO NOTHING;
-            INSERT INTO grants (principal, vps_id, role, created_by) VALUES ('hooky', 1001, 'viewer', 'test') ON CONFLICT DO NOTHING;
+            INSERT INTO grants (principal, resource_id, role, created_by) VALUES ('hooky', 1001, 'viewer', 'test') ON CONFLICT DO NOTHING;
             """)
         return try #require(try database.query("""
             INSERT INTO webhook_endpoints (principal, url, sealed_secret, key_id, created_by)

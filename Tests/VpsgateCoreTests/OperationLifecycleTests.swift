@@ -8,7 +8,7 @@ import VpsgateCore
     static let error = HostingerAction(id: 9001, name: "ct_restart", state: "error", createdAt: nil)
 
     static func operation(_ state: OperationState, error: JSONValue? = nil) -> OperationRecord {
-        OperationRecord(id: "op", vpsID: 1001, command: "vps.restart", state: state, actionID: state == .running ? 9001 : nil,
+        OperationRecord(id: "op", target: .vps(1001), command: "vps.restart", state: state, actionID: state == .running ? 9001 : nil,
                         error: error, requestedBy: "alice", correlationID: "c", idempotencyKey: "k", createdAt: 0, updatedAt: 0)
     }
 
@@ -114,7 +114,7 @@ import VpsgateCore
         #expect(answer.transition.state == .succeeded && answer.transition.outcome == .succeeded && answer.transition.key == .store)
         #expect(answer.transition.result == vm && answer.reply == .operation)
         let applied = answer.transition.applied(to: OperationRecord(
-            id: "0b7c1f7e-2f6a-4f7e-9a59-5f1d7c1e2a10", vpsID: 1004, command: "vps.setup", state: .accepted, requestedBy: "a",
+            id: "0b7c1f7e-2f6a-4f7e-9a59-5f1d7c1e2a10", target: .vps(1004), command: "vps.setup", state: .accepted, requestedBy: "a",
             correlationID: "c", idempotencyKey: "k", createdAt: 1, updatedAt: 1))
         #expect(applied.result == vm && applied.state == .succeeded)
         // A refusal of a synchronous command is a refusal like any other: no resource.
@@ -149,7 +149,7 @@ import VpsgateCore
     }
 
     @Test func busyNamesTheBlockingOperation() throws {
-        let (problem, retryAfter) = try #require(BeginDecision.Kind.busy.problem(vps: 7, blocking: "b-1", permission: nil, instance: "/v1/vps/7/stop"))
+        let (problem, retryAfter) = try #require(BeginDecision.Kind.busy.problem(.vps(7), blocking: "b-1", permission: nil, instance: "/v1/vps/7/stop"))
         #expect(problem.status == 409 && retryAfter == 5)
         #expect(problem.extensions.map(\.value) == ["b-1", "/v1/operations/b-1"])
     }

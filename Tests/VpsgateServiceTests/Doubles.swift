@@ -12,6 +12,8 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
     var tokenChecks = 0
     /// principal ⇒ VPS id (nil: every VPS) ⇒ permissions.
     var grants: [String: [Int?: Set<Permission>]] = [:]
+    /// Grants on other resources than a VPS: a target with a nil id stands for every one of its kind.
+    var resourceGrants: [String: [Target: Set<Permission>]] = [:]
     /// Every call throws this while it is set.
     var failure: StoreError?
 
@@ -51,7 +53,7 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
 
     // MARK: EventStore
 
-    func events(after cursor: EventCursor?, scope: ReadScope, limit: Int) throws(StoreError) -> EventPage {
+    func events(after cursor: EventCursor?, principal: String, scope: ReadScope, limit: Int) throws(StoreError) -> EventPage {
         try check()
         eventReads += 1
         if let cursor, cursor.id < feedHorizon { return EventPage(events: [], next: nil, expired: true) }
@@ -73,7 +75,7 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
         return finishWrite
     }
 
-    func plan(principal: String, vps: Int, command: String, permission: Permission, busyBoundSeconds: Int,
+    func plan(principal: String, target: Target, command: String, permission: Permission, minimumApprovals: Int, busyBoundSeconds: Int,
               emergency: Bool) throws(StoreError) -> PlanVerdict {
         try check()
         planned.append((command, emergency))
@@ -112,14 +114,22 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
         return tokens[tokenHash]
     }
 
-    func permissions(_ principal: String, vps: Int) throws(StoreError) -> Set<Permission> {
+    func permissions(_ principal: String, on target: Target) throws(StoreError) -> Set<Permission> {
         try check()
+        guard target.kind == .vps, let vps = target.id else {
+            let held = resourceGrants[principal] ?? [:]
+            return (held[Target(target.kind, nil)] ?? []).union(held[target] ?? [])
+        }
         let held = grants[principal] ?? [:]
         return (held[nil] ?? []).union(held[vps] ?? [])
     }
 
-    func readableScope(_ principal: String) throws(StoreError) -> ReadScope {
+    func readableScope(_ principal: String, of kind: ResourceKind) throws(StoreError) -> ReadScope {
         try check()
+        guard kind == .vps else {
+            let held = (resourceGrants[principal] ?? [:]).filter { $0.key.kind == kind && kind.readPermission.map($0.value.contains) == true }
+            return ReadScope(all: held.keys.contains { $0.id == nil }, ids: Set(held.keys.compactMap(\.id)))
+        }
         let held = (grants[principal] ?? [:]).filter { $0.value.contains(.read) }
         return ReadScope(all: held.keys.contains(nil), ids: Set(held.keys.compactMap { $0 }))
     }
@@ -152,7 +162,7 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
 
     func operations(_ filter: OperationFilter) throws(StoreError) -> [OperationRecord] {
         try check()
-        return records.values.filter { filter.readable?.contains($0.vpsID) ?? true }.sorted { $0.createdAt > $1.createdAt }
+        return records.values.filter { record in record.vpsID.map { filter.readable?.contains($0) ?? true } ?? false }.sorted { $0.createdAt > $1.createdAt }
     }
 
     func claimRefresh(id: String, intervalMilliseconds: Int) throws(StoreError) -> Bool {
@@ -268,7 +278,7 @@ enum Fixture {
 
     static func operation(_ state: OperationState, action: HostingerAction? = nil, error: JSONValue? = nil,
                           command: String = "vps.restart", createdAt: Int64 = 1_780_000_000_000_000) -> OperationRecord {
-        OperationRecord(id: "0b7c1f7e-2f6a-4f7e-9a59-5f1d7c1e2a10", vpsID: 1001, command: command, state: state, actionID: action?.id,
+        OperationRecord(id: "0b7c1f7e-2f6a-4f7e-9a59-5f1d7c1e2a10", target: .vps(1001), command: command, state: state, actionID: action?.id,
                         actionName: action?.name, actionState: action?.state, error: error, requestedBy: principal,
                         correlationID: "0123456789abcdef0123456789abcdef", idempotencyKey: "key-0001-abcd",
                         createdAt: createdAt, updatedAt: createdAt)

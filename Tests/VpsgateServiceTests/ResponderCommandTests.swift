@@ -160,7 +160,7 @@ import VpsgateCore
         let begun = try #require(store.begun.first)
         #expect(begun.key == "key-0001-abcd")
         #expect(begun.principal == Fixture.principal)
-        #expect(begun.vpsID == 1001 && begun.command == "vps.restart" && begun.permission == .power)
+        #expect(begun.target == .vps(1001) && begun.command == "vps.restart" && begun.permission == .power)
         #expect(begun.fingerprints.count == 2)
         #expect(begun.fingerprints[0].hasPrefix("k1:"))
         #expect(begun.audit.identity.correlationID == "0123456789abcdef0123456789abcdef")

@@ -62,7 +62,7 @@ import VpsgateCore
 
     @Test func anOperationOnAVPSOutsideTheGrantsIsNotFound() {
         var operation = Fixture.operation(.running)
-        operation.vpsID = 2002
+        operation.target = .vps(2002)
         store.records[operation.id] = operation
         #expect(get(operation.location).status == 404)
     }

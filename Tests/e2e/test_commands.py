@@ -268,7 +268,7 @@ def test_the_document_lists_exactly_the_served_routes(stack, users):
     from openapi_spec_validator import validate
     validate(document)
     operations = {(m.upper(), p) for p, item in document["paths"].items() for m in item}
-    assert len(operations) == 48  # 30 commands, 15 reads (events, docker projects, templates, data centers among them), approve, deny, cancel
+    assert len(operations) == 64  # 41 commands, 20 reads (events, docker projects, templates, data centers, firewalls, keys, scripts among them), approve, deny, cancel
     for method, template in sorted(operations):
         path = template.replace("{id}", "1130" if template.startswith("/v1/templates/") else "1001")
         path = path.replace("{operationId}", str(uuid.uuid4()))

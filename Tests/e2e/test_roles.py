@@ -32,7 +32,7 @@ def rita(stack):
 
 @pytest.mark.parametrize("statement", [
     "INSERT INTO principals (name) VALUES ('mallory')",
-    "INSERT INTO grants (principal, vps_id, role, created_by) VALUES ('rita', NULL, 'admin', 'mallory')",
+    "INSERT INTO grants (principal, resource_id, role, created_by) VALUES ('rita', NULL, 'admin', 'mallory')",
     "UPDATE grants SET role = 'admin'",
     "DELETE FROM grants",
     "UPDATE api_tokens SET expires_at = NULL",

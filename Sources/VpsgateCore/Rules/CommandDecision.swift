@@ -78,7 +78,7 @@ extension BeginDecision.Kind {
 
     /// The problem vpsgate answers with, and the seconds worth waiting before a retry (nil:
     /// no problem, or a retry cannot help).
-    public func problem(vps: Int, blocking: String?, permission: Permission?, instance: String,
+    public func problem(_ target: Target, blocking: String?, permission: Permission?, instance: String,
                         frozenUntil: Int64? = nil) -> (Problem, retryAfterSeconds: Int?)? {
         switch self {
         case .proceed, .replay, .awaitingApproval:
@@ -86,7 +86,7 @@ extension BeginDecision.Kind {
         case .frozen:
             let until = frozenUntil.map { Timestamp.rfc3339(microseconds: $0) } ?? "the end of the freeze"
             var problem = Problem(.changeFrozen, status: 423, title: "Change frozen",
-                                  detail: "A freeze window covers VPS \(vps) until \(until); an emergency needs an approval.",
+                                  detail: "A freeze window covers \(target) until \(until); an emergency needs an approval.",
                                   instance: instance)
             problem.extensions = [("frozen_until", until)]
             return (problem, nil)
@@ -94,7 +94,7 @@ extension BeginDecision.Kind {
             return (Problem(.notFound, status: 404, title: "Not found", detail: "No such resource.", instance: instance), nil)
         case .forbidden:
             let needed = permission.map { "the \($0.rawValue) permission" } ?? "a permission"
-            return (Problem(.forbidden, status: 403, title: "Forbidden", detail: "This needs \(needed) on VPS \(vps).", instance: instance), nil)
+            return (Problem(.forbidden, status: 403, title: "Forbidden", detail: "This needs \(needed) on \(target).", instance: instance), nil)
         case .inUse:
             return (Problem(.idempotencyKeyInUse, status: 409, title: "Idempotency-Key in use",
                             detail: "A request with this key is still being processed.", instance: instance), 1)
@@ -104,7 +104,7 @@ extension BeginDecision.Kind {
         case .busy:
             let blocking = blocking ?? "unknown"
             var problem = Problem(.vpsBusy, status: 409, title: "VPS busy",
-                                  detail: "Operation \(blocking) on VPS \(vps) is not finished yet.", instance: instance)
+                                  detail: "Operation \(blocking) on \(target) is not finished yet.", instance: instance)
             problem.extensions = [("operation_id", blocking), ("operation", "/v1/operations/\(blocking)")]
             return (problem, 5)
         }
@@ -116,7 +116,7 @@ extension BeginDecision.Kind {
     public static let auditAnswers: JSONValue = .object(allCases.compactMap { kind in
         guard let outcome = kind.auditOutcome else { return nil }
         var members: [(String, JSONValue)] = [("outcome", .string(outcome.rawValue))]
-        if let (problem, _) = kind.problem(vps: 0, blocking: nil, permission: nil, instance: "") {
+        if let (problem, _) = kind.problem(.vps(0), blocking: nil, permission: nil, instance: "") {
             members.append(("http_status", .number(String(problem.status))))
             members.append(("problem_type", .string(Problem.typePrefix + problem.code.rawValue)))
         }

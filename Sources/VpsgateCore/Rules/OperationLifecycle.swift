@@ -169,7 +169,7 @@ public enum OperationLifecycle {
                 hostinger: notFound(message)))
         case .vpsGone(let message):
             return OperationTransition(.failed, error: .object([
-                ("reason", .string("vps_not_found")), ("detail", .string("Hostinger no longer knows VPS \(operation.vpsID).")),
+                ("reason", .string("vps_not_found")), ("detail", .string("Hostinger no longer knows \(operation.target).")),
             ]), outcome: .vpsNotFound, drift: Drift(
                 .vpsNotFound, actionID: operation.actionID, vpsgate: .object([("state", .string(operation.state.rawValue))]),
                 hostinger: notFound(message)))

@@ -12,6 +12,11 @@ public enum ReadRoute: String, CaseIterable, Sendable {
     case templates = "/v1/templates"
     case template = "/v1/templates/{id}"
     case dataCenters = "/v1/data-centers"
+    case firewalls = "/v1/firewalls"
+    case firewall = "/v1/firewalls/{id}"
+    case publicKeys = "/v1/public-keys"
+    case scripts = "/v1/post-install-scripts"
+    case script = "/v1/post-install-scripts/{id}"
     case healthz = "/healthz"
     case readyz = "/readyz"
     case openAPI = "/openapi.json"
@@ -25,9 +30,6 @@ public enum ReadRoute: String, CaseIterable, Sendable {
     /// The bounded metric label: `GET /v1/vps/{id}`, or the path of a service route.
     public var label: String { isService ? path : "GET " + path }
 
-    /// Whether a command shares this route's path (`POST /v1/vps/{id}/docker` creates a
-    /// project): a request with another method is that command's, not this read's.
-    public var sharesPathWithCommand: Bool { self == .vpsActions || self == .dockerProjects }
 
     /// The route whose template `path` fits, with its one id segment (VPS or operation id,
     /// not yet validated), if any.
@@ -67,6 +69,11 @@ public enum ReadRoute: String, CaseIterable, Sendable {
         case .templates: "The OS templates VMs can be set up or recreated with, from Hostinger (any principal)."
         case .template: "One OS template, from Hostinger (any principal)."
         case .dataCenters: "The data centers a VM can be set up in, from Hostinger (any principal)."
+        case .firewalls: "The account's firewalls the caller may read (firewall:read), from Hostinger."
+        case .firewall: "One firewall with its rules (firewall:read), from Hostinger."
+        case .publicKeys: "The account's SSH public keys the caller may read (public_key:read), from Hostinger."
+        case .scripts: "The account's post-install scripts the caller may read (script:read), from Hostinger."
+        case .script: "One post-install script, its content included (script:read), from Hostinger."
         case .events: "Events (operation state changes, approval decisions) on VPS the caller may read, in order; 410 cursor-expired past retention."
         case .healthz: "Liveness."
         case .readyz: "Readiness: database reachable and schema current."
@@ -87,6 +94,11 @@ public enum ReadRoute: String, CaseIterable, Sendable {
         case .templates: "TemplateList"
         case .template: "Template"
         case .dataCenters: "DataCenterList"
+        case .firewalls: "FirewallPage"
+        case .firewall: "Firewall"
+        case .publicKeys: "PublicKeyPage"
+        case .scripts: "PostInstallScriptPage"
+        case .script: "PostInstallScript"
         case .healthz, .readyz: "Health"
         case .openAPI: "Document"
         case .metrics: "Metrics"
@@ -95,7 +107,7 @@ public enum ReadRoute: String, CaseIterable, Sendable {
 
     public var query: [(name: String, type: String, summary: String)] {
         switch self {
-        case .vpsActions: [("page", "integer", "Page number, from 1.")]
+        case .vpsActions, .firewalls, .publicKeys, .scripts: [("page", "integer", "Page number, from 1.")]
         case .listOperations:
             [("vps", "integer", "Only this VPS."), ("state", "string", "Only this state."),
              ("limit", "integer", "1 to 200, default 50."), ("before", "string", "Continue after this operation id.")]

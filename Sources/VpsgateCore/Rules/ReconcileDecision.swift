@@ -57,6 +57,45 @@ public enum ReconcileDecision {
     }
 }
 
+/// What Hostinger shows now of the resource an account-level operation acted on.
+public enum ResourceRead: Sendable, Equatable {
+    case present
+    case absent
+    /// No usable answer, or nothing to read (a creation, a rule change, a purchase).
+    case unreadable(String)
+}
+
+extension ReconcileDecision {
+    /// An operation on what is not a VPS (a firewall, a key, a script, the account) whose
+    /// answer was lost. Hostinger keeps no action for these, so none can be matched; what
+    /// Hostinger shows now decides a delete (gone: it happened, still there: it did not,
+    /// and a new key may try again). Anything else becomes `unknown` with what to check,
+    /// and is looked at now and then; never declared not applied on a guess.
+    public static func resourceAnswerLost(_ operation: OperationRecord, deletes: Bool, read: ResourceRead,
+                                          checks: Int) -> ReconcileStep {
+        switch (deletes, read) {
+        case (true, .absent):
+            return .apply(OperationTransition(.succeeded, error: nil, outcome: .adopted))
+        case (true, .present):
+            return .apply(OperationTransition(.failed, error: .object([
+                ("reason", .string("not_applied")),
+                ("detail", .string("Hostinger still shows \(operation.target): the delete did not happen; a new key may try again.")),
+            ]), outcome: .notApplied))
+        case (true, .unreadable(let why)) where checks < 5:
+            return .later(delayMilliseconds: backoffMilliseconds(checks: checks), actionState: nil, reason: "resource read failed: \(why)")
+        default:
+            if operation.state == .unknown {
+                return .later(delayMilliseconds: OperationLifecycle.ambiguousRecheckMilliseconds, actionState: nil, reason: nil)
+            }
+            return .apply(OperationTransition(.unknown, error: .object([
+                ("reason", .string("answer_lost")),
+                ("detail", .string("Hostinger's answer was lost and it keeps no action record for \(operation.command): "
+                    + "read \(operation.target) from Hostinger to see whether it happened before trying again.")),
+            ]), outcome: .ambiguous, nextCheckMilliseconds: OperationLifecycle.ambiguousRecheckMilliseconds))
+        }
+    }
+}
+
 /// The drift scan's verdict on one action from Hostinger's list.
 public enum DriftScan {
     /// An action no operation holds is unclaimed; a terminal one that contradicts its

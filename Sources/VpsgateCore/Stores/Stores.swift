@@ -29,7 +29,7 @@ public protocol CommandStore {
     /// database does not take now is kept and written later: no outcome is lost.
     func finish(_ record: FinishRecord) -> FinishWrite
     /// What the command would meet now (the plan): the same decision `begin` makes, read only.
-    func plan(principal: String, vps: Int, command: String, permission: Permission, busyBoundSeconds: Int,
+    func plan(principal: String, target: Target, command: String, permission: Permission, minimumApprovals: Int, busyBoundSeconds: Int,
               emergency: Bool) throws(StoreError) -> PlanVerdict
 }
 
@@ -74,9 +74,10 @@ public protocol AuthorizationStore {
     /// (nil: no expiry).
     func principal(tokenHash: String) throws(StoreError) -> (principal: String, validForMilliseconds: Int?)?
     /// The permissions `principal` holds on `vps` through unexpired grants (empty: no grant).
-    func permissions(_ principal: String, vps: Int) throws(StoreError) -> Set<Permission>
-    /// Which VPS `principal` may read.
-    func readableScope(_ principal: String) throws(StoreError) -> ReadScope
+    /// The permissions `principal` holds on `target` (empty: no grant on it).
+    func permissions(_ principal: String, on target: Target) throws(StoreError) -> Set<Permission>
+    /// Which resources of `kind` (VPS, firewalls, …) `principal` may read.
+    func readableScope(_ principal: String, of kind: ResourceKind) throws(StoreError) -> ReadScope
 }
 
 /// The audit trail's rows that are not part of another record's transaction.
@@ -98,7 +99,9 @@ public protocol HealthStore {
 public protocol EventStore {
     /// Up to `limit` events after `cursor` (nil: from the oldest kept) on VPS in `scope`, in
     /// the feed's order, of transactions that can no longer commit anything before them.
-    func events(after cursor: EventCursor?, scope: ReadScope, limit: Int) throws(StoreError) -> EventPage
+    /// `scope`: the VPS whose events `principal` may read; events of other resources are
+    /// shown by `principal`'s grants on them.
+    func events(after cursor: EventCursor?, principal: String, scope: ReadScope, limit: Int) throws(StoreError) -> EventPage
 }
 
 /// Everything a FastCGI worker uses.
@@ -253,10 +256,13 @@ public struct BeginRequest: Sendable {
     public var key: String
     /// Fingerprints under every secret key (the first is stored), and the legacy one.
     public var fingerprints: [String]
-    public var vpsID: Int
+    /// What the command acts on.
+    public var target: Target
     public var command: String
-    /// The permission the command needs on the VPS.
+    /// The permission the command needs on it.
     public var permission: Permission
+    /// Approvals needed whatever the policy says.
+    public var minimumApprovals: Int
     public var operationID: String
     public var busyBoundSeconds: Int
     /// The audit row's request members (`command`, `vps_id`, `outcome` come from the above).
@@ -266,16 +272,17 @@ public struct BeginRequest: Sendable {
     /// The Hostinger request, kept (body sealed) if the command needs approval.
     public var request: SealedRequest?
 
-    public init(principal: String, key: String, fingerprints: [String], vpsID: Int, command: String, permission: Permission,
-                operationID: String, busyBoundSeconds: Int, audit: AuditEntry, emergencyReason: String? = nil,
+    public init(principal: String, key: String, fingerprints: [String], target: Target, command: String, permission: Permission,
+                minimumApprovals: Int = 0, operationID: String, busyBoundSeconds: Int, audit: AuditEntry, emergencyReason: String? = nil,
                 request: SealedRequest? = nil) {
+        self.minimumApprovals = minimumApprovals
         self.principal = principal
         self.emergencyReason = emergencyReason
         self.request = request
         self.permission = permission
         self.key = key
         self.fingerprints = fingerprints
-        self.vpsID = vpsID
+        self.target = target
         self.command = command
         self.operationID = operationID
         self.busyBoundSeconds = busyBoundSeconds
@@ -309,14 +316,19 @@ public struct FinishRecord: Sendable {
 public struct OperationFilter: Sendable, Equatable {
     /// The VPS the reader may read (nil: all).
     public var readable: Set<Int>?
+    /// The reader, whose grants decide which operations on other resources it sees (nil:
+    /// only VPS operations).
+    public var principal: String?
     public var vpsID: Int?
     public var state: OperationState?
     /// Only operations older than this one (keyset pagination).
     public var before: String?
     public var limit: Int
 
-    public init(readable: Set<Int>?, vpsID: Int? = nil, state: OperationState? = nil, before: String? = nil, limit: Int = 50) {
+    public init(readable: Set<Int>?, principal: String? = nil, vpsID: Int? = nil, state: OperationState? = nil, before: String? = nil,
+                limit: Int = 50) {
         self.readable = readable
+        self.principal = principal
         self.vpsID = vpsID
         self.state = state
         self.before = before
@@ -324,7 +336,7 @@ public struct OperationFilter: Sendable, Equatable {
     }
 }
 
-/// Which VPS a principal may read: every one (a `*` grant), or these.
+/// Which resources of one kind a principal may read: every one (a `*` grant), or these.
 public struct ReadScope: Sendable, Equatable {
     public var all: Bool
     public var ids: Set<Int>
