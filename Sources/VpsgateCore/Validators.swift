@@ -81,7 +81,9 @@ public enum Validators {
     /// A firewall rule's port: `443`, `1024:2048` or `any`.
     public static func isPort(_ text: String) -> Bool {
         if text == "any" { return true }
-        let bounds = text.split(separator: ":", omittingEmptySubsequences: false).map { $0.count <= 5 ? Int($0) : nil }
+        let bounds = text.split(separator: ":", omittingEmptySubsequences: false).map { part in
+            !part.isEmpty && part.count <= 5 && part.allSatisfy { $0.isASCII && $0.isNumber } ? Int(part) : nil
+        }
         guard (1...2).contains(bounds.count), let low = bounds.first ?? nil, let high = bounds.last ?? nil else { return false }
         return 1 <= low && low <= high && high <= 65_535
     }

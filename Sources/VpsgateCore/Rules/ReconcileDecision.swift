@@ -84,7 +84,7 @@ extension ReconcileDecision {
         case (true, .unreadable(let why)) where checks < 5:
             return .later(delayMilliseconds: backoffMilliseconds(checks: checks), actionState: nil, reason: "resource read failed: \(why)")
         default:
-            if operation.state == .unknown {
+            if operation.state == .unknown, operation.error?["reason"]?.stringValue == "answer_lost" {
                 return .later(delayMilliseconds: OperationLifecycle.ambiguousRecheckMilliseconds, actionState: nil, reason: nil)
             }
             return .apply(OperationTransition(.unknown, error: .object([

@@ -1,0 +1,67 @@
+"""The whole write surface (SPEC section 14, issue 19 acceptance 1): every write operation of
+Hostinger's VPS OpenAPI document has a row in the README's table, naming the vpsgate
+command that makes it (one vpsgate really has: it is in vpsgate's own OpenAPI document and
+makes exactly that Hostinger call) or a documented refusal."""
+
+import json
+import re
+from pathlib import Path
+
+from openapi_check import DOCUMENT_PATH
+
+ROOT = Path(__file__).resolve().parents[2]
+WRITES = ("post", "put", "patch", "delete")
+ROW = re.compile(r"^\| `(POST|PUT|PATCH|DELETE) (/[^`]*)` \| `([A-Za-z0-9_]+)` \| (.+) \|$")
+
+
+def hostinger_writes():
+    document = json.loads(DOCUMENT_PATH.read_text())
+    return {(method.upper(), path.removeprefix("/api/vps/v1"), operation["operationId"])
+            for path, item in document["paths"].items() for method, operation in item.items() if method in WRITES}
+
+
+def readme_rows():
+    rows = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        match = ROW.match(line)
+        if match:
+            rows[(match.group(1), match.group(2), match.group(3))] = match.group(4).strip()
+    return rows
+
+
+def vpsgate_commands():
+    """Command names, from vpsgate's own OpenAPI document (operationId: the name with _ for .)."""
+    document = json.loads((ROOT / "docs/openapi.json").read_text())
+    return {operation["operationId"] for path, item in document["paths"].items() for method, operation in item.items()
+            if method in WRITES and not path.startswith("/v1/operations/")}  # approve, deny, cancel: not commands
+
+
+def test_the_shared_document_is_the_one_the_tests_use():
+    shared = ROOT.parent / "shared/hostinger/openapi-vps.json"
+    if shared.exists():
+        assert json.loads(shared.read_text()) == json.loads(DOCUMENT_PATH.read_text())
+
+
+def test_every_hostinger_write_is_mapped_to_a_command_or_a_documented_refusal():
+    writes = hostinger_writes()
+    assert len(writes) == 41
+    rows = readme_rows()
+    missing = sorted(w for w in writes if w not in rows)
+    assert not missing, f"Hostinger writes with no row in the README: {missing}"
+    stray = sorted(r for r in rows if r not in writes)
+    assert not stray, f"README rows for operations Hostinger's document does not have: {stray}"
+    commands = vpsgate_commands()
+    for write in writes:
+        answer = rows[write]
+        named = re.fullmatch(r"`([a-z_.]+)`", answer)
+        if named:
+            assert named.group(1).replace(".", "_") in commands, f"{write}: vpsgate has no command {named.group(1)}"
+        else:
+            assert answer.startswith("refused:") and len(answer) > len("refused: ") + 10, f"{write}: neither a command nor a refusal: {answer}"
+
+
+def test_each_command_names_one_hostinger_write_and_every_command_is_in_the_table():
+    rows = readme_rows()
+    named = [re.fullmatch(r"`([a-z_.]+)`", answer).group(1) for answer in rows.values() if re.fullmatch(r"`([a-z_.]+)`", answer)]
+    assert len(named) == len(set(named)), "a command is named for two Hostinger operations"
+    assert {name.replace(".", "_") for name in named} == vpsgate_commands()
