@@ -560,3 +560,33 @@ SELECT o.id, o.resource_type, o.resource_id, o.command, o.state, o.requested_by,
 FROM operations o
 WHERE o.resource_type <> 'vps';
 GRANT SELECT ON operations_on_resources TO vpsgate_auditor;
+
+-- MARK: The audit views name the resource
+
+-- The resource a request path names, as grants write it: vps:1001, firewall:4001,
+-- public_key:5001, post_install_script:6001, account (creations, purchases); NULL for
+-- paths that name none (approvals of an operation: see its operation).
+CREATE FUNCTION vpsgate_path_resource(p_path text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN p_path ~ '^/v1/vps/[0-9]+(/|$)' THEN 'vps:' || substring(p_path FROM '^/v1/vps/([0-9]+)')
+        WHEN p_path ~ '^/v1/firewalls/[0-9]+(/|$)' THEN 'firewall:' || substring(p_path FROM '^/v1/firewalls/([0-9]+)')
+        WHEN p_path ~ '^/v1/public-keys/[0-9]+$' THEN 'public_key:' || substring(p_path FROM '^/v1/public-keys/([0-9]+)')
+        WHEN p_path ~ '^/v1/post-install-scripts/[0-9]+$'
+            THEN 'post_install_script:' || substring(p_path FROM '^/v1/post-install-scripts/([0-9]+)')
+        WHEN p_path IN ('/v1/vps', '/v1/firewalls', '/v1/public-keys', '/v1/post-install-scripts') THEN 'account'
+    END
+$$;
+
+CREATE OR REPLACE VIEW audit_mutations AS
+SELECT a.id, a.occurred_at, a.principal, a.auth_type, a.client_address, a.command, a.vps_id, a.outcome,
+       a.http_status, a.problem_type, a.operation_id, o.state AS operation_state, a.correlation_id,
+       a.idempotency_key, a.request_params, a.hostinger_status, a.hostinger_action_id, a.duration_ms, a.instance,
+       a.path, vpsgate_path_resource(a.path) AS resource
+FROM audit_events a LEFT JOIN operations o ON o.id = a.operation_id
+WHERE a.kind = 'final';
+
+CREATE OR REPLACE VIEW audit_denials AS
+SELECT id, occurred_at, principal, auth_type, client_address, method, path, command, vps_id, outcome, http_status,
+       problem_type, correlation_id, vpsgate_path_resource(path) AS resource
+FROM audit_events
+WHERE kind = 'final' AND outcome IN ('denied', 'not_found', 'invalid', 'conflict', 'busy');

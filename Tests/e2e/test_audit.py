@@ -93,7 +93,7 @@ def test_the_auditor_reads_the_views_and_nothing_else(stack, story):
         return psql(stack, admin, "SET ROLE vpsgate_auditor", statement)
 
     for view in ("audit_mutations", "audit_denials", "audit_destructive", "command_daily_stats", "operations_open",
-                 "audit_story", "audit_admin_changes", "audit_drift"):
+                 "audit_story", "audit_admin_changes", "audit_drift", "operations_on_resources"):
         assert as_auditor(f"SELECT count(*) FROM {view}").returncode == 0, view
     for statement in ("SELECT * FROM api_tokens", "SELECT * FROM audit_events", "SELECT * FROM idempotency_keys",
                       "INSERT INTO principals (name) VALUES ('mallory')", "UPDATE grants SET role = 'admin'",

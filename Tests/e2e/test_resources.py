@@ -107,6 +107,10 @@ def test_each_command_makes_its_exact_call_and_ends_at_once_with_the_answer(stac
     # Audited: a received row and a final one, both naming the command.
     rows = sql(stack, f"SELECT kind || ':' || outcome FROM audit_events WHERE operation_id = '{operation['id']}' ORDER BY id").split("\n")
     assert rows[0] == "received:received" and any(row.startswith("final:") for row in rows), rows
+    # The audit view names the resource as grants do.
+    resource = operation["resource"]
+    expected = "account" if resource["type"] == "account" else f"{resource['type']}:{resource['id']}"
+    assert sql(stack, f"SELECT resource FROM audit_mutations WHERE operation_id = '{operation['id']}' LIMIT 1") == expected
 
 
 def test_creating_answers_the_new_resource_and_the_caller_may_then_use_it_by_its_grant(stack, users):
@@ -143,6 +147,10 @@ def test_without_the_permission_it_is_403_and_nothing_is_sent(stack, users, who,
     status, _, problem = command(users[who], method, path, body)
     assert status == 403 and problem["type"].endswith(":forbidden"), problem
     assert writes(stack) == []
+    denied = sql(stack, f"SELECT resource FROM audit_denials WHERE correlation_id = '{problem['correlation_id']}'")
+    assert denied == ("account" if path in ("/v1/firewalls", "/v1/public-keys", "/v1/post-install-scripts", "/v1/vps")
+                      else path.split("/")[2].replace("firewalls", "firewall").replace("public-keys", "public_key")
+                      .replace("post-install-scripts", "post_install_script") + ":" + path.split("/")[3]), denied
 
 
 NOT_FOUND = [
