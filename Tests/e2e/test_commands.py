@@ -17,6 +17,8 @@ PASSWORD = "Correct7Horse-Battery"
 @pytest.fixture(scope="module")
 def users(stack):
     stack.grant("ada", "*", "admin")
+    for resource in ("firewall:*", "public_key:*", "post_install_script:*", "account"):
+        stack.grant_resource("ada", resource, "admin")
     stack.grant("otto", "*", "operator")
     stack.grant("vera", "*", "viewer")
     return {name: Client(stack, stack.create_token(name)) for name in ("ada", "otto", "vera")}
@@ -270,8 +272,10 @@ def test_the_document_lists_exactly_the_served_routes(stack, users):
     operations = {(m.upper(), p) for p, item in document["paths"].items() for m in item}
     assert len(operations) == 64  # 41 commands, 20 reads (events, docker projects, templates, data centers, firewalls, keys, scripts among them), approve, deny, cancel
     for method, template in sorted(operations):
-        path = template.replace("{id}", "1130" if template.startswith("/v1/templates/") else "1001")
+        ids = {"/v1/templates/": "1130", "/v1/firewalls/": "4001", "/v1/public-keys/": "5001", "/v1/post-install-scripts/": "6001"}
+        path = template.replace("{id}", next((i for prefix, i in ids.items() if template.startswith(prefix)), "1001"))
         path = path.replace("{operationId}", str(uuid.uuid4()))
+        path = re.sub(r"\{ruleId\}", "4101", path)
         path = re.sub(r"\{[A-Za-z]+\}", "4001", path)
         if template == "/metrics":
             status, _, _ = users["ada"].request(method, path)

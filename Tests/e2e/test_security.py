@@ -42,7 +42,7 @@ def commands():
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if path.startswith("/v1/vps/{id}/") and "Permission:" in operation.get("description", ""):
-                permission = operation["description"].split("Permission: ")[1].split(".")[0]
+                permission = operation["description"].split("Permission: ")[1].split(" ")[0].rstrip(".")
                 yield method.upper(), path, permission
 
 
@@ -97,6 +97,79 @@ def test_the_idor_matrix(stack, principals):
                 if status != expected:
                     unexpected.append((principal, vps, "GET", path, status, expected, None))
     assert checked == len(GRANTS) * len(VPS) * (30 + 2)
+    assert unexpected == []
+    assert [r for r in sim_requests(stack) if r["method"] != "GET"] == []
+
+
+# The account's other resources (SPEC section 14): principal ⇒ (resource ⇒ role).
+RESOURCE_GRANTS = {
+    "res-fw": {"firewall:4001": "operator"},
+    "res-fwview": {"firewall:*": "viewer", "public_key:*": "viewer", "post_install_script:*": "viewer"},
+    "res-keys": {"public_key:5001": "operator"},
+    "res-scripts": {"post_install_script:6001": "admin"},
+    "res-acct-op": {"account": "operator"},
+    "res-acct-admin": {"account": "admin"},
+    "sec-admin": {},  # admin on every VPS: nothing on these
+}
+RESOURCE_IDS = {"firewall": (4001, 4002), "public_key": (5001, 5002), "post_install_script": (6001, 6002)}
+COLLECTIONS = {"/v1/firewalls": "firewall", "/v1/public-keys": "public_key", "/v1/post-install-scripts": "post_install_script"}
+ROLE_PERMISSIONS_ON_RESOURCES = {
+    "viewer": {"firewall:read", "public_key:read", "script:read"},
+    "operator": {"firewall:read", "public_key:read", "script:read", "firewall:write", "public_key:write"},
+    "admin": {"firewall:read", "public_key:read", "script:read", "firewall:write", "public_key:write", "script:write",
+              "billing:purchase"},
+}
+RESOURCE_BODIES = {
+    ("POST", "/v1/firewalls"): {"name": "matrix"},
+    ("POST", "/v1/firewalls/{id}/rules"): {"protocol": "TCP", "port": "22", "source": "any", "source_detail": "any"},
+    ("PUT", "/v1/firewalls/{id}/rules/{ruleId}"): {"protocol": "TCP", "port": "22", "source": "any", "source_detail": "any"},
+    ("POST", "/v1/public-keys"): {"name": "matrix", "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMatrixKeyOnly m"},
+    ("POST", "/v1/post-install-scripts"): {"name": "matrix", "content": "#!/bin/sh\ntrue\n"},
+    ("PUT", "/v1/post-install-scripts/{id}"): {"name": "matrix", "content": "#!/bin/sh\ntrue\n"},
+    ("POST", "/v1/vps"): {"item_id": "hostingercom-vps-kvm2-usd-1m", "template_id": 1130, "data_center_id": 19},
+}
+
+
+def resource_commands():
+    document = openapi_check.VPSGATE.document
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            description = operation.get("description", "")
+            if not path.startswith("/v1/vps/{id}") and "Permission:" in description:
+                permission = description.split("Permission: ")[1].split(" ")[0]
+                yield method.upper(), path, permission
+
+
+def test_the_idor_matrix_of_firewalls_keys_scripts_and_the_account(stack):
+    """Every principal × every firewall, key and script (and the account) × every command on
+    them, with validate_only: grants name a resource, and a permission counts only there."""
+    clients = {}
+    for name, grants in RESOURCE_GRANTS.items():
+        for resource, role in grants.items():
+            stack.grant_resource(name, resource, role)
+        clients[name] = Client(stack, stack.create_token(name))
+    stack.sim("DELETE", "/__sim/requests")
+    unexpected, checked = [], 0
+    for method, template, permission in resource_commands():
+        kind = "account" if template == "/v1/vps" else COLLECTIONS.get(template) or next(k for k, p in (("firewall", "/v1/firewalls/"), ("public_key", "/v1/public-keys/"),
+                                                               ("post_install_script", "/v1/post-install-scripts/"))
+                                                if template.startswith(p))
+        on_account = template in COLLECTIONS or template == "/v1/vps"
+        for resource_id in ((None,) if on_account else RESOURCE_IDS[kind]):
+            path = template.replace("{id}", str(resource_id)).replace("{ruleId}", "4101")
+            for name, client in clients.items():
+                grants = RESOURCE_GRANTS[name]
+                if on_account:
+                    role = grants.get("account")
+                    expected = 200 if role and permission in ROLE_PERMISSIONS_ON_RESOURCES[role] else 403
+                else:
+                    role = grants.get(f"{kind}:{resource_id}") or grants.get(f"{kind}:*")
+                    expected = 404 if role is None else (200 if permission in ROLE_PERMISSIONS_ON_RESOURCES[role] else 403)
+                status, _, answer = client.json(method, path + "?validate_only=true", body=RESOURCE_BODIES.get((method, template), {}))
+                checked += 1
+                if status != expected:
+                    unexpected.append((name, method, path, status, expected, answer))
+    assert checked == len(RESOURCE_GRANTS) * (4 + 2 * (4 + 1 + 2))  # 4 on the account; 7 on one resource × 2 ids
     assert unexpected == []
     assert [r for r in sim_requests(stack) if r["method"] != "GET"] == []
 
