@@ -22,6 +22,8 @@ public struct HostingerSettings: Sendable {
     public var deadlineMilliseconds: Int
     public var userAgent: String
     public var retryPolicy: RetryPolicy
+    /// How long a command may wait for a slot of the shared budget (`VPSGATE_BUDGET_WAIT_MS`).
+    public var budgetWaitMilliseconds = 5000
 
     public init(baseURL: String, token: Secret, caFile: String? = nil, connectTimeoutMilliseconds: Int = 2000,
                 attemptTimeoutMilliseconds: Int = 8000, deadlineMilliseconds: Int = 20_000,
@@ -35,6 +37,23 @@ public struct HostingerSettings: Sendable {
         self.userAgent = userAgent
         self.retryPolicy = retryPolicy
     }
+}
+
+/// Who calls Hostinger first when the budget is short: commands (and the reads that settle
+/// them) before clients' reads.
+public enum BudgetPriority: String, Sendable {
+    case command
+    case read
+}
+
+/// The Hostinger budget every instance shares (SPEC section 15).
+public protocol UpstreamBudget {
+    /// Blocks until a slot of the budget is this call's (nil), or answers at once with the
+    /// milliseconds after which asking again may succeed, when no slot comes within
+    /// `maxWaitMilliseconds` (reads never wait).
+    func admit(_ priority: BudgetPriority, maxWaitMilliseconds: Int) -> Int?
+    /// Hostinger answered 429: nothing goes for `milliseconds`, from any instance.
+    func pause(forMilliseconds milliseconds: Int)
 }
 
 /// The circuit breaker for Hostinger, shared by every worker thread of the process.
@@ -63,6 +82,14 @@ public final class HostingerClient: HostingerCalling {
     private let logger: Logger
     private let observe: @Sendable (_ operation: String, _ attempt: Int, _ result: AttemptResult, _ seconds: Double) -> Void
     private var random = SystemRandomNumberGenerator()
+    /// The budget every instance shares (SPEC section 15): asked before each attempt, told of
+    /// each 429. Nil: no budget (unit tests).
+    public var budget: (any UpstreamBudget)?
+    /// The priority of this client's reads: `.read` for clients' reads; the reconciler's
+    /// client reads to settle commands, at `.command`.
+    public var readPriority: BudgetPriority = .read
+    /// How long a call of this client may wait for a slot (nil: the settings').
+    public var budgetWaitMilliseconds: Int?
 
     /// `observe` is told of every attempt (for metrics). Reads (GET) go through
     /// `readCircuit`, mutations through `circuit`: reads that fail, or a loop of them, can
@@ -100,6 +127,19 @@ public final class HostingerClient: HostingerCalling {
                 ])
                 return result
             }
+            if let budget {
+                let priority = request.method == "GET" && !request.forCommand ? readPriority : .command
+                if let retryAfter = budget.admit(priority, maxWaitMilliseconds: min(remaining - 1, budgetWaitMilliseconds ?? settings.budgetWaitMilliseconds)) {
+                    // Not sent: no budget within the bound. A later attempt of a call that may
+                    // have been received stays unknown, never "not sent".
+                    result.outcome = mayHaveBeenReceived ? .unknown : .notSent
+                    if !mayHaveBeenReceived { result.budgetExhausted = true }
+                    result.retryAfterMilliseconds = retryAfter
+                    logger.warning("hostinger call not sent", metadata: ["operation": "\(request.name)", "reason": "budget",
+                                                                         "retry_ms": "\(retryAfter)"])
+                    return result
+                }
+            }
             let attempt = send(request, correlationID: correlationID, trace: trace, timeout: remaining)
             result.attempts = number
             let finished = MonotonicClock.milliseconds()
@@ -109,8 +149,9 @@ public final class HostingerClient: HostingerCalling {
                 attemptResult = .status(response.status)
                 absorb(response, into: &result)
                 // A 429 is Hostinger, alive, asking us to slow down: the retry policy honours
-                // its Retry-After; it is no sign of an upstream that is down.
+                // its Retry-After, and every instance pauses; it is no sign of an upstream that is down.
                 circuit.record(success: response.status < 500, now: finished)
+                if response.status == 429 { budget?.pause(forMilliseconds: result.retryAfterMilliseconds ?? 1000) }
             case .failure(let error):
                 attemptResult = error.requestMayHaveBeenSent ? .lost : .notSent
                 result.status = nil

@@ -25,6 +25,8 @@ public struct HostingerResult: Sendable {
     public var attempts: Int
     /// When it is worth trying again (throttled or breaker open), in milliseconds.
     public var retryAfterMilliseconds: Int?
+    /// Not sent because the shared budget had no slot within the bound (SPEC section 15).
+    public var budgetExhausted = false
     /// What went wrong on the wire, for the log (never shown to clients).
     public var transportError: String?
 
@@ -53,6 +55,6 @@ public struct HostingerResult: Sendable {
     public func dispatch(answersResource: Bool) -> DispatchResult {
         DispatchResult(outcome: outcome, status: status, message: message, action: answersResource ? nil : action,
                        isAuthenticationProblem: isAuthenticationProblem, retryAfterMilliseconds: retryAfterMilliseconds,
-                       resource: answersResource && outcome == .succeeded ? body : nil)
+                       resource: answersResource && outcome == .succeeded ? body : nil, budgetExhausted: budgetExhausted)
     }
 }

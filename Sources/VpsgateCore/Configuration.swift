@@ -109,6 +109,15 @@ public struct Configuration: Sendable, Equatable {
     /// CA bundle for receivers' certificates (default: the system's).
     public var webhookCAFile: String?
 
+    // Fleets and the upstream budget (SPEC section 15).
+    /// `HOSTINGER_RATE_LIMIT` (`60/min`, `2/s`, `3600/h`): the spacing between calls to
+    /// Hostinger, shared by every instance (nil: no limit; a 429 still pauses every instance).
+    public var hostingerRateLimit: RateLimit?
+    /// `VPSGATE_BUDGET_WAIT_MS`: how long a command may wait for a slot before 503 upstream-budget.
+    public var budgetWaitMilliseconds: Int
+    /// `VPSGATE_READ_CACHE_MS`: how long a read from Hostinger is served again (0: never).
+    public var readCacheMilliseconds: Int
+
     /// Where the Hostinger token comes from; never printed.
     public enum TokenSource: Sendable, Equatable {
         case inline(Secret)
@@ -251,6 +260,21 @@ public struct Configuration: Sendable, Equatable {
         }
         webhookCAFile = value("VPSGATE_WEBHOOK_CA_FILE")
 
+        if let raw = value("HOSTINGER_RATE_LIMIT") {
+            guard let limit = RateLimit(parsing: raw) else {
+                throw ConfigurationError("HOSTINGER_RATE_LIMIT", raw, "expected requests per unit, such as 60/min, 2/s or 3600/h (1 to 100000)")
+            }
+            hostingerRateLimit = limit
+        } else {
+            hostingerRateLimit = nil
+        }
+        budgetWaitMilliseconds = try integer("VPSGATE_BUDGET_WAIT_MS", default: min(5000, hostingerDeadlineMilliseconds / 2), in: 0...60_000)
+        guard budgetWaitMilliseconds < hostingerDeadlineMilliseconds else {
+            throw ConfigurationError("VPSGATE_BUDGET_WAIT_MS", String(budgetWaitMilliseconds),
+                                     "must be below HOSTINGER_DEADLINE_MS (\(hostingerDeadlineMilliseconds)): the wait counts against the call's deadline")
+        }
+        readCacheMilliseconds = try integer("VPSGATE_READ_CACHE_MS", default: 2000, in: 0...60_000)
+
         let level = value("VPSGATE_LOG_LEVEL")?.lowercased() ?? "info"
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
             throw ConfigurationError("VPSGATE_LOG_LEVEL", level, "expected trace, debug, info, notice, warning, error or critical")
@@ -277,4 +301,27 @@ extension String {
         while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
         return String(scalars)
     }
+}
+
+/// A number of requests per unit of time: `60/min`.
+public struct RateLimit: Sendable, Equatable {
+    public var requests: Int
+    public var perSeconds: Int
+
+    public init?(parsing text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let requests = Int(String(parts[0]).trimmed), (1...100_000).contains(requests) else { return nil }
+        let seconds: Int
+        switch String(parts[1]).trimmed.lowercased() {
+        case "s", "sec", "second": seconds = 1
+        case "m", "min", "minute": seconds = 60
+        case "h", "hour": seconds = 3600
+        default: return nil
+        }
+        self.requests = requests
+        self.perSeconds = seconds
+    }
+
+    /// The spacing between two calls, in microseconds.
+    public var intervalMicroseconds: Int { perSeconds * 1_000_000 / requests }
 }

@@ -8,6 +8,8 @@ public struct HostingerRequest: Sendable, Equatable {
     public var body: JSONValue?
     /// Whether sending it twice has the effect of sending it once (hostinger/NOTES.md).
     public var repeatSafe: Bool
+    /// A read a command needs (a batch's `*`): it takes the budget as a command does.
+    public var forCommand = false
 
     public init(name: String, method: String, path: String, body: JSONValue? = nil, repeatSafe: Bool) {
         self.name = name

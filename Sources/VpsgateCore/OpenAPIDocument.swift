@@ -18,6 +18,7 @@ public enum OpenAPIDocument {
     public static var routes: [(method: String, path: String)] {
         Command.catalogue.map { ($0.method, $0.pathTemplate) } + reads.map { ($0.method, $0.path) }
             + ApprovalAction.allCases.map { ("POST", "/v1/operations/{operationId}/\($0.rawValue)") }
+            + [("POST", "/v1/batches")] + BatchAction.allCases.map { ("POST", "/v1/batches/{id}/\($0.rawValue)") }
     }
 
     public static func generate() -> JSONValue {
@@ -35,6 +36,8 @@ public enum OpenAPIDocument {
         for action in ApprovalAction.allCases {
             add("/v1/operations/{operationId}/\(action.rawValue)", "POST", operation(for: action))
         }
+        add("/v1/batches", "POST", createBatchOperation())
+        for action in BatchAction.allCases { add("/v1/batches/{id}/\(action.rawValue)", "POST", operation(for: action)) }
         return .object([
             ("openapi", .string("3.1.0")),
             ("info", .object([
@@ -108,6 +111,65 @@ public enum OpenAPIDocument {
             ])),
         ] + ["400", "401", "403", "404", "409", "413", "422", "423", "429", "500", "502", "503"].map { ($0, reference("Problem", in: "responses")) })))
         return .object(members)
+    }
+
+    private static func createBatchOperation() -> JSONValue {
+        let integer = { (minimum: Int, maximum: Int, summary: String) -> JSONValue in
+            .object([("type", .string("integer")), ("minimum", .number(String(minimum))), ("maximum", .number(String(maximum))),
+                     ("description", .string(summary))])
+        }
+        return .object([
+            ("operationId", .string("createBatch")),
+            ("summary", .string("Run one VPS command over many VPS (SPEC section 15): every VPS authorized first (403 naming those refused), children run as ordinary operations by the instances' background work.")),
+            ("parameters", .array([.object([
+                ("name", .string("Idempotency-Key")), ("in", .string("header")), ("required", .bool(true)),
+                ("schema", .object([("type", .string("string")), ("minLength", .number("8")), ("maxLength", .number("257"))])),
+            ])])),
+            ("requestBody", .object([("required", .bool(true)), ("content", .object([("application/json", .object([("schema", .object([
+                ("type", .string("object")), ("additionalProperties", .bool(false)), ("required", .array([.string("command"), .string("vps")])),
+                ("properties", .object([
+                    ("command", .object([("type", .string("string")),
+                                         ("enum", .array(Command.catalogue.filter { $0.scope == .vps && !$0.destructive }.map { .string($0.name) }))])),
+                    ("body", .object([("type", .string("object")), ("description", .string("The command's body, the same for every VPS."))])),
+                    ("parameters", .object([("type", .string("object")), ("description", .string("The command's path parameters (firewallId, …)."))])),
+                    ("vps", .object([("oneOf", .array([
+                        .object([("type", .string("array")), ("minItems", .number("1")), ("maxItems", .number(String(BatchRequest.maximumTargets))),
+                                 ("uniqueItems", .bool(true)), ("items", .object([("type", .string("integer")), ("minimum", .number("1"))]))]),
+                        .object([("const", .string("*"))]),
+                    ]))])),
+                    ("max_in_flight", integer(1, 50, "Children running at once (default 1).")),
+                    ("max_failures", integer(0, BatchRequest.maximumTargets, "Failures tolerated before the batch halts (default 0).")),
+                    ("pause_seconds", integer(0, 3600, "Pause between two starts (default 0).")),
+                ])),
+            ]))]))]))])),
+            ("responses", .object([("202", response("The batch (also at Location).", "Batch"))]
+                + ["400", "401", "403", "409", "413", "422", "500", "502", "503"].map { ($0, reference("Problem", in: "responses")) })),
+        ])
+    }
+
+    private static func operation(for action: BatchAction) -> JSONValue {
+        let summary =
+            switch action {
+            case .approve: "Approve a batch awaiting approval (vps:approve on every VPS; not its requester): once for all its children."
+            case .deny: "Deny a batch awaiting approval (vps:approve on every VPS; reason required): nothing is started."
+            case .cancel: "Cancel a batch (its requester, or vps:approve on every VPS): children not started are cancelled."
+            case .resume: "Resume a halted or cancelled batch (its requester, or vps:approve on every VPS): skipped and cancelled children run; failures count from here."
+            }
+        return .object([
+            ("operationId", .string(action.rawValue + "Batch")),
+            ("summary", .string(summary)),
+            ("parameters", .array([pathParameter("id", "The batch id.")])),
+            ("requestBody", .object([
+                ("required", .bool(action == .deny)),
+                ("content", .object([("application/json", .object([("schema", .object([
+                    ("type", .string("object")), ("additionalProperties", .bool(false)),
+                    ("properties", .object([("reason", .object([("type", .string("string")), ("minLength", .number("1")),
+                                                                ("maxLength", .number("500"))]))])),
+                ]))]))])),
+            ])),
+            ("responses", .object([("200", response("The batch after the decision.", "Batch"))]
+                + ["400", "401", "403", "404", "409", "413", "422", "500", "503"].map { ($0, reference("Problem", in: "responses")) })),
+        ])
     }
 
     private static func operation(for action: ApprovalAction) -> JSONValue {
@@ -281,7 +343,7 @@ public enum OpenAPIDocument {
                     ("vps_id", type("integer", nullable: true)),
                     ("operation_id", type("string", nullable: true)),
                     ("data", .object([("type", .string("object")), ("description", .string(
-                        "operation.*: {operation (as GET /v1/operations/{id} shows it), previous_state}; approval.*: {approval}."))])),
+                        "operation.*: {operation (as GET /v1/operations/{id} shows it), previous_state}; approval.*: {approval}; batch.*: {batch, previous_state}."))])),
                 ], required: ["id", "type", "occurred_at", "vps_id", "operation_id", "data"])),
                 ("EventPage", object([("data", .object([("type", .string("array")), ("items", reference("Event"))])),
                                       ("next", type("string", nullable: true))], required: ["data", "next"])),
@@ -306,6 +368,10 @@ public enum OpenAPIDocument {
                     ("effects", .object([("type", .string("array")), ("items", type("string"))])),
                 ], required: ["validate_only", "command", "vps_id", "resource", "decision", "would_send", "hostinger", "approvals_required",
                               "policy", "current", "effects"])),
+                ("Batch", .object([("type", .string("object")), ("required", .array(["id", "command", "state", "counts"].map { .string($0) })),
+                                   ("description", .string("A batch: {id, command, state, requested_by, request, max_in_flight, max_failures, pause_seconds, counts, halt_reason, approval, children (GET one)}."))])),
+                ("BatchPage", object([("data", .object([("type", .string("array")), ("items", reference("Batch"))])),
+                                      ("next_before", type("integer", nullable: true))], required: ["data", "next_before"])),
                 ("FirewallPage", .object([("type", .string("object")), ("description", .string("Hostinger's firewall page ({data, meta}), filtered to the caller's grants."))])),
                 ("Firewall", .object([("type", .string("object")), ("description", .string("Hostinger's firewall with its rules, as Hostinger returns it."))])),
                 ("PublicKeyPage", .object([("type", .string("object")), ("description", .string("Hostinger's SSH key page ({data, meta}), filtered to the caller's grants."))])),

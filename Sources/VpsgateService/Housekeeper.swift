@@ -56,6 +56,8 @@ public final class Housekeeper: Sendable {
                 state.lastExpiry = now
                 let expired = try state.store.expireApprovals()
                 if expired > 0 { state.logger.info("approvals expired", metadata: ["operations": "\(expired)"]) }
+                let batches = try state.store.expireBatches()
+                if batches > 0 { state.logger.info("batch approvals expired", metadata: ["children": "\(batches)"]) }
             }
             if now - state.lastEventPrune >= min(60_000, max(1000, configuration.eventRetentionSeconds * 250)) || state.lastEventPrune == 0 {
                 state.lastEventPrune = now

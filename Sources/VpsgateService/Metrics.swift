@@ -80,10 +80,19 @@ public final class Metrics: Sendable {
     public static let webhookDeliveryLag = Family("vpsgate_webhook_delivery_lag_seconds", .histogram,
                                                   "Time from an event to its successful delivery.")
 
+    public static let budgetWaitSeconds = Family("vpsgate_budget_wait_seconds_total", .counter,
+                                                 "Time calls to Hostinger waited for a slot of the shared budget.")
+    public static let budgetRefusals = Family("vpsgate_budget_refusals_total", .counter,
+                                              "Calls to Hostinger not sent: no slot of the shared budget in time, by priority.")
+    public static let hostinger429s = Family("vpsgate_hostinger_429_total", .counter, "Hostinger answers 429 (each pauses every instance).")
+    public static let readCacheHits = Family("vpsgate_read_cache_hits_total", .counter,
+                                             "Reads answered from a recent or coalesced Hostinger answer instead of a call.")
+
     /// Every family, in output order.
     static let families: [Family] = [
         requests, requestDuration, commandOutcomes, replays, busyRejections, hostingerCalls, hostingerRetries,
         hostingerCallDuration, databaseDuration, outcomeWritesDeferred, webhookDeliveries, webhookDeliveryLag,
+        budgetWaitSeconds, budgetRefusals, hostinger429s, readCacheHits,
     ]
 
     public init() {

@@ -35,13 +35,20 @@ public final class Reconciler: Sendable {
         loop.start(setUp: {
             var logger = context.logger
             logger[metadataKey: "component"] = "reconciler"
-            let worker = Worker(context: context, store: context.makeStore(role: "reconciler"),
-                                hostinger: context.makeHostingerClient(logger: context.logger), logger: logger)
+            let store = context.makeStore(role: "reconciler")
+            // Its reads settle commands: they come before clients' reads in the budget; the
+            // drift scan's do not.
+            let client = context.makeHostingerClient(logger: context.logger, budgetStore: store, readPriority: .command)
+            // Background work may wait for a slot as long as the call's deadline allows.
+            client.budgetWaitMilliseconds = context.configuration.hostingerDeadlineMilliseconds / 2
+            var worker = Worker(context: context, store: store, hostinger: client, logger: logger)
+            worker.scanner = context.makeHostingerClient(logger: context.logger, budgetStore: store, readPriority: .read)
             return State(worker: worker)
         }, pass: { state, stopping in
             var worked = 0
             do {
-                worked = try state.worker.dispatchApproved(stopping: stopping)
+                worked = try state.worker.advanceBatches(stopping: stopping)
+                worked += try state.worker.dispatchApproved(stopping: stopping)
                 worked += try state.worker.tick(stopping: stopping)
                 let now = MonotonicClock.milliseconds()
                 if now - state.lastScan >= context.configuration.driftScanIntervalMilliseconds {
@@ -67,6 +74,8 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
     let context: ServiceContext
     let store: Store
     let hostinger: Upstream
+    /// The drift scan's client (its reads are clients' reads in the budget); nil: `hostinger`.
+    var scanner: Upstream?
     var logger: Logger
     /// The database's clock, read with each claim, and the monotonic time it was read at:
     /// every time the reconciler compares is the database's (SPEC section 17).
@@ -214,13 +223,29 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
     /// Sends approved operations whose turn has come (SPEC section 12), each exactly once:
     /// the store moves each to `accepted` as it hands it over, so no other instance can
     /// take it, and a dispatcher that dies leaves it to the lost-answer rules.
-    mutating func dispatchApproved(stopping: borrowing Atomic<Bool>) throws(StoreError) -> Int {
-        let claimed = try store.claimApproved(limit: Reconciler.batchSize, busyBoundSeconds: context.configuration.busyBoundSeconds)
-        for approved in claimed {
-            if stopping.load(ordering: .acquiring) { break }
-            dispatch(approved)
+    /// Advances due batches (SPEC section 15), one at a time under a lease: their children
+    /// start as approved operations, which `dispatchApproved` sends.
+    mutating func advanceBatches(stopping: borrowing Atomic<Bool>) throws(StoreError) -> Int {
+        var advanced = 0
+        while advanced < Reconciler.batchSize, !stopping.load(ordering: .acquiring),
+              try store.advanceBatch(owner: context.instance, leaseSeconds: Reconciler.leaseSeconds) != nil {
+            advanced += 1
         }
-        return claimed.count
+        return advanced
+    }
+
+    /// Claims approved operations one at a time and sends each at once: a claimed operation
+    /// counts as sent from its claim, so it must not wait behind others for the budget
+    /// (another instance would take it for a lost answer past the grace period).
+    mutating func dispatchApproved(stopping: borrowing Atomic<Bool>) throws(StoreError) -> Int {
+        var dispatched = 0
+        while dispatched < Reconciler.batchSize, !stopping.load(ordering: .acquiring) {
+            let claimed = try store.claimApproved(limit: 1, busyBoundSeconds: context.configuration.busyBoundSeconds)
+            guard let approved = claimed.first else { break }
+            dispatch(approved)
+            dispatched += 1
+        }
+        return dispatched
     }
 
     private func dispatch(_ approved: ApprovedDispatch) {
@@ -282,7 +307,8 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
             - Int64(context.configuration.hostingerDeadlineMilliseconds + context.configuration.settleWindowMilliseconds) / 1000
         var complete = true
         for vps in try store.recentlyChangedVPS() {
-            let result = hostinger.call(.actions(vm: vps, page: 1), correlationID: CorrelationID(validating: nil), trace: TraceContext(continuing: nil))
+            let result = (scanner ?? hostinger).call(.actions(vm: vps, page: 1), correlationID: CorrelationID(validating: nil),
+                                                     trace: TraceContext(continuing: nil))
             guard result.outcome == .succeeded, let list = result.body?["data"]?.arrayValue else {
                 complete = false
                 continue

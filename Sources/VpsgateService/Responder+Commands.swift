@@ -227,7 +227,7 @@ extension Responder {
     }
 
     /// The call as it is kept for an approval: its body sealed under the secret key.
-    private func kept(_ call: HostingerRequest) throws(StoreError) -> SealedRequest {
+    func kept(_ call: HostingerRequest) throws(StoreError) -> SealedRequest {
         var sealed: (keyID: String, sealed: [UInt8])?
         if let body = call.body {
             do {

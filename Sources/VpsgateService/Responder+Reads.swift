@@ -79,13 +79,25 @@ extension Responder {
     }
 
     /// Hostinger's answer to a read, passed on (after `transform`) or turned into a problem.
+    /// Identical reads at the same moment are one call, and an answer is served again for
+    /// `VPSGATE_READ_CACHE_MS` with its `Age` (SPEC section 15); a read the budget refuses gets
+    /// the last good answer if there is one, else 503 upstream-budget.
     private func fromHostinger(_ request: HostingerRequest, _ requestContext: RequestContext,
                                _ transform: (JSONValue) -> JSONValue) -> FastCGIResponse {
-        let result = hostinger.call(request, correlationID: requestContext.correlationID, trace: requestContext.trace)
+        let (result, age) = context.readCache.read(request.path, ttlMilliseconds: context.configuration.readCacheMilliseconds) {
+            hostinger.call(request, correlationID: requestContext.correlationID, trace: requestContext.trace)
+        }
+        if age != nil { metrics.increment(Metrics.readCacheHits) }
         switch result.outcome {
         case .succeeded:
             guard let body = result.body else { break }
-            return json(200, transform(body).serialized())
+            return json(200, transform(body).serialized(), headers: age.map { [.init("Age", String($0 / 1000))] } ?? [])
+        case .notSent where result.budgetExhausted:
+            var response = problem(Problem(.upstreamBudget, status: 503, title: "Hostinger budget exhausted",
+                                           detail: "Commands come first in the Hostinger budget and have taken it; nothing was sent.",
+                                           instance: requestContext.path), requestContext)
+            response.headers.append(.init("Retry-After", String(RetryAfter.seconds(milliseconds: result.retryAfterMilliseconds))))
+            return response
         case .rejected where result.status == 404:
             return notFound(requestContext)
         case .notSent:

@@ -31,7 +31,8 @@ public struct Responder<Store: ResponderStore, Upstream: HostingerCalling>: Fast
 extension Responder where Store == PostgresStore, Upstream == HostingerClient {
     /// A worker's responder: its own database connection and curl handle.
     public init(context: ServiceContext) {
-        self.init(context: context, store: context.makeStore(role: nil), hostinger: context.makeHostingerClient(logger: context.logger))
+        let store = context.makeStore(role: nil)
+        self.init(context: context, store: store, hostinger: context.makeHostingerClient(logger: context.logger, budgetStore: store))
     }
 }
 
@@ -67,6 +68,10 @@ extension Responder {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         if method == "POST", parts.count == 5, parts[1] == "v1", parts[2] == "operations", let action = ApprovalAction(rawValue: String(parts[4])) {
             return "POST /v1/operations/{id}/\(action.rawValue)"
+        }
+        if method == "POST", parts.count >= 3, parts[1] == "v1", parts[2] == "batches" {
+            if parts.count == 3 { return "POST /v1/batches" }
+            if parts.count == 5, let action = BatchAction(rawValue: String(parts[4])) { return "POST /v1/batches/{id}/\(action.rawValue)" }
         }
         return Command.match(method: method, path: path)?.0.name ?? "other"
     }
@@ -133,6 +138,15 @@ extension Responder {
             guard UUIDv4.isValid(id) else { return notFound(requestContext) }
             return authenticated(requestContext) { decide(action, operationID: id, request: request, principal: $0, $1) }
         }
+        if request.method == "POST", segments.first == "batches" {
+            if segments.count == 1 {
+                return authenticated(requestContext) { createBatch(request, principal: $0, $1) }
+            }
+            if segments.count == 3, let id = PathID.parse(segments[1]), let action = BatchAction(rawValue: String(segments[2])) {
+                return authenticated(requestContext) { decideBatch(action, id: id, request: request, principal: $0, $1) }
+            }
+            return notFound(requestContext)
+        }
         guard let (command, target, parameters) = Command.match(method: request.method, segments: segments) else {
             return notFound(requestContext)
         }
@@ -165,6 +179,10 @@ extension Responder {
         case .template:
             guard let template = id.flatMap(PathID.parse) else { return notFound(requestContext) }
             return authenticated(requestContext) { catalogue(.template(template), $1) }
+        case .batches: return authenticated(requestContext) { listBatches(principal: $0, $1) }
+        case .batch:
+            guard let batch = id.flatMap(PathID.parse) else { return notFound(requestContext) }
+            return authenticated(requestContext) { getBatch(batch, principal: $0, $1) }
         case .firewalls: return authenticated(requestContext) { listResources(.firewall, $0, $1) }
         case .publicKeys: return authenticated(requestContext) { listResources(.publicKey, $0, $1) }
         case .scripts: return authenticated(requestContext) { listResources(.postInstallScript, $0, $1) }
@@ -237,6 +255,15 @@ extension Responder {
             for (state, count) in database.operationsByState {
                 gauges.append(("vpsgate_operations", "Operations by state.", [("state", state.rawValue)], Double(count)))
             }
+            for (state, count) in try store.batchCounts() {
+                gauges.append(("vpsgate_batches", "Batches by state.", [("state", state)], Double(count)))
+            }
+            let budget = try store.budgetState(name: SharedBudget<Store>.name(context))
+            gauges.append(("vpsgate_budget_next_slot_seconds",
+                           "How far ahead of now the shared Hostinger budget's next free slot is (0: a call may go now).", [], budget.aheadSeconds))
+            gauges.append(("vpsgate_budget_paused_seconds", "How long a Hostinger 429 still holds every instance.", [], budget.pausedSeconds))
+            gauges.append(("vpsgate_budget_limit_per_minute", "HOSTINGER_RATE_LIMIT as calls per minute (0: no limit).", [],
+                           context.configuration.hostingerRateLimit.map { Double($0.requests) * 60 / Double($0.perSeconds) } ?? 0))
             gauges.append(("vpsgate_reconciler_oldest_open_operation_seconds", "Age of the oldest operation not terminal yet.", [],
                            database.oldestOpenSeconds))
             gauges.append(("vpsgate_operations_stale", "Operations flagged stale.", [], Double(database.stale)))

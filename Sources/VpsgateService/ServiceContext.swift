@@ -5,6 +5,14 @@ import VpsgateStore
 
 extension ServiceContext {
     /// A Hostinger client whose attempts are counted in `metrics`.
+    /// A thread's Hostinger client, taking slots of the shared budget through that thread's store.
+    func makeHostingerClient<Store: FleetStore>(logger: Logger, budgetStore: Store, readPriority: BudgetPriority = .read) -> HostingerClient {
+        let client = makeHostingerClient(logger: logger)
+        client.budget = SharedBudget(store: budgetStore, context: self, logger: logger)
+        client.readPriority = readPriority
+        return client
+    }
+
     func makeHostingerClient(logger: Logger) -> HostingerClient {
         let metrics = self.metrics.shard()
         return HostingerClient(settings: hostinger, circuit: circuit, readCircuit: readCircuit, logger: logger) { operation, attempt, result, seconds in
@@ -51,6 +59,10 @@ public struct ServiceContext: Sendable {
     public var keys: SecretKeyRing
     /// Where waiting requests and webhook senders sleep until the outbox's notifications wake them.
     public let push: PushBoard
+    /// A 429's pause as this instance knows it (SPEC section 15).
+    let budgetPause = BudgetPause()
+    /// Recent reads from Hostinger, and reads in progress that others wait for.
+    let readCache = ReadCache()
     /// vpsgate's OpenAPI document, served at `/openapi.json`.
     public let openAPIDocument: [UInt8] = OpenAPIDocument.generate().serialized()
 

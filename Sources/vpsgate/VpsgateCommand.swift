@@ -100,11 +100,12 @@ struct Serve: ParsableCommand {
         case nil:
             throw ValidationError("configuration: set HOSTINGER_API_TOKEN or HOSTINGER_API_TOKEN_FILE (the token vpsgate uses to call Hostinger)")
         }
-        let hostinger = HostingerSettings(
+        var hostinger = HostingerSettings(
             baseURL: configuration.hostingerURL, token: token, caFile: configuration.hostingerCAFile,
             connectTimeoutMilliseconds: configuration.hostingerConnectTimeoutMilliseconds,
             attemptTimeoutMilliseconds: configuration.hostingerAttemptTimeoutMilliseconds,
             deadlineMilliseconds: configuration.hostingerDeadlineMilliseconds, userAgent: "vpsgate/0.1")
+        hostinger.budgetWaitMilliseconds = configuration.budgetWaitMilliseconds
         func breaker() -> HostingerCircuit {
             HostingerCircuit(failureThreshold: configuration.breakerFailures, coolDownMilliseconds: configuration.breakerCoolDownMilliseconds)
         }

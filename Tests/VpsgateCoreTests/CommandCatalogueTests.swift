@@ -138,6 +138,8 @@ import VpsgateCore
         }
         let expected = Command.catalogue.map { "\($0.method) \($0.pathTemplate)" } + OpenAPIDocument.reads.map { "\($0.method) \($0.path)" }
             + ApprovalAction.allCases.map { "POST /v1/operations/{operationId}/\($0.rawValue)" }
+            + ["POST /v1/batches"] + BatchAction.allCases.map { "POST /v1/batches/{id}/\($0.rawValue)" }
         #expect(listed.sorted() == expected.sorted())
+        #expect(OpenAPIDocument.routes.map { "\($0.method) \($0.path)" }.sorted() == expected.sorted())
     }
 }

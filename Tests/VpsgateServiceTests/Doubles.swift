@@ -134,6 +134,44 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
         return ReadScope(all: held.keys.contains(nil), ids: Set(held.keys.compactMap { $0 }))
     }
 
+    // MARK: FleetStore, BatchStore (batches are tested against PostgreSQL, end to end)
+
+    /// Slots taken, and the answer to give.
+    var budgetTaken: [(priority: String, maxWait: Int)] = []
+    var budgetAnswer: (granted: Bool, waitMilliseconds: Int) = (true, 0)
+    var pauses: [Int] = []
+
+    func takeBudget(name: String, intervalMicroseconds: Int, priority: String, maxWaitMilliseconds: Int) throws(StoreError)
+        -> (granted: Bool, waitMilliseconds: Int) {
+        try check()
+        budgetTaken.append((priority, maxWaitMilliseconds))
+        return budgetAnswer
+    }
+
+    func pauseBudget(name: String, milliseconds: Int) throws(StoreError) {
+        try check()
+        pauses.append(milliseconds)
+    }
+
+    func budgetState(name: String) throws(StoreError) -> (aheadSeconds: Double, pausedSeconds: Double) { (0, 0) }
+
+    func createBatch(_ batch: NewBatch) throws(StoreError) -> BatchCreation { throw StoreError(unavailable: true, "no batches in memory") }
+    func batchJSON(id: Int) throws(StoreError) -> [UInt8]? { nil }
+    func batchesJSON(principal: String, limit: Int, before: Int?) throws(StoreError) -> [UInt8] { Array(#"{"data":[],"next_before":null}"#.utf8) }
+    func batchAccess(id: Int, principal: String) throws(StoreError) -> BatchAccess {
+        BatchAccess(exists: false, isRequester: false, readsAll: false, approvesAll: false)
+    }
+    func refusedTargets(principal: String, vps: [Int], permission: Permission) throws(StoreError) -> [Int] {
+        var refused: [Int] = []
+        for id in vps where try !permissions(principal, on: .vps(id)).contains(permission) { refused.append(id) }
+        return refused
+    }
+    func decideBatch(id: Int, principal: String, action: BatchAction, reason: String?, audit: AuditEntry) throws(StoreError)
+        -> (result: String, state: String?) { ("not_found", nil) }
+    func advanceBatch(owner: String, leaseSeconds: Int) throws(StoreError) -> Int? { nil }
+    func expireBatches() throws(StoreError) -> Int { 0 }
+    func batchCounts() throws(StoreError) -> [(state: String, count: Int)] { [] }
+
     // MARK: AuditStore, HealthStore
 
     func record(_ entry: AuditEntry) throws(StoreError) {

@@ -48,7 +48,11 @@ public struct EventRecord: Sendable, Equatable {
 /// state, `approval.granted`, `approval.denied`, and the wildcards `operation.*`, `approval.*`.
 public enum EventType {
     public static let all: [String] = OperationState.allCases.map { "operation." + $0.rawValue } + ["approval.granted", "approval.denied"]
-    public static let wildcards = ["operation.*", "approval.*"]
+        + batchStates.map { "batch." + $0 }
+    public static let wildcards = ["operation.*", "approval.*", "batch.*"]
+    /// A batch's states (migration 0013): each change is an event (SPEC section 15).
+    public static let batchStates = ["awaiting_approval", "running", "halted", "cancelled", "succeeded", "completed_with_failures", "denied",
+                                     "expired"]
 
     public static func isSubscribable(_ type: String) -> Bool { all.contains(type) || wildcards.contains(type) }
 }

@@ -203,9 +203,13 @@ public struct DispatchResult: Sendable, Equatable {
     /// For a command Hostinger answers synchronously with a resource (not an action): the
     /// resource it answered (nil: the command answers an action, or no body came).
     public var resource: JSONValue?
+    /// Not sent: the shared budget had no slot in time.
+    public var budgetExhausted: Bool
 
     public init(outcome: CallOutcome, status: Int? = nil, message: String? = nil, action: HostingerAction? = nil,
-                isAuthenticationProblem: Bool = false, retryAfterMilliseconds: Int? = nil, resource: JSONValue? = nil) {
+                isAuthenticationProblem: Bool = false, retryAfterMilliseconds: Int? = nil, resource: JSONValue? = nil,
+                budgetExhausted: Bool = false) {
+        self.budgetExhausted = budgetExhausted
         self.outcome = outcome
         self.status = status
         self.message = message
@@ -246,6 +250,11 @@ public struct DispatchAnswer: Sendable, Equatable {
         case .succeeded, .unknown:
             transition = OperationTransition(state, action: result.action, outcome: state == .unknown ? .unknown : .accepted, key: .store)
             reply = .operation
+        case .notSent where result.budgetExhausted:
+            transition = failed("upstream_budget", .unavailable, key: .release)
+            reply = .problem(.upstreamBudget, status: 503, title: "Hostinger budget exhausted",
+                             detail: "No slot of the Hostinger budget came in time; nothing was sent. Try again after Retry-After.",
+                             upstream: false, retryAfterSeconds: RetryAfter.seconds(milliseconds: result.retryAfterMilliseconds))
         case .notSent:
             transition = failed("not_sent", .unavailable, key: .release)
             reply = .problem(.unavailable, status: 503, title: "Hostinger unavailable",

@@ -17,6 +17,8 @@ public enum ReadRoute: String, CaseIterable, Sendable {
     case publicKeys = "/v1/public-keys"
     case scripts = "/v1/post-install-scripts"
     case script = "/v1/post-install-scripts/{id}"
+    case batches = "/v1/batches"
+    case batch = "/v1/batches/{id}"
     case healthz = "/healthz"
     case readyz = "/readyz"
     case openAPI = "/openapi.json"
@@ -74,6 +76,8 @@ public enum ReadRoute: String, CaseIterable, Sendable {
         case .publicKeys: "The account's SSH public keys the caller may read (public_key:read), from Hostinger."
         case .scripts: "The account's post-install scripts the caller may read (script:read), from Hostinger."
         case .script: "One post-install script, its content included (script:read), from Hostinger."
+        case .batches: "The caller's batches, newest first."
+        case .batch: "One batch with its children (its requester, or vps:read or vps:approve on every VPS of it)."
         case .events: "Events (operation state changes, approval decisions) on VPS the caller may read, in order; 410 cursor-expired past retention."
         case .healthz: "Liveness."
         case .readyz: "Readiness: database reachable and schema current."
@@ -99,6 +103,8 @@ public enum ReadRoute: String, CaseIterable, Sendable {
         case .publicKeys: "PublicKeyPage"
         case .scripts: "PostInstallScriptPage"
         case .script: "PostInstallScript"
+        case .batches: "BatchPage"
+        case .batch: "Batch"
         case .healthz, .readyz: "Health"
         case .openAPI: "Document"
         case .metrics: "Metrics"
@@ -108,6 +114,7 @@ public enum ReadRoute: String, CaseIterable, Sendable {
     public var query: [(name: String, type: String, summary: String)] {
         switch self {
         case .vpsActions, .firewalls, .publicKeys, .scripts: [("page", "integer", "Page number, from 1.")]
+        case .batches: [("limit", "integer", "1 to 200, default 50."), ("before", "integer", "Continue after this batch id.")]
         case .listOperations:
             [("vps", "integer", "Only this VPS."), ("state", "string", "Only this state."),
              ("limit", "integer", "1 to 200, default 50."), ("before", "string", "Continue after this operation id.")]

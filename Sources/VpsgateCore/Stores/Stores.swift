@@ -104,9 +104,48 @@ public protocol EventStore {
     func events(after cursor: EventCursor?, principal: String, scope: ReadScope, limit: Int) throws(StoreError) -> EventPage
 }
 
+/// The Hostinger budget every instance shares, and batches (SPEC section 15).
+public protocol FleetStore {
+    /// A slot for one call under the budget `name`, spaced `intervalMicroseconds` apart (0:
+    /// only a pause holds calls): granted (wait that long, then send) or not (ask again after).
+    func takeBudget(name: String, intervalMicroseconds: Int, priority: String, maxWaitMilliseconds: Int) throws(StoreError)
+        -> (granted: Bool, waitMilliseconds: Int)
+    /// Holds every instance's calls under `name` for `milliseconds` (a 429).
+    func pauseBudget(name: String, milliseconds: Int) throws(StoreError)
+    /// How far ahead of now the budget's next free slot is, and how long its pause still
+    /// holds (seconds; 0 when none).
+    func budgetState(name: String) throws(StoreError) -> (aheadSeconds: Double, pausedSeconds: Double)
+}
+
+/// Batches (SPEC section 15).
+public protocol BatchStore {
+    /// Records a batch and its children under the key (every target's grant checked by the
+    /// caller), or answers from the key.
+    func createBatch(_ batch: NewBatch) throws(StoreError) -> BatchCreation
+    /// The batch as `GET /v1/batches/{id}` shows it, children included.
+    func batchJSON(id: Int) throws(StoreError) -> [UInt8]?
+    /// `principal`'s batches, newest first, before the batch `before`.
+    func batchesJSON(principal: String, limit: Int, before: Int?) throws(StoreError) -> [UInt8]
+    func batchAccess(id: Int, principal: String) throws(StoreError) -> BatchAccess
+    /// Of `vps`, those `principal` may not run a command needing `permission` on.
+    func refusedTargets(principal: String, vps: [Int], permission: Permission) throws(StoreError) -> [Int]
+    /// One decision, atomically with the batch's row and its audit row: the result
+    /// (approved, recorded, denied, cancelled, resumed, self_approval, not_allowed,
+    /// not_found) and the state after it.
+    func decideBatch(id: Int, principal: String, action: BatchAction, reason: String?, audit: AuditEntry) throws(StoreError)
+        -> (result: String, state: String?)
+    /// Advances one due running batch (its children's ends, the halt, the next children);
+    /// returns its id, or nil when none was due.
+    func advanceBatch(owner: String, leaseSeconds: Int) throws(StoreError) -> Int?
+    /// Batches whose approval time ran out; returns how many children it cancelled.
+    func expireBatches() throws(StoreError) -> Int
+    /// Batches by state, for `/metrics`.
+    func batchCounts() throws(StoreError) -> [(state: String, count: Int)]
+}
+
 /// Everything a FastCGI worker uses.
 public typealias ResponderStore = CommandStore & OperationStore & AuthorizationStore & AuditStore & HealthStore & ApprovalStore
-    & EventStore
+    & EventStore & FleetStore & BatchStore
 
 /// Webhook deliveries, leased by the instances' background work (SPEC section 13).
 public protocol DeliveryStore {
@@ -149,7 +188,7 @@ public struct LeasedDelivery: Sendable, Equatable {
 }
 
 /// The reconciler's records: leases over open operations, drift, the scan's watermark.
-public protocol ReconcilerStore: CommandStore, OperationStore, AuditStore {
+public protocol ReconcilerStore: CommandStore, OperationStore, AuditStore, BatchStore {
     /// Flags open operations older than the busy bound (they stop blocking their VPS) and
     /// writes a `stale` row for each; returns them.
     func flagStale(busyBoundSeconds: Int) throws(StoreError) -> [OperationRecord]
