@@ -35,7 +35,8 @@ DECLARE
     budget upstream_budgets%ROWTYPE;
     slot timestamptz;
 BEGIN
-    INSERT INTO upstream_budgets (name, next_at) VALUES (p_name, now_ts) ON CONFLICT (name) DO NOTHING;
+    -- A budget never used is idle.
+    INSERT INTO upstream_budgets (name, next_at) VALUES (p_name, now_ts - interval '1 hour') ON CONFLICT (name) DO NOTHING;
     SELECT * INTO budget FROM upstream_budgets b WHERE b.name = p_name FOR UPDATE;
     slot := greatest(now_ts, budget.next_at, coalesce(budget.paused_until, now_ts));
     IF (p_priority = 'read' AND (slot > now_ts OR budget.next_at > now_ts - 2 * p_interval))
@@ -52,7 +53,7 @@ GRANT EXECUTE ON FUNCTION take_budget(text, interval, text, interval) TO vpsgate
 
 -- Hostinger answered 429: nothing goes before p_until, from any instance.
 CREATE FUNCTION pause_budget(p_name text, p_until timestamptz) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO upstream_budgets AS b (name, paused_until, paused) VALUES (p_name, p_until, 1)
+    INSERT INTO upstream_budgets AS b (name, next_at, paused_until, paused) VALUES (p_name, clock_timestamp() - interval '1 hour', p_until, 1)
     ON CONFLICT (name) DO UPDATE SET paused_until = greatest(b.paused_until, EXCLUDED.paused_until), paused = b.paused + 1
 $$;
 GRANT EXECUTE ON FUNCTION pause_budget(text, timestamptz) TO vpsgate_app;

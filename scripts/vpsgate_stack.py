@@ -705,6 +705,11 @@ def command_with_services(args) -> int:
         stack.start_database()
         stack.start_sim()
         stack.start_nginx()
+        # The roles the migrations create are the cluster's: made once here, so that test
+        # suites migrating their own databases at the same moment never race to create them.
+        migrated = stack.migrate()
+        if migrated.returncode != 0:
+            raise RuntimeError(f"vpsgate migrate failed: {migrated.stdout}{migrated.stderr}")
         env = dict(os.environ,
                    VPSGATE_TEST_DATABASE_URL=stack.postgres.owner_url,
                    VPSGATE_TEST_ADMIN_DATABASE_URL=stack.postgres.admin_url,

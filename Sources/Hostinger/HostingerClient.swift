@@ -129,7 +129,10 @@ public final class HostingerClient: HostingerCalling {
             }
             if let budget {
                 let priority = request.method == "GET" && !request.forCommand ? readPriority : .command
-                if let retryAfter = budget.admit(priority, maxWaitMilliseconds: min(remaining - 1, budgetWaitMilliseconds ?? settings.budgetWaitMilliseconds)) {
+                if let retryAfter = budget.admit(priority, maxWaitMilliseconds: min(
+                    // A slot must leave the attempt its whole timeout: a cut-short attempt may
+                    // have been received, and would leave the operation unknown.
+                    max(remaining - settings.attemptTimeoutMilliseconds, 0), budgetWaitMilliseconds ?? settings.budgetWaitMilliseconds)) {
                     // Not sent: no budget within the bound. A later attempt of a call that may
                     // have been received stays unknown, never "not sent".
                     result.outcome = mayHaveBeenReceived ? .unknown : .notSent
@@ -140,7 +143,9 @@ public final class HostingerClient: HostingerCalling {
                     return result
                 }
             }
-            let attempt = send(request, correlationID: correlationID, trace: trace, timeout: remaining)
+            // Durations count from here: a wait for the budget is not the attempt's.
+            let sentAt = MonotonicClock.milliseconds()
+            let attempt = send(request, correlationID: correlationID, trace: trace, timeout: remaining - (sentAt - now))
             result.attempts = number
             let finished = MonotonicClock.milliseconds()
             let attemptResult: AttemptResult
@@ -159,10 +164,10 @@ public final class HostingerClient: HostingerCalling {
                 result.transportError = error.description
                 circuit.record(success: false, now: finished)
             }
-            observe(request.name, number, attemptResult, Double(finished - now) / 1000)
+            observe(request.name, number, attemptResult, Double(finished - sentAt) / 1000)
             logger.info("hostinger attempt", metadata: [
                 "operation": "\(request.name)", "attempt": "\(number)", "result": "\(attemptResult)",
-                "duration_ms": "\(finished - now)", "hostinger_correlation_id": "\(result.hostingerCorrelationID ?? "-")",
+                "duration_ms": "\(finished - sentAt)", "hostinger_correlation_id": "\(result.hostingerCorrelationID ?? "-")",
             ])
             let decision = settings.retryPolicy.decide(
                 after: .init(number: number, result: attemptResult, repeatSafe: request.repeatSafe,

@@ -322,6 +322,8 @@ public struct RateLimit: Sendable, Equatable {
         self.perSeconds = seconds
     }
 
-    /// The spacing between two calls, in microseconds.
-    public var intervalMicroseconds: Int { perSeconds * 1_000_000 / requests }
+    /// The spacing between two calls, in microseconds: 5 % more than the period over the
+    /// limit, so that the network's jitter (a call sent on time that arrives late, its
+    /// successor early) cannot put one call more than the limit into any window of the period.
+    public var intervalMicroseconds: Int { perSeconds * 1_050_000 / requests }
 }

@@ -1,0 +1,172 @@
+import Logging
+import Postgres
+import Testing
+import VpsgateCore
+import VpsgateStore
+
+/// The shared budget and batches against PostgreSQL (migration 0013): slots spaced evenly,
+/// commands before reads, a pause that holds everyone; a batch that starts its children as
+/// approved operations, halts past its failures and ends.
+@Suite(.serialized) struct FleetStoreTests {
+    let store: PostgresStore
+    let database: PostgresConnection
+
+    init() throws {
+        let url = try TestDatabase.makeFresh()
+        let migrations = try Migrator.load(directory: CommandStoreTests.migrationsDirectory)
+        database = PostgresConnection(url: url)
+        _ = try Migrator(migrations: migrations).migrate(on: database)
+        try database.execute(script: """
+            INSERT INTO principals (name) VALUES ('fleet'), ('other');
+            INSERT INTO grants (principal, resource_id, role, created_by) VALUES ('fleet', NULL, 'operator', 'test');
+            """)
+        store = PostgresStore(url: url, applicationName: "vpsgate fleet-test", migrations: migrations, pending: PendingOutcomes(),
+                              logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    @Test func slotsAreSpacedEvenlyAndCommandsQueueWhileReadsDoNot() throws {
+        // One slot per second: the first goes now, the next ones wait a second more each.
+        let first = try store.takeBudget(name: "t", intervalMicroseconds: 1_000_000, priority: "command", maxWaitMilliseconds: 5000)
+        #expect(first.granted && first.waitMilliseconds == 0)
+        let second = try store.takeBudget(name: "t", intervalMicroseconds: 1_000_000, priority: "command", maxWaitMilliseconds: 5000)
+        #expect(second.granted && (900...1000).contains(second.waitMilliseconds))
+        let third = try store.takeBudget(name: "t", intervalMicroseconds: 1_000_000, priority: "command", maxWaitMilliseconds: 5000)
+        #expect(third.granted && (1900...2000).contains(third.waitMilliseconds))
+        // A read never queues behind them: refused, told when to ask again.
+        let read = try store.takeBudget(name: "t", intervalMicroseconds: 1_000_000, priority: "read", maxWaitMilliseconds: 5000)
+        #expect(!read.granted && read.waitMilliseconds >= 2900)
+        // A command past its bound is refused too, and takes no slot.
+        let late = try store.takeBudget(name: "t", intervalMicroseconds: 1_000_000, priority: "command", maxWaitMilliseconds: 1000)
+        #expect(!late.granted)
+        let after = try store.takeBudget(name: "t", intervalMicroseconds: 1_000_000, priority: "command", maxWaitMilliseconds: 5000)
+        #expect(after.granted && (2900...3000).contains(after.waitMilliseconds))
+        // Another token's budget is its own.
+        #expect(try store.takeBudget(name: "u", intervalMicroseconds: 1_000_000, priority: "read", maxWaitMilliseconds: 0).granted)
+    }
+
+    @Test func aReadWaitsForTheBudgetToBeIdleTwoMoreSlots() throws {
+        #expect(try store.takeBudget(name: "r", intervalMicroseconds: 200_000, priority: "command", maxWaitMilliseconds: 0).granted)
+        // The command's slot is over, but not two more: the read is refused.
+        #expect(try !store.takeBudget(name: "r", intervalMicroseconds: 200_000, priority: "read", maxWaitMilliseconds: 0).granted)
+        try database.query("UPDATE upstream_budgets SET next_at = clock_timestamp() - interval '1 second' WHERE name = 'r'")
+        #expect(try store.takeBudget(name: "r", intervalMicroseconds: 200_000, priority: "read", maxWaitMilliseconds: 0).granted)
+    }
+
+    @Test func aPauseHoldsEveryCallWithOrWithoutALimit() throws {
+        try store.pauseBudget(name: "p", milliseconds: 3000)
+        for interval in [0, 1_000_000] {
+            let read = try store.takeBudget(name: "p", intervalMicroseconds: interval, priority: "read", maxWaitMilliseconds: 0)
+            #expect(!read.granted && (2000...3000).contains(read.waitMilliseconds))
+            let command = try store.takeBudget(name: "p", intervalMicroseconds: interval, priority: "command", maxWaitMilliseconds: 1000)
+            #expect(!command.granted)
+        }
+        let waited = try store.takeBudget(name: "p", intervalMicroseconds: 0, priority: "command", maxWaitMilliseconds: 5000)
+        #expect(waited.granted && (2000...3000).contains(waited.waitMilliseconds))
+        // A shorter pause never shortens a longer one.
+        try store.pauseBudget(name: "p", milliseconds: 10)
+        #expect(try store.budgetState(name: "p").pausedSeconds > 1.5)
+    }
+
+    func newBatch(vps: [Int], maxInFlight: Int, maxFailures: Int, key: String = UUIDv4.generate()) throws -> Int {
+        let request = try BatchRequest.parse(.object([
+            ("command", .string("vps.restart")), ("vps", .array(vps.map { .number(String($0)) })),
+            ("max_in_flight", .number(String(maxInFlight))), ("max_failures", .number(String(maxFailures))),
+        ])).get()
+        let children = vps.map { id in
+            BatchChild(vpsID: id, request: SealedRequest(name: "restart", method: "POST", path: "/api/vps/v1/virtual-machines/\(id)/restart",
+                                                         repeatSafe: true, sealedBody: nil, keyID: nil))
+        }
+        let audit = AuditEntry(outcome: .received, identity: RequestIdentity(correlationID: "corr-batch", principal: "fleet",
+                                                                             method: "POST", path: "/v1/batches"))
+        guard case .created(let answer) = try store.createBatch(NewBatch(principal: "fleet", key: key, fingerprints: ["fp"], request: request,
+                                                                          shown: request.shown(targets: vps), children: children,
+                                                                          audit: audit)),
+            let id = try JSONValue.parse(answer.body)["id"]?.intValue
+        else { throw StoreError(unavailable: false, "not created") }
+        return id
+    }
+
+    func childStates(_ batch: Int) throws -> [String] {
+        try database.query("SELECT state FROM batch_children WHERE batch_id = \(batch) ORDER BY position").map { try $0.decode(String.self, "state") }
+    }
+
+    func end(_ batch: Int, position: Int, as state: String, reason: String? = nil) throws {
+        try database.query("""
+            UPDATE operations o SET state = \(state), completed_at = now(),
+                error = CASE WHEN \(reason)::text IS NULL THEN NULL ELSE jsonb_build_object('reason', \(reason)::text) END
+            FROM batch_children c WHERE c.batch_id = \(batch) AND c.position = \(position) AND o.id = c.operation_id
+            """)
+        try database.query("UPDATE batches SET next_start_at = now() WHERE id = \(batch)")
+    }
+
+    @Test func aBatchStartsAtMostMaxInFlightHaltsPastMaxFailuresAndSkipsTheRest() throws {
+        let batch = try newBatch(vps: [1, 2, 3, 4, 5, 6], maxInFlight: 2, maxFailures: 1)
+        #expect(try store.advanceBatch(owner: "i1", leaseSeconds: 30) == batch)
+        #expect(try childStates(batch) == ["started", "started", "pending", "pending", "pending", "pending"])
+        // Children are approved operations with keys derived from the batch's, and their request kept.
+        let keys = try database.query("""
+            SELECT o.idempotency_key, o.state, r.path FROM batch_children c JOIN operations o ON o.id = c.operation_id
+            JOIN operation_requests r ON r.operation_id = o.id WHERE c.batch_id = \(batch) ORDER BY c.position
+            """).map { try ($0.decode(String.self, "idempotency_key"), $0.decode(String.self, "state"), $0.decode(String.self, "path")) }
+        #expect(keys.map(\.1) == ["approved", "approved"])
+        #expect(keys.map(\.0).allSatisfy { $0.hasSuffix("#1") || $0.hasSuffix("#2") })
+        #expect(keys.map(\.2) == ["/api/vps/v1/virtual-machines/1/restart", "/api/vps/v1/virtual-machines/2/restart"])
+        // Nothing more starts while two run.
+        try database.query("UPDATE batches SET next_start_at = now() WHERE id = \(batch)")
+        _ = try store.advanceBatch(owner: "i1", leaseSeconds: 30)
+        #expect(try childStates(batch).filter { $0 == "started" }.count == 2)
+        // One failure is tolerated; the next child starts.
+        try end(batch, position: 1, as: "failed", reason: "action_error")
+        _ = try store.advanceBatch(owner: "i2", leaseSeconds: 30)
+        #expect(try childStates(batch) == ["failed", "started", "started", "pending", "pending", "pending"])
+        // A second failure halts it: the rest is skipped, nothing more starts.
+        try end(batch, position: 2, as: "failed", reason: "action_error")
+        _ = try store.advanceBatch(owner: "i1", leaseSeconds: 30)
+        #expect(try childStates(batch) == ["failed", "failed", "started", "skipped", "skipped", "skipped"])
+        #expect(try database.query("SELECT state FROM batches WHERE id = \(batch)").first?.decode(String.self, "state") == "halted")
+        // The child still running is followed to its end.
+        try end(batch, position: 3, as: "succeeded")
+        _ = try store.advanceBatch(owner: "i1", leaseSeconds: 30)
+        #expect(try childStates(batch) == ["failed", "failed", "succeeded", "skipped", "skipped", "skipped"])
+        #expect(try database.query("SELECT completed_at IS NOT NULL AS done FROM batches WHERE id = \(batch)").first?.decode(Bool.self, "done") == true)
+    }
+
+    @Test func aChildThatNeverReachedHostingerStartsAgainWithANewKey() throws {
+        let batch = try newBatch(vps: [7], maxInFlight: 1, maxFailures: 0)
+        _ = try store.advanceBatch(owner: "i1", leaseSeconds: 30)
+        try end(batch, position: 1, as: "failed", reason: "not_applied")
+        _ = try store.advanceBatch(owner: "i1", leaseSeconds: 30)
+        #expect(try childStates(batch) == ["started"])
+        let keys = try database.query("SELECT idempotency_key FROM operations WHERE command = 'vps.restart' AND vps_id = 7 ORDER BY created_at")
+            .map { try $0.decode(String.self, "idempotency_key") }
+        #expect(keys.count == 2 && keys[1].hasSuffix("#7.1"))
+        try end(batch, position: 1, as: "succeeded")
+        _ = try store.advanceBatch(owner: "i1", leaseSeconds: 30)
+        #expect(try database.query("SELECT state FROM batches WHERE id = \(batch)").first?.decode(String.self, "state") == "succeeded")
+    }
+
+    @Test func aRevokedGrantFailsTheChildUnstarted() throws {
+        let batch = try newBatch(vps: [8, 9], maxInFlight: 2, maxFailures: 5)
+        try database.query("DELETE FROM grants WHERE principal = 'fleet'")
+        _ = try store.advanceBatch(owner: "i1", leaseSeconds: 30)
+        #expect(try childStates(batch) == ["failed", "failed"])
+        #expect(try database.query("SELECT count(*) AS n FROM operations WHERE vps_id IN (8, 9)").first?.decode(Int.self, "n") == 0)
+    }
+
+    @Test func theKeyReplaysTheBatchAndTwoAdvancesNeverStartAChildTwice() throws {
+        let key = UUIDv4.generate()
+        let batch = try newBatch(vps: [10, 11], maxInFlight: 2, maxFailures: 0, key: key)
+        let request = try BatchRequest.parse(.object([("command", .string("vps.restart")), ("vps", .array([.number("10"), .number("11")]))])).get()
+        let audit = AuditEntry(outcome: .received, identity: RequestIdentity(correlationID: "c", principal: "fleet", method: "POST", path: "/v1/batches"))
+        guard case .replay(let answer) = try store.createBatch(NewBatch(principal: "fleet", key: key, fingerprints: ["fp"], request: request,
+                                                                         shown: request.shown(targets: [10, 11]), children: [], audit: audit))
+        else { Issue.record("not replayed"); return }
+        #expect(try JSONValue.parse(answer.body)["id"]?.intValue == batch)
+        #expect(try store.createBatch(NewBatch(principal: "fleet", key: key, fingerprints: ["other"], request: request,
+                                               shown: request.shown(targets: [10]), children: [], audit: audit)) == .reused)
+        _ = try store.advanceBatch(owner: "i1", leaseSeconds: 30)
+        try database.query("UPDATE batches SET next_start_at = now() WHERE id = \(batch)")
+        _ = try store.advanceBatch(owner: "i2", leaseSeconds: 30)
+        #expect(try database.query("SELECT count(*) AS n FROM operations WHERE vps_id IN (10, 11)").first?.decode(Int.self, "n") == 2)
+    }
+}
