@@ -240,6 +240,12 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
     mutating func dispatchApproved(stopping: borrowing Atomic<Bool>) throws(StoreError) -> Int {
         var dispatched = 0
         while dispatched < Reconciler.batchSize, !stopping.load(ordering: .acquiring) {
+            // Under a limit, claim only when the budget's next slot is near: a claimed
+            // operation that waited past the bound would fail unsent.
+            if context.configuration.hostingerRateLimit != nil,
+               try store.budgetState(name: SharedBudget<Store>.name(context)).aheadSeconds > 1 {
+                break
+            }
             let claimed = try store.claimApproved(limit: 1, busyBoundSeconds: context.configuration.busyBoundSeconds)
             guard let approved = claimed.first else { break }
             dispatch(approved)

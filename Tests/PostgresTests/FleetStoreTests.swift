@@ -44,8 +44,29 @@ import VpsgateStore
         #expect(try store.takeBudget(name: "u", intervalMicroseconds: 1_000_000, priority: "read", maxWaitMilliseconds: 0).granted)
     }
 
+    @Test func whileCommandsWaitReadsHaveOneSlotInTenAtMost() throws {
+        // Commands keep the budget busy; a read may take the next slot (one slot's wait),
+        // then no read has one for the next ten slots.
+        var reads = 0
+        for _ in 0..<30 {
+            #expect(try store.takeBudget(name: "share", intervalMicroseconds: 100_000, priority: "command", maxWaitMilliseconds: 60_000).granted)
+            try database.query("UPDATE upstream_budgets SET next_at = clock_timestamp() + interval '50 milliseconds' WHERE name = 'share'")
+            let read = try store.takeBudget(name: "share", intervalMicroseconds: 100_000, priority: "read", maxWaitMilliseconds: 0)
+            if read.granted {
+                reads += 1
+                #expect(read.waitMilliseconds <= 100)
+                // As if its slot and ten more had gone by only after the next read asks.
+            }
+        }
+        #expect(reads == 1)
+        try database.query("UPDATE upstream_budgets SET last_read_at = clock_timestamp() - interval '2 seconds' WHERE name = 'share'")
+        #expect(try store.takeBudget(name: "share", intervalMicroseconds: 100_000, priority: "read", maxWaitMilliseconds: 0).granted)
+    }
+
     @Test func aReadWaitsForTheBudgetToBeIdleTwoMoreSlots() throws {
         #expect(try store.takeBudget(name: "r", intervalMicroseconds: 200_000, priority: "command", maxWaitMilliseconds: 0).granted)
+        // (A read had its share of a busy budget just now.)
+        try database.query("UPDATE upstream_budgets SET last_read_at = clock_timestamp() WHERE name = 'r'")
         // The command's slot is over, but not two more: the read is refused.
         #expect(try !store.takeBudget(name: "r", intervalMicroseconds: 200_000, priority: "read", maxWaitMilliseconds: 0).granted)
         try database.query("UPDATE upstream_budgets SET next_at = clock_timestamp() - interval '1 second' WHERE name = 'r'")

@@ -188,7 +188,7 @@ public struct LeasedDelivery: Sendable, Equatable {
 }
 
 /// The reconciler's records: leases over open operations, drift, the scan's watermark.
-public protocol ReconcilerStore: CommandStore, OperationStore, AuditStore, BatchStore {
+public protocol ReconcilerStore: CommandStore, OperationStore, AuditStore, BatchStore, FleetStore {
     /// Flags open operations older than the busy bound (they stop blocking their VPS) and
     /// writes a `stale` row for each; returns them.
     func flagStale(busyBoundSeconds: Int) throws(StoreError) -> [OperationRecord]
