@@ -9,11 +9,13 @@ let package = Package(
     products: [
         .executable(name: "vpsgate", targets: ["vpsgate"]),
         .executable(name: "hostinger-sim", targets: ["hostinger-sim"]),
+        .executable(name: "vpsgatectl", targets: ["vpsgatectl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
     ],
     targets: [
         // MARK: - C libraries, each behind exactly one Swift module
@@ -93,6 +95,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
+        ),
+
+        // vpsgate's client for people, scripts and AI agents (SPEC section 16): the command
+        // line, and an MCP server on stdio. It speaks to vpsgate only, never to Hostinger.
+        .executableTarget(
+            name: "vpsgatectl",
+            dependencies: [
+                "VpsgateCore", "HTTPClient", "Platform",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "MCP", package: "swift-sdk"),
+            ]
         ),
 
         // MARK: - Tests

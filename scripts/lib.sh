@@ -37,9 +37,10 @@ ensure_packages() {
         DEBIAN_FRONTEND=noninteractive apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     fi
-    # standardwebhooks: the reference verifier the webhook tests check signatures with.
-    local python_packages=(pytest openapi-schema-validator prometheus-client schemathesis standardwebhooks)
-    if [ "$purpose" = test ] && ! python3 -c 'import pytest, openapi_schema_validator, prometheus_client, schemathesis, standardwebhooks' 2>/dev/null; then
+    # standardwebhooks: the reference verifier the webhook tests check signatures with; mcp:
+    # the official MCP client the tests of `vpsgatectl mcp` connect with.
+    local python_packages=(pytest openapi-schema-validator prometheus-client schemathesis standardwebhooks mcp)
+    if [ "$purpose" = test ] && ! python3 -c 'import pytest, openapi_schema_validator, prometheus_client, schemathesis, standardwebhooks, mcp' 2>/dev/null; then
         echo "[vpsgate] installing ${python_packages[*]}" >&2
         python3 -m pip install --quiet "${python_packages[@]}" 2>/dev/null \
             || python3 -m pip install --quiet --break-system-packages "${python_packages[@]}"

@@ -368,6 +368,11 @@ public enum OpenAPIDocument {
                     ("effects", .object([("type", .string("array")), ("items", type("string"))])),
                 ], required: ["validate_only", "command", "vps_id", "resource", "decision", "would_send", "hostinger", "approvals_required",
                               "policy", "current", "effects"])),
+                ("Me", object([("principal", type("string")),
+                               ("grants", .object([("type", .string("array")), ("items", object([
+                                   ("resource", type("string")), ("role", type("string")),
+                                   ("permissions", .object([("type", .string("array")), ("items", type("string"))])),
+                               ], required: ["resource", "role", "permissions"]))]))], required: ["principal", "grants"])),
                 ("Batch", .object([("type", .string("object")), ("required", .array(["id", "command", "state", "counts"].map { .string($0) })),
                                    ("description", .string("A batch: {id, command, state, requested_by, request, max_in_flight, max_failures, pause_seconds, counts, halt_reason, approval, children (GET one)}."))])),
                 ("BatchPage", object([("data", .object([("type", .string("array")), ("items", reference("Batch"))])),

@@ -35,6 +35,32 @@ extension Responder {
         return fromHostinger(.dockerProjects(vm: vps), requestContext) { $0 }
     }
 
+    /// `{"principal": …, "grants": [{"resource": "vps:*", "role": …, "permissions": […]}]}`.
+    func me(_ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
+        do {
+            var writer = JSONWriter()
+            writer.beginObject()
+            writer.member("principal", principal)
+            writer.key("grants")
+            writer.beginArray()
+            for grant in try store.grants(of: principal) {
+                writer.beginObject()
+                writer.member("resource", grant.resource.text)
+                writer.member("role", grant.role)
+                writer.key("permissions")
+                writer.beginArray()
+                for permission in grant.permissions { writer.string(permission) }
+                writer.endArray()
+                writer.endObject()
+            }
+            writer.endArray()
+            writer.endObject()
+            return json(200, writer.bytes)
+        } catch {
+            return unavailable(requestContext, error)
+        }
+    }
+
     // MARK: - Account-level resources (SPEC section 14)
 
     /// A page of the account's firewalls, keys or scripts, filtered to those the caller may

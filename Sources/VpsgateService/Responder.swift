@@ -179,6 +179,7 @@ extension Responder {
         case .template:
             guard let template = id.flatMap(PathID.parse) else { return notFound(requestContext) }
             return authenticated(requestContext) { catalogue(.template(template), $1) }
+        case .me: return authenticated(requestContext) { me($0, $1) }
         case .batches: return authenticated(requestContext) { listBatches(principal: $0, $1) }
         case .batch:
             guard let batch = id.flatMap(PathID.parse) else { return notFound(requestContext) }

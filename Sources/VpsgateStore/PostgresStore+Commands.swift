@@ -146,6 +146,24 @@ extension PostgresStore: AuthorizationStore {
         }
     }
 
+    public func grants(of principal: String) throws(StoreError) -> [(resource: Target, role: String, permissions: [String])] {
+        let query: PostgresQuery = """
+            SELECT g.resource_type, g.resource_id, g.role, array_to_string(array_agg(rp.permission ORDER BY rp.permission), ',') AS permissions
+            FROM grants g JOIN role_permissions rp ON rp.role = g.role
+            WHERE g.principal = \(principal) AND (g.expires_at IS NULL OR g.expires_at > now())
+            GROUP BY g.id, g.resource_type, g.resource_id, g.role ORDER BY g.id
+            """
+        return try run { () throws(PostgresError) in
+            var grants: [(resource: Target, role: String, permissions: [String])] = []
+            for row in try database.query(query.preparedOnce(), retryOnStaleConnection: true) {
+                guard let kind = ResourceKind(rawValue: try row.decode(String.self, "resource_type")) else { continue }
+                grants.append((Target(kind, try row.decode(Int?.self, "resource_id")), try row.decode(String.self, "role"),
+                               try row.decode(String.self, "permissions").split(separator: ",").map(String.init)))
+            }
+            return grants
+        }
+    }
+
     public func readableScope(_ principal: String, of kind: ResourceKind) throws(StoreError) -> ReadScope {
         let query: PostgresQuery = """
             SELECT DISTINCT g.resource_id FROM grants g JOIN role_permissions rp ON rp.role = g.role

@@ -124,6 +124,13 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
         return (held[nil] ?? []).union(held[vps] ?? [])
     }
 
+    func grants(of principal: String) throws(StoreError) -> [(resource: Target, role: String, permissions: [String])] {
+        try check()
+        return (grants[principal] ?? [:]).sorted { ($0.key ?? 0) < ($1.key ?? 0) }.map { id, held in
+            (Target(.vps, id), "test", held.map(\.rawValue).sorted())
+        }
+    }
+
     func readableScope(_ principal: String, of kind: ResourceKind) throws(StoreError) -> ReadScope {
         try check()
         guard kind == .vps else {

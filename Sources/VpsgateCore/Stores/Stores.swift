@@ -76,6 +76,8 @@ public protocol AuthorizationStore {
     /// The permissions `principal` holds on `vps` through unexpired grants (empty: no grant).
     /// The permissions `principal` holds on `target` (empty: no grant on it).
     func permissions(_ principal: String, on target: Target) throws(StoreError) -> Set<Permission>
+    /// `principal`'s unexpired grants, each with its role's permissions (`GET /v1/me`).
+    func grants(of principal: String) throws(StoreError) -> [(resource: Target, role: String, permissions: [String])]
     /// Which resources of `kind` (VPS, firewalls, …) `principal` may read.
     func readableScope(_ principal: String, of kind: ResourceKind) throws(StoreError) -> ReadScope
 }

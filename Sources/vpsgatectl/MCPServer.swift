@@ -1,0 +1,226 @@
+import ArgumentParser
+import MCP
+import VpsgateCore
+
+/// `vpsgatectl mcp`: an MCP server on stdio that lets an AI agent use vpsgate with its own
+/// token (SPEC section 16). Its tools are the catalogue's commands and reads, with
+/// annotations from the catalogue, and only those the token's grants allow. A tool call's
+/// idempotency key is derived from the call (tool and arguments), so a retried call is not a
+/// second command; a command that needs approval answers that it awaits one, and nothing
+/// is sent to Hostinger until a person approves it. It never holds Hostinger's token.
+struct MCPCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "mcp", abstract: "Serve vpsgate's commands and reads to an MCP client on stdio.")
+
+    func run() async throws {
+        let runner: Runner
+        do {
+            runner = try Runner()
+        } catch let error as ExitCodeError {
+            throw ExitCode(error.code)
+        }
+        let catalogue = ToolCatalogue(api: runner.api)
+        let server = Server(name: "vpsgate", version: "1.0.0", capabilities: .init(tools: .init(listChanged: false)))
+        await server.withMethodHandler(ListTools.self) { _ in
+            .init(tools: catalogue.tools())
+        }
+        await server.withMethodHandler(CallTool.self) { params in
+            catalogue.call(params.name, arguments: params.arguments ?? [:])
+        }
+        try await server.start(transport: StdioTransport())
+        await server.waitUntilCompleted()
+    }
+}
+
+/// The tools, from the catalogue and the caller's grants.
+struct ToolCatalogue: Sendable {
+    let api: API
+
+    struct Read {
+        var name: String
+        var summary: String
+        var permission: String?
+        var kind: ResourceKind?
+        var path: @Sendable ([String: Value]) -> String?
+        var arguments: [(String, String)]
+    }
+
+    static let reads: [Read] = [
+        Read(name: "vps_list", summary: "The VPS the caller may read, from Hostinger.", permission: "vps:read", kind: .vps,
+             path: { _ in "/v1/vps" }, arguments: []),
+        Read(name: "vps_get", summary: "One VPS, from Hostinger.", permission: "vps:read", kind: .vps,
+             path: { "/v1/vps/\(id($0) ?? 0)" }, arguments: [("id", "The VPS id.")]),
+        Read(name: "vps_actions", summary: "Hostinger's actions of one VPS.", permission: "vps:read", kind: .vps,
+             path: { "/v1/vps/\(id($0) ?? 0)/actions" }, arguments: [("id", "The VPS id.")]),
+        Read(name: "firewall_list", summary: "The firewalls the caller may read.", permission: "firewall:read", kind: .firewall,
+             path: { _ in "/v1/firewalls" }, arguments: []),
+        Read(name: "firewall_get", summary: "One firewall with its rules.", permission: "firewall:read", kind: .firewall,
+             path: { "/v1/firewalls/\(id($0) ?? 0)" }, arguments: [("id", "The firewall id.")]),
+        Read(name: "public_key_list", summary: "The account's SSH keys the caller may read.", permission: "public_key:read", kind: .publicKey,
+             path: { _ in "/v1/public-keys" }, arguments: []),
+        Read(name: "post_install_script_list", summary: "The post-install scripts the caller may read.", permission: "script:read",
+             kind: .postInstallScript, path: { _ in "/v1/post-install-scripts" }, arguments: []),
+        Read(name: "operation_get", summary: "One operation (wait_seconds: until it is terminal, at most 50 s).", permission: nil, kind: nil,
+             path: { arguments in
+                 guard let id = arguments["operation_id"]?.stringValue, UUIDv4.isValid(id) else { return nil }
+                 return "/v1/operations/\(id)?wait=\(min(max(arguments["wait_seconds"]?.intValue ?? 0, 0), 50))"
+             }, arguments: [("operation_id", "The operation id.")]),
+        Read(name: "operation_list", summary: "Operations the caller may see, newest first.", permission: nil, kind: nil,
+             path: { _ in "/v1/operations" }, arguments: []),
+        Read(name: "templates_list", summary: "The OS templates a VM can be set up with.", permission: nil, kind: nil,
+             path: { _ in "/v1/templates" }, arguments: []),
+        Read(name: "data_centers_list", summary: "The data centers a VM can be set up in.", permission: nil, kind: nil,
+             path: { _ in "/v1/data-centers" }, arguments: []),
+    ]
+
+    static func id(_ arguments: [String: Value]) -> Int? { arguments["id"]?.intValue }
+
+    /// The tool name of a command: `vps.hostname.set` ⇒ `vps_hostname_set`.
+    static func name(_ command: Command) -> String { String(command.name.map { $0 == "." ? "_" : $0 }) }
+
+    /// The permissions the token holds, by resource kind (`GET /v1/me`); nil when unreadable.
+    func held() -> [ResourceKind: Set<String>]? {
+        guard case .success(let answer) = api.send("GET", "/v1/me"), !answer.isProblem, let grants = answer.body?["grants"]?.arrayValue else {
+            return nil
+        }
+        var held: [ResourceKind: Set<String>] = [:]
+        for grant in grants {
+            guard let resource = grant["resource"]?.stringValue.flatMap(Target.parse) else { continue }
+            held[resource.kind, default: []].formUnion(grant["permissions"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        }
+        return held
+    }
+
+    func tools() -> [Tool] {
+        let held = self.held() ?? [:]
+        var tools: [Tool] = []
+        for read in Self.reads where read.permission.map({ permission in held[read.kind ?? .vps]?.contains(permission) ?? false }) ?? true {
+            var properties: [String: Value] = [:]
+            for (name, summary) in read.arguments {
+                properties[name] = .object(["type": .string(name == "operation_id" ? "string" : "integer"), "description": .string(summary)])
+            }
+            if read.name == "operation_get" {
+                properties["wait_seconds"] = .object(["type": .string("integer"), "minimum": .int(0), "maximum": .int(50)])
+            }
+            tools.append(Tool(name: read.name, description: read.summary,
+                              inputSchema: .object(["type": .string("object"), "properties": .object(properties),
+                                                    "required": .array(read.arguments.map { .string($0.0) })]),
+                              annotations: .init(readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true)))
+        }
+        for command in Command.catalogue where held[command.scope]?.contains(command.permission.rawValue) ?? false {
+            tools.append(Tool(name: Self.name(command), description: Self.description(command), inputSchema: Self.schema(command),
+                              annotations: .init(readOnlyHint: false, destructiveHint: command.destructive,
+                                                 idempotentHint: command.repeatSafe, openWorldHint: true)))
+        }
+        return tools
+    }
+
+    static func description(_ command: Command) -> String {
+        var text = "\(command.summary) Permission: \(command.permission.rawValue)."
+        if command.destructive { text += " Destroys data: confirm must repeat the VPS id." }
+        if command.minimumApprovals > 0 { text += " Always waits for a person's approval." }
+        for effect in command.effects { text += " \(effect)" }
+        return text + " Returns the operation; a command that needs approval says so and sends nothing until a person approves it."
+    }
+
+    static func schema(_ command: Command) -> Value {
+        var properties: [String: Value] = [:]
+        var required: [Value] = []
+        if command.scope != .account {
+            properties["id"] = .object(["type": .string("integer"), "minimum": .int(1), "description": .string("The \(command.scope.noun) id.")])
+            required.append(.string("id"))
+        }
+        for name in Invocation.pathParameters(command) {
+            properties[name] = PathParameter.names.contains(name)
+                ? .object(["type": .string("string"), "pattern": .string("^[A-Za-z0-9_-]{3,64}$")])
+                : .object(["type": .string("integer"), "minimum": .int(1)])
+            required.append(.string(name))
+        }
+        for field in command.fields {
+            var schema: [String: Value] = ["description": .string(field.summary)]
+            switch field.kind {
+            case .positiveInteger, .confirmation: schema["type"] = .string("integer")
+            case .positiveIntegers: schema["type"] = .string("array"); schema["items"] = .object(["type": .string("integer")])
+            case .boolean: schema["type"] = .string("boolean")
+            case .identifiers: schema["type"] = .string("array"); schema["items"] = .object(["type": .string("string")])
+            case .oneOf(let choices): schema["type"] = .string("string"); schema["enum"] = .array(choices.map { .string($0) })
+            default: schema["type"] = .string("string")
+            }
+            properties[field.name] = .object(schema)
+            if field.required { required.append(.string(field.name)) }
+        }
+        properties["idempotency_key"] = .object(["type": .string("string"), "description": .string(
+            "Optional. By default the key is derived from the call, so repeating the same call does not run the command twice; give a new key to run it again on purpose.")])
+        properties["wait_seconds"] = .object(["type": .string("integer"), "minimum": .int(0), "maximum": .int(50),
+                                              "description": .string("Seconds to wait for the operation to end (default 30).")])
+        return .object(["type": .string("object"), "properties": .object(properties), "required": .array(required),
+                        "additionalProperties": .bool(false)])
+    }
+
+    func call(_ name: String, arguments: [String: Value]) -> CallTool.Result {
+        if let read = Self.reads.first(where: { $0.name == name }) {
+            guard let path = read.path(arguments) else { return Self.error("invalid arguments for \(name)") }
+            return answer(api.send("GET", path))
+        }
+        guard let command = Command.catalogue.first(where: { Self.name($0) == name }) else { return Self.error("unknown tool \(name)") }
+        let id = arguments["id"]?.intValue
+        if command.scope != .account && id == nil { return Self.error("\(name) needs id") }
+        var parameters: [String: String] = [:]
+        for parameter in Invocation.pathParameters(command) {
+            guard let value = arguments[parameter].flatMap({ $0.intValue.map(String.init) ?? $0.stringValue }) else {
+                return Self.error("\(name) needs \(parameter)")
+            }
+            parameters[parameter] = value
+        }
+        var members: [(key: String, value: JSONValue)] = []
+        for field in command.fields { if let value = arguments[field.name] { members.append((field.name, Self.json(value))) } }
+        let invocation = Invocation(command: command, target: Target(command.scope, id), parameters: parameters,
+                                    body: members.isEmpty ? nil : .object(members))
+        let key = arguments["idempotency_key"]?.stringValue ?? Self.derivedKey(name, arguments)
+        let sent = api.send(command.method, invocation.path, body: invocation.body, key: key)
+        guard case .success(let response) = sent, !response.isProblem, let operation = response.body, let operationID = operation["id"]?.stringValue
+        else { return answer(sent) }
+        if operation["state"]?.stringValue == "awaiting_approval" {
+            let required = operation["approval"]?["required"]?.intValue ?? 1
+            return CallTool.Result(content: [.text(text: """
+                awaiting approval: operation \(operationID) (\(command.name)) needs \(required) approval(s) from another principal. \
+                Nothing has been sent to Hostinger; a person must approve it (POST /v1/operations/\(operationID)/approve). \
+                Follow it with operation_get.
+                """), .text(text: String(decoding: operation.serialized(), as: UTF8.self))], isError: false)
+        }
+        let wait = min(max(arguments["wait_seconds"]?.intValue ?? 30, 0), 50)
+        guard wait > 0, !Runner.isTerminal(operation["state"]?.stringValue ?? "") else { return answer(sent) }
+        return answer(api.send("GET", "/v1/operations/\(operationID)?wait=\(wait)"))
+    }
+
+    /// `mcp-` and a SHA-256 of the tool and its arguments (without the key and the wait).
+    static func derivedKey(_ name: String, _ arguments: [String: Value]) -> String {
+        let canonical = JSONValue.object(arguments.filter { $0.key != "idempotency_key" && $0.key != "wait_seconds" }
+            .sorted { $0.key < $1.key }.map { ($0.key, json($0.value)) })
+        let digest = Redaction.digest(name + " " + String(decoding: canonical.serialized(sortedKeys: true), as: UTF8.self))
+        return "mcp-" + digest.dropFirst("sha256:".count).prefix(40)
+    }
+
+    static func json(_ value: Value) -> JSONValue {
+        switch value {
+        case .null: .null
+        case .bool(let flag): .bool(flag)
+        case .int(let number): .number(String(number))
+        case .double(let number): number == number.rounded() && abs(number) < 1e15 ? .number(String(Int(number))) : .number(String(number))
+        case .string(let text): .string(text)
+        case .data(_, let data): .string(String(decoding: data, as: UTF8.self))
+        case .array(let items): .array(items.map(json))
+        case .object(let members): .object(members.sorted { $0.key < $1.key }.map { ($0.key, json($0.value)) })
+        }
+    }
+
+    func answer(_ sent: Result<Answer, HTTPClientErrorBox.Wrapped>) -> CallTool.Result {
+        switch sent {
+        case .failure(let error): return Self.error("vpsgate could not be reached: \(error)")
+        case .success(let answer):
+            let text = answer.body.map { String(decoding: $0.serialized(), as: UTF8.self) } ?? "HTTP \(answer.status)"
+            return CallTool.Result(content: [.text(text: text)], isError: answer.isProblem)
+        }
+    }
+
+    static func error(_ text: String) -> CallTool.Result { CallTool.Result(content: [.text(text: text)], isError: true) }
+}

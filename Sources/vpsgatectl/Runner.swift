@@ -1,0 +1,254 @@
+import Platform
+import VpsgateCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs one invocation against vpsgate: the request (keyed), the wait, the output and the
+/// exit code.
+struct Runner {
+    let api: API
+
+    init() throws {
+        do {
+            api = API(settings: try ClientSettings.load())
+        } catch {
+            Self.error("\(error)")
+            throw ExitCodeError(Exit.usage)
+        }
+        api.onRetry = { attempt, why, seconds in Runner.error("retrying in \(seconds) s (\(why), attempt \(attempt))") }
+    }
+
+    static func newKey() -> String { "ctl-" + UUIDv4.generate() }
+
+    static func error(_ text: String) { standardError("vpsgatectl: \(text)\n") }
+
+    /// `-o json|table` / `--output=…` taken out of `words`.
+    static func outputOption(_ words: [String]) -> (String, [String]) {
+        var output = "json"
+        var rest: [String] = []
+        var index = 0
+        while index < words.count {
+            let (flag, inline) = words[index].splitFlag
+            if flag == "-o" || flag == "--output" {
+                output = inline ?? words[safe: index + 1] ?? output
+                index += inline == nil ? 2 : 1
+            } else {
+                rest.append(words[index])
+                index += 1
+            }
+        }
+        return (output, rest)
+    }
+
+    // MARK: - Commands
+
+    func command(_ command: Command, _ words: [String]) throws -> Int32 {
+        let (output, afterOutput) = Self.outputOption(words)
+        let (invocation, options) = try parseOrExit(command, afterOutput)
+        var wait = true
+        var plan = false
+        var key: String?
+        var timeout = 600
+        var emergency: String?
+        var index = 0
+        while index < options.count {
+            let (flag, inline) = options[index].splitFlag
+            let value = inline ?? options[safe: index + 1]
+            switch flag {
+            case "--wait": wait = true
+            case "--no-wait": wait = false
+            case "--plan": plan = true
+            case "--key", "--timeout", "--emergency":
+                guard let value else { Self.error("\(flag) needs a value"); return Exit.usage }
+                if flag == "--key" { key = value }
+                if flag == "--emergency" { emergency = value }
+                if flag == "--timeout" {
+                    guard let seconds = Int(value), seconds >= 0 else { Self.error("--timeout takes seconds"); return Exit.usage }
+                    timeout = seconds
+                }
+                if inline == nil { index += 1 }
+            default:
+                Self.error("unknown option \(options[index]) for \(command.name): \(Invocation.usage(command))")
+                return Exit.usage
+            }
+            index += 1
+        }
+        var query = ""
+        if let emergency { query = "?emergency=true&reason=" + Self.percentEncoded(emergency) }
+        if plan {
+            let answer = try sent(api.send(command.method, invocation.path + (query.isEmpty ? "?" : query + "&") + "validate_only=true",
+                                           body: invocation.body))
+            return show(answer, output: output)
+        }
+        let chosen = key ?? Self.newKey()
+        // Printed before sending: killed at any point, the same key runs it once.
+        Self.error("idempotency key \(chosen) (to retry this command: --key \(chosen))")
+        let answer = try sent(api.send(command.method, invocation.path + query, body: invocation.body, key: chosen))
+        guard !answer.isProblem, let operation = answer.body, let id = operation["id"]?.stringValue else { return show(answer, output: output) }
+        let state = operation["state"]?.stringValue ?? ""
+        if state == "awaiting_approval" {
+            Self.error("operation \(id) awaits approval (\(operation["approval"]?["required"]?.intValue ?? 1) needed): nothing is sent until it is approved")
+            print(render(operation, output: output))
+            return wait ? Exit.awaitingApproval : Exit.done
+        }
+        guard wait, !Self.isTerminal(state) else {
+            print(render(operation, output: output))
+            return Self.isTerminal(state) ? Self.exit(forState: state) : Exit.done
+        }
+        return try waitFor(operation: id, timeout: timeout, output: output, label: "\(command.name) \(invocation.target)")
+    }
+
+    private func parseOrExit(_ command: Command, _ words: [String]) throws -> (Invocation, [String]) {
+        do {
+            var standardInput = ""
+            return try Invocation.parse(command, words) {
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let count = Glibc.read(0, &buffer, buffer.count)
+                    if count <= 0 { break }
+                    standardInput += String(decoding: buffer[0..<count], as: UTF8.self)
+                }
+                return standardInput.hasSuffix("\n") ? String(standardInput.dropLast()) : standardInput
+            }
+        } catch {
+            Self.error("\(error)")
+            throw ExitCodeError(Exit.usage)
+        }
+    }
+
+    /// Follows the operation with `?wait=` reads until it is terminal or `timeout` passes: a
+    /// live line on a terminal, one line per change otherwise.
+    func waitFor(operation id: String, timeout: Int, output: String, label: String? = nil) throws -> Int32 {
+        let started = MonotonicClock.milliseconds()
+        let live = isatty(2) == 1
+        var last = ""
+        var operation: JSONValue?
+        while true {
+            let elapsed = (MonotonicClock.milliseconds() - started) / 1000
+            let wait = max(0, min(20, timeout - elapsed))
+            let answer = try sent(api.send("GET", "/v1/operations/\(id)?wait=\(wait)"))
+            guard !answer.isProblem, let body = answer.body else { return show(answer, output: output) }
+            operation = body
+            let state = body["state"]?.stringValue ?? "?"
+            let line = "\(label ?? id): \(state)\(body["hostinger_action"]?["state"]?.stringValue.map { " (Hostinger: \($0))" } ?? "")"
+            if live {
+                standardError("\r\u{1B}[2K\(line) \(elapsed) s")
+            } else if line != last {
+                standardError("\(line)\n")
+            }
+            last = line
+            if Self.isTerminal(state) || (MonotonicClock.milliseconds() - started) / 1000 >= timeout { break }
+        }
+        if live { standardError("\n") }
+        guard let operation else { return Exit.unavailable }
+        print(render(operation, output: output))
+        let state = operation["state"]?.stringValue ?? ""
+        if !Self.isTerminal(state) {
+            Self.error("operation \(id) is still \(state) after \(timeout) s: `vpsgatectl operations wait \(id)` follows it")
+            return Exit.stillRunning
+        }
+        if state != "succeeded" { Self.error("operation \(id) \(state): \(operation["error"].map { String(decoding: $0.serialized(), as: UTF8.self) } ?? "")") }
+        return Self.exit(forState: state)
+    }
+
+    static func isTerminal(_ state: String) -> Bool { ["succeeded", "failed", "cancelled"].contains(state) }
+    static func exit(forState state: String) -> Int32 { state == "succeeded" ? Exit.done : Exit.failed }
+
+    // MARK: - Reads and other requests
+
+    func read(_ path: String, output: String) throws -> Int32 { show(try sent(api.send("GET", path)), output: output) }
+
+    func post(_ path: String, body: JSONValue?, key: String? = nil, output: String) throws -> Int32 {
+        if let key { Self.error("idempotency key \(key) (to retry: --key \(key))") }
+        return show(try sent(api.send("POST", path, body: body, key: key)), output: output)
+    }
+
+    func tail(after: String?, count: Int?) throws -> Int32 {
+        var cursor = after
+        var printed = 0
+        while count.map({ printed < $0 }) ?? true {
+            let answer = try sent(api.send("GET", "/v1/events?wait=20&limit=100" + (cursor.map { "&after=\($0)" } ?? "")))
+            guard !answer.isProblem, let body = answer.body else { return show(answer, output: "json") }
+            for event in body["data"]?.arrayValue ?? [] where count.map({ printed < $0 }) ?? true {
+                standardOutput(String(decoding: event.serialized(), as: UTF8.self) + "\n")
+                printed += 1
+            }
+            cursor = body["next"]?.stringValue ?? cursor
+        }
+        return Exit.done
+    }
+
+    private func sent(_ result: Result<Answer, HTTPClientErrorBox.Wrapped>) throws -> Answer {
+        switch result {
+        case .success(let answer): return answer
+        case .failure(let error):
+            Self.error("vpsgate could not be reached: \(error)")
+            throw ExitCodeError(Exit.unavailable)
+        }
+    }
+
+    /// Prints an answer: its body on stdout, a problem on stderr too; the exit code it means.
+    private func show(_ answer: Answer, output: String) -> Int32 {
+        if let body = answer.body { print(render(body, output: output)) }
+        guard answer.isProblem else { return Exit.done }
+        let title = answer.body?["title"]?.stringValue ?? "HTTP \(answer.status)"
+        let detail = answer.body?["detail"]?.stringValue ?? ""
+        var message = "\(answer.status) \(title): \(detail)"
+        for (field, messages) in answer.body?["errors"]?.objectValue ?? [] {
+            message += "\n  \(field): \(messages.arrayValue?.compactMap(\.stringValue).joined(separator: "; ") ?? "")"
+        }
+        Self.error(message)
+        return answer.status >= 500 ? Exit.unavailable : Exit.failed
+    }
+
+    func render(_ value: JSONValue, output: String) -> String {
+        guard output == "table" else { return String(decoding: value.serialized(), as: UTF8.self) }
+        let rows = value["data"]?.arrayValue ?? value.arrayValue ?? [value]
+        return rows.map { row in
+            (row.objectValue ?? []).filter { member in
+                switch member.value { case .object, .array: false; default: true }
+            }.map { "\($0.key)=\(String(decoding: $0.value.serialized(), as: UTF8.self))" }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+
+    static func percentEncoded(_ text: String) -> String {
+        var result = ""
+        for byte in text.utf8 {
+            let character = Character(UnicodeScalar(byte))
+            if character.isASCII && (character.isLetter || character.isNumber || "-._~".contains(character)) {
+                result.append(character)
+            } else {
+                result += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return result
+    }
+}
+
+/// Writes straight to a descriptor: unbuffered, and no shared C stream.
+func standardError(_ text: String) { write(2, text) }
+func standardOutput(_ text: String) { write(1, text) }
+private func write(_ descriptor: Int32, _ text: String) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeMutableBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+        if written <= 0 { return }
+        offset += written
+    }
+}
+
+/// A failure that ends the process with an exit code of its own.
+struct ExitCodeError: Error {
+    var code: Int32
+    init(_ code: Int32) { self.code = code }
+}
+
+import HTTPClient
+enum HTTPClientErrorBox { typealias Wrapped = HTTPClientError }
+
+extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}

@@ -1,0 +1,273 @@
+import ArgumentParser
+import Platform
+import VpsgateCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// vpsgate's command line (SPEC section 16). Exit codes:
+/// 0 done (the operation succeeded; with --no-wait: accepted), 1 refused or failed (a
+/// problem from vpsgate, or an operation that failed or was cancelled), 64 usage,
+/// 3 unavailable (vpsgate or Hostinger could not answer, after the retries), 4 still running
+/// when --timeout passed, 5 awaiting approval (a person must approve it first).
+@main
+struct VpsgateCtl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vpsgatectl",
+        abstract: "Change Hostinger VPS through vpsgate: every command keyed, authorized, audited.",
+        discussion: """
+            Configuration: VPSGATE_URL, VPSGATE_TOKEN (or VPSGATE_TOKEN_FILE), VPSGATE_CA_FILE, from the environment or
+            the config file (VPSGATECTL_CONFIG, default ~/.config/vpsgate/config, KEY=value lines).
+            Commands are named as in vpsgate's catalogue: `vpsgatectl vps restart 1001`, `vpsgatectl firewall rule create 4001
+            --protocol TCP --port 443 --source any --source-detail any`. `vpsgatectl commands` lists them.
+            Exit codes: 0 done, 1 refused or failed, 3 unavailable, 4 still running at --timeout, 5 awaiting approval, 64 usage.
+            """,
+        subcommands: [VPS.self, Firewall.self, PublicKey.self, Script.self, Operations.self, Approvals.self, Batches.self, Events.self,
+                      Catalogue.self, Me.self, Commands.self, MCPCommand.self])
+}
+
+/// Runs `body` and ends the process with the exit code it returns (or the one it failed with).
+func exiting(_ body: () throws -> Int32) throws {
+    do {
+        throw ExitCode(try body())
+    } catch let error as ExitCodeError {
+        throw ExitCode(error.code)
+    }
+}
+
+enum Exit {
+    static let done: Int32 = 0
+    static let failed: Int32 = 1
+    static let usage: Int32 = 64
+    static let unavailable: Int32 = 3
+    static let stillRunning: Int32 = 4
+    static let awaitingApproval: Int32 = 5
+}
+
+/// What every command group does with the words after its name.
+protocol Group: ParsableCommand {
+    static var name: String { get }
+    /// Reads of the group: words ⇒ path (nil: not a read of this group).
+    static func read(_ words: [String]) -> String?
+    var words: [String] { get }
+}
+
+extension Group {
+    func run() throws {
+        let all = [Self.name] + words
+        if let (command, rest) = Invocation.command(in: all) {
+            if rest.contains("--help") || rest.contains("-h") {
+                print(Invocation.help(command))
+                return
+            }
+            try exiting { try Runner().command(command, rest) }
+        }
+        if words.isEmpty || words.contains("--help") || words.contains("-h") {
+            print(Self.groupHelp)
+            return
+        }
+        let (output, readWords) = Runner.outputOption(words)
+        guard let path = Self.read(readWords) else {
+            throw ValidationError("unknown \(Self.name) command: \(words.joined(separator: " ")) (see vpsgatectl \(Self.name) --help)")
+        }
+        try exiting { try Runner().read(path, output: output) }
+    }
+
+    static var groupHelp: String {
+        let commands = Command.catalogue.filter { $0.name.hasPrefix(name + ".") }.map { "  " + Invocation.usage($0) }
+        return (["USAGE: vpsgatectl \(name) <command> …", "", "COMMANDS (vpsgatectl \(name) <command> --help for each):"] + commands)
+            .joined(separator: "\n")
+    }
+}
+
+struct VPS: Group {
+    static let configuration = CommandConfiguration(commandName: "vps", abstract: "VPS: list, get <id>, actions <id>, docker <id>, and their commands.")
+    static let name = "vps"
+    @Argument(parsing: .captureForPassthrough) var words: [String] = []
+
+    static func read(_ words: [String]) -> String? {
+        switch (words.first, words.count) {
+        case ("list", 1): "/v1/vps"
+        case ("get", 2): PathID.parse(Substring(words[1])).map { "/v1/vps/\($0)" }
+        case ("actions", 2): PathID.parse(Substring(words[1])).map { "/v1/vps/\($0)/actions" }
+        case ("docker", 2): PathID.parse(Substring(words[1])).map { "/v1/vps/\($0)/docker" }
+        default: nil
+        }
+    }
+}
+
+struct Firewall: Group {
+    static let configuration = CommandConfiguration(commandName: "firewall", abstract: "Firewalls: list, get <id>, and their commands.")
+    static let name = "firewall"
+    @Argument(parsing: .captureForPassthrough) var words: [String] = []
+
+    static func read(_ words: [String]) -> String? {
+        switch (words.first, words.count) {
+        case ("list", 1): "/v1/firewalls"
+        case ("get", 2): PathID.parse(Substring(words[1])).map { "/v1/firewalls/\($0)" }
+        default: nil
+        }
+    }
+}
+
+struct PublicKey: Group {
+    static let configuration = CommandConfiguration(commandName: "public_key", abstract: "SSH public keys: list, and their commands.",
+                                                    aliases: ["public-key"])
+    static let name = "public_key"
+    @Argument(parsing: .captureForPassthrough) var words: [String] = []
+
+    static func read(_ words: [String]) -> String? { words == ["list"] ? "/v1/public-keys" : nil }
+}
+
+struct Script: Group {
+    static let configuration = CommandConfiguration(commandName: "post_install_script", abstract: "Post-install scripts: list, get <id>, and their commands.",
+                                                    aliases: ["post-install-script"])
+    static let name = "post_install_script"
+    @Argument(parsing: .captureForPassthrough) var words: [String] = []
+
+    static func read(_ words: [String]) -> String? {
+        switch (words.first, words.count) {
+        case ("list", 1): "/v1/post-install-scripts"
+        case ("get", 2): PathID.parse(Substring(words[1])).map { "/v1/post-install-scripts/\($0)" }
+        default: nil
+        }
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Option(name: [.short, .customLong("output")], help: "json or table.") var output: String = "json"
+}
+
+struct Operations: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "operations", abstract: "Operations: list, get, wait.",
+                                                    subcommands: [List.self, Get.self, Wait.self])
+    struct List: ParsableCommand {
+        @Option var vps: Int?
+        @Option var state: String?
+        @OptionGroup var options: OutputOptions
+        func run() throws {
+            var query = [vps.map { "vps=\($0)" }, state.map { "state=\($0)" }].compactMap { $0 }.joined(separator: "&")
+            if !query.isEmpty { query = "?" + query }
+            try exiting { try Runner().read("/v1/operations" + query, output: options.output) }
+        }
+    }
+    struct Get: ParsableCommand {
+        @Argument var id: String
+        @OptionGroup var options: OutputOptions
+        func run() throws { try exiting { try Runner().read("/v1/operations/\(id)", output: options.output) } }
+    }
+    struct Wait: ParsableCommand {
+        @Argument var id: String
+        @Option(help: "Seconds to wait at most.") var timeout: Int = 600
+        @OptionGroup var options: OutputOptions
+        func run() throws { try exiting { try Runner().waitFor(operation: id, timeout: timeout, output: options.output) } }
+    }
+}
+
+struct Approvals: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "approvals", abstract: "Operations awaiting your approval; approve, deny, cancel.",
+                                                    subcommands: [List.self, Decide.self], defaultSubcommand: List.self)
+    struct List: ParsableCommand {
+        @OptionGroup var options: OutputOptions
+        func run() throws { try exiting { try Runner().read("/v1/approvals", output: options.output) } }
+    }
+    struct Decide: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "decide", abstract: "approve|deny|cancel <operation id> [--reason …]")
+        @Argument var action: String
+        @Argument var id: String
+        @Option var reason: String?
+        @OptionGroup var options: OutputOptions
+        func validate() throws {
+            guard ApprovalAction(rawValue: action) != nil else { throw ValidationError("approve, deny or cancel") }
+        }
+        func run() throws {
+            let body: JSONValue? = reason.map { .object([("reason", .string($0))]) }
+            try exiting { try Runner().post("/v1/operations/\(id)/\(action)", body: body, output: options.output) }
+        }
+    }
+}
+
+struct Batches: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "batches", abstract: "Batches: create, list, get, approve, deny, cancel, resume.",
+                                                    subcommands: [Create.self, List.self, Get.self, Decide.self])
+    struct Create: ParsableCommand {
+        @Argument(help: "A VPS command: vps.restart, vps.firewall.sync, …") var command: String
+        @Option(help: "VPS ids separated by commas, or *.") var vps: String
+        @Option var maxInFlight: Int?
+        @Option var maxFailures: Int?
+        @Option var pauseSeconds: Int?
+        @Option(help: "The command's body, as JSON.") var body: String?
+        @Option(help: "Path parameters as name=value, separated by commas (firewallId=4001).") var parameters: String?
+        @Option(help: "An idempotency key (default: a new one, printed).") var key: String?
+        @OptionGroup var options: OutputOptions
+        func run() throws {
+            var members: [(key: String, value: JSONValue)] = [("command", .string(command))]
+            members.append(("vps", vps == "*" ? .string("*") : .array(vps.split(separator: ",").map { .number(String($0)) })))
+            if let body { members.append(("body", try JSONValue.parse(Array(body.utf8)))) }
+            if let parameters {
+                members.append(("parameters", .object(parameters.split(separator: ",").compactMap { pair in
+                    let parts = pair.split(separator: "=", maxSplits: 1)
+                    return parts.count == 2 ? (String(parts[0]), .string(String(parts[1]))) : nil
+                })))
+            }
+            if let maxInFlight { members.append(("max_in_flight", .number(String(maxInFlight)))) }
+            if let maxFailures { members.append(("max_failures", .number(String(maxFailures)))) }
+            if let pauseSeconds { members.append(("pause_seconds", .number(String(pauseSeconds)))) }
+            try exiting { try Runner().post("/v1/batches", body: .object(members), key: key ?? Runner.newKey(), output: options.output) }
+        }
+    }
+    struct List: ParsableCommand {
+        @OptionGroup var options: OutputOptions
+        func run() throws { try exiting { try Runner().read("/v1/batches", output: options.output) } }
+    }
+    struct Get: ParsableCommand {
+        @Argument var id: Int
+        @OptionGroup var options: OutputOptions
+        func run() throws { try exiting { try Runner().read("/v1/batches/\(id)", output: options.output) } }
+    }
+    struct Decide: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "decide", abstract: "approve|deny|cancel|resume <batch id> [--reason …]")
+        @Argument var action: String
+        @Argument var id: Int
+        @Option var reason: String?
+        @OptionGroup var options: OutputOptions
+        func validate() throws { guard BatchAction(rawValue: action) != nil else { throw ValidationError("approve, deny, cancel or resume") } }
+        func run() throws {
+            try exiting { try Runner().post("/v1/batches/\(id)/\(action)", body: reason.map { .object([("reason", .string($0))]) }, output: options.output) }
+        }
+    }
+}
+
+struct Events: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "events", abstract: "The event feed.", subcommands: [Tail.self])
+    struct Tail: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print events as they come (one JSON per line), from --after or now.")
+        @Option var after: String?
+        @Option(help: "Stop after this many events (default: never).") var count: Int?
+        func run() throws { try exiting { try Runner().tail(after: after, count: count) } }
+    }
+}
+
+struct Catalogue: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "catalogue", abstract: "templates | data-centers")
+    @Argument var what: String
+    @OptionGroup var options: OutputOptions
+    func run() throws {
+        guard ["templates", "data-centers"].contains(what) else { throw ValidationError("templates or data-centers") }
+        try exiting { try Runner().read("/v1/\(what)", output: options.output) }
+    }
+}
+
+struct Me: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Who the token is, and its grants.")
+    @OptionGroup var options: OutputOptions
+    func run() throws { try exiting { try Runner().read("/v1/me", output: options.output) } }
+}
+
+struct Commands: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Every command of vpsgate's catalogue, as vpsgatectl names it.")
+    func run() throws {
+        for command in Command.catalogue { print("\(command.name)\t\(Invocation.usage(command))") }
+    }
+}

@@ -1,0 +1,285 @@
+"""Clients (SPEC section 16): `vpsgatectl` for people and scripts, and `vpsgatectl mcp`, an MCP
+server that lets an AI agent use vpsgate with its own token, the approval rule and the audit
+trail, never alone and never with Hostinger's token."""
+
+import asyncio
+import http.server
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import openapi_check
+from vpsgate_e2e import VM, Client, close_operations_and_reset_sim, sim_requests, sql
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ctl(stack):
+    binary = Path(stack.binary).parent / "vpsgatectl"
+    assert binary.exists(), f"{binary} is not built"
+    return binary
+
+
+@pytest.fixture(scope="module")
+def tokens(stack):
+    stack.grant("cli-admin", "*", "admin")
+    stack.grant("cli-op", "*", "operator")
+    stack.grant("cli-viewer", "*", "viewer")
+    stack.grant("cli-approver", "*", "approver")
+    return {name: stack.create_token(name) for name in ("cli-admin", "cli-op", "cli-viewer", "cli-approver")}
+
+
+@pytest.fixture(autouse=True)
+def fresh(stack):
+    stack.sim("DELETE", "/__sim/faults")
+    close_operations_and_reset_sim(stack, action_delay_ms=300)
+    yield
+
+
+@pytest.fixture()
+def recreate_needs_approval(stack):
+    stack.admin("policy", "set", "--subject", "vps.recreate", "--vps", "*", "--approvals", "1")
+    yield
+    stack.admin("policy", "remove", "--subject", "vps.recreate", "--vps", "*")
+
+
+def env(stack, token, url=None):
+    return dict(os.environ, VPSGATE_URL=url or stack.url, VPSGATE_TOKEN=token, VPSGATE_CA_FILE=str(stack.ca_file),
+                VPSGATECTL_CONFIG="/nonexistent")
+
+
+def run(ctl, stack, token, *args, url=None, timeout=120):
+    return subprocess.run([str(ctl), *args], env=env(stack, token, url), capture_output=True, text=True, timeout=timeout)
+
+
+def writes(stack):
+    return [(r["method"], r["path"]) for r in sim_requests(stack) if r["method"] != "GET"]
+
+
+# MARK: - 1. --wait, failure, --no-wait
+
+
+def test_a_restart_with_wait_exits_0_once_it_succeeded(stack, ctl, tokens):
+    done = run(ctl, stack, tokens["cli-op"], "vps", "restart", "1001", "--wait")
+    assert done.returncode == 0, done.stderr
+    operation = json.loads(done.stdout)
+    assert operation["state"] == "succeeded" and operation["command"] == "vps.restart"
+    assert "idempotency key" in done.stderr and "succeeded" in done.stderr
+    assert writes(stack) == [("POST", f"{VM}/1001/restart")]
+
+
+def test_a_failing_action_exits_1_with_the_problem(stack, ctl, tokens):
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1002/restart$", "action_error": True})
+    failed = run(ctl, stack, tokens["cli-op"], "vps", "restart", "1002", "--wait")
+    assert failed.returncode == 1, failed.stderr
+    assert json.loads(failed.stdout)["state"] == "failed"
+    assert "failed" in failed.stderr and "action_error" in failed.stderr
+
+
+def test_no_wait_prints_the_operation_at_once(stack, ctl, tokens):
+    started = run(ctl, stack, tokens["cli-op"], "vps", "restart", "1003", "--no-wait")
+    assert started.returncode == 0, started.stderr
+    operation = json.loads(started.stdout)
+    assert operation["state"] in ("accepted", "dispatched", "running") and operation["id"]
+
+
+def test_a_refusal_exits_1_and_names_the_fields_and_usage_errors_exit_64(stack, ctl, tokens):
+    refused = run(ctl, stack, tokens["cli-op"], "vps", "hostname", "set", "1001", "--hostname", "not a name")
+    assert refused.returncode == 1 and "422" in refused.stderr and "hostname" in refused.stderr
+    forbidden = run(ctl, stack, tokens["cli-viewer"], "vps", "restart", "1001")
+    assert forbidden.returncode == 1 and "403" in forbidden.stderr
+    assert run(ctl, stack, tokens["cli-op"], "vps", "restart").returncode == 64
+    assert run(ctl, stack, tokens["cli-op"], "vps", "restart", "1001", "--bogus").returncode == 64
+    assert writes(stack) == []
+
+
+@pytest.mark.usefixtures("recreate_needs_approval")
+def test_a_command_needing_approval_exits_5_and_plans_show_the_decision(stack, ctl, tokens):
+    plan = run(ctl, stack, tokens["cli-admin"], "vps", "recreate", "1004", "--template-id", "1130", "--confirm", "1004", "--plan")
+    assert plan.returncode == 0 and json.loads(plan.stdout)["decision"] == "needs_approval"
+    waiting = run(ctl, stack, tokens["cli-admin"], "vps", "recreate", "1004", "--template-id", "1130", "--confirm", "1004")
+    assert waiting.returncode == 5 and "awaits approval" in waiting.stderr
+    assert writes(stack) == []
+
+
+# MARK: - 2. Killed after sending, run again with the printed key
+
+
+def test_killed_after_sending_and_run_again_with_the_key_makes_one_hostinger_call(stack, ctl, tokens):
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1003/snapshot$", "delay_ms": 3000, "times": 1})
+    process = subprocess.Popen([str(ctl), "vps", "snapshot", "create", "1003", "--wait"], env=env(stack, tokens["cli-op"]),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not writes(stack):
+        time.sleep(0.05)
+    assert writes(stack) == [("POST", f"{VM}/1003/snapshot")], "the request never reached Hostinger"
+    process.send_signal(signal.SIGKILL)
+    _, stderr = process.communicate(timeout=10)
+    key = re.search(r"--key (\S+)\)", stderr).group(1)
+    again = run(ctl, stack, tokens["cli-op"], "vps", "snapshot", "create", "1003", "--wait", "--key", key)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["state"] == "succeeded"
+    assert writes(stack) == [("POST", f"{VM}/1003/snapshot")]
+
+
+# MARK: - 3. Retries: 503 and 429 with Retry-After, never 422
+
+
+class Scripted(http.server.BaseHTTPRequestHandler):
+    """A stand-in for vpsgate answering a script of statuses, recording each request's key."""
+    script: list = []
+    seen: list = []
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        Scripted.seen.append(self.headers.get("Idempotency-Key"))
+        status = Scripted.script.pop(0) if Scripted.script else 202
+        if status == 202:
+            body = {"id": str(uuid.uuid4()), "state": "succeeded", "command": "vps.restart"}
+        else:
+            code = {503: "upstream-budget", 429: "too-many-requests", 422: "validation-failed"}[status]
+            body = {"type": f"urn:vpsgate:problem:{code}", "title": "scripted", "status": status}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json" if status == 202 else "application/problem+json")
+        if status in (503, 429):
+            self.send_header("Retry-After", "1")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def scripted():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    Scripted.seen = []
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_503s_and_429s_are_retried_with_the_same_key_after_retry_after(stack, ctl, scripted):
+    Scripted.script = [503, 429, 503, 202]
+    started = time.monotonic()
+    done = run(ctl, stack, "token", "vps", "restart", "1001", url=scripted)
+    assert done.returncode == 0, done.stderr
+    assert len(Scripted.seen) == 4 and len(set(Scripted.seen)) == 1 and Scripted.seen[0]
+    assert time.monotonic() - started >= 3  # each Retry-After: 1 was honoured
+    assert done.stderr.count("retrying") == 3
+
+
+def test_a_422_is_never_retried(stack, ctl, scripted):
+    Scripted.script = [422, 202]
+    refused = run(ctl, stack, "token", "vps", "restart", "1001", url=scripted)
+    assert refused.returncode == 1
+    assert len(Scripted.seen) == 1
+
+
+# MARK: - 6. Every command of the catalogue is reachable
+
+
+def test_every_command_of_the_catalogue_is_reachable_from_vpsgatectl(stack, ctl, tokens):
+    listed = run(ctl, stack, tokens["cli-op"], "commands")
+    assert listed.returncode == 0
+    names = [line.split("\t")[0] for line in listed.stdout.splitlines()]
+    document = json.loads((ROOT / "docs/openapi.json").read_text())
+    catalogue = {op["operationId"] for path, item in document["paths"].items() for method, op in item.items()
+                 if method in ("post", "put", "delete") and "Permission:" in op.get("description", "")}
+    assert sorted(name.replace(".", "_") for name in names) == sorted(catalogue)
+    for line in listed.stdout.splitlines():
+        name, usage = line.split("\t")
+        words = usage.split(" <")[0].split()
+        shown = run(ctl, stack, tokens["cli-op"], *words, "--help")
+        assert shown.returncode == 0 and f"vpsgatectl {words[0]}" in shown.stdout, (name, shown.stdout, shown.stderr)
+
+
+# MARK: - 4 and 5. The MCP server
+
+
+def mcp(stack, ctl, token, body):
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    async def session():
+        parameters = StdioServerParameters(command=str(ctl), args=["mcp"], env=env(stack, token))
+        async with stdio_client(parameters) as (read, write):
+            async with ClientSession(read, write) as client:
+                await client.initialize()
+                return await body(client)
+
+    return asyncio.run(asyncio.wait_for(session(), timeout=120))
+
+
+def catalogue_annotations():
+    """Per command tool, what the catalogue (vpsgate's own document) says: destructive or not."""
+    document = json.loads((ROOT / "docs/openapi.json").read_text())
+    return {op["operationId"]: "Destructive" in op.get("description", "") for path, item in document["paths"].items()
+            for method, op in item.items() if method in ("post", "put", "delete") and "Permission:" in op.get("description", "")}
+
+
+def test_a_viewer_sees_only_read_tools_and_an_operator_no_destructive_one(stack, ctl, tokens):
+    async def listing(client):
+        return (await client.list_tools()).tools
+
+    expected = catalogue_annotations()
+    viewer = mcp(stack, ctl, tokens["cli-viewer"], listing)
+    assert viewer and all(tool.annotations.read_only_hint for tool in viewer)
+    assert not [t.name for t in viewer if t.name in expected]
+    operator = mcp(stack, ctl, tokens["cli-op"], listing)
+    names = {tool.name for tool in operator}
+    assert "vps_restart" in names and "vps_recreate" not in names
+    assert not [t.name for t in operator if t.annotations.destructive_hint]
+    admin = mcp(stack, ctl, tokens["cli-admin"], listing)
+    for tool in admin:
+        if tool.name in expected:
+            assert tool.annotations.read_only_hint is False
+            assert tool.annotations.destructive_hint == expected[tool.name], tool.name
+            assert tool.annotations.idempotent_hint is not None
+        else:
+            assert tool.annotations.read_only_hint is True and tool.annotations.destructive_hint is False
+    assert {t.name for t in admin if t.annotations.destructive_hint} == {"vps_recreate", "vps_snapshot_restore", "vps_backup_restore"}
+    # Input schemas come from the catalogue's fields.
+    recreate = next(t for t in admin if t.name == "vps_recreate")
+    assert set(recreate.input_schema["required"]) == {"id", "template_id", "confirm"}
+    assert recreate.input_schema["properties"]["template_id"]["type"] == "integer"
+
+
+@pytest.mark.usefixtures("recreate_needs_approval")
+def test_an_agent_recreating_a_vps_waits_for_a_human_and_a_retried_call_is_one_command(stack, ctl, tokens):
+    async def recreate(client):
+        arguments = {"id": 1004, "template_id": 1130, "confirm": 1004, "password": "Agent7-" + uuid.uuid4().hex[:12]}
+        first = await client.call_tool("vps_recreate", arguments)
+        again = await client.call_tool("vps_recreate", arguments)
+        return first, again
+
+    first, again = mcp(stack, ctl, tokens["cli-admin"], recreate)
+    text = first.content[0].text
+    assert not first.is_error and text.startswith("awaiting approval"), text
+    assert again.content[1].text == first.content[1].text  # the same operation: the key came from the call
+    operation = json.loads(first.content[1].text)
+    assert sql(stack, f"SELECT count(*) FROM operations WHERE idempotency_key = '{operation['idempotency_key']}'") == "1"
+    assert operation["idempotency_key"].startswith("mcp-")
+    time.sleep(1)
+    assert writes(stack) == [], "Hostinger was called before a human approved"
+    approver = Client(stack, tokens["cli-approver"])
+    status, _, approved = approver.json("POST", f"/v1/operations/{operation['id']}/approve")
+    assert status == 200, approved
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not writes(stack):
+        time.sleep(0.2)
+    assert writes(stack) == [("POST", f"{VM}/1004/recreate")]
+    # The MCP server never saw Hostinger's token: it has only the caller's.
+    assert "HOSTINGER" not in " ".join(env(stack, tokens["cli-admin"]).get(k, "") for k in ("VPSGATE_URL", "VPSGATE_TOKEN"))
