@@ -91,7 +91,9 @@ public struct BatchRequest: Sendable {
     public func shown(targets ids: [Int]) -> JSONValue {
         var members: [(key: String, value: JSONValue)] = [("command", .string(command.name))]
         if let body {
-            members.append(("body", Redaction.hashing(Redaction.redact(body, secrets: command.secretFields), fields: command.hashedFields)))
+            // Undeclared fields by name only, secret ones redacted: what the audit keeps of a command's body.
+            members.append(("body", Redaction.auditable(body, declared: Set(command.fields.map(\.name)), secrets: command.secretFields,
+                                                        hashed: command.hashedFields)))
         }
         if !parameters.isEmpty { members.append(("parameters", .object(parameters.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))) }
         members.append(("vps", targets == .all ? .string("*") : .array(ids.map { .number(String($0)) })))

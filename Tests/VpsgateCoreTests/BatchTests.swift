@@ -45,6 +45,9 @@ import VpsgateCore
         let shown = batch.shown(targets: [1001])
         #expect(shown["body"]?["password"]?.stringValue == Redaction.marker)
         #expect(shown["vps"] == .array([.number("1001")]))
+        // A misspelled field may hold a secret too: kept by name only.
+        let misspelled = try parse(#"{"command":"vps.root_password.set","body":{"passwrd":"Correct7Horse-Battery"},"vps":[1001]}"#).get()
+        #expect(misspelled.shown(targets: [1001])["body"]?["passwrd"]?.stringValue == Redaction.undeclaredMarker)
     }
 
     @Test func theRateLimitIsRequestsPerUnit() {

@@ -283,3 +283,44 @@ def test_an_agent_recreating_a_vps_waits_for_a_human_and_a_retried_call_is_one_c
     assert writes(stack) == [("POST", f"{VM}/1004/recreate")]
     # The MCP server never saw Hostinger's token: it has only the caller's.
     assert "HOSTINGER" not in " ".join(env(stack, tokens["cli-admin"]).get(k, "") for k in ("VPSGATE_URL", "VPSGATE_TOKEN"))
+
+
+# MARK: - Configuration file, the feed, batches, completion
+
+
+def test_the_config_file_is_read_and_the_environment_wins(stack, ctl, tokens, tmp_path):
+    config = tmp_path / "config"
+    config.write_text(f"# vpsgatectl\nVPSGATE_URL={stack.url}\nVPSGATE_TOKEN={tokens['cli-viewer']}\nVPSGATE_CA_FILE={stack.ca_file}\n")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("VPSGATE_")}
+    me = subprocess.run([str(ctl), "me"], env=dict(base, VPSGATECTL_CONFIG=str(config)), capture_output=True, text=True, timeout=60)
+    assert me.returncode == 0, me.stderr
+    assert json.loads(me.stdout)["principal"] == "cli-viewer"
+    me = subprocess.run([str(ctl), "me"], env=dict(base, VPSGATECTL_CONFIG=str(config), VPSGATE_TOKEN=tokens["cli-op"]),
+                        capture_output=True, text=True, timeout=60)
+    assert json.loads(me.stdout)["principal"] == "cli-op"
+    missing = subprocess.run([str(ctl), "me"], env=dict(base, VPSGATECTL_CONFIG="/nonexistent"), capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 64 and "VPSGATE_URL" in missing.stderr
+
+
+def test_events_tail_and_batches_through_the_command_line(stack, ctl, tokens):
+    batch = run(ctl, stack, tokens["cli-op"], "batches", "create", "vps.restart", "--vps", "1001,1002", "--max-in-flight", "2")
+    assert batch.returncode == 0, batch.stderr
+    created = json.loads(batch.stdout)
+    assert created["command"] == "vps.restart" and created["counts"]["total"] == 2
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        got = json.loads(run(ctl, stack, tokens["cli-op"], "batches", "get", str(created["id"])).stdout)
+        if got["state"] == "succeeded":
+            break
+        time.sleep(0.5)
+    assert got["state"] == "succeeded", got
+    tail = run(ctl, stack, tokens["cli-op"], "events", "tail", "--count", "3")
+    assert tail.returncode == 0, tail.stderr
+    events = [json.loads(line) for line in tail.stdout.splitlines()]
+    assert len(events) == 3 and all(e["id"].startswith("evt_") for e in events)
+
+
+def test_completion_scripts_are_generated(stack, ctl, tokens):
+    for shell in ("bash", "zsh", "fish"):
+        script = run(ctl, stack, tokens["cli-op"], "--generate-completion-script", shell)
+        assert script.returncode == 0 and "vpsgatectl" in script.stdout, shell

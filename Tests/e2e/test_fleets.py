@@ -245,6 +245,12 @@ def test_invalid_batches_are_422_and_record_nothing(stack, users):
         assert status == 422 and field in problem["errors"], (body, problem)
     assert sql(stack, "SELECT count(*) FROM batches") == before
     assert sim_requests(stack, "POST") == []
+    # A misspelled field holding a secret: refused, and the secret is in no audit row.
+    secret = "Batch7Secret-" + uuid.uuid4().hex[:8]
+    status, _, problem = create(users["fleet-admin"], {"command": "vps.root_password.set", "vps": [1001], "body": {"passwrd": secret}})
+    assert status == 422 and "body.passwrd" in problem["errors"], problem
+    assert sql(stack, f"SELECT count(*) FROM audit_events a WHERE a::text LIKE '%{secret}%'") == "0"
+    assert sql(stack, "SELECT count(*) FROM audit_events WHERE command = 'batch.create' AND outcome = 'invalid'") != "0"
 
 
 def test_a_batch_needing_approval_is_approved_once_for_all_its_children(stack, users):
