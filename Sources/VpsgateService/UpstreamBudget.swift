@@ -32,18 +32,24 @@ final class SharedBudget<Store: FleetStore>: UpstreamBudget {
         let interval = context.configuration.hostingerRateLimit?.intervalMicroseconds ?? 0
         let now = MonotonicClock.milliseconds()
         if interval == 0 {
-            // No limit: a pause known here holds the call; the database is asked about
-            // pauses from other instances at most once a second.
-            if let remaining = context.budgetPause.remaining(now: now) {
-                return hold(priority, remaining, maxWaitMilliseconds)
+            // No limit: only a pause holds calls. The database (where every instance records
+            // its 429s) is asked at most once a second; in between, what it said last holds.
+            if context.budgetPause.isDue(now: now) {
+                do {
+                    let (granted, wait) = try store.takeBudget(name: Self.name(context), intervalMicroseconds: 0, priority: "command",
+                                                               maxWaitMilliseconds: 0)
+                    context.budgetPause.checked(now: now, pausedFor: granted ? 0 : wait)
+                } catch {
+                    logger.warning("upstream budget unreadable; call not held", metadata: ["error": "\(error)"])
+                }
             }
-            guard context.budgetPause.isDue(now: now) else { return nil }
+            guard let remaining = context.budgetPause.remaining(now: now) else { return nil }
+            return hold(priority, remaining, maxWaitMilliseconds)
         }
         let maxWait = priority == .read ? 0 : max(maxWaitMilliseconds, 0)
         do {
             let (granted, wait) = try store.takeBudget(name: Self.name(context), intervalMicroseconds: interval, priority: priority.rawValue,
                                                        maxWaitMilliseconds: maxWait)
-            if interval == 0 { context.budgetPause.checked(now: now, pausedFor: granted ? 0 : wait) }
             guard granted else {
                 metrics.increment(Metrics.budgetRefusals, [("priority", priority.rawValue)])
                 return wait
@@ -75,12 +81,13 @@ final class SharedBudget<Store: FleetStore>: UpstreamBudget {
 
     func pause(forMilliseconds milliseconds: Int) {
         metrics.increment(Metrics.hostinger429s)
-        context.budgetPause.paused(until: MonotonicClock.milliseconds() + milliseconds)
+        // The database first: a check of it between the two would otherwise undo this one.
         do {
             try store.pauseBudget(name: Self.name(context), milliseconds: milliseconds)
         } catch {
             logger.warning("429 pause not shared with other instances", metadata: ["error": "\(error)"])
         }
+        context.budgetPause.paused(until: MonotonicClock.milliseconds() + milliseconds)
         logger.warning("Hostinger answered 429: every instance pauses", metadata: ["pause_ms": "\(milliseconds)"])
     }
 }
@@ -92,10 +99,12 @@ final class BudgetPause: Sendable {
     func remaining(now: Int) -> Int? { state.withLock { $0.until > now ? $0.until - now : nil } }
     func isDue(now: Int) -> Bool { state.withLock { now - $0.checkedAt >= 1000 } }
 
+    /// What the database said: its pause replaces this instance's (a pause lifted there is
+    /// lifted here within a second).
     func checked(now: Int, pausedFor milliseconds: Int) {
         state.withLock { state in
             state.checkedAt = now
-            if milliseconds > 0 { state.until = max(state.until, now + milliseconds) }
+            state.until = now + milliseconds
         }
     }
 

@@ -267,7 +267,9 @@ def test_hostinger_failures_follow_the_retry_rules(stack, people):
 
 
 def test_an_open_breaker_answers_503_and_keeps_no_key(stack, people):
-    """Hostinger unreachable: 503 with Retry-After; the key is not stored, so the same key works later."""
+    """Hostinger asks for 30 s: 503 with Retry-After; the key is not stored, so the same key
+    works later. The 429 pauses every instance (SPEC section 15): until the pause ends, the
+    same key answers 503 upstream-budget, still keeping nothing."""
     alice = people["alice"]
     stack.sim("POST", "/__sim/faults", {"path": "/1003/start$", "status": 429, "retry_after": 30, "times": 1})
     key = new_key()
@@ -275,6 +277,17 @@ def test_an_open_breaker_answers_503_and_keeps_no_key(stack, people):
     assert status == 503 and problem["type"].endswith(":unavailable")
     assert int(headers["Retry-After"]) >= 1
     assert sql(stack, f"SELECT count(*) FROM idempotency_keys WHERE key = '{key}'") == "0"
+    try:
+        time.sleep(1.2)  # the other instance reads the pause within a second
+        for _ in range(2):  # whichever instance answers
+            status, headers, problem = alice.json("POST", "/v1/vps/1003/start", key=key)
+            assert status == 503 and problem["type"].endswith(":upstream-budget") and int(headers["Retry-After"]) >= 20, problem
+        assert sql(stack, f"SELECT count(*) FROM idempotency_keys WHERE key = '{key}'") == "0"
+        assert len(sim_requests(stack, "POST", "/1003/start")) == 1
+    finally:
+        # The pause over (lifted in the database; each instance reads it within a second).
+        sql(stack, "UPDATE upstream_budgets SET paused_until = NULL")
+        time.sleep(1.5)
     status, _, _ = alice.json("POST", "/v1/vps/1003/start", key=key)
     assert status == 202
 

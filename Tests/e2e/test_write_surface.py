@@ -33,7 +33,7 @@ def vpsgate_commands():
     """Command names, from vpsgate's own OpenAPI document (operationId: the name with _ for .)."""
     document = json.loads((ROOT / "docs/openapi.json").read_text())
     return {operation["operationId"] for path, item in document["paths"].items() for method, operation in item.items()
-            if method in WRITES and not path.startswith("/v1/operations/")}  # approve, deny, cancel: not commands
+            if method in WRITES and not path.startswith(("/v1/operations/", "/v1/batches"))}  # decisions and batches: not commands
 
 
 def test_the_shared_document_is_the_one_the_tests_use():
