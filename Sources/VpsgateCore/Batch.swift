@@ -122,9 +122,12 @@ public struct NewBatch: Sendable {
     public var shown: JSONValue
     public var children: [BatchChild]
     public var audit: AuditEntry
+    /// The random id every child's envelope names (`KeptRequest.Origin.batch`).
+    public var seal: String
 
     public init(principal: String, key: String, fingerprints: [String], request: BatchRequest, shown: JSONValue, children: [BatchChild],
-                audit: AuditEntry) {
+                audit: AuditEntry, seal: String = UUIDv4.generate()) {
+        self.seal = seal
         self.principal = principal
         self.key = key
         self.fingerprints = fingerprints

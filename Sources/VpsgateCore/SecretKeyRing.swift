@@ -117,3 +117,47 @@ extension SecretKeyRing {
 
     public struct SealError: Error {}
 }
+
+// MARK: - Authenticating what leads to a Hostinger call
+
+extension SecretKeyRing {
+    /// `bytes` sealed like `seal(_:)`, with `associated` authenticated but not encrypted:
+    /// opening needs the same associated bytes, so a sealed value cannot be moved to another
+    /// row whose associated data differs.
+    public func seal(_ bytes: [UInt8], authenticating associated: [UInt8]) throws -> (keyID: String, sealed: [UInt8]) {
+        let box = try AES.GCM.seal(bytes, using: current.sealing, authenticating: associated)
+        guard let combined = box.combined else { throw SealError() }
+        return (current.id, Array(combined))
+    }
+
+    /// What `seal(_:authenticating:)` sealed, or nil when the key is gone, the bytes were
+    /// altered or `associated` is not what was sealed with them.
+    public func open(_ sealed: [UInt8], keyID: String, authenticating associated: [UInt8]) -> [UInt8]? {
+        guard let key = key(id: keyID), let box = try? AES.GCM.SealedBox(combined: sealed),
+            let opened = try? AES.GCM.open(box, using: key.sealing, authenticating: associated)
+        else { return nil }
+        return Array(opened)
+    }
+
+    /// `ID:HEX` of `parts` under the current key (see `mac(_:_:)`).
+    public func mac(_ parts: [[UInt8]]) -> String { Self.mac(current, parts) }
+
+    /// Whether `mac` (`ID:HEX`) is the HMAC of `parts` under the key it names, compared in
+    /// constant time.
+    public func verify(mac: String, _ parts: [[UInt8]]) -> Bool {
+        guard let colon = mac.firstIndex(of: ":"), let key = key(id: String(mac[..<colon])),
+            let given = Hex.decode(mac[mac.index(after: colon)...])
+        else { return false }
+        // `mac(_:_:)` hashes each part followed by a NUL: the same bytes, joined.
+        return HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: Self.joined(parts), using: key.key)
+    }
+
+    private static func joined(_ parts: [[UInt8]]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for part in parts {
+            bytes += part
+            bytes.append(0)
+        }
+        return bytes
+    }
+}

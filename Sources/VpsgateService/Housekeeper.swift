@@ -42,35 +42,49 @@ public final class Housekeeper: Sendable {
         loop.stop(timeoutMilliseconds: timeoutMilliseconds)
     }
 
+    /// One pass: each task on its own, so that one failing (sealing, say) holds back no
+    /// other (expiry above all: deadlines are kept whatever else fails).
     static func pass(_ state: inout State, context: ServiceContext) {
         let configuration = context.configuration
         state.store.drainPendingOutcomes()
         let now = MonotonicClock.milliseconds()
-        do {
-            if now - state.lastSeal >= configuration.sealIntervalMilliseconds || state.lastSeal == 0 {
-                state.lastSeal = now
-                let sealed = try state.store.sealAudit(keys: context.keys, horizonSeconds: Double(configuration.sealHorizonMilliseconds) / 1000)
-                if sealed > 0 { state.logger.debug("audit rows sealed", metadata: ["rows": "\(sealed)"]) }
-            }
-            if now - state.lastExpiry >= 1000 {
-                state.lastExpiry = now
+        if now - state.lastExpiry >= 1000 {
+            state.lastExpiry = now
+            task("expiry", &state) { state in
                 let expired = try state.store.expireApprovals()
                 if expired > 0 { state.logger.info("approvals expired", metadata: ["operations": "\(expired)"]) }
                 let batches = try state.store.expireBatches()
                 if batches > 0 { state.logger.info("batch approvals expired", metadata: ["children": "\(batches)"]) }
             }
-            if now - state.lastEventPrune >= min(60_000, max(1000, configuration.eventRetentionSeconds * 250)) || state.lastEventPrune == 0 {
-                state.lastEventPrune = now
+        }
+        if now - state.lastSeal >= configuration.sealIntervalMilliseconds || state.lastSeal == 0 {
+            state.lastSeal = now
+            task("sealing", &state) { state in
+                let sealed = try state.store.sealAudit(keys: context.keys, horizonSeconds: Double(configuration.sealHorizonMilliseconds) / 1000)
+                if sealed > 0 { state.logger.debug("audit rows sealed", metadata: ["rows": "\(sealed)"]) }
+            }
+        }
+        if now - state.lastEventPrune >= min(60_000, max(1000, configuration.eventRetentionSeconds * 250)) || state.lastEventPrune == 0 {
+            state.lastEventPrune = now
+            task("event pruning", &state) { state in
                 let pruned = try state.store.pruneEvents(keepSeconds: configuration.eventRetentionSeconds)
                 if pruned > 0 { state.logger.info("events pruned", metadata: ["events": "\(pruned)"]) }
             }
-            if now - state.lastPurge >= min(60_000, max(1000, configuration.idempotencyTTLSeconds * 500)) || state.lastPurge == 0 {
-                state.lastPurge = now
+        }
+        if now - state.lastPurge >= min(60_000, max(1000, configuration.idempotencyTTLSeconds * 500)) || state.lastPurge == 0 {
+            state.lastPurge = now
+            task("key purge", &state) { state in
                 let purged = try state.store.purgeExpiredKeys(ttlSeconds: configuration.idempotencyTTLSeconds)
                 if purged > 0 { state.logger.info("idempotency keys purged", metadata: ["keys": "\(purged)"]) }
             }
+        }
+    }
+
+    private static func task(_ name: String, _ state: inout State, _ body: (inout State) throws -> Void) {
+        do {
+            try body(&state)
         } catch {
-            state.logger.warning("housekeeping pass failed", metadata: ["error": "\(error)"])
+            state.logger.warning("housekeeping: \(name) failed", metadata: ["error": "\(error)"])
         }
     }
 }

@@ -80,6 +80,10 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
     /// The database's clock, read with each claim, and the monotonic time it was read at:
     /// every time the reconciler compares is the database's (SPEC section 17).
     private var databaseClock: (microseconds: Int64, readAt: Int64) = (0, Clock.monotonicMicroseconds())
+    /// Dispatch rests until then (monotonic milliseconds) after a request went unsent, for
+    /// `dispatchRest` milliseconds, doubled while Hostinger stays out of reach.
+    private var dispatchRestsUntil = 0
+    private var dispatchRest = 0
 
     init(context: ServiceContext, store: Store, hostinger: Upstream, logger: Logger) {
         self.context = context
@@ -236,40 +240,69 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
 
     /// Claims approved operations one at a time and sends each at once: a claimed operation
     /// counts as sent from its claim, so it must not wait behind others for the budget
-    /// (another instance would take it for a lost answer past the grace period).
+    /// (another instance would take it for a lost answer past the grace period). One that
+    /// certainly was not sent (the breaker open, no budget, no connection) is put back to
+    /// wait, and dispatch rests a while before it claims again.
     mutating func dispatchApproved(stopping: borrowing Atomic<Bool>) throws(StoreError) -> Int {
         var dispatched = 0
-        while dispatched < Reconciler.batchSize, !stopping.load(ordering: .acquiring) {
+        while dispatched < Reconciler.batchSize, !stopping.load(ordering: .acquiring), MonotonicClock.milliseconds() >= dispatchRestsUntil {
             // Under a limit, claim only when the budget's next slot is near: a claimed
-            // operation that waited past the bound would fail unsent.
+            // operation that waited past the bound would come back unsent.
             if context.configuration.hostingerRateLimit != nil,
                try store.budgetState(name: SharedBudget<Store>.name(context)).aheadSeconds > 1 {
                 break
             }
             let claimed = try store.claimApproved(limit: 1, busyBoundSeconds: context.configuration.busyBoundSeconds)
             guard let approved = claimed.first else { break }
-            dispatch(approved)
             dispatched += 1
+            if try dispatch(approved) == .notSent {
+                dispatchRest = min(max(dispatchRest * 2, 500), 30_000)
+                dispatchRestsUntil = MonotonicClock.milliseconds() + dispatchRest
+                break
+            }
+            dispatchRest = 0
         }
         return dispatched
     }
 
-    private func dispatch(_ approved: ApprovedDispatch) {
+    /// Verifies a claimed operation (`DispatchCheck`) and sends the call derived from its kept
+    /// input, or refuses it unsent; returns how the call ended (nil: refused).
+    private func dispatch(_ approved: ApprovedDispatch) throws(StoreError) -> CallOutcome? {
         let operation = approved.operation
-        var result: HostingerResult
-        if let request = opened(approved.request) {
-            result = hostinger.call(request, correlationID: CorrelationID(validating: operation.correlationID),
-                                    trace: TraceContext(continuing: nil))
+        var audit = AuditEntry.reconciler(operation, outcome: .refused)
+        audit.kind = .dispatch
+        let verdict: DispatchVerdict
+        if let command = Command.named(operation.command),
+           let facts = try store.dispatchFacts(operationID: operation.id, permission: command.permission, nonce: approved.nonce) {
+            verdict = DispatchCheck.verify(approved, facts: facts, keys: context.keys)
         } else {
-            // The kept body cannot be opened (its key was removed): nothing is sent.
-            logger.error("approved operation's request cannot be opened; not sent", metadata: ["operation_id": "\(operation.id)"])
-            result = HostingerResult(outcome: .notSent, message: "The request kept for approval could not be opened.")
+            verdict = .refuse(DispatchRefusal(.integrity, "The operation's command or row is not one vpsgate knows."))
+        }
+        guard case .send(let request) = verdict else {
+            if case .refuse(let refusal) = verdict {
+                try store.refuseDispatch(operation, refusal, audit: audit)
+                logger.error("approved operation refused; not sent", metadata: [
+                    "operation_id": "\(operation.id)", "command": "\(operation.command)", "reason": "\(refusal.reason.rawValue)",
+                    "detail": "\(refusal.message)",
+                ])
+            }
+            return nil
+        }
+        let result = hostinger.call(request, correlationID: CorrelationID(validating: operation.correlationID), trace: TraceContext(continuing: nil))
+        if result.outcome == .notSent, let nonce = approved.nonce, let claim = approved.claim {
+            // Certainly not sent: it waits for Hostinger (until its approval's time ends), and
+            // the ledger says this claim sent nothing, under the key.
+            try store.releaseDispatch(approved, mac: context.keys.mac(KeptRequest.releaseParts(nonce: nonce, claim: claim)))
+            logger.warning("approved operation not sent; waits for Hostinger", metadata: [
+                "operation_id": "\(operation.id)", "command": "\(operation.command)", "retry_ms": "\(result.retryAfterMilliseconds ?? 0)",
+            ])
+            return .notSent
         }
         let answer = DispatchAnswer(result.dispatch(answersResource: Command.named(operation.command)?.answersResource ?? false))
         var settled = answer.transition.applied(to: operation)
         settled.updatedAt = operation.updatedAt
         settled.completedAt = settled.state.isTerminal ? operation.updatedAt : nil
-        var audit = AuditEntry.reconciler(settled, outcome: answer.transition.outcome)
+        audit = AuditEntry.reconciler(settled, outcome: answer.transition.outcome)
         audit.kind = .dispatch
         audit.hostingerStatus = result.status
         audit.hostingerCorrelationID = result.hostingerCorrelationID
@@ -287,19 +320,7 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
             "operation_id": "\(operation.id)", "resource": "\(operation.target.text)", "command": "\(operation.command)",
             "outcome": "\(answer.transition.outcome.rawValue)", "state": "\(settled.state.rawValue)",
         ])
-    }
-
-    /// The Hostinger request as it was kept, its body opened.
-    private func opened(_ kept: SealedRequest) -> HostingerRequest? {
-        var body: JSONValue?
-        if let sealed = kept.sealedBody {
-            guard let keyID = kept.keyID, let opened = context.keys.open(sealed, keyID: keyID),
-                let json = try? JSONValue.parse(opened)
-            else { return nil }
-            body = json
-        }
-        guard !kept.method.isEmpty, !kept.path.isEmpty else { return nil }
-        return HostingerRequest(name: kept.name, method: kept.method, path: kept.path, body: body, repeatSafe: kept.repeatSafe)
+        return result.outcome
     }
 
     // MARK: - Drift scan

@@ -26,7 +26,15 @@ extension Responder {
                                            : "This needs the vps:approve permission on \(operation.target).",
                                        instance: requestContext.path), requestContext)
             }
-            let outcome = try store.decide(operationID: operationID, principal: principal, action: action, reason: reason,
+            // An approve or deny carries vpsgate's HMAC over the operation, the decision and the
+            // kept request's digest: dispatch counts no approval the key did not sign.
+            var mac: String?
+            if action != .cancel {
+                let digest = try store.keptRequestDigest(operationID: operation.id)
+                mac = context.keys.mac(KeptRequest.approvalParts(origin: operation.id, principal: principal, decision: action.rawValue,
+                                                                 digest: digest))
+            }
+            let outcome = try store.decide(operationID: operationID, principal: principal, action: action, reason: reason, mac: mac,
                                            audit: requestContext.audit(.approved, .approval, command: operation.command, vps: operation.vpsID))
             requestContext.logger.info("approval", metadata: [
                 "operation_id": "\(operationID)", "action": "\(action.rawValue)", "result": "\(outcome.result.rawValue)",

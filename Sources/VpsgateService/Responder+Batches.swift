@@ -34,11 +34,15 @@ extension Responder {
             let targets = try resolve(batch, principal: principal, requestContext)
             audit.requestParameters = batch.shown(targets: targets)
             var children: [BatchChild] = []
+            let seal = UUIDv4.generate()
             for vps in targets {
                 switch batch.command.prepare(.vps(vps), parameters: batch.parameters, body: batch.body) {
                 case .success(let call):
                     do {
-                        children.append(BatchChild(vpsID: vps, request: try kept(call)))
+                        let child = KeptRequest(origin: .batch(seal: seal, vps: vps), command: batch.command.name, target: .vps(vps),
+                                                requestedBy: principal, emergency: false)
+                        children.append(BatchChild(vpsID: vps, request: try kept(child, parameters: batch.parameters, body: batch.body,
+                                                                                 call: call)))
                     } catch {
                         throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
                     }
@@ -54,7 +58,8 @@ extension Responder {
             let creation: BatchCreation
             do {
                 creation = try store.createBatch(NewBatch(principal: principal, key: key, fingerprints: fingerprints, request: batch,
-                                                          shown: batch.shown(targets: targets), children: children, audit: audit))
+                                                          shown: batch.shown(targets: targets), children: children, audit: audit,
+                                                          seal: seal))
             } catch {
                 throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
             }
@@ -184,7 +189,13 @@ extension Responder {
                                         : "Only the requester or a holder of vps:approve on every VPS of the batch can \(action.rawValue) it.",
                                     requestContext)
             }
-            let (result, state) = try store.decideBatch(id: id, principal: principal, action: action, reason: reason,
+            // An approve or deny carries vpsgate's HMAC over the batch's seal and round.
+            var mac: String?
+            if action == .approve || action == .deny, let bound = try store.batchSeal(id: id), let seal = bound.seal {
+                mac = context.keys.mac(KeptRequest.approvalParts(origin: KeptRequest.batchOrigin(seal: seal, round: bound.round),
+                                                                 principal: principal, decision: action.rawValue, digest: "-"))
+            }
+            let (result, state) = try store.decideBatch(id: id, principal: principal, action: action, reason: reason, mac: mac,
                                                         audit: requestContext.audit(.approved, .approval, command: "batch.\(action.rawValue)"))
             requestContext.logger.info("batch decision", metadata: ["batch_id": "\(id)", "action": "\(action.rawValue)", "result": "\(result)"])
             switch result {

@@ -26,8 +26,8 @@ extension Responder {
                 try authorize(principal, target, needs: command.permission, requestContext)
             }
             // Decides the grant, a freeze, the approval policy and a busy VPS, in one transaction.
-            let begun = try begin(command, target: target, body: body, call: call, principal: principal, query: query, audit: audit,
-                                  requestContext)
+            let begun = try begin(command, target: target, parameters: parameters, body: body, call: call, principal: principal, query: query,
+                                  audit: audit, requestContext)
             let result = hostinger.call(call, correlationID: requestContext.correlationID, trace: requestContext.trace)
             return finish(begun, result, audit: audit, principal: principal, requestContext)
         } catch {
@@ -177,8 +177,8 @@ extension Responder {
 
     /// One durable transaction before Hostinger is called; replays, refusals and commands
     /// that wait for approval end here.
-    private func begin(_ command: Command, target: Target, body: JSONValue?, call: HostingerRequest, principal: String, query: CommandQuery,
-                       audit: AuditEntry, _ requestContext: RequestContext) throws(CommandEnd) -> Begun {
+    private func begin(_ command: Command, target: Target, parameters: [String: String], body: JSONValue?, call: HostingerRequest,
+                       principal: String, query: CommandQuery, audit: AuditEntry, _ requestContext: RequestContext) throws(CommandEnd) -> Begun {
         let key = audit.idempotencyKey ?? ""
         var fingerprints = context.keys.fingerprints(method: requestContext.method, path: requestContext.path, body: body)
         fingerprints.append(IdempotencyKey.legacyFingerprint(method: requestContext.method, path: requestContext.path, body: body))
@@ -192,7 +192,11 @@ extension Responder {
                                              permission: command.permission, minimumApprovals: command.minimumApprovals,
                                              operationID: operationID,
                                              busyBoundSeconds: context.configuration.busyBoundSeconds, audit: audit,
-                                             emergencyReason: query.emergencyReason, request: try kept(call)))
+                                             emergencyReason: query.emergencyReason,
+                                             request: try kept(KeptRequest(origin: .operation(id: operationID), command: command.name,
+                                                                           target: target, requestedBy: principal,
+                                                                           emergency: query.emergencyReason != nil),
+                                                               parameters: parameters, body: body, call: call)))
             }
         } catch {
             throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
@@ -226,18 +230,17 @@ extension Responder {
         }
     }
 
-    /// The call as it is kept for an approval: its body sealed under the secret key.
-    func kept(_ call: HostingerRequest) throws(StoreError) -> SealedRequest {
-        var sealed: (keyID: String, sealed: [UInt8])?
-        if let body = call.body {
-            do {
-                sealed = try context.keys.seal(body.serialized())
-            } catch {
-                throw StoreError(unavailable: false, "sealing the request failed: \(error)")
-            }
+    /// The request as it is kept for later (approval, a batch's dispatch): the command's
+    /// input sealed for `kept` under the secret key, and the call it makes now (to show).
+    func kept(_ kept: KeptRequest, parameters: [String: String], body: JSONValue?, call: HostingerRequest) throws(StoreError) -> SealedRequest {
+        let sealed: (keyID: String, envelope: [UInt8])
+        do {
+            sealed = try kept.seal(parameters: parameters, body: body, keys: context.keys)
+        } catch {
+            throw StoreError(unavailable: false, "sealing the request failed: \(error)")
         }
         return SealedRequest(name: call.name, method: call.method, path: call.path, repeatSafe: call.repeatSafe,
-                             sealedBody: sealed?.sealed, keyID: sealed?.keyID)
+                             sealedBody: sealed.envelope, keyID: sealed.keyID)
     }
 
     /// 202 with the operation awaiting approval, kept under the key like any answer.

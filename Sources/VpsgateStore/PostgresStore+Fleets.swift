@@ -50,7 +50,7 @@ extension PostgresStore: FleetStore, BatchStore {
             FROM create_batch(\(batch.principal), \(batch.key), \(SQLText.array(batch.fingerprints))::text[], \(request.command.name),
                               \(request.command.permission.rawValue), \(batch.shown.text())::jsonb, \(request.maxInFlight)::int,
                               \(request.maxFailures)::int, \(request.pauseSeconds)::int, \(children.text())::jsonb,
-                              \(batch.audit.identity.correlationID), \(batch.audit.requestJSON().text())::jsonb)
+                              \(batch.audit.identity.correlationID), \(batch.audit.requestJSON().text())::jsonb, \(batch.seal)::uuid)
             """
         return try run { () throws(PostgresError) in
             guard let row = try database.query(query.preparedOnce()).first else { throw PostgresError(.decoding, "create_batch returned nothing") }
@@ -110,11 +110,19 @@ extension PostgresStore: FleetStore, BatchStore {
         }
     }
 
-    public func decideBatch(id: Int, principal: String, action: BatchAction, reason: String?, audit: AuditEntry) throws(StoreError)
+    public func batchSeal(id: Int) throws(StoreError) -> (seal: String?, round: Int)? {
+        let query: PostgresQuery = "SELECT seal::text AS seal, round FROM batch_seal(\(id)::bigint)"
+        return try run { () throws(PostgresError) in
+            guard let row = try database.query(query.preparedOnce()).first else { return nil }
+            return (try row.decode(String?.self, "seal"), try row.decode(Int.self, "round"))
+        }
+    }
+
+    public func decideBatch(id: Int, principal: String, action: BatchAction, reason: String?, mac: String?, audit: AuditEntry) throws(StoreError)
         -> (result: String, state: String?) {
         let query: PostgresQuery = """
             SELECT result, state FROM decide_batch(\(id)::bigint, \(principal), \(action.rawValue), \(reason),
-                                                   \(audit.identity.correlationID), \(audit.requestJSON().text())::jsonb)
+                                                   \(audit.identity.correlationID), \(audit.requestJSON().text())::jsonb, \(mac))
             """
         return try run { () throws(PostgresError) in
             guard let row = try database.query(query.preparedOnce()).first else { throw PostgresError(.decoding, "decide_batch returned nothing") }

@@ -89,23 +89,40 @@ import VpsgateCore
         context = try Fixture.context()
     }
 
-    func approved(body: JSONValue?) throws -> ApprovedDispatch {
+    /// An approved recreate as the store hands it over: its input sealed for it, approved by
+    /// `approvers` (each approval signed under the key), its first claim.
+    func approved(body: JSONValue?, approvers: [String] = ["bob"]) throws -> ApprovedDispatch {
         var operation = Fixture.operation(.accepted, command: "vps.recreate")
         operation.dispatchedAt = operation.createdAt
-        let sealed = try body.map { try context.keys.seal($0.serialized()) }
+        let kept = KeptRequest(origin: .operation(id: operation.id), command: operation.command, target: operation.target,
+                               requestedBy: operation.requestedBy, emergency: false)
+        let sealed = try kept.seal(parameters: [:], body: body, keys: context.keys)
+        let digest = KeptRequest.digest(sealed.envelope)
+        store.facts = DispatchFacts(requesterHolds: true, policyApprovals: 1, approvals: approvers.map { approver in
+            DispatchFacts.Approval(principal: approver, decision: "approve", mac: context.keys.mac(
+                KeptRequest.approvalParts(origin: operation.id, principal: approver, decision: "approve", digest: digest)), holds: true)
+        }, batch: nil, released: [:])
         return ApprovedDispatch(operation: operation, request: SealedRequest(
             name: "recreate", method: "POST", path: "/api/vps/v1/virtual-machines/1001/recreate", repeatSafe: false,
-            sealedBody: sealed?.sealed, keyID: sealed?.keyID))
+            sealedBody: sealed.envelope, keyID: sealed.keyID), nonce: digest, claim: 1)
     }
 
+    func worker() -> Worker<MemoryStore, ScriptedHostinger> {
+        Worker(context: context, store: store, hostinger: hostinger, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    static let recreate: JSONValue = .object([("template_id", .number("1130")), ("password", .string("Str0ngEnough!pass")),
+                                              ("confirm", .number("1001"))])
+
     @Test func anApprovedOperationIsSentOnceWithItsOpenedBody() throws {
-        var worker = Worker(context: context, store: store, hostinger: hostinger, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        store.approvedQueue = [try approved(body: .object([("template_id", .number("1130")), ("password", .string("Str0ngEnough!pass"))]))]
+        var worker = worker()
+        store.approvedQueue = [try approved(body: Self.recreate)]
         hostinger.answer("recreate", Fixture.accepted(Fixture.action(9100, "recreate", "sent")))
         let stopping = Atomic<Bool>(false)
         #expect(try worker.dispatchApproved(stopping: stopping) == 1)
         #expect(hostinger.calls.count == 1)
         #expect(hostinger.calls.first?.body?["password"]?.stringValue == "Str0ngEnough!pass")
+        #expect(hostinger.calls.first?.path == "/api/vps/v1/virtual-machines/1001/recreate", "derived from the catalogue")
         let record = try #require(store.finished.first)
         #expect(record.operation.state == .running)
         #expect(store.audits.map(\.kind) == [.dispatch])
@@ -114,13 +131,49 @@ import VpsgateCore
     }
 
     @Test func aBodyThatCannotBeOpenedIsNeverSent() throws {
-        var worker = Worker(context: context, store: store, hostinger: hostinger, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        var tampered = try approved(body: .object([("template_id", .number("1130"))]))
+        var worker = worker()
+        var tampered = try approved(body: Self.recreate)
         tampered.request.sealedBody?[20] ^= 0xff
         store.approvedQueue = [tampered]
         let stopping = Atomic<Bool>(false)
         _ = try worker.dispatchApproved(stopping: stopping)
         #expect(hostinger.calls.isEmpty)
-        #expect(store.finished.first?.operation.state == .failed)
+        #expect(store.finished.isEmpty)
+        #expect(store.refused.first?.refusal.reason == .integrity)
+    }
+
+    @Test func aStoredPathIsNeverSentOnlyTheCataloguesOne() throws {
+        var worker = worker()
+        var forged = try approved(body: Self.recreate)
+        forged.request.path = "@attacker.example/steal"
+        forged.request.method = "DELETE"
+        store.approvedQueue = [forged]
+        hostinger.answer("recreate", Fixture.accepted(Fixture.action(9101, "recreate", "sent")))
+        _ = try worker.dispatchApproved(stopping: Atomic<Bool>(false))
+        #expect(hostinger.calls.map(\.path) == ["/api/vps/v1/virtual-machines/1001/recreate"])
+        #expect(hostinger.calls.map(\.method) == ["POST"])
+    }
+
+    @Test func anOperationThatWasNotSentWaitsAndIsReleasedUnderTheKey() throws {
+        var worker = worker()
+        let claimed = try approved(body: Self.recreate)
+        store.approvedQueue = [claimed]
+        // No answer scripted: the scripted Hostinger answers "not sent", as an open breaker does.
+        let stopping = Atomic<Bool>(false)
+        #expect(try worker.dispatchApproved(stopping: stopping) == 1)
+        #expect(store.finished.isEmpty, "not failed: it waits for Hostinger")
+        let released = try #require(store.releasedDispatches.first)
+        #expect(context.keys.verify(mac: released.mac, KeptRequest.releaseParts(nonce: claimed.nonce ?? "", claim: 1)))
+        store.approvedQueue = [try approved(body: Self.recreate)]
+        #expect(try worker.dispatchApproved(stopping: stopping) == 0, "dispatch rests a while after Hostinger was out of reach")
+    }
+
+    @Test func aRequesterWithoutTheGrantIsRefusedNotSent() throws {
+        var worker = worker()
+        store.approvedQueue = [try approved(body: Self.recreate)]
+        store.facts?.requesterHolds = false
+        _ = try worker.dispatchApproved(stopping: Atomic<Bool>(false))
+        #expect(hostinger.calls.isEmpty)
+        #expect(store.refused.first?.refusal.reason == .grantRevoked)
     }
 }

@@ -29,6 +29,11 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
     var decided: [(operationID: String, principal: String, action: ApprovalAction, reason: String?)] = []
     var approvable: [OperationRecord] = []
     var approvedQueue: [ApprovedDispatch] = []
+    /// What `dispatchFacts` answers (nil: the operation is gone).
+    var facts: DispatchFacts? = DispatchFacts(requesterHolds: true, policyApprovals: 1, approvals: [], batch: nil, released: [:])
+    var refused: [(operation: OperationRecord, refusal: DispatchRefusal)] = []
+    var releasedDispatches: [(claimed: ApprovedDispatch, mac: String)] = []
+    var keptDigest = "-"
     var schemaState: SchemaState = .current
 
     var records: [String: OperationRecord] = [:]
@@ -84,7 +89,7 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
 
     // MARK: ApprovalStore
 
-    func decide(operationID: String, principal: String, action: ApprovalAction, reason: String?,
+    func decide(operationID: String, principal: String, action: ApprovalAction, reason: String?, mac: String?,
                 audit: AuditEntry) throws(StoreError) -> ApprovalOutcome {
         try check()
         decided.append((operationID, principal, action, reason))
@@ -104,6 +109,26 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
         try check()
         defer { approvedQueue = [] }
         return approvedQueue
+    }
+
+    func keptRequestDigest(operationID: String) throws(StoreError) -> String {
+        try check()
+        return keptDigest
+    }
+
+    func dispatchFacts(operationID: String, permission: Permission, nonce: String?) throws(StoreError) -> DispatchFacts? {
+        try check()
+        return facts
+    }
+
+    func refuseDispatch(_ operation: OperationRecord, _ refusal: DispatchRefusal, audit: AuditEntry) throws(StoreError) {
+        try check()
+        refused.append((operation, refusal))
+    }
+
+    func releaseDispatch(_ claimed: ApprovedDispatch, mac: String) throws(StoreError) {
+        try check()
+        releasedDispatches.append((claimed, mac))
     }
 
     // MARK: AuthorizationStore
@@ -173,7 +198,8 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
         for id in vps where try !permissions(principal, on: .vps(id)).contains(permission) { refused.append(id) }
         return refused
     }
-    func decideBatch(id: Int, principal: String, action: BatchAction, reason: String?, audit: AuditEntry) throws(StoreError)
+    func batchSeal(id: Int) throws(StoreError) -> (seal: String?, round: Int)? { nil }
+    func decideBatch(id: Int, principal: String, action: BatchAction, reason: String?, mac: String?, audit: AuditEntry) throws(StoreError)
         -> (result: String, state: String?) { ("not_found", nil) }
     func advanceBatch(owner: String, leaseSeconds: Int) throws(StoreError) -> Int? { nil }
     func expireBatches() throws(StoreError) -> Int { 0 }

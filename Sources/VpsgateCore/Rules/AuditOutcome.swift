@@ -21,4 +21,7 @@ public enum AuditOutcome: String, Sendable, CaseIterable {
     case approvalRecorded = "approval_recorded"
     case selfApproval = "self_approval"
     case notAwaiting = "not_awaiting"
+    /// Dispatch refused an approved operation without sending it (a row that does not
+    /// verify under the secret key, a revoked grant, a stopped batch).
+    case refused
 }

@@ -67,6 +67,8 @@ public enum ApprovalResult: String, Sendable, CaseIterable {
     case withdrawn
     case selfApproval = "self_approval"
     case notAwaiting = "not_awaiting"
+    /// Decided after the approval window ended: the operation is cancelled (expired) now.
+    case expired
     case notFound = "not_found"
 
     public var auditOutcome: AuditOutcome {
@@ -77,6 +79,7 @@ public enum ApprovalResult: String, Sendable, CaseIterable {
         case .withdrawn: .withdrawn
         case .selfApproval: .selfApproval
         case .notAwaiting: .notAwaiting
+        case .expired: .expired
         case .notFound: .notFound
         }
     }
@@ -92,6 +95,9 @@ public enum ApprovalResult: String, Sendable, CaseIterable {
         case .notAwaiting:
             Problem(.notAwaitingApproval, status: 409, title: "Not awaiting approval",
                     detail: "The operation is \(state?.rawValue ?? "not awaiting approval"): there is nothing to decide.", instance: instance)
+        case .expired:
+            Problem(.notAwaitingApproval, status: 409, title: "Approval expired",
+                    detail: "The approval window ended: the operation is cancelled (expired) and nothing will be sent.", instance: instance)
         case .notFound:
             Problem(.notFound, status: 404, title: "Not found", detail: "No such resource.", instance: instance)
         }
@@ -119,35 +125,5 @@ public struct ApprovalOutcome: Sendable, Equatable {
         self.state = state
         self.approvals = approvals
         self.approvalsRequired = approvalsRequired
-    }
-}
-
-/// An approved operation taken for dispatch, with its request as it was kept.
-public struct ApprovedDispatch: Sendable {
-    public var operation: OperationRecord
-    public var request: SealedRequest
-
-    public init(operation: OperationRecord, request: SealedRequest) {
-        self.operation = operation
-        self.request = request
-    }
-}
-
-/// A request kept for dispatch after approval: its body sealed under the secret key.
-public struct SealedRequest: Sendable, Equatable {
-    public var name: String
-    public var method: String
-    public var path: String
-    public var repeatSafe: Bool
-    public var sealedBody: [UInt8]?
-    public var keyID: String?
-
-    public init(name: String, method: String, path: String, repeatSafe: Bool, sealedBody: [UInt8]?, keyID: String?) {
-        self.name = name
-        self.method = method
-        self.path = path
-        self.repeatSafe = repeatSafe
-        self.sealedBody = sealedBody
-        self.keyID = keyID
     }
 }

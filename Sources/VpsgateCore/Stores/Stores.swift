@@ -37,8 +37,11 @@ public protocol CommandStore {
 public protocol ApprovalStore {
     /// One decision on an operation, with its audit row, atomically (the permission is the
     /// caller's to check).
-    func decide(operationID: String, principal: String, action: ApprovalAction, reason: String?,
+    /// `mac`: vpsgate's HMAC of the decision (`KeptRequest.approvalParts`), which dispatch verifies.
+    func decide(operationID: String, principal: String, action: ApprovalAction, reason: String?, mac: String?,
                 audit: AuditEntry) throws(StoreError) -> ApprovalOutcome
+    /// The digest of the operation's kept request (`KeptRequest.digest`), which an approval binds.
+    func keptRequestDigest(operationID: String) throws(StoreError) -> String
     /// Operations awaiting approval that `principal` may approve: `vps:approve` on their VPS,
     /// requested by someone else. Oldest first.
     func awaitingApproval(approver principal: String, limit: Int) throws(StoreError) -> [OperationRecord]
@@ -134,8 +137,11 @@ public protocol BatchStore {
     /// One decision, atomically with the batch's row and its audit row: the result
     /// (approved, recorded, denied, cancelled, resumed, self_approval, not_allowed,
     /// not_found) and the state after it.
-    func decideBatch(id: Int, principal: String, action: BatchAction, reason: String?, audit: AuditEntry) throws(StoreError)
+    /// `mac`: vpsgate's HMAC of an approve or deny (`KeptRequest.approvalParts` over `batchSeal`'s seal and round).
+    func decideBatch(id: Int, principal: String, action: BatchAction, reason: String?, mac: String?, audit: AuditEntry) throws(StoreError)
         -> (result: String, state: String?)
+    /// The seal a batch's children are kept under and its current approval round.
+    func batchSeal(id: Int) throws(StoreError) -> (seal: String?, round: Int)?
     /// Advances one due running batch (its children's ends, the halt, the next children);
     /// returns its id, or nil when none was due.
     func advanceBatch(owner: String, leaseSeconds: Int) throws(StoreError) -> Int?
@@ -210,8 +216,18 @@ public protocol ReconcilerStore: CommandStore, OperationStore, AuditStore, Batch
     func releaseScan(owner: String, watermarkSeconds: Int64?) throws(StoreError)
     /// Takes approved operations whose turn has come (FIFO per VPS, nothing in flight on it,
     /// no freeze unless an emergency): each moves to `accepted` and is this caller's to
-    /// send, exactly once. Their kept request comes with them and is deleted.
+    /// send, exactly once. Their kept request comes with them and is deleted; each claim is
+    /// a row of the dispatch ledger.
     func claimApproved(limit: Int, busyBoundSeconds: Int) throws(StoreError) -> [ApprovedDispatch]
+    /// What dispatch checks a claimed operation against, as it is now (`permission`: the
+    /// command's, from the catalogue).
+    func dispatchFacts(operationID: String, permission: Permission, nonce: String?) throws(StoreError) -> DispatchFacts?
+    /// Ends a claimed operation without sending it: cancelled with the refusal's reason, an
+    /// audit row, and a drift row when a row was forged.
+    func refuseDispatch(_ operation: OperationRecord, _ refusal: DispatchRefusal, audit: AuditEntry) throws(StoreError)
+    /// Puts back a claimed operation whose request certainly was not sent: approved again,
+    /// its request kept again, the claim released (`mac`: `KeptRequest.releaseParts`).
+    func releaseDispatch(_ claimed: ApprovedDispatch, mac: String) throws(StoreError)
 }
 
 // MARK: - Values
