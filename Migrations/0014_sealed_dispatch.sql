@@ -322,7 +322,7 @@ CREATE FUNCTION release_dispatch(p_operation_id uuid, p_name text, p_method text
                                  p_sealed_body bytea, p_key_id text, p_fingerprint text, p_nonce text, p_claim integer, p_mac text)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE operations o SET state = 'approved', dispatched_at = NULL, updated_at = clock_timestamp(), next_check_at = NULL
+    UPDATE operations o SET state = 'approved', dispatched_at = NULL, updated_at = clock_timestamp(), next_check_at = clock_timestamp()
     WHERE o.id = p_operation_id AND o.state = 'accepted';
     IF NOT FOUND THEN
         RETURN false;
