@@ -104,6 +104,7 @@ let package = Package(
             dependencies: [
                 "VpsgateCore", "HTTPClient", "Platform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "MCP", package: "swift-sdk"),
             ]
         ),

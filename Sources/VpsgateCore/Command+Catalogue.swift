@@ -94,7 +94,7 @@ extension Command {
         Command("vps.hostname.set", "PUT", ["hostname"], .configure, fields: [hostname.declaration],
                 summary: "Set the hostname.") { input throws(FieldErrors) in .setHostname(vm: input.vps, hostname: try input.value(hostname)) },
         Command("vps.hostname.reset", "DELETE", ["hostname"], .configure,
-                summary: "Reset the hostname to Hostinger's default (also resets PTR records).", effects: ["Also resets the PTR records of the VPS's addresses."]) { input in .resetHostname(vm: input.vps) },
+                summary: "Reset the hostname to Hostinger's default (also resets PTR records).", effects: ["Also resets the PTR records of the VPS's addresses."], irreversible: true) { input in .resetHostname(vm: input.vps) },
         Command("vps.nameservers.set", "PUT", ["nameservers"], .configure,
                 fields: [ns1.declaration, ns2.declaration, ns3.declaration], summary: "Set the DNS resolvers.", effects: ["Replaces every resolver: ns2 and ns3 left out are removed."]) { input throws(FieldErrors) in
             .setNameservers(vm: input.vps, ns1: try input.value(ns1), ns2: input.optional(ns2), ns3: input.optional(ns3))
@@ -104,7 +104,7 @@ extension Command {
             .createPTR(vm: input.vps, ipAddress: try input.value(ipAddressID), domain: try input.value(domain))
         },
         Command("vps.ptr.delete", "DELETE", ["ptr", ipAddressID.segment], .configure,
-                summary: "Delete the PTR record of one of the VPS's IP addresses.") { input throws(FieldErrors) in
+                summary: "Delete the PTR record of one of the VPS's IP addresses.", irreversible: true) { input throws(FieldErrors) in
             .deletePTR(vm: input.vps, ipAddress: try input.value(ipAddressID))
         },
         Command("vps.firewall.activate", "POST", ["firewalls", firewallID.segment, "activate"], .configure,
@@ -132,15 +132,15 @@ extension Command {
 
         // MARK: Credentials (vps:credentials)
         Command("vps.root_password.set", "PUT", ["root-password"], .credentials, fields: [password.declaration],
-                summary: "Set the root password.", effects: ["The old root password stops working at once."]) { input throws(FieldErrors) in
+                summary: "Set the root password.", effects: ["The old root password stops working at once."], irreversible: true) { input throws(FieldErrors) in
             .setRootPassword(vm: input.vps, password: try input.value(password))
         },
         Command("vps.panel_password.set", "PUT", ["panel-password"], .credentials, fields: [password.declaration],
-                summary: "Set the control panel's password (no effect without a panel OS).") { input throws(FieldErrors) in
+                summary: "Set the control panel's password (no effect without a panel OS).", irreversible: true) { input throws(FieldErrors) in
             .setPanelPassword(vm: input.vps, password: try input.value(password))
         },
         Command("vps.recovery.start", "POST", ["recovery"], .credentials, fields: [recoveryPassword.declaration],
-                summary: "Boot the VPS into recovery mode.", effects: ["The VPS reboots into a recovery image; its own system is not running until recovery stops."]) { input throws(FieldErrors) in
+                summary: "Boot the VPS into recovery mode.", effects: ["The VPS reboots into a recovery image; its own system is not running until recovery stops."], irreversible: true) { input throws(FieldErrors) in
             .startRecovery(vm: input.vps, rootPassword: try input.value(recoveryPassword))
         },
         Command("vps.recovery.stop", "DELETE", ["recovery"], .credentials, summary: "Leave recovery mode.") { input in
@@ -148,24 +148,24 @@ extension Command {
         },
 
         // MARK: Snapshots (vps:snapshot)
-        Command("vps.snapshot.create", "POST", ["snapshot"], .snapshot, summary: "Take a snapshot (replaces the existing one).", effects: ["A VPS has one snapshot: a new one replaces the existing snapshot."]) { input in
+        Command("vps.snapshot.create", "POST", ["snapshot"], .snapshot, summary: "Take a snapshot (replaces the existing one).", effects: ["A VPS has one snapshot: a new one replaces the existing snapshot."], irreversible: true) { input in
             .createSnapshot(vm: input.vps)
         },
-        Command("vps.snapshot.delete", "DELETE", ["snapshot"], .snapshot, summary: "Delete the snapshot.", effects: ["The snapshot is gone; it cannot be restored afterwards."]) { input in
+        Command("vps.snapshot.delete", "DELETE", ["snapshot"], .snapshot, summary: "Delete the snapshot.", effects: ["The snapshot is gone; it cannot be restored afterwards."], irreversible: true) { input in
             .deleteSnapshot(vm: input.vps)
         },
 
         // MARK: Destructive (vps:destroy), each confirmed with the VPS id
         Command("vps.snapshot.restore", "POST", ["snapshot", "restore"], .destroy, fields: [confirm.declaration],
-                summary: "Restore the snapshot, overwriting the VPS's disk.", effects: ["Overwrites the VPS's disk with the snapshot: changes made since it was taken are lost."]) { input in .restoreSnapshot(vm: input.vps) },
+                summary: "Restore the snapshot, overwriting the VPS's disk.", effects: ["Overwrites the VPS's disk with the snapshot: changes made since it was taken are lost."], irreversible: true) { input in .restoreSnapshot(vm: input.vps) },
         Command("vps.backup.restore", "POST", ["backups", backupID.segment, "restore"], .destroy, fields: [confirm.declaration],
-                summary: "Restore a backup, overwriting the VPS's disk.", effects: ["Overwrites the VPS's disk with the backup: changes made since it was taken are lost."]) { input throws(FieldErrors) in
+                summary: "Restore a backup, overwriting the VPS's disk.", effects: ["Overwrites the VPS's disk with the backup: changes made since it was taken are lost."], irreversible: true) { input throws(FieldErrors) in
             .restoreBackup(vm: input.vps, backup: try input.value(backupID))
         },
         Command("vps.recreate", "POST", ["recreate"], .destroy,
                 fields: [templateID.declaration, recreatePassword.declaration, panelPassword.declaration,
                          postInstallScriptID.declaration, confirm.declaration],
-                summary: "Reinstall the OS: every file on the VPS, and its snapshots, are lost.", effects: ["Reinstalls the OS: every file on the VPS is lost.", "Deletes the VPS's snapshots."]) { input throws(FieldErrors) in
+                summary: "Reinstall the OS: every file on the VPS, and its snapshots, are lost.", effects: ["Reinstalls the OS: every file on the VPS is lost.", "Deletes the VPS's snapshots."], irreversible: true) { input throws(FieldErrors) in
             .recreate(vm: input.vps, templateID: try input.value(templateID), password: input.optional(recreatePassword),
                       panelPassword: input.optional(panelPassword), postInstallScriptID: input.optional(postInstallScriptID))
         },
@@ -175,7 +175,7 @@ extension Command {
                 summary: "Set up a purchased VM still in state initial: its OS, data center, password and hostname.",
                 effects: ["Installs the OS on the VM; only a VM in state initial can be set up.",
                           "The operation ends with Hostinger's answer (the VM, now creating) in result; the VM's own ct_create action finishes the setup."],
-                answersResource: true) { input throws(FieldErrors) in
+                answersResource: true, irreversible: true) { input throws(FieldErrors) in
             .setup(vm: input.vps, members: try setupMembers(input))
         },
 
@@ -203,12 +203,12 @@ extension Command {
         },
         Command("vps.docker.update", "POST", ["docker", projectName.segment, "update"], .dockerWrite,
                 summary: "Pull the project's images again and recreate its containers.",
-                effects: ["Containers are recreated from newly pulled images: the services restart."]) { input throws(FieldErrors) in
+                effects: ["Containers are recreated from newly pulled images: the services restart."], irreversible: true) { input throws(FieldErrors) in
             .dockerProject(vm: input.vps, project: try input.name(projectName), "update")
         },
         Command("vps.docker.down", "DELETE", ["docker", projectName.segment, "down"], .dockerWrite,
                 summary: "Take a Docker Compose project down and delete it.",
-                effects: ["Stops and removes the project's containers and deletes the project."]) { input throws(FieldErrors) in
+                effects: ["Stops and removes the project's containers and deletes the project."], irreversible: true) { input throws(FieldErrors) in
             .downDockerProject(vm: input.vps, project: try input.name(projectName))
         },
 
@@ -219,7 +219,7 @@ extension Command {
         },
         Command("firewall.delete", "DELETE", on: .firewall, [], .firewallWrite, summary: "Delete the firewall.",
                 effects: ["Every VPS that has this firewall active has it deactivated: its rules stop applying there."],
-                answersResource: true) { input in .deleteFirewall(input.id) },
+                answersResource: true, irreversible: true) { input in .deleteFirewall(input.id) },
         Command("firewall.rule.create", "POST", on: .firewall, ["rules"], .firewallWrite,
                 fields: [ruleProtocol.declaration, rulePort.declaration, ruleSource.declaration, ruleSourceDetail.declaration],
                 summary: "Add an accepting rule to the firewall.",
@@ -237,7 +237,7 @@ extension Command {
         Command("firewall.rule.delete", "DELETE", on: .firewall, ["rules", ruleID.segment], .firewallWrite,
                 summary: "Delete one of the firewall's rules.",
                 effects: ["Every VPS using the firewall is out of sync until the firewall is synced to it (vps.firewall.sync): the answer names them."],
-                answersResource: true, unsyncsFirewall: true) { input throws(FieldErrors) in
+                answersResource: true, unsyncsFirewall: true, irreversible: true) { input throws(FieldErrors) in
             .deleteFirewallRule(input.id, rule: try input.value(ruleID))
         },
 
@@ -249,7 +249,7 @@ extension Command {
         },
         Command("public_key.delete", "DELETE", on: .publicKey, [], .publicKeyWrite, summary: "Delete an SSH public key from the account.",
                 effects: ["VPS the key was attached to keep it: deleting it from the account does not remove it from them."],
-                answersResource: true) { input in .deletePublicKey(input.id) },
+                answersResource: true, irreversible: true) { input in .deletePublicKey(input.id) },
 
         // MARK: Post-install scripts (script:write; creating one: on the account)
         Command("post_install_script.create", "POST", on: .account, ["post-install-scripts"], .scriptWrite,
@@ -260,11 +260,11 @@ extension Command {
         Command("post_install_script.update", "PUT", on: .postInstallScript, [], .scriptWrite,
                 fields: [scriptName.declaration, scriptContent.declaration],
                 summary: "Replace a post-install script's name and content.",
-                effects: ["Installs from now on run the new content."], answersResource: true) { input throws(FieldErrors) in
+                effects: ["Installs from now on run the new content."], answersResource: true, irreversible: true) { input throws(FieldErrors) in
             .updateScript(input.id, name: try input.value(scriptName), content: try input.value(scriptContent))
         },
         Command("post_install_script.delete", "DELETE", on: .postInstallScript, [], .scriptWrite, summary: "Delete a post-install script.",
-                answersResource: true) { input in .deleteScript(input.id) },
+                answersResource: true, irreversible: true) { input in .deleteScript(input.id) },
 
         // MARK: Purchase (billing:purchase on the account), always approved first
         Command("vps.purchase", "POST", on: .account, ["vps"], .billingPurchase,
@@ -272,7 +272,7 @@ extension Command {
                 summary: "Buy a new VM and set it up; needs at least one approval whatever the policy.",
                 effects: ["Charges the account for the plan (item_id) at once.",
                           "The operation ends with Hostinger's answer (the order and the new VM) in result; the VM's own ct_create action finishes its setup."],
-                answersResource: true, minimumApprovals: 1) { input throws(FieldErrors) in
+                answersResource: true, minimumApprovals: 1, irreversible: true) { input throws(FieldErrors) in
             var members: [(key: String, value: JSONValue)] = [("item_id", .string(try input.value(itemID)))]
             if let payment = input.optional(paymentMethodID) { members.append(("payment_method_id", .number(String(payment)))) }
             members.append(("setup", .object(try setupMembers(input))))

@@ -26,6 +26,22 @@ public struct Command: Sendable {
     /// A firewall rule change: every VM using the firewall is out of sync until synced, and
     /// the answer names them (SPEC section 14).
     public var unsyncsFirewall: Bool
+    /// It cannot be undone: no later command puts back what it took away. That is so when it
+    /// - deletes something (a firewall, a rule, a key, a script, a snapshot, a PTR record, a
+    ///   Docker project; resetting the hostname deletes the PTR records too): made again, it
+    ///   is a new thing;
+    /// - overwrites what vpsgate does not keep (a disk: restores, the reinstall, the setup; the
+    ///   one snapshot: a new one replaces it; containers recreated from newly pulled images; a
+    ///   script's content, kept only as its SHA-256);
+    /// - hands out a credential (a password set, recovery with its root password): the old
+    ///   password is gone, and whoever had the new one may have used it;
+    /// - spends money (the purchase).
+    /// Power, settings that can be set back to their previous value (hostname, resolvers,
+    /// a PTR record's domain, firewall activation and sync, a rule's fields) and additions
+    /// (creating, attaching, installing) are not. The MCP server marks these tools
+    /// `destructiveHint`, and vpsgatectl asks before sending them (`--yes` skips).
+    /// Every `destructive` command is irreversible.
+    public var irreversible: Bool
     /// The Hostinger call, from the validated input (read through typed `Field`s and
     /// `PathParameter`s: a value the validation did not provide is a field error, never a crash).
     public var hostinger: @Sendable (_ input: CommandInput) throws(FieldErrors) -> HostingerRequest
@@ -33,13 +49,14 @@ public struct Command: Sendable {
     public init(
         _ name: String, _ method: String, on scope: ResourceKind = .vps, _ pathSuffix: [String], _ permission: Permission,
         fields: [BodyField] = [], summary: String, effects: [String] = [], answersResource: Bool = false, minimumApprovals: Int = 0,
-        unsyncsFirewall: Bool = false, hostinger: @escaping @Sendable (CommandInput) throws(FieldErrors) -> HostingerRequest
+        unsyncsFirewall: Bool = false, irreversible: Bool = false, hostinger: @escaping @Sendable (CommandInput) throws(FieldErrors) -> HostingerRequest
     ) {
         self.effects = effects
         self.answersResource = answersResource
         self.scope = scope
         self.minimumApprovals = minimumApprovals
         self.unsyncsFirewall = unsyncsFirewall
+        self.irreversible = irreversible
         self.name = name
         self.method = method
         self.pathSuffix = pathSuffix

@@ -10,6 +10,11 @@ import Glibc
 /// `VPSGATE_TOKEN_FILE`), `VPSGATE_CA_FILE`, from the environment or a config file of
 /// `KEY=value` lines (`VPSGATECTL_CONFIG`, default `~/.config/vpsgate/config`); the
 /// environment wins. vpsgatectl never holds Hostinger's token: it only speaks to vpsgate.
+///
+/// The token is a bearer credential, so it is guarded as ssh guards a private key: the
+/// config file and the token file are refused when group or others may access them, and
+/// plain `http://` is refused unless vpsgate is on this machine (loopback), where no one on
+/// the network can read the token.
 struct ClientSettings {
     var url: String
     var token: String
@@ -18,7 +23,7 @@ struct ClientSettings {
     static func load(environment: [String: String] = ProcessEnvironment.all()) throws -> ClientSettings {
         var values: [String: String] = [:]
         let path = environment["VPSGATECTL_CONFIG"] ?? (environment["HOME"].map { $0 + "/.config/vpsgate/config" } ?? "")
-        if let text = try? readFile(path) {
+        if let text = try readPrivateFile(path, "the config file") {
             for line in text.split(separator: "\n") where !line.hasPrefix("#") {
                 let parts = line.split(separator: "=", maxSplits: 1)
                 if parts.count == 2 { values[String(parts[0]).trimmingSpaces] = String(parts[1]).trimmingSpaces }
@@ -28,11 +33,61 @@ struct ClientSettings {
         guard let url = values["VPSGATE_URL"], url.hasPrefix("https://") || url.hasPrefix("http://") else {
             throw UsageError("set VPSGATE_URL to vpsgate's address (https://…), in the environment or the config file")
         }
+        try checkPlainHTTP(url)
         var token = values["VPSGATE_TOKEN"]
-        if token == nil, let file = values["VPSGATE_TOKEN_FILE"] { token = (try? readFile(file))?.trimmingSpaces }
+        if token == nil, let file = values["VPSGATE_TOKEN_FILE"] {
+            guard let text = try readPrivateFile(file, "the token file") else { throw UsageError("cannot read the token file \(file): it does not exist") }
+            token = text.trimmingSpaces
+        }
         guard let token, !token.isEmpty else { throw UsageError("set VPSGATE_TOKEN or VPSGATE_TOKEN_FILE") }
         return ClientSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, token: token, caFile: values["VPSGATE_CA_FILE"])
     }
+
+    /// Plain HTTP only to loopback: `127.0.0.0/8` as a dotted quad, `[::1]` or `localhost`,
+    /// after any `user@` (the host curl connects to). Anything else, a name that might
+    /// resolve anywhere included, would carry the token in clear over a network.
+    static func checkPlainHTTP(_ url: String) throws {
+        guard url.hasPrefix("http://") else { return }
+        let authority = url.dropFirst("http://".count).prefix { !"/?#".contains($0) }
+        let hostAndPort = authority.split(separator: "@", omittingEmptySubsequences: false).last ?? ""
+        let host = hostAndPort.hasPrefix("[") ? String(hostAndPort.prefix { $0 != "]" }) + "]" : String(hostAndPort.prefix { $0 != ":" })
+        let loopback = host.lowercased() == "localhost" || host == "[::1]"
+            || IPv4Network(Substring(host)).map { $0.prefixLength == 32 && IPv4Network("127.0.0.0/8")!.contains($0.address) } ?? false
+        // Characters curl might read otherwise than this parser are refused rather than guessed at.
+        let plain = authority.allSatisfy { $0.asciiValue.map { $0 > 0x20 && $0 < 0x7f && $0 != 0x5c } ?? false }
+        guard loopback, plain else {
+            throw UsageError("VPSGATE_URL \(url) is plain http:// to \(host.isEmpty ? "no host" : host), which would send the token in clear: "
+                + "plain HTTP is allowed only to loopback (127.0.0.0/8, [::1], localhost); use https://")
+        }
+    }
+}
+
+/// A file only its owner may access (the config file, the token file), or nil when there is
+/// none: like ssh with a private key, one that group or others can read or write is refused,
+/// since whoever reads it holds the token, and whoever writes it chooses where it goes.
+func readPrivateFile(_ path: String, _ what: String) throws -> String? {
+    guard !path.isEmpty else { return nil }
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else {
+        if errno == ENOENT { return nil }
+        throw UsageError("cannot read \(what) \(path): \(String(cString: strerror(errno)))")
+    }
+    defer { close(descriptor) }
+    var status = stat()
+    guard fstat(descriptor, &status) == 0 else { throw UsageError("cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
+    guard status.st_mode & 0o077 == 0 else {
+        throw UsageError("\(what) \(path) is open to group or others (mode \(String(status.st_mode & 0o777, radix: 8))): "
+            + "it holds or leads to your token; run chmod 600 \(path)")
+    }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = read(descriptor, &buffer, buffer.count)
+        if count < 0 && errno == EINTR { continue }
+        if count <= 0 { break }
+        bytes += buffer[0..<count]
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 struct UsageError: Error, CustomStringConvertible {
@@ -50,6 +105,14 @@ struct Answer {
     var isProblem: Bool { status >= 400 }
     /// `urn:vpsgate:problem:<code>` ⇒ `<code>`.
     var problemCode: String? { body?["type"]?.stringValue.map { String($0.split(separator: ":").last ?? "") } }
+
+    /// Said when vpsgate answered with the stored answer of an earlier request under the same
+    /// key (`Idempotent-Replayed: true`): nothing ran this time, whatever the answer says.
+    var replayNote: String? {
+        guard header("Idempotent-Replayed")?.trimmingSpaces.lowercased() == "true" else { return nil }
+        let when = body?["created_at"]?.stringValue.map { "at \($0)" } ?? "earlier"
+        return "replayed: this key's request was first made \(when); this is vpsgate's stored answer to it, and the command was not run again"
+    }
 }
 
 /// vpsgate's API, with the retries a client may make safely: the same request with the

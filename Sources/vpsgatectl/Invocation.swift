@@ -63,7 +63,7 @@ struct Invocation {
             let (flag, inline) = word.splitFlag
             if let name = pathParameters(command).first(where: { Self.flag($0) == flag }) {
                 guard let value = inline ?? rest[safe: index + 1] else { throw UsageError("\(flag) needs a value") }
-                parameters[name] = value
+                parameters[name] = try checked(name, value, as: flag)
                 index += inline == nil ? 2 : 1
             } else if let field = command.fields.first(where: { Self.flag($0.name) == flag }) {
                 if field.kind == .boolean && inline == nil && !(rest[safe: index + 1].map { ["true", "false"].contains($0) } ?? false) {
@@ -104,10 +104,22 @@ struct Invocation {
         }
     }
 
-    /// The path this invocation's request goes to.
+    /// A path parameter's value when it is one of its kind (`PathParameter.accepts`: an id, or
+    /// a name); anything else is refused before a request is made, since a value such as
+    /// `../restart#` would send the command to another route. `label` names it in the error.
+    static func checked(_ name: String, _ value: String, as label: String) throws -> String {
+        guard PathParameter.accepts(name, Substring(value)) else {
+            let kind = PathParameter.names.contains(name) ? "3 to 64 letters, digits, dashes or underscores" : "a positive whole number"
+            throw UsageError("\(label) must be \(kind), not \(String(decoding: JSONValue.string(value).serialized(), as: UTF8.self))")
+        }
+        return value
+    }
+
+    /// The path this invocation's request goes to; parameters are percent-encoded as well as
+    /// checked, so no value can add a segment.
     var path: String {
         var path = command.pathTemplate.replacingFirst("{id}", with: target.id.map(String.init) ?? "")
-        for (name, value) in parameters { path = path.replacingFirst("{\(name)}", with: value) }
+        for (name, value) in parameters { path = path.replacingFirst("{\(name)}", with: Runner.percentEncoded(value)) }
         return path
     }
 
@@ -125,9 +137,12 @@ struct Invocation {
 
     /// Help for one command: its usage, what it does, its permission, its fields and effects.
     static func help(_ command: Command) -> String {
-        var lines = ["USAGE: vpsgatectl \(usage(command)) [--wait|--no-wait] [--key <key>] [--plan] [-o json|table]", "",
+        var lines = ["USAGE: vpsgatectl \(usage(command)) [--wait|--no-wait] [--key <key>] [--plan] [--yes] [-o json|table]", "",
                      command.summary, "", "Permission: \(command.permission.rawValue) on \(command.scope == .account ? "the account" : "the \(command.scope.noun)")."]
         if command.destructive { lines.append("Destructive: --confirm must repeat the VPS id.") }
+        if command.irreversible {
+            lines.append("Irreversible: it cannot be undone. On a terminal vpsgatectl asks first; otherwise it needs --yes (which also skips the question).")
+        }
         if command.minimumApprovals > 0 { lines.append("Always needs \(command.minimumApprovals) approval(s) before it is sent.") }
         if !command.fields.isEmpty {
             lines.append("")

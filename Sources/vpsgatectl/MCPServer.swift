@@ -1,13 +1,15 @@
 import ArgumentParser
+import Crypto
 import MCP
 import VpsgateCore
 
 /// `vpsgatectl mcp`: an MCP server on stdio that lets an AI agent use vpsgate with its own
 /// token (SPEC section 16). Its tools are the catalogue's commands and reads, with
 /// annotations from the catalogue, and only those the token's grants allow. A tool call's
-/// idempotency key is derived from the call (tool and arguments), so a retried call is not a
-/// second command; a command that needs approval answers that it awaits one, and nothing
-/// is sent to Hostinger until a person approves it. It never holds Hostinger's token.
+/// idempotency key is derived from the call (tool and arguments) under a secret of this
+/// process, so a retried call is not a second command, and a replay says so; a command that
+/// needs approval answers that it awaits one, and nothing is sent to Hostinger until a
+/// person approves it. It never holds Hostinger's token.
 struct MCPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "mcp", abstract: "Serve vpsgate's commands and reads to an MCP client on stdio.")
 
@@ -48,13 +50,13 @@ struct ToolCatalogue: Sendable {
         Read(name: "vps_list", summary: "The VPS the caller may read, from Hostinger.", permission: "vps:read", kind: .vps,
              path: { _ in "/v1/vps" }, arguments: []),
         Read(name: "vps_get", summary: "One VPS, from Hostinger.", permission: "vps:read", kind: .vps,
-             path: { "/v1/vps/\(id($0) ?? 0)" }, arguments: [("id", "The VPS id.")]),
+             path: { id($0).map { "/v1/vps/\($0)" } }, arguments: [("id", "The VPS id.")]),
         Read(name: "vps_actions", summary: "Hostinger's actions of one VPS.", permission: "vps:read", kind: .vps,
-             path: { "/v1/vps/\(id($0) ?? 0)/actions" }, arguments: [("id", "The VPS id.")]),
+             path: { id($0).map { "/v1/vps/\($0)/actions" } }, arguments: [("id", "The VPS id.")]),
         Read(name: "firewall_list", summary: "The firewalls the caller may read.", permission: "firewall:read", kind: .firewall,
              path: { _ in "/v1/firewalls" }, arguments: []),
         Read(name: "firewall_get", summary: "One firewall with its rules.", permission: "firewall:read", kind: .firewall,
-             path: { "/v1/firewalls/\(id($0) ?? 0)" }, arguments: [("id", "The firewall id.")]),
+             path: { id($0).map { "/v1/firewalls/\($0)" } }, arguments: [("id", "The firewall id.")]),
         Read(name: "public_key_list", summary: "The account's SSH keys the caller may read.", permission: "public_key:read", kind: .publicKey,
              path: { _ in "/v1/public-keys" }, arguments: []),
         Read(name: "post_install_script_list", summary: "The post-install scripts the caller may read.", permission: "script:read",
@@ -72,7 +74,8 @@ struct ToolCatalogue: Sendable {
              path: { _ in "/v1/data-centers" }, arguments: []),
     ]
 
-    static func id(_ arguments: [String: Value]) -> Int? { arguments["id"]?.intValue }
+    /// The `id` argument when it is a path id (a positive whole number), else nil.
+    static func id(_ arguments: [String: Value]) -> Int? { arguments["id"]?.intValue.flatMap { PathID.parse(Substring(String($0))) } }
 
     /// The tool name of a command: `vps.hostname.set` ⇒ `vps_hostname_set`.
     static func name(_ command: Command) -> String { String(command.name.map { $0 == "." ? "_" : $0 }) }
@@ -108,7 +111,7 @@ struct ToolCatalogue: Sendable {
         }
         for command in Command.catalogue where held[command.scope]?.contains(command.permission.rawValue) ?? false {
             tools.append(Tool(name: Self.name(command), description: Self.description(command), inputSchema: Self.schema(command),
-                              annotations: .init(readOnlyHint: false, destructiveHint: command.destructive,
+                              annotations: .init(readOnlyHint: false, destructiveHint: command.irreversible,
                                                  idempotentHint: command.repeatSafe, openWorldHint: true)))
         }
         return tools
@@ -116,6 +119,7 @@ struct ToolCatalogue: Sendable {
 
     static func description(_ command: Command) -> String {
         var text = "\(command.summary) Permission: \(command.permission.rawValue)."
+        if command.irreversible { text += " It cannot be undone." }
         if command.destructive { text += " Destroys data: confirm must repeat the VPS id." }
         if command.minimumApprovals > 0 { text += " Always waits for a person's approval." }
         for effect in command.effects { text += " \(effect)" }
@@ -149,7 +153,7 @@ struct ToolCatalogue: Sendable {
             if field.required { required.append(.string(field.name)) }
         }
         properties["idempotency_key"] = .object(["type": .string("string"), "description": .string(
-            "Optional. By default the key is derived from the call, so repeating the same call does not run the command twice; give a new key to run it again on purpose.")])
+            "Optional. By default the key is derived from the call (keyed by this server process), so repeating the same call does not run the command twice, and the answer says it was a replay; give a new key to run it again on purpose.")])
         properties["wait_seconds"] = .object(["type": .string("integer"), "minimum": .int(0), "maximum": .int(50),
                                               "description": .string("Seconds to wait for the operation to end (default 30).")])
         return .object(["type": .string("object"), "properties": .object(properties), "required": .array(required),
@@ -162,14 +166,19 @@ struct ToolCatalogue: Sendable {
             return answer(api.send("GET", path))
         }
         guard let command = Command.catalogue.first(where: { Self.name($0) == name }) else { return Self.error("unknown tool \(name)") }
-        let id = arguments["id"]?.intValue
-        if command.scope != .account && id == nil { return Self.error("\(name) needs id") }
+        let id = Self.id(arguments)
+        if command.scope != .account && id == nil { return Self.error("\(name) needs id, the \(command.scope.noun) id (a positive whole number)") }
         var parameters: [String: String] = [:]
         for parameter in Invocation.pathParameters(command) {
             guard let value = arguments[parameter].flatMap({ $0.intValue.map(String.init) ?? $0.stringValue }) else {
                 return Self.error("\(name) needs \(parameter)")
             }
-            parameters[parameter] = value
+            // Checked before anything is sent: `../restart#` would reach another route.
+            do {
+                parameters[parameter] = try Invocation.checked(parameter, value, as: parameter)
+            } catch {
+                return Self.error("\(name): \(error); nothing was sent")
+            }
         }
         var members: [(key: String, value: JSONValue)] = []
         for field in command.fields { if let value = arguments[field.name] { members.append((field.name, Self.json(value))) } }
@@ -177,27 +186,41 @@ struct ToolCatalogue: Sendable {
                                     body: members.isEmpty ? nil : .object(members))
         let key = arguments["idempotency_key"]?.stringValue ?? Self.derivedKey(name, arguments)
         let sent = api.send(command.method, invocation.path, body: invocation.body, key: key)
+        // A replay is said, whatever follows: the agent must not believe the command ran again.
+        let replay: [Tool.Content] = (try? sent.get())?.replayNote.map {
+            [.text(text: "\($0). To run it again on purpose, call it with a new idempotency_key.")]
+        } ?? []
         guard case .success(let response) = sent, !response.isProblem, let operation = response.body, let operationID = operation["id"]?.stringValue
-        else { return answer(sent) }
+        else { return answer(sent, adding: replay) }
         if operation["state"]?.stringValue == "awaiting_approval" {
             let required = operation["approval"]?["required"]?.intValue ?? 1
             return CallTool.Result(content: [.text(text: """
                 awaiting approval: operation \(operationID) (\(command.name)) needs \(required) approval(s) from another principal. \
                 Nothing has been sent to Hostinger; a person must approve it (POST /v1/operations/\(operationID)/approve). \
                 Follow it with operation_get.
-                """), .text(text: String(decoding: operation.serialized(), as: UTF8.self))], isError: false)
+                """), .text(text: String(decoding: operation.serialized(), as: UTF8.self))] + replay, isError: false)
         }
         let wait = min(max(arguments["wait_seconds"]?.intValue ?? 30, 0), 50)
-        guard wait > 0, !Runner.isTerminal(operation["state"]?.stringValue ?? "") else { return answer(sent) }
-        return answer(api.send("GET", "/v1/operations/\(operationID)?wait=\(wait)"))
+        guard wait > 0, !Runner.isTerminal(operation["state"]?.stringValue ?? "") else { return answer(sent, adding: replay) }
+        return answer(api.send("GET", "/v1/operations/\(operationID)?wait=\(wait)"), adding: replay)
     }
 
-    /// `mcp-` and a SHA-256 of the tool and its arguments (without the key and the wait).
+    /// The secret under which this process derives keys: random at start, never written or
+    /// shown, so the keys it derives cannot be recomputed outside it.
+    static let keySecret = RandomBytes.generate(32)
+
+    /// `mcp-` and an HMAC-SHA256, under `keySecret`, of the tool and its arguments (without the
+    /// key and the wait). The same call in this process gets the same key, so a retried call
+    /// is one command. Keys are shown to every reader of the VPS (operations, events, webhooks,
+    /// audit); an unkeyed hash of the arguments would let any of them test a guessed password
+    /// against it. Secret fields enter nothing but this HMAC, whose key never leaves the process.
     static func derivedKey(_ name: String, _ arguments: [String: Value]) -> String {
         let canonical = JSONValue.object(arguments.filter { $0.key != "idempotency_key" && $0.key != "wait_seconds" }
             .sorted { $0.key < $1.key }.map { ($0.key, json($0.value)) })
-        let digest = Redaction.digest(name + " " + String(decoding: canonical.serialized(sortedKeys: true), as: UTF8.self))
-        return "mcp-" + digest.dropFirst("sha256:".count).prefix(40)
+        var hmac = HMAC<SHA256>(key: SymmetricKey(data: keySecret))
+        hmac.update(data: Array(name.utf8) + [0])
+        hmac.update(data: canonical.serialized(sortedKeys: true))
+        return "mcp-" + Hex.encode(Array(hmac.finalize())).prefix(40)
     }
 
     static func json(_ value: Value) -> JSONValue {
@@ -213,12 +236,13 @@ struct ToolCatalogue: Sendable {
         }
     }
 
-    func answer(_ sent: Result<Answer, HTTPClientErrorBox.Wrapped>) -> CallTool.Result {
+    /// The answer as the tool's result: its body first, then `adding` (a replay's note).
+    func answer(_ sent: Result<Answer, HTTPClientErrorBox.Wrapped>, adding: [Tool.Content] = []) -> CallTool.Result {
         switch sent {
         case .failure(let error): return Self.error("vpsgate could not be reached: \(error)")
         case .success(let answer):
             let text = answer.body.map { String(decoding: $0.serialized(), as: UTF8.self) } ?? "HTTP \(answer.status)"
-            return CallTool.Result(content: [.text(text: text)], isError: answer.isProblem)
+            return CallTool.Result(content: [.text(text: text)] + adding, isError: answer.isProblem)
         }
     }
 

@@ -52,6 +52,7 @@ struct Runner {
         var key: String?
         var timeout = 600
         var emergency: String?
+        var yes = false
         var index = 0
         while index < options.count {
             let (flag, inline) = options[index].splitFlag
@@ -60,6 +61,7 @@ struct Runner {
             case "--wait": wait = true
             case "--no-wait": wait = false
             case "--plan": plan = true
+            case "--yes", "-y": yes = true
             case "--key", "--timeout", "--emergency":
                 guard let value else { Self.error("\(flag) needs a value"); return Exit.usage }
                 if flag == "--key" { key = value }
@@ -82,10 +84,12 @@ struct Runner {
                                            body: invocation.body))
             return show(answer, output: output)
         }
+        if let stop = Self.confirm(command, "\(command.name) \(invocation.target)", yes: yes) { return stop }
         let chosen = key ?? Self.newKey()
         // Printed before sending: killed at any point, the same key runs it once.
         Self.error("idempotency key \(chosen) (to retry this command: --key \(chosen))")
         let answer = try sent(api.send(command.method, invocation.path + query, body: invocation.body, key: chosen))
+        if let note = answer.replayNote { Self.error("\(note) (a new --key runs it again)") }
         guard !answer.isProblem, let operation = answer.body, let id = operation["id"]?.stringValue else { return show(answer, output: output) }
         let state = operation["state"]?.stringValue ?? ""
         if state == "awaiting_approval" {
@@ -98,6 +102,31 @@ struct Runner {
             return Self.isTerminal(state) ? Self.exit(forState: state) : Exit.done
         }
         return try waitFor(operation: id, timeout: timeout, output: output, label: "\(command.name) \(invocation.target)")
+    }
+
+    /// An irreversible command (`Command.irreversible`) goes only with a person's yes: asked on
+    /// the terminal, or given as `--yes`. Without a terminal nothing asks, so `--yes` is
+    /// required. Nil to go on; else the exit code, and nothing was sent.
+    static func confirm(_ command: Command, _ what: String, yes: Bool) -> Int32? {
+        guard command.irreversible, !yes else { return nil }
+        guard isatty(0) == 1 else {
+            error("\(what) cannot be undone: pass --yes to send it without a terminal; nothing was sent")
+            return Exit.usage
+        }
+        standardError("\(what): \(command.summary) This cannot be undone. Send it? [y/N] ")
+        var answer: [UInt8] = []
+        var byte: UInt8 = 0
+        while answer.count < 64 {
+            let count = Glibc.read(0, &byte, 1)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 || byte == UInt8(ascii: "\n") { break }
+            answer.append(byte)
+        }
+        guard ["y", "yes"].contains(String(decoding: answer, as: UTF8.self).trimmingSpaces.lowercased()) else {
+            error("not confirmed: nothing was sent")
+            return Exit.failed
+        }
+        return nil
     }
 
     private func parseOrExit(_ command: Command, _ words: [String]) throws -> (Invocation, [String]) {
@@ -162,14 +191,16 @@ struct Runner {
 
     func post(_ path: String, body: JSONValue?, key: String? = nil, output: String) throws -> Int32 {
         if let key { Self.error("idempotency key \(key) (to retry: --key \(key))") }
-        return show(try sent(api.send("POST", path, body: body, key: key)), output: output)
+        let answer = try sent(api.send("POST", path, body: body, key: key))
+        if let note = answer.replayNote { Self.error("\(note) (a new --key runs it again)") }
+        return show(answer, output: output)
     }
 
     func tail(after: String?, count: Int?) throws -> Int32 {
         var cursor = after
         var printed = 0
         while count.map({ printed < $0 }) ?? true {
-            let answer = try sent(api.send("GET", "/v1/events?wait=20&limit=100" + (cursor.map { "&after=\($0)" } ?? "")))
+            let answer = try sent(api.send("GET", "/v1/events?wait=20&limit=100" + (cursor.map { "&after=\(Self.percentEncoded($0))" } ?? "")))
             guard !answer.isProblem, let body = answer.body else { return show(answer, output: "json") }
             for event in body["data"]?.arrayValue ?? [] where count.map({ printed < $0 }) ?? true {
                 standardOutput(String(decoding: event.serialized(), as: UTF8.self) + "\n")

@@ -21,10 +21,18 @@ struct VpsgateCtl: AsyncParsableCommand {
             the config file (VPSGATECTL_CONFIG, default ~/.config/vpsgate/config, KEY=value lines).
             Commands are named as in vpsgate's catalogue: `vpsgatectl vps restart 1001`, `vpsgatectl firewall rule create 4001
             --protocol TCP --port 443 --source any --source-detail any`. `vpsgatectl commands` lists them.
+            Commands that cannot be undone (deletes, restores, password sets, …) ask first on a terminal; --yes skips the
+            question, and without a terminal it is required.
             Exit codes: 0 done, 1 refused or failed, 3 unavailable, 4 still running at --timeout, 5 awaiting approval, 64 usage.
             """,
         subcommands: [VPS.self, Firewall.self, PublicKey.self, Script.self, Operations.self, Approvals.self, Batches.self, Events.self,
                       Catalogue.self, Me.self, Commands.self, MCPCommand.self])
+}
+
+/// An operation id goes into a path: anything but a UUID could name another route
+/// (`../vps/1001/restart`), so it is refused before anything is sent.
+func checkOperationID(_ id: String) throws {
+    guard UUIDv4.isValid(id) else { throw ValidationError("not an operation id (a UUID): \(id)") }
 }
 
 /// Runs `body` and ends the process with the exit code it returns (or the one it failed with).
@@ -147,7 +155,7 @@ struct Operations: ParsableCommand {
         @Option var state: String?
         @OptionGroup var options: OutputOptions
         func run() throws {
-            var query = [vps.map { "vps=\($0)" }, state.map { "state=\($0)" }].compactMap { $0 }.joined(separator: "&")
+            var query = [vps.map { "vps=\($0)" }, state.map { "state=\(Runner.percentEncoded($0))" }].compactMap { $0 }.joined(separator: "&")
             if !query.isEmpty { query = "?" + query }
             try exiting { try Runner().read("/v1/operations" + query, output: options.output) }
         }
@@ -155,12 +163,14 @@ struct Operations: ParsableCommand {
     struct Get: ParsableCommand {
         @Argument var id: String
         @OptionGroup var options: OutputOptions
+        func validate() throws { try checkOperationID(id) }
         func run() throws { try exiting { try Runner().read("/v1/operations/\(id)", output: options.output) } }
     }
     struct Wait: ParsableCommand {
         @Argument var id: String
         @Option(help: "Seconds to wait at most.") var timeout: Int = 600
         @OptionGroup var options: OutputOptions
+        func validate() throws { try checkOperationID(id) }
         func run() throws { try exiting { try Runner().waitFor(operation: id, timeout: timeout, output: options.output) } }
     }
 }
@@ -180,6 +190,7 @@ struct Approvals: ParsableCommand {
         @OptionGroup var options: OutputOptions
         func validate() throws {
             guard ApprovalAction(rawValue: action) != nil else { throw ValidationError("approve, deny or cancel") }
+            try checkOperationID(id)
         }
         func run() throws {
             let body: JSONValue? = reason.map { .object([("reason", .string($0))]) }
@@ -200,8 +211,12 @@ struct Batches: ParsableCommand {
         @Option(help: "The command's body, as JSON.") var body: String?
         @Option(help: "Path parameters as name=value, separated by commas (firewallId=4001).") var parameters: String?
         @Option(help: "An idempotency key (default: a new one, printed).") var key: String?
+        @Flag(name: [.customShort("y"), .long], help: "Send a command that cannot be undone without asking.") var yes = false
         @OptionGroup var options: OutputOptions
         func run() throws {
+            if let found = Command.named(command), let stop = Runner.confirm(found, "\(command) on VPS \(vps)", yes: yes) {
+                throw ExitCode(stop)
+            }
             var members: [(key: String, value: JSONValue)] = [("command", .string(command))]
             members.append(("vps", vps == "*" ? .string("*") : .array(vps.split(separator: ",").map { .number(String($0)) })))
             if let body { members.append(("body", try JSONValue.parse(Array(body.utf8)))) }

@@ -21,6 +21,17 @@ import VpsgateCore
         let destructive = Command.catalogue.filter(\.destructive).map(\.name).sorted()
         #expect(destructive == ["vps.backup.restore", "vps.recreate", "vps.snapshot.restore"])
         #expect(Command.catalogue.filter { $0.permission == .destroy }.map(\.name).sorted() == destructive)
+        // What cannot be undone (`Command.irreversible`'s rule): every delete, restore and
+        // overwrite, every credential handed out, the setup and the purchase.
+        #expect(Command.catalogue.filter(\.irreversible).map(\.name).sorted() == [
+            "firewall.delete", "firewall.rule.delete", "post_install_script.delete", "post_install_script.update", "public_key.delete",
+            "vps.backup.restore", "vps.docker.down", "vps.docker.update", "vps.hostname.reset", "vps.panel_password.set", "vps.ptr.delete",
+            "vps.purchase", "vps.recovery.start", "vps.recreate", "vps.root_password.set", "vps.setup", "vps.snapshot.create",
+            "vps.snapshot.delete", "vps.snapshot.restore",
+        ])
+        #expect(Command.catalogue.filter { $0.destructive && !$0.irreversible }.isEmpty)
+        #expect(Command.catalogue.filter { $0.method == "DELETE" && !$0.irreversible }.map(\.name).sorted()
+            == ["vps.monarx.uninstall", "vps.recovery.stop"])
         let secrets = Command.catalogue.filter { !$0.secretFields.isEmpty }.map(\.name).sorted()
         #expect(secrets == ["vps.docker.create", "vps.panel_password.set", "vps.purchase", "vps.recovery.start", "vps.recreate",
                             "vps.root_password.set", "vps.setup"])

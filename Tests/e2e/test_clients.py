@@ -3,11 +3,14 @@ server that lets an AI agent use vpsgate with its own token, the approval rule a
 trail, never alone and never with Hostinger's token."""
 
 import asyncio
+import hashlib
 import http.server
 import json
 import os
+import pty
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -35,7 +38,10 @@ def tokens(stack):
     stack.grant("cli-op", "*", "operator")
     stack.grant("cli-viewer", "*", "viewer")
     stack.grant("cli-approver", "*", "approver")
-    return {name: stack.create_token(name) for name in ("cli-admin", "cli-op", "cli-viewer", "cli-approver")}
+    stack.grant("cli-owner", "*", "admin")  # admin on every VPS and on the account and its resources
+    for resource in ("account", "firewall:*", "public_key:*", "post_install_script:*"):
+        stack.grant_resource("cli-owner", resource, "admin")
+    return {name: stack.create_token(name) for name in ("cli-admin", "cli-op", "cli-viewer", "cli-approver", "cli-owner")}
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +112,7 @@ def test_a_refusal_exits_1_and_names_the_fields_and_usage_errors_exit_64(stack, 
 def test_a_command_needing_approval_exits_5_and_plans_show_the_decision(stack, ctl, tokens):
     plan = run(ctl, stack, tokens["cli-admin"], "vps", "recreate", "1004", "--template-id", "1130", "--confirm", "1004", "--plan")
     assert plan.returncode == 0 and json.loads(plan.stdout)["decision"] == "needs_approval"
-    waiting = run(ctl, stack, tokens["cli-admin"], "vps", "recreate", "1004", "--template-id", "1130", "--confirm", "1004")
+    waiting = run(ctl, stack, tokens["cli-admin"], "vps", "recreate", "1004", "--template-id", "1130", "--confirm", "1004", "--yes")
     assert waiting.returncode == 5 and "awaits approval" in waiting.stderr
     assert writes(stack) == []
 
@@ -116,7 +122,7 @@ def test_a_command_needing_approval_exits_5_and_plans_show_the_decision(stack, c
 
 def test_killed_after_sending_and_run_again_with_the_key_makes_one_hostinger_call(stack, ctl, tokens):
     stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1003/snapshot$", "delay_ms": 3000, "times": 1})
-    process = subprocess.Popen([str(ctl), "vps", "snapshot", "create", "1003", "--wait"], env=env(stack, tokens["cli-op"]),
+    process = subprocess.Popen([str(ctl), "vps", "snapshot", "create", "1003", "--wait", "--yes"], env=env(stack, tokens["cli-op"]),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not writes(stack):
@@ -125,7 +131,7 @@ def test_killed_after_sending_and_run_again_with_the_key_makes_one_hostinger_cal
     process.send_signal(signal.SIGKILL)
     _, stderr = process.communicate(timeout=10)
     key = re.search(r"--key (\S+)\)", stderr).group(1)
-    again = run(ctl, stack, tokens["cli-op"], "vps", "snapshot", "create", "1003", "--wait", "--key", key)
+    again = run(ctl, stack, tokens["cli-op"], "vps", "snapshot", "create", "1003", "--wait", "--yes", "--key", key)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["state"] == "succeeded"
     assert writes(stack) == [("POST", f"{VM}/1003/snapshot")]
@@ -138,9 +144,20 @@ class Scripted(http.server.BaseHTTPRequestHandler):
     """A stand-in for vpsgate answering a script of statuses, recording each request's key."""
     script: list = []
     seen: list = []
+    requests: list = []
+
+    def do_GET(self):
+        Scripted.requests.append(("GET", self.path))
+        data = json.dumps({"type": "urn:vpsgate:problem:not-found", "title": "scripted", "status": 404}).encode()
+        self.send_response(404)
+        self.send_header("Content-Type", "application/problem+json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        Scripted.requests.append(("POST", self.path))
         Scripted.seen.append(self.headers.get("Idempotency-Key"))
         status = Scripted.script.pop(0) if Scripted.script else 202
         if status == 202:
@@ -161,12 +178,18 @@ class Scripted(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture()
-def scripted():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+def serve_scripted(address):
+    server = http.server.ThreadingHTTPServer((address, 0), Scripted)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     Scripted.seen = []
+    Scripted.requests = []
+    return server
+
+
+@pytest.fixture()
+def scripted():
+    server = serve_scripted("127.0.0.1")
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
@@ -223,14 +246,22 @@ def mcp(stack, ctl, token, body):
     return asyncio.run(asyncio.wait_for(session(), timeout=120))
 
 
+# The commands that cannot be undone (the catalogue's `irreversible`): deletes, restores and
+# the reinstall, anything that overwrites data, a snapshot or a password, the setup and the purchase.
+IRREVERSIBLE = {"vps_hostname_reset", "vps_ptr_delete", "vps_root_password_set", "vps_panel_password_set", "vps_recovery_start",
+                "vps_snapshot_create", "vps_snapshot_delete", "vps_snapshot_restore", "vps_backup_restore", "vps_recreate", "vps_setup",
+                "vps_docker_update", "vps_docker_down", "firewall_delete", "firewall_rule_delete", "public_key_delete",
+                "post_install_script_update", "post_install_script_delete", "vps_purchase"}
+
+
 def catalogue_annotations():
-    """Per command tool, what the catalogue (vpsgate's own document) says: destructive or not."""
+    """Per command tool of the catalogue (vpsgate's own document): whether it is irreversible."""
     document = json.loads((ROOT / "docs/openapi.json").read_text())
-    return {op["operationId"]: "Destructive" in op.get("description", "") for path, item in document["paths"].items()
+    return {op["operationId"]: op["operationId"] in IRREVERSIBLE for path, item in document["paths"].items()
             for method, op in item.items() if method in ("post", "put", "delete") and "Permission:" in op.get("description", "")}
 
 
-def test_a_viewer_sees_only_read_tools_and_an_operator_no_destructive_one(stack, ctl, tokens):
+def test_a_viewer_sees_only_read_tools_and_every_irreversible_command_is_destructive(stack, ctl, tokens):
     async def listing(client):
         return (await client.list_tools()).tools
 
@@ -241,7 +272,8 @@ def test_a_viewer_sees_only_read_tools_and_an_operator_no_destructive_one(stack,
     operator = mcp(stack, ctl, tokens["cli-op"], listing)
     names = {tool.name for tool in operator}
     assert "vps_restart" in names and "vps_recreate" not in names
-    assert not [t.name for t in operator if t.annotations.destructive_hint]
+    assert {t.name for t in operator if t.annotations.destructive_hint} == names & IRREVERSIBLE
+    assert {"vps_snapshot_delete", "vps_ptr_delete", "vps_docker_down"} <= names & IRREVERSIBLE
     admin = mcp(stack, ctl, tokens["cli-admin"], listing)
     for tool in admin:
         if tool.name in expected:
@@ -250,7 +282,12 @@ def test_a_viewer_sees_only_read_tools_and_an_operator_no_destructive_one(stack,
             assert tool.annotations.idempotent_hint is not None
         else:
             assert tool.annotations.read_only_hint is True and tool.annotations.destructive_hint is False
-    assert {t.name for t in admin if t.annotations.destructive_hint} == {"vps_recreate", "vps_snapshot_restore", "vps_backup_restore"}
+    assert {t.name for t in admin if t.annotations.destructive_hint} == {n for n in IRREVERSIBLE if n.startswith("vps_")} - {"vps_purchase"}
+    # With the account and its resources too, every command is listed: destructive exactly when irreversible.
+    owner = mcp(stack, ctl, tokens["cli-owner"], listing)
+    assert set(expected) <= {t.name for t in owner}
+    assert {t.name for t in owner if t.annotations.destructive_hint} == IRREVERSIBLE
+    assert "cannot be undone" in next(t for t in owner if t.name == "post_install_script_delete").description
     # Input schemas come from the catalogue's fields.
     recreate = next(t for t in admin if t.name == "vps_recreate")
     assert set(recreate.input_schema["required"]) == {"id", "template_id", "confirm"}
@@ -291,6 +328,7 @@ def test_an_agent_recreating_a_vps_waits_for_a_human_and_a_retried_call_is_one_c
 def test_the_config_file_is_read_and_the_environment_wins(stack, ctl, tokens, tmp_path):
     config = tmp_path / "config"
     config.write_text(f"# vpsgatectl\nVPSGATE_URL={stack.url}\nVPSGATE_TOKEN={tokens['cli-viewer']}\nVPSGATE_CA_FILE={stack.ca_file}\n")
+    config.chmod(0o600)
     base = {k: v for k, v in os.environ.items() if not k.startswith("VPSGATE_")}
     me = subprocess.run([str(ctl), "me"], env=dict(base, VPSGATECTL_CONFIG=str(config)), capture_output=True, text=True, timeout=60)
     assert me.returncode == 0, me.stderr
@@ -324,3 +362,190 @@ def test_completion_scripts_are_generated(stack, ctl, tokens):
     for shell in ("bash", "zsh", "fish"):
         script = run(ctl, stack, tokens["cli-op"], "--generate-completion-script", shell)
         assert script.returncode == 0 and "vpsgatectl" in script.stdout, shell
+
+
+# MARK: - Keys no one can compute from a secret
+
+
+def operation_of(result):
+    """The operation a command tool answered (its first content, as JSON)."""
+    assert not result.is_error, result.content[0].text
+    return json.loads(result.content[0].text)
+
+
+def test_an_mcp_key_is_keyed_by_the_process_so_no_one_can_test_a_password_against_it(stack, ctl, tokens):
+    arguments = {"id": 1001, "password": "Agent7-" + uuid.uuid4().hex[:12]}
+
+    async def set_twice(client):
+        return (await client.call_tool("vps_root_password_set", arguments), await client.call_tool("vps_root_password_set", arguments))
+
+    first, again = mcp(stack, ctl, tokens["cli-admin"], set_twice)
+    key = operation_of(first)["idempotency_key"]
+    assert key.startswith("mcp-") and operation_of(again)["idempotency_key"] == key  # a retried call is still one command
+    # Shown to every reader of the VPS: it must not be a hash of the call anyone could recompute.
+    canonical = json.dumps(dict(sorted(arguments.items())), separators=(",", ":"), sort_keys=True)
+    assert key != "mcp-" + hashlib.sha256(f"vps_root_password_set {canonical}".encode()).hexdigest()[:40]
+    assert arguments["password"] not in json.dumps([c.text for c in first.content + again.content])
+
+    async def set_once(client):
+        return await client.call_tool("vps_root_password_set", arguments)
+
+    # Another server process has another secret: the same call gets another key.
+    assert operation_of(mcp(stack, ctl, tokens["cli-admin"], set_once))["idempotency_key"] != key
+
+
+# MARK: - Path parameters are checked and encoded
+
+
+def operation_count(stack):
+    return int(sql(stack, "SELECT count(*) FROM operations"))
+
+
+def test_an_mcp_path_parameter_that_is_not_its_kind_is_refused_and_nothing_is_sent(stack, ctl, tokens):
+    before = operation_count(stack)
+
+    async def escape(client):
+        return [await client.call_tool("vps_docker_start", {"id": 1001, "projectName": "../restart#"}),
+                await client.call_tool("vps_firewall_activate", {"id": 1001, "firewallId": "../restart#"}),
+                await client.call_tool("vps_restart", {"id": -1}),
+                await client.call_tool("vps_get", {"id": "1001/actions"})]
+
+    results = mcp(stack, ctl, tokens["cli-admin"], escape)
+    assert all(result.is_error for result in results), [r.content[0].text for r in results]
+    assert "projectName" in results[0].content[0].text and "firewallId" in results[1].content[0].text
+    assert writes(stack) == [], "a tool reached another route"
+    assert operation_count(stack) == before
+
+
+def test_a_command_line_path_parameter_that_is_not_its_kind_is_a_usage_error_and_nothing_is_sent(stack, ctl, scripted):
+    for words in (["vps", "docker", "start", "1001", "--project-name", "../restart#"],
+                  ["vps", "firewall", "activate", "1001", "--firewall-id", "../restart#"],
+                  ["vps", "firewall", "activate", "1001", "--firewall-id=1%2F..%2Frestart"],
+                  ["approvals", "decide", "approve", "../vps/1001/restart#"],
+                  ["operations", "get", "../vps/1001"]):
+        refused = run(ctl, stack, "token", *words, url=scripted)
+        assert refused.returncode == 64, (words, refused.stdout, refused.stderr)
+    assert Scripted.requests == []
+
+
+# MARK: - Irreversible commands: confirmed on a terminal, --yes otherwise
+
+
+def test_an_irreversible_command_without_a_terminal_needs_yes(stack, ctl, tokens):
+    refused = run(ctl, stack, tokens["cli-op"], "vps", "snapshot", "create", "1001")
+    assert refused.returncode == 64 and "--yes" in refused.stderr and "cannot be undone" in refused.stderr, refused.stderr
+    batch = run(ctl, stack, tokens["cli-op"], "batches", "create", "vps.snapshot.delete", "--vps", "1001,1002")
+    assert batch.returncode == 64 and "--yes" in batch.stderr, batch.stderr
+    assert writes(stack) == []
+    shown = run(ctl, stack, tokens["cli-op"], "vps", "snapshot", "create", "--help")
+    assert "cannot be undone" in shown.stdout
+    done = run(ctl, stack, tokens["cli-op"], "vps", "snapshot", "create", "1001", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert writes(stack) == [("POST", f"{VM}/1001/snapshot")]
+    # A reversible command never asks.
+    assert run(ctl, stack, tokens["cli-op"], "vps", "restart", "1002").returncode == 0
+
+
+def on_a_terminal(ctl, stack, token, answer, *words):
+    """Runs vpsgatectl with a pseudo-terminal as its standard input, answering `answer`."""
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen([str(ctl), *words], env=env(stack, token), stdin=terminal, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        os.write(controller, answer.encode())
+        out, err = process.communicate(timeout=120)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    return process.returncode, out, err
+
+
+def test_on_a_terminal_an_irreversible_command_asks_and_n_sends_nothing_y_sends(stack, ctl, tokens):
+    code, _, err = on_a_terminal(ctl, stack, tokens["cli-op"], "n\n", "vps", "snapshot", "create", "1001")
+    assert "cannot be undone" in err and "[y/N]" in err, err
+    assert code == 1 and "nothing was sent" in err, err
+    assert writes(stack) == []
+    code, _, err = on_a_terminal(ctl, stack, tokens["cli-op"], "y\n", "vps", "snapshot", "create", "1001")
+    assert code == 0, err
+    assert writes(stack) == [("POST", f"{VM}/1001/snapshot")]
+
+
+# MARK: - Replays are said
+
+
+def test_a_replayed_mcp_call_says_so_and_when_it_was_first_made(stack, ctl, tokens):
+    async def restart_twice(client):
+        return (await client.call_tool("vps_restart", {"id": 1002, "wait_seconds": 0}),
+                await client.call_tool("vps_restart", {"id": 1002, "wait_seconds": 0}))
+
+    first, again = mcp(stack, ctl, tokens["cli-op"], restart_twice)
+    operation = operation_of(first)
+    assert not [c for c in first.content if "replay" in c.text.lower()]
+    assert operation_of(again)["id"] == operation["id"]
+    note = again.content[-1].text
+    assert "replayed" in note and operation["created_at"] in note and "not run again" in note, note
+    assert writes(stack) == [("POST", f"{VM}/1002/restart")]
+
+
+def test_a_replayed_command_line_request_says_so_on_stderr(stack, ctl, tokens):
+    key = "ctl-replay-" + uuid.uuid4().hex
+    first = run(ctl, stack, tokens["cli-op"], "vps", "restart", "1003", "--key", key)
+    assert first.returncode == 0 and "replayed" not in first.stderr, first.stderr
+    again = run(ctl, stack, tokens["cli-op"], "vps", "restart", "1003", "--key", key)
+    assert again.returncode == 0, again.stderr
+    created = json.loads(first.stdout)["created_at"]
+    assert "replayed" in again.stderr and created in again.stderr, again.stderr
+    assert writes(stack) == [("POST", f"{VM}/1003/restart")]
+
+
+# MARK: - The token goes over plain HTTP to loopback only; its files are private
+
+
+def outward_address():
+    """An address of this machine other than loopback (the source of its default route), if any."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("198.51.100.1", 9))
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_plain_http_is_refused_to_anything_but_loopback_before_sending(stack, ctl):
+    address = outward_address()
+    if address is None:
+        pytest.skip("no address other than loopback")
+    server = serve_scripted("0.0.0.0")
+    port = server.server_address[1]
+    try:
+        for url in (f"http://{address}:{port}", f"http://localhost@{address}:{port}", f"http://127.0.0.1.invalid:{port}"):
+            refused = run(ctl, stack, "token", "vps", "restart", "1001", url=url, timeout=30)
+            assert refused.returncode == 64 and "http://" in refused.stderr and "loopback" in refused.stderr, (url, refused.stderr)
+        assert Scripted.requests == []
+        for url in (f"http://127.0.0.1:{port}", f"http://localhost:{port}"):
+            assert run(ctl, stack, "token", "vps", "restart", "1001", url=url).returncode == 0, url
+        assert [r[0] for r in Scripted.requests] == ["POST", "POST"]
+    finally:
+        server.shutdown()
+
+
+def test_token_and_config_files_others_can_read_are_refused(stack, ctl, tokens, tmp_path):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("VPSGATE_")}
+    token = tmp_path / "token"
+    token.write_text(tokens["cli-viewer"] + "\n")
+    config = tmp_path / "config"
+    config.write_text(f"VPSGATE_URL={stack.url}\nVPSGATE_TOKEN_FILE={token}\nVPSGATE_CA_FILE={stack.ca_file}\n")
+    for mode in (0o644, 0o640, 0o604):
+        config.chmod(mode)
+        token.chmod(0o600)
+        refused = subprocess.run([str(ctl), "me"], env=dict(base, VPSGATECTL_CONFIG=str(config)), capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 64 and str(config) in refused.stderr and "chmod 600" in refused.stderr, (mode, refused.stderr)
+        config.chmod(0o600)
+        token.chmod(mode)
+        refused = subprocess.run([str(ctl), "me"], env=dict(base, VPSGATECTL_CONFIG=str(config)), capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 64 and str(token) in refused.stderr and "chmod 600" in refused.stderr, (mode, refused.stderr)
+    token.chmod(0o600)
+    me = subprocess.run([str(ctl), "me"], env=dict(base, VPSGATECTL_CONFIG=str(config)), capture_output=True, text=True, timeout=60)
+    assert me.returncode == 0, me.stderr
+    assert json.loads(me.stdout)["principal"] == "cli-viewer"
