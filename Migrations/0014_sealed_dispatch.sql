@@ -17,7 +17,10 @@
 -- (cancelled, an audit row; a drift row when a row was forged).
 --
 -- Rows made before this change hold no envelope: their operations are refused at
--- dispatch (cancelled, reason unsealed) and their requesters ask again.
+-- dispatch (cancelled, reason unsealed) and their requesters ask again. Instances of the
+-- previous version fail closed during a rolling upgrade: their claim_approved query names
+-- a column (sealed_body) the function no longer returns, and decide_operation has a new
+-- signature, so they neither dispatch nor record approvals.
 
 -- MARK: What is kept, and the ledger
 
@@ -178,7 +181,7 @@ DROP FUNCTION claim_approved(integer, interval);
 CREATE FUNCTION claim_approved(p_limit integer, p_busy_bound interval)
 RETURNS TABLE (
     id uuid, vps_id bigint, command text, requested_by text, correlation_id text, idempotency_key text, created_us bigint,
-    dispatched_us bigint, emergency boolean, name text, method text, path text, repeat_safe boolean, sealed_body bytea,
+    dispatched_us bigint, emergency boolean, name text, method text, path text, repeat_safe boolean, envelope bytea,
     key_id text, fingerprint text, nonce text, claim integer
 ) LANGUAGE plpgsql AS $$
 DECLARE

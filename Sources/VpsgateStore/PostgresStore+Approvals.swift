@@ -42,7 +42,7 @@ extension PostgresStore: ApprovalStore {
     public func claimApproved(limit: Int, busyBoundSeconds: Int) throws(StoreError) -> [ApprovedDispatch] {
         let query: PostgresQuery = """
             SELECT c.id::text AS id, c.vps_id, o.resource_type, o.resource_id, c.command, c.requested_by, c.correlation_id,
-                   c.idempotency_key, c.created_us, c.dispatched_us, c.emergency, c.name, c.method, c.path, c.repeat_safe, c.sealed_body,
+                   c.idempotency_key, c.created_us, c.dispatched_us, c.emergency, c.name, c.method, c.path, c.repeat_safe, c.envelope,
                    c.key_id, c.fingerprint, c.nonce, c.claim
             FROM claim_approved(\(limit), make_interval(secs => \(busyBoundSeconds))) c JOIN operations o ON o.id = c.id
             """
@@ -61,7 +61,7 @@ extension PostgresStore: ApprovalStore {
                     request: SealedRequest(
                         name: try row.decode(String?.self, "name") ?? "", method: try row.decode(String?.self, "method") ?? "",
                         path: try row.decode(String?.self, "path") ?? "", repeatSafe: try row.decode(Bool?.self, "repeat_safe") ?? false,
-                        sealedBody: try row.decode(String?.self, "sealed_body").map(SQLText.bytes(fromBytea:)),
+                        sealedBody: try row.decode(String?.self, "envelope").map(SQLText.bytes(fromBytea:)),
                         keyID: try row.decode(String?.self, "key_id"), fingerprint: try row.decode(String?.self, "fingerprint") ?? "-"),
                     nonce: try row.decode(String?.self, "nonce"), claim: try row.decode(Int?.self, "claim"))
             }

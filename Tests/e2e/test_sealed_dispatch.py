@@ -13,14 +13,16 @@ import uuid
 
 import pytest
 
-from vpsgate_e2e import SHORT_WINDOWS, Client, new_key, operation_row, psql, sim_requests, sql, wait_operation_row
+from vpsgate_e2e import SHORT_WINDOWS, Client, as_superuser, new_key, operation_row, psql, sim_requests, sql, wait_operation_row
 
 FIRST_VPS = 1301
 
 
 @pytest.fixture(scope="module")
 def stack(stack_factory):
-    stack = stack_factory("sealed", destroy_approvals=None, extra_env=SHORT_WINDOWS)
+    # Sealing is due on every housekeeping pass (the expiry test makes it fail).
+    stack = stack_factory("sealed", destroy_approvals=None,
+                          extra_env={**SHORT_WINDOWS, "VPSGATE_SEAL_INTERVAL_MS": "100", "VPSGATE_SEAL_HORIZON_MS": "0"})
     for vps in range(FIRST_VPS, FIRST_VPS + 30):
         stack.sim("POST", "/__sim/vms", {"id": vps})
     return stack
@@ -257,6 +259,19 @@ def test_a_decision_after_the_deadline_is_409_whatever_the_housekeeper_did(stack
     assert row["state"] == "cancelled" and row["error"]["reason"] == "expired"
     time.sleep(1)
     assert mutations(stack) == []
+
+
+def test_expiry_runs_even_when_sealing_fails(stack, people):
+    """Each housekeeping task on its own: sealing failing on every pass holds no deadline back."""
+    superuser = as_superuser(stack.postgres.url)
+    assert psql(stack, superuser, "REVOKE INSERT ON audit_seals FROM vpsgate_app").returncode == 0
+    try:
+        operation = recreate(people["rita"], FIRST_VPS + 25)
+        sql(stack, f"UPDATE operations SET approval_expires_at = now() - interval '1 second' WHERE id = '{operation['id']}'")
+        row = wait_operation_row(stack, operation["id"], states=("cancelled",), timeout=15)
+        assert row["error"]["reason"] == "expired"
+    finally:
+        assert psql(stack, superuser, "GRANT INSERT (audit_id, seal, key_id) ON audit_seals TO vpsgate_app").returncode == 0
 
 
 def test_a_cancelled_batch_sends_nothing_more_even_its_started_children(stack, people):
