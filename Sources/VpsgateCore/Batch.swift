@@ -101,7 +101,7 @@ public struct BatchRequest: Sendable {
     }
 }
 
-/// One child of a new batch: its VPS and the request its operation will send (body sealed).
+/// One child of a new batch: its VPS and its request, kept in an envelope sealed for the batch and the VPS.
 public struct BatchChild: Sendable {
     public var vpsID: Int
     public var request: SealedRequest

@@ -326,7 +326,7 @@ public struct BeginRequest: Sendable {
     public var audit: AuditEntry
     /// An emergency override of a freeze, and why (always through an approval).
     public var emergencyReason: String?
-    /// The Hostinger request, kept (body sealed) if the command needs approval.
+    /// The request kept if the command needs approval: its input in an envelope (`KeptRequest`).
     public var request: SealedRequest?
 
     public init(principal: String, key: String, fingerprints: [String], target: Target, command: String, permission: Permission,
