@@ -1,5 +1,6 @@
 -- A 429's pause capped, and lifted by an operator; freezes that hold a firewall change
--- reaching a frozen VPS.
+-- reaching a frozen VPS. (The event feed's lag needs nothing here: vpsgate reads it from
+-- `events` and `pg_current_snapshot()` at scrape time.)
 --
 -- Decisions, each in one function: pause_budget (now capped: at most p_max, never more than
 -- an hour, whoever writes it), vpsgate_resource_command_decision (a freeze on any VPS the

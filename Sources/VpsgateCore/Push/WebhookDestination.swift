@@ -205,7 +205,7 @@ public enum DestinationPolicy {
         Embedding(network: IPNetwork(Substring("2001::/32"))!, kind: "Teredo", offsets: [(4, false), (12, true)]),
     ]
 
-    /// The IPv4 addresses `address` carries, with the form's name; empty for none.
+    /// The IPv4 addresses `address` carries, with the form's name; nil when it carries none.
     static func embedded(_ address: [UInt8]) -> (kind: String, addresses: [[UInt8]], allowListed: Bool)? {
         guard address.count == 16 else { return nil }
         if let form = embeddings.first(where: { $0.network.contains(address) }) {
