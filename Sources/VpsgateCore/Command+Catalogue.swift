@@ -219,7 +219,7 @@ extension Command {
         },
         Command("firewall.delete", "DELETE", on: .firewall, [], .firewallWrite, summary: "Delete the firewall.",
                 effects: ["Every VPS that has this firewall active has it deactivated: its rules stop applying there."],
-                answersResource: true, irreversible: true) { input in .deleteFirewall(input.id) },
+                answersResource: true, changesFirewallVPS: true, irreversible: true) { input in .deleteFirewall(input.id) },
         Command("firewall.rule.create", "POST", on: .firewall, ["rules"], .firewallWrite,
                 fields: [ruleProtocol.declaration, rulePort.declaration, ruleSource.declaration, ruleSourceDetail.declaration],
                 summary: "Add an accepting rule to the firewall.",

@@ -26,6 +26,9 @@ public struct Command: Sendable {
     /// A firewall rule change: every VM using the firewall is out of sync until synced, and
     /// the answer names them (SPEC section 14).
     public var unsyncsFirewall: Bool
+    /// It changes every VPS that has its firewall active (a rule change leaves them out of
+    /// sync, a delete deactivates it there): a freeze on any of them holds it.
+    public var changesFirewallVPS: Bool
     /// It cannot be undone: no later command puts back what it took away. That is so when it
     /// - deletes something (a firewall, a rule, a key, a script, a snapshot, a PTR record, a
     ///   Docker project; resetting the hostname deletes the PTR records too): made again, it
@@ -49,13 +52,15 @@ public struct Command: Sendable {
     public init(
         _ name: String, _ method: String, on scope: ResourceKind = .vps, _ pathSuffix: [String], _ permission: Permission,
         fields: [BodyField] = [], summary: String, effects: [String] = [], answersResource: Bool = false, minimumApprovals: Int = 0,
-        unsyncsFirewall: Bool = false, irreversible: Bool = false, hostinger: @escaping @Sendable (CommandInput) throws(FieldErrors) -> HostingerRequest
+        unsyncsFirewall: Bool = false, changesFirewallVPS: Bool = false, irreversible: Bool = false,
+        hostinger: @escaping @Sendable (CommandInput) throws(FieldErrors) -> HostingerRequest
     ) {
         self.effects = effects
         self.answersResource = answersResource
         self.scope = scope
         self.minimumApprovals = minimumApprovals
         self.unsyncsFirewall = unsyncsFirewall
+        self.changesFirewallVPS = changesFirewallVPS || unsyncsFirewall
         self.irreversible = irreversible
         self.name = name
         self.method = method

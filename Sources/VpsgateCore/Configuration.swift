@@ -117,6 +117,12 @@ public struct Configuration: Sendable, Equatable {
     public var budgetWaitMilliseconds: Int
     /// `VPSGATE_READ_CACHE_MS`: how long a read from Hostinger is served again (0: never).
     public var readCacheMilliseconds: Int
+    /// `VPSGATE_BUDGET_MAX_PAUSE`: the longest a 429 pauses every instance, whatever its
+    /// Retry-After says (one answer must not stop the fleet for a day; `vpsgate budget
+    /// resume` lifts a pause sooner).
+    public var budgetMaxPauseSeconds: Int
+    /// The most `VPSGATE_BUDGET_MAX_PAUSE` may be; the database caps every pause at it too.
+    public static let budgetMaxPauseCeilingSeconds = 3600
 
     /// Where the Hostinger token comes from; never printed.
     public enum TokenSource: Sendable, Equatable {
@@ -274,6 +280,11 @@ public struct Configuration: Sendable, Equatable {
                                      "must be below HOSTINGER_DEADLINE_MS (\(hostingerDeadlineMilliseconds)): the wait counts against the call's deadline")
         }
         readCacheMilliseconds = try integer("VPSGATE_READ_CACHE_MS", default: 2000, in: 0...60_000)
+        budgetMaxPauseSeconds = try duration("VPSGATE_BUDGET_MAX_PAUSE", default: 900)
+        guard budgetMaxPauseSeconds <= Self.budgetMaxPauseCeilingSeconds else {
+            throw ConfigurationError("VPSGATE_BUDGET_MAX_PAUSE", value("VPSGATE_BUDGET_MAX_PAUSE"),
+                                     "must be at most 1h (the database caps every pause there); use vpsgate budget resume to lift one sooner")
+        }
 
         let level = value("VPSGATE_LOG_LEVEL")?.lowercased() ?? "info"
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {

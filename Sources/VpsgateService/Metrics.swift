@@ -85,6 +85,8 @@ public final class Metrics: Sendable {
     public static let budgetRefusals = Family("vpsgate_budget_refusals_total", .counter,
                                               "Calls to Hostinger not sent: no slot of the shared budget in time, by priority.")
     public static let hostinger429s = Family("vpsgate_hostinger_429_total", .counter, "Hostinger answers 429 (each pauses every instance).")
+    public static let eventFeedRereads = Family("vpsgate_event_feed_rereads_total", .counter,
+                                                "Reads of the event feed by waiting requests after their first, by whether events were held back.")
     public static let readCacheHits = Family("vpsgate_read_cache_hits_total", .counter,
                                              "Reads answered from a recent or coalesced Hostinger answer instead of a call.")
 
@@ -92,7 +94,7 @@ public final class Metrics: Sendable {
     static let families: [Family] = [
         requests, requestDuration, commandOutcomes, replays, busyRejections, hostingerCalls, hostingerRetries,
         hostingerCallDuration, databaseDuration, outcomeWritesDeferred, webhookDeliveries, webhookDeliveryLag,
-        budgetWaitSeconds, budgetRefusals, hostinger429s, readCacheHits,
+        budgetWaitSeconds, budgetRefusals, hostinger429s, readCacheHits, eventFeedRereads,
     ]
 
     public init() {

@@ -21,13 +21,17 @@ extension Responder {
                                     hashed: command.hashedFields)
             }
             let call = try validate(command, target: target, parameters: parameters, body: body, requestContext)
-            if query.validateOnly { try plan(command, target: target, call, principal: principal, query: query, requestContext) }
+            if query.validateOnly {
+                try plan(command, target: target, call, principal: principal, query: query,
+                         reach: try reach(command, target: target, principal: principal, requestContext), requestContext)
+            }
             audit.idempotencyKey = try idempotencyKey(request, requestContext) { () throws(CommandEnd) in
                 try authorize(principal, target, needs: command.permission, requestContext)
             }
+            let reach = try reach(command, target: target, principal: principal, requestContext)
             // Decides the grant, a freeze, the approval policy and a busy VPS, in one transaction.
             let begun = try begin(command, target: target, parameters: parameters, body: body, call: call, principal: principal, query: query,
-                                  audit: audit, requestContext)
+                                  reach: reach, audit: audit, requestContext)
             let result = hostinger.call(call, correlationID: requestContext.correlationID, trace: requestContext.trace)
             return finish(begun, result, audit: audit, principal: principal, requestContext)
         } catch {
@@ -84,16 +88,40 @@ extension Responder {
         }
     }
 
+    /// The VPS a firewall change reaches (those with the firewall active), for the freeze
+    /// decision: asked of Hostinger only while a freeze covers some VPS, and only for a caller
+    /// the grant allows (no call to Hostinger for a stranger). Hostinger's list unreadable:
+    /// not known, and then a freeze on any VPS holds the change.
+    private func reach(_ command: Command, target: Target, principal: String,
+                       _ requestContext: RequestContext) throws(CommandEnd) -> VPSReach {
+        guard command.changesFirewallVPS, target.kind == .firewall, let firewall = target.id else { return .none }
+        do {
+            guard try store.anyVPSFrozen() else { return .none }
+        } catch {
+            throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
+        }
+        try authorize(principal, target, needs: command.permission, requestContext)
+        var read = HostingerRequest.listVirtualMachines()
+        read.forCommand = true
+        let vms = hostinger.call(read, correlationID: requestContext.correlationID, trace: requestContext.trace)
+        guard vms.outcome == .succeeded, let list = vms.body?.arrayValue else {
+            requestContext.logger.warning("the VPS a firewall change reaches are not known; a freeze on any VPS holds it",
+                                          metadata: ["firewall": "\(firewall)"])
+            return .unknown
+        }
+        return .vps(list.compactMap { vm in vm["firewall_group_id"]?.intValue == firewall ? vm["id"]?.intValue : nil }.sorted())
+    }
+
     /// The plan (`validate_only=true`, SPEC section 12): the decision the command would meet
     /// now (made by the same function as the command's), what would be sent (secrets
     /// redacted), the policy, the VPS as Hostinger shows it, and the call's side effects.
     private func plan(_ command: Command, target: Target, _ call: HostingerRequest, principal: String, query: CommandQuery,
-                      _ requestContext: RequestContext) throws(CommandEnd) -> Never {
+                      reach: VPSReach, _ requestContext: RequestContext) throws(CommandEnd) -> Never {
         let verdict: PlanVerdict
         do {
             verdict = try store.plan(principal: principal, target: target, command: command.name, permission: command.permission,
                                      minimumApprovals: command.minimumApprovals, busyBoundSeconds: context.configuration.busyBoundSeconds,
-                                     emergency: query.emergencyReason != nil)
+                                     emergency: query.emergencyReason != nil, reach: reach)
         } catch {
             throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
         }
@@ -178,7 +206,8 @@ extension Responder {
     /// One durable transaction before Hostinger is called; replays, refusals and commands
     /// that wait for approval end here.
     private func begin(_ command: Command, target: Target, parameters: [String: String], body: JSONValue?, call: HostingerRequest,
-                       principal: String, query: CommandQuery, audit: AuditEntry, _ requestContext: RequestContext) throws(CommandEnd) -> Begun {
+                       principal: String, query: CommandQuery, reach: VPSReach, audit: AuditEntry,
+                       _ requestContext: RequestContext) throws(CommandEnd) -> Begun {
         let key = audit.idempotencyKey ?? ""
         var fingerprints = context.keys.fingerprints(method: requestContext.method, path: requestContext.path, body: body)
         fingerprints.append(IdempotencyKey.legacyFingerprint(method: requestContext.method, path: requestContext.path, body: body))
@@ -187,17 +216,17 @@ extension Responder {
         let operationID = UUIDv4.generate()
         let decision: BeginDecision
         do {
-            decision = try timed("begin_command") { () throws(StoreError) in
-                try store.begin(BeginRequest(principal: principal, key: key, fingerprints: fingerprints, target: target, command: command.name,
-                                             permission: command.permission, minimumApprovals: command.minimumApprovals,
-                                             operationID: operationID,
-                                             busyBoundSeconds: context.configuration.busyBoundSeconds, audit: audit,
-                                             emergencyReason: query.emergencyReason,
-                                             request: try kept(KeptRequest(origin: .operation(id: operationID), command: command.name,
-                                                                           target: target, requestedBy: principal,
-                                                                           emergency: query.emergencyReason != nil),
-                                                               parameters: parameters, body: body, call: call)))
-            }
+            var request = BeginRequest(principal: principal, key: key, fingerprints: fingerprints, target: target, command: command.name,
+                                       permission: command.permission, minimumApprovals: command.minimumApprovals,
+                                       operationID: operationID,
+                                       busyBoundSeconds: context.configuration.busyBoundSeconds, audit: audit,
+                                       emergencyReason: query.emergencyReason,
+                                       request: try kept(KeptRequest(origin: .operation(id: operationID), command: command.name,
+                                                                     target: target, requestedBy: principal,
+                                                                     emergency: query.emergencyReason != nil),
+                                                         parameters: parameters, body: body, call: call))
+            request.reach = reach
+            decision = try timed("begin_command") { () throws(StoreError) in try store.begin(request) }
         } catch {
             throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
         }

@@ -34,20 +34,29 @@ extension Responder {
         }
     }
 
-    /// Waits for the feed to move past `page.next`, reading again at every wake-up, every
-    /// second, and shortly when events are held back by transactions still running.
+    /// Waits for the feed to move past `page.next`, reading again at every wake-up and every
+    /// second; while events are held back by transactions still running, sooner: after
+    /// 20 ms, then twice as long each time nothing new is visible, up to a second. One long
+    /// transaction anywhere in the cluster holds the feed back (`pg_snapshot_xmin`), so a
+    /// fixed short pause would have every waiting reader read the database 50 times a
+    /// second for as long as it runs. A wake-up (a new event) starts again at 20 ms.
     private func waitForEvents(_ empty: EventPage, principal: String, scope: ReadScope, limit: Int, deadline: Int) throws(StoreError) -> EventPage {
         var page = empty
         var seen = context.push.watch(nil)
         // A change may have come between the first read and the watch.
         var cursor = page.next
         page = try store.events(after: cursor, principal: principal, scope: scope, limit: limit)
+        var recheck = HeldBackRecheck.firstMilliseconds
         while page.events.isEmpty && !page.expired && !context.push.isClosed && MonotonicClock.milliseconds() < deadline {
             cursor = page.next ?? cursor
             // Not every event notifies (only those a waiting read or a webhook needs), so look
-            // again every second; events held back by transactions still running, shortly.
-            let next = MonotonicClock.milliseconds() + (page.heldBack ? 20 : 1000)
+            // again every second; events held back by transactions still running, sooner.
+            let next = MonotonicClock.milliseconds() + (page.heldBack ? recheck : 1000)
+            let before = seen
             seen = context.push.wait(for: nil, after: seen, until: min(deadline, next))
+            recheck = seen != before ? HeldBackRecheck.firstMilliseconds
+                : page.heldBack ? min(recheck * 2, HeldBackRecheck.lastMilliseconds) : recheck
+            metrics.increment(Metrics.eventFeedRereads, [("held_back", page.heldBack ? "true" : "false")])
             page = try store.events(after: cursor, principal: principal, scope: scope, limit: limit)
         }
         if page.next == nil { page.next = cursor }
@@ -66,4 +75,10 @@ extension Responder {
         writer.endObject()
         return writer.bytes
     }
+}
+
+/// The first and the longest pause between reads of a waiting request while events are held back.
+enum HeldBackRecheck {
+    static let firstMilliseconds = 20
+    static let lastMilliseconds = 1000
 }

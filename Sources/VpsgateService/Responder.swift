@@ -269,6 +269,9 @@ extension Responder {
                            database.oldestOpenSeconds))
             gauges.append(("vpsgate_operations_stale", "Operations flagged stale.", [], Double(database.stale)))
             gauges.append(("vpsgate_audit_rows_unsealed", "Audit rows not sealed into the chain yet.", [], Double(database.unsealedAuditRows)))
+            gauges.append(("vpsgate_event_feed_lag_seconds",
+                           "Age of the oldest committed event the feed holds back: a transaction open since before it was written (0: none).",
+                           [], database.eventFeedLagSeconds))
             gauges.append(("vpsgate_database_up", "Whether the scrape could read the database.", [], 1))
         } catch {
             requestContext.logger.warning("metrics: database gauges unavailable", metadata: ["error": "\(error)"])

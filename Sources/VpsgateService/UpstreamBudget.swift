@@ -79,16 +79,20 @@ final class SharedBudget<Store: FleetStore>: UpstreamBudget {
         usleep(useconds_t(milliseconds) * 1000)
     }
 
-    func pause(forMilliseconds milliseconds: Int) {
+    func pause(forMilliseconds asked: Int) {
         metrics.increment(Metrics.hostinger429s)
+        // One answer must not hold the fleet for as long as it likes (a Retry-After of a day):
+        // at most VPSGATE_BUDGET_MAX_PAUSE, which the database enforces too.
+        let cap = context.configuration.budgetMaxPauseSeconds * 1000
+        let milliseconds = min(asked, cap)
         // The database first: a check of it between the two would otherwise undo this one.
         do {
-            try store.pauseBudget(name: Self.name(context), milliseconds: milliseconds)
+            try store.pauseBudget(name: Self.name(context), milliseconds: milliseconds, maxMilliseconds: cap)
         } catch {
             logger.warning("429 pause not shared with other instances", metadata: ["error": "\(error)"])
         }
         context.budgetPause.paused(until: MonotonicClock.milliseconds() + milliseconds)
-        logger.warning("Hostinger answered 429: every instance pauses", metadata: ["pause_ms": "\(milliseconds)"])
+        logger.warning("Hostinger answered 429: every instance pauses", metadata: ["pause_ms": "\(milliseconds)", "asked_ms": "\(asked)"])
     }
 }
 

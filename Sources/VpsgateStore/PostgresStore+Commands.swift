@@ -10,10 +10,17 @@ extension PostgresStore: CommandStore {
         let elapsed = request.audit.durationMilliseconds ?? 0
         let audit = request.audit.requestJSON(extra: [("elapsed_ms", .number(String(elapsed)))]).text()
         let kept = request.request
-        let keptRequest: JSONValue = kept.map { kept in
-            .object([("name", .string(kept.name)), ("method", .string(kept.method)), ("path", .string(kept.path)),
-                     ("repeat_safe", .bool(kept.repeatSafe))])
-        } ?? .object([])
+        var members: [(key: String, value: JSONValue)] = kept.map { kept in
+            [("name", .string(kept.name)), ("method", .string(kept.method)), ("path", .string(kept.path)),
+             ("repeat_safe", .bool(kept.repeatSafe))]
+        } ?? []
+        // What the call reaches besides its target, for the freeze decision (absent: nothing).
+        switch request.reach {
+        case .none: break
+        case .vps(let ids): members.append(("reaches_vps", .array(ids.map { .number(String($0)) })))
+        case .unknown: members.append(("reaches_vps", .null))
+        }
+        let keptRequest = JSONValue.object(members)
         let query: PostgresQuery = """
             SELECT * FROM begin_command(\(request.principal), \(request.key), \(SQLText.array(request.fingerprints))::text[],
                 \(request.target.kind.rawValue), \(request.target.ownID)::bigint, \(request.target.vpsID)::bigint, \(request.command),
@@ -83,14 +90,15 @@ extension PostgresStore: CommandStore {
     }
 
     public func plan(principal: String, target: Target, command: String, permission: Permission, minimumApprovals: Int,
-                     busyBoundSeconds: Int, emergency: Bool) throws(StoreError) -> PlanVerdict {
+                     busyBoundSeconds: Int, emergency: Bool, reach: VPSReach) throws(StoreError) -> PlanVerdict {
         let query: PostgresQuery = """
             SELECT decision, blocking_operation::text AS blocking, (extract(epoch FROM frozen_until) * 1000000)::bigint AS frozen_us,
                    freeze_reason, policy_subject, policy_vps_id, approvals_required,
                    extract(epoch FROM approval_ttl)::bigint AS ttl_s
             FROM vpsgate_resource_command_decision(\(principal), \(target.kind.rawValue), \(target.ownID)::bigint,
                                                    \(target.vpsID)::bigint, \(command), \(permission.rawValue),
-                                                   make_interval(secs => \(busyBoundSeconds)), \(emergency), \(minimumApprovals)::int, false)
+                                                   make_interval(secs => \(busyBoundSeconds)), \(emergency), \(minimumApprovals)::int, false,
+                                                   \(Self.reachArray(reach))::bigint[])
             """
         return try run { () throws(PostgresError) in
             guard let row = try database.query(query.preparedOnce(), retryOnStaleConnection: true).first else {
@@ -113,6 +121,26 @@ extension PostgresStore: CommandStore {
                                ttlSeconds: try row.decode(Int?.self, "ttl_s") ?? 0)
             }
             return PlanVerdict(decision: decision, policy: policy, approvalsRequired: try row.decode(Int?.self, "approvals_required") ?? 0)
+        }
+    }
+
+    /// A reach as the decision takes it: the VPS ids, `{}` for none, NULL when not known.
+    static func reachArray(_ reach: VPSReach) -> String? {
+        switch reach {
+        case .none: SQLText.array([String]())
+        case .vps(let ids): SQLText.array(ids.map(String.init))
+        case .unknown: nil
+        }
+    }
+
+    public func anyVPSFrozen() throws(StoreError) -> Bool {
+        // A freeze over everything holds every command already, whatever it reaches.
+        let query: PostgresQuery = """
+            SELECT EXISTS (SELECT FROM freeze_windows
+                           WHERE vps_id IS NOT NULL AND starts_at <= clock_timestamp() AND ends_at > clock_timestamp()) AS frozen
+            """
+        return try run { () throws(PostgresError) in
+            try database.query(query.preparedOnce(), retryOnStaleConnection: true).first?.decode(Bool.self, "frozen") ?? false
         }
     }
 }
@@ -212,6 +240,12 @@ extension PostgresStore: HealthStore {
         let unsealed: PostgresQuery = """
             SELECT count(*) AS n FROM audit_events WHERE id > coalesce((SELECT max(audit_id) FROM audit_seals), 0)
             """
+        // Events this snapshot sees that the feed holds back (read_events shows only those
+        // below pg_snapshot_xmin): committed, but after a transaction still open started.
+        let feedLag: PostgresQuery = """
+            SELECT coalesce(extract(epoch FROM clock_timestamp() - min(occurred_at)), 0)::float8 AS lag
+            FROM events WHERE xid >= pg_snapshot_xmin(pg_current_snapshot())
+            """
         return try run { () throws(PostgresError) in
             var states: [(state: OperationState, count: Int)] = []
             for row in try database.query(byState.preparedOnce(), retryOnStaleConnection: true) {
@@ -221,8 +255,10 @@ extension PostgresStore: HealthStore {
             }
             let open = try database.query(lag.preparedOnce()).first
             let sealed = try database.query(unsealed.preparedOnce()).first
+            let feed = try database.query(feedLag.preparedOnce()).first
             return DatabaseGauges(operationsByState: states, oldestOpenSeconds: try open?.decode(Double.self, "lag") ?? 0,
-                                  stale: try open?.decode(Int.self, "stale") ?? 0, unsealedAuditRows: try sealed?.decode(Int.self, "n") ?? 0)
+                                  stale: try open?.decode(Int.self, "stale") ?? 0, unsealedAuditRows: try sealed?.decode(Int.self, "n") ?? 0,
+                                  eventFeedLagSeconds: max(try feed?.decode(Double.self, "lag") ?? 0, 0))
         }
     }
 

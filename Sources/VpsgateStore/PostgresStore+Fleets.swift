@@ -17,9 +17,10 @@ extension PostgresStore: FleetStore, BatchStore {
         }
     }
 
-    public func pauseBudget(name: String, milliseconds: Int) throws(StoreError) {
+    public func pauseBudget(name: String, milliseconds: Int, maxMilliseconds: Int) throws(StoreError) {
         let query: PostgresQuery = """
-            SELECT pause_budget(\(name), clock_timestamp() + make_interval(secs => \(Double(milliseconds) / 1000)))
+            SELECT pause_budget(\(name), clock_timestamp() + make_interval(secs => \(Double(milliseconds) / 1000)),
+                                make_interval(secs => \(Double(maxMilliseconds) / 1000)))
             """
         try run { () throws(PostgresError) in _ = try database.query(query.preparedOnce(), retryOnStaleConnection: true) }
     }

@@ -19,7 +19,8 @@ struct VpsgateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vpsgate",
         abstract: "The control plane for Hostinger VPS mutations.",
-        subcommands: [Serve.self, Migrate.self, Token.self, Grant.self, Policy.self, Freeze.self, Webhook.self, Audit.self, Key.self, OpenAPI.self]
+        subcommands: [Serve.self, Migrate.self, Token.self, Grant.self, Policy.self, Freeze.self, Webhook.self, Budget.self, Audit.self,
+                      Key.self, OpenAPI.self]
     )
 }
 
@@ -535,6 +536,30 @@ struct Webhook: ParsableCommand {
             guard (delivery == nil) != (endpoint == nil) else { throw ValidationError("give a delivery id or --endpoint, not both") }
             let moved = try adminSession(admin.actor).redeliver(delivery: delivery, endpoint: endpoint)
             print("\(moved) deliver\(moved == 1 ? "y" : "ies") scheduled again")
+        }
+    }
+}
+
+struct Budget: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The Hostinger budget every instance shares (HOSTINGER_RATE_LIMIT and 429 pauses).",
+        discussion: "A 429 from Hostinger pauses every instance for its Retry-After, at most VPSGATE_BUDGET_MAX_PAUSE.",
+        subcommands: [Show.self, Resume.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show each budget: its next slot, its pause, its counters.")
+        func run() throws {
+            printTable(["BUDGET", "NEXT-SLOT", "PAUSED-UNTIL", "GRANTED", "REFUSED", "PAUSES"], try adminSession(nil).listBudgets())
+        }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Lift a 429's pause now (audited); every instance calls Hostinger again within a second.")
+        @OptionGroup var admin: AdminOptions
+        func run() throws {
+            let lifted = try adminSession(admin.actor).resumeBudgets()
+            print(lifted.isEmpty ? "no budget is paused" : "resumed \(lifted.count) budget\(lifted.count == 1 ? "" : "s"): \(lifted.joined(separator: ", "))")
         }
     }
 }

@@ -74,7 +74,7 @@ import VpsgateStore
     }
 
     @Test func aPauseHoldsEveryCallWithOrWithoutALimit() throws {
-        try store.pauseBudget(name: "p", milliseconds: 3000)
+        try store.pauseBudget(name: "p", milliseconds: 3000, maxMilliseconds: 900_000)
         for interval in [0, 1_000_000] {
             let read = try store.takeBudget(name: "p", intervalMicroseconds: interval, priority: "read", maxWaitMilliseconds: 0)
             #expect(!read.granted && (2000...3000).contains(read.waitMilliseconds))
@@ -84,8 +84,20 @@ import VpsgateStore
         let waited = try store.takeBudget(name: "p", intervalMicroseconds: 0, priority: "command", maxWaitMilliseconds: 5000)
         #expect(waited.granted && (2000...3000).contains(waited.waitMilliseconds))
         // A shorter pause never shortens a longer one.
-        try store.pauseBudget(name: "p", milliseconds: 10)
+        try store.pauseBudget(name: "p", milliseconds: 10, maxMilliseconds: 900_000)
         #expect(try store.budgetState(name: "p").pausedSeconds > 1.5)
+    }
+
+    @Test func aPauseIsCappedWhateverItsRetryAfterAndWhoeverWritesIt() throws {
+        // A day's Retry-After pauses for the instance's cap.
+        try store.pauseBudget(name: "day", milliseconds: 86_400_000, maxMilliseconds: 900_000)
+        #expect((899...900).contains(try store.budgetState(name: "day").pausedSeconds))
+        // An instance asking for more than the database allows gets its hour.
+        try store.pauseBudget(name: "greedy", milliseconds: 86_400_000, maxMilliseconds: 86_400_000)
+        #expect((3599...3600).contains(try store.budgetState(name: "greedy").pausedSeconds))
+        // An instance of the previous version (no cap of its own) gets the default, 15 minutes.
+        try database.execute(script: "SELECT pause_budget('old', clock_timestamp() + interval '24 hours')")
+        #expect((899...900).contains(try store.budgetState(name: "old").pausedSeconds))
     }
 
     func newBatch(vps: [Int], maxInFlight: Int, maxFailures: Int, key: String = UUIDv4.generate()) throws -> Int {

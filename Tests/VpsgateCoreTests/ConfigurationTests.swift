@@ -65,6 +65,22 @@ import VpsgateCore
         #expect(configuration.readTimeoutMilliseconds == 2500)
     }
 
+    @Test func aHostinger429PausesAtMostTheConfiguredCap() throws {
+        #expect(try Configuration(environment: [:]).budgetMaxPauseSeconds == 900)
+        #expect(try Configuration(environment: ["VPSGATE_BUDGET_MAX_PAUSE": "2m"]).budgetMaxPauseSeconds == 120)
+        #expect(try Configuration(environment: ["VPSGATE_BUDGET_MAX_PAUSE": "1h"]).budgetMaxPauseSeconds == 3600)
+        for bad in ["0s", "15", "2h", "24h", "soon"] {
+            #expect(performing: { try Configuration(environment: ["VPSGATE_BUDGET_MAX_PAUSE": bad]) }, throws: { error in
+                guard let error = error as? ConfigurationError else { return false }
+                return error.variable == "VPSGATE_BUDGET_MAX_PAUSE" && error.value == bad
+            })
+        }
+        #expect(throws: ConfigurationError("VPSGATE_BUDGET_MAX_PAUSE", "2h",
+                                           "must be at most 1h (the database caps every pause there); use vpsgate budget resume to lift one sooner")) {
+            try Configuration(environment: ["VPSGATE_BUDGET_MAX_PAUSE": "2h"])
+        }
+    }
+
     @Test func neverEchoesTheDatabaseURL() {
         do {
             _ = try Configuration(environment: ["VPSGATE_DATABASE_URL": "mysql://root:hunter2@db"])

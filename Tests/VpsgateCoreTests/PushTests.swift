@@ -142,6 +142,45 @@ import Testing
         #expect(reason.contains(kind))
     }
 
+    /// IPv6 forms that carry an IPv4 address are judged by the address they carry.
+    @Test(arguments: [
+        ("2002:7f00:1::1", "6to4"), ("2002:a00:1::1", "6to4"), ("2002:c0a8:101::", "6to4"),
+        ("::127.0.0.1", "IPv4-compatible"), ("::10.1.2.3", "IPv4-compatible"), ("::0.0.0.2", "IPv4-compatible"),
+        ("64:ff9b::7f00:1", "NAT64"), ("64:ff9b::a9fe:a9fe", "NAT64"), ("64:ff9b:1::7f00:1", "local-use NAT64"),
+        ("64:ff9b:1:ffff::808:808", "local-use NAT64"),
+        ("::ffff:127.0.0.1", "IPv4-mapped"), ("::ffff:0:10.0.0.1", "IPv4-translated"), ("fec0::1", "site-local"),
+        // Teredo: server 8.8.8.8, client 127.0.0.1 stored inverted (80ff:fffe); then a private server.
+        ("2001:0:808:808::80ff:fffe", "Teredo"), ("2001:0:a00:1::f7f7:f7f7", "Teredo"),
+        ("2001:db8:1:2:0:5efe:10.0.0.1", "ISATAP"), ("2001:db8:1:2:200:5efe:192.168.1.1", "ISATAP"),
+    ])
+    func addressesCarryingARefusedIPv4AddressAreRefused(_ address: String, _ kind: String) throws {
+        let bytes = try #require(IPNetwork.parseIPv6(Substring(address)))
+        let reason = try #require(DestinationPolicy.refusal(bytes, allow: []), "\(address) was allowed")
+        #expect(reason.contains(kind), "\(reason)")
+        // The same address from a DNS answer is refused the same way (the delivery's check).
+        #expect(throws: DestinationRefusal.self) { try DestinationPolicy.check([[93, 184, 216, 34], bytes], allow: []).get() }
+    }
+
+    @Test(arguments: [
+        "2002:808:808::1", "::ffff:8.8.8.8", "64:ff9b::808:808", "::8.8.8.8", "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        "2001:db8:1:2:0:5efe:8.8.8.8", "2606:4700:4700::1111",
+    ])
+    func addressesCarryingAPublicIPv4AddressPass(_ address: String) throws {
+        let bytes = try #require(IPNetwork.parseIPv6(Substring(address)))
+        #expect(DestinationPolicy.refusal(bytes, allow: []) == nil, "\(address)")
+    }
+
+    @Test func theAllowListOpensTheCarriedAddressOnlyForTheMappedForm() throws {
+        let loopback = try #require(IPNetwork.list("127.0.0.1/32"))
+        #expect(DestinationPolicy.refusal(try #require(IPNetwork.parseIPv6("::ffff:127.0.0.1")), allow: loopback) == nil)
+        for tunnelled in ["2002:7f00:1::1", "::127.0.0.1", "64:ff9b::7f00:1"] {
+            #expect(DestinationPolicy.refusal(try #require(IPNetwork.parseIPv6(Substring(tunnelled))), allow: loopback) != nil, "\(tunnelled)")
+        }
+        // The IPv6 form itself may be allow-listed.
+        let sixToFour = try #require(IPNetwork.list("2002:7f00:1::/48"))
+        #expect(DestinationPolicy.refusal(try #require(IPNetwork.parseIPv6("2002:7f00:1::1")), allow: sixToFour) == nil)
+    }
+
     @Test func publicAddressesPassAndTheAllowListOpensOnlyItsNetworks() throws {
         #expect(DestinationPolicy.refusal([93, 184, 216, 34], allow: []) == nil)
         #expect(DestinationPolicy.refusal(try #require(IPNetwork.parseIPv6("2606:4700::1")), allow: []) == nil)

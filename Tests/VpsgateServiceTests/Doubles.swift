@@ -81,10 +81,15 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
     }
 
     func plan(principal: String, target: Target, command: String, permission: Permission, minimumApprovals: Int, busyBoundSeconds: Int,
-              emergency: Bool) throws(StoreError) -> PlanVerdict {
+              emergency: Bool, reach: VPSReach) throws(StoreError) -> PlanVerdict {
         try check()
         planned.append((command, emergency))
         return planAnswer
+    }
+
+    func anyVPSFrozen() throws(StoreError) -> Bool {
+        try check()
+        return false
     }
 
     // MARK: ApprovalStore
@@ -180,9 +185,9 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
         return budgetAnswer
     }
 
-    func pauseBudget(name: String, milliseconds: Int) throws(StoreError) {
+    func pauseBudget(name: String, milliseconds: Int, maxMilliseconds: Int) throws(StoreError) {
         try check()
-        pauses.append(milliseconds)
+        pauses.append(min(milliseconds, maxMilliseconds))
     }
 
     func budgetState(name: String) throws(StoreError) -> (aheadSeconds: Double, pausedSeconds: Double) { (0, 0) }

@@ -292,6 +292,39 @@ def test_an_open_breaker_answers_503_and_keeps_no_key(stack, people):
     assert status == 202
 
 
+def test_a_day_long_retry_after_pauses_for_the_cap_and_budget_resume_lifts_it(stack, people):
+    """A 429 with `Retry-After: 86400` pauses every instance for VPSGATE_BUDGET_MAX_PAUSE
+    (15 minutes by default), not a day; `vpsgate budget resume` lifts the pause, as an
+    audited admin change, and commands go out again within a second or so."""
+    alice = people["alice"]
+    stack.sim("POST", "/__sim/faults", {"path": "/1003/start$", "status": 429, "retry_after": 86400, "times": 1})
+    status, _, problem = alice.json("POST", "/v1/vps/1003/start", key=new_key())
+    assert status == 503, problem
+    try:
+        paused = float(sql(stack, "SELECT extract(epoch FROM max(paused_until) - clock_timestamp()) FROM upstream_budgets"))
+        assert 800 < paused <= 900, paused
+        shown = stack.admin("budget", "show").stdout
+        assert "PAUSED-UNTIL" in shown and len(shown.splitlines()) == 2, shown
+        time.sleep(1.2)  # the other instance reads the pause within a second
+        for _ in range(2):  # whichever instance answers
+            status, _, problem = alice.json("POST", "/v1/vps/1003/start", key=new_key())
+            assert status == 503 and problem["type"].endswith(":upstream-budget"), problem
+        out = stack.admin("budget", "resume", "--actor", "oncall-7").stdout
+        assert out.startswith("resumed 1 budget"), out
+        assert sql(stack, "SELECT count(*) FROM upstream_budgets WHERE paused_until > clock_timestamp()") == "0"
+        audit = sql(stack, "SELECT principal, auth_type, request_params ->> 'claimed_actor', request_params -> 'before' ->> 'paused_until' "
+                           "IS NOT NULL FROM audit_events WHERE kind = 'admin' AND command = 'admin.upstream_budgets.update' "
+                           "ORDER BY id DESC LIMIT 1")
+        assert audit == "oncall-7|database:vpsgate_admin|oncall-7|t", audit
+        time.sleep(1.5)  # each instance reads the lifted pause within a second
+        status, _, _ = alice.json("POST", "/v1/vps/1003/start", key=new_key())
+        assert status == 202
+        assert stack.admin("budget", "resume").stdout.strip() == "no budget is paused"
+    finally:
+        sql(stack, "UPDATE upstream_budgets SET paused_until = NULL")
+        time.sleep(1.5)
+
+
 def test_database_unavailable_is_503_and_nothing_reaches_hostinger(stack, people):
     alice = people["alice"]
     stack.postgres.stop()

@@ -264,6 +264,52 @@ def test_a_rule_change_names_the_vps_it_left_out_of_sync(stack, users):
     assert wait_operation(users["ana"], headers["Location"])["state"] == "succeeded"
 
 
+# MARK: - A freeze on a VPS holds changes to the firewall active on it
+
+FIREWALL_CHANGES = [("POST", "/v1/firewalls/4001/rules", RULE), ("PUT", "/v1/firewalls/4001/rules/4101", RULE),
+                    ("DELETE", "/v1/firewalls/4001/rules/4102", None), ("DELETE", "/v1/firewalls/4001", None)]
+
+
+def test_a_freeze_on_a_vps_holds_changes_to_a_firewall_active_on_it(stack, users):
+    """Deleting a firewall deactivates it on every VPS that has it active, and a rule change
+    leaves those VPS out of sync: while one of them is frozen, each is 423 change-frozen (the
+    plan says frozen), also when Hostinger's VM list cannot be read; an emergency needs an
+    approval. A firewall active on no frozen VPS is not held."""
+    status, headers, _ = command(users["ana"], "POST", "/v1/vps/1002/firewalls/4001/activate")
+    assert status == 202 and wait_operation(users["ana"], headers["Location"])["state"] == "succeeded"
+    status, _, other = command(users["acct"], "POST", "/v1/firewalls", {"name": "spare"})
+    assert status == 202
+    spare = other["result"]["id"]
+    freeze = stack.admin("freeze", "add", "--vps", "1002", "--for", "1h", "--reason", "db migration", "--actor", "test").stdout
+    freeze_id = int(freeze.split()[1])
+    stack.sim("DELETE", "/__sim/requests")
+    try:
+        for method, path, body in FIREWALL_CHANGES:
+            status, _, problem = command(users["fay"], method, path, body)
+            assert status == 423 and problem["type"] == "urn:vpsgate:problem:change-frozen" and problem["frozen_until"], (path, problem)
+            status, _, plan = users["fay"].json(method, path + "?validate_only=true", body=body)
+            assert status == 200 and plan["decision"] == "frozen" and plan["freeze"]["reason"] == "db migration", (path, plan)
+        assert sim_requests(stack, "GET", "/virtual-machines"), "the firewall's VPS were not looked up"
+        # Hostinger's list unreadable: which VPS it reaches is not known, so the freeze holds it.
+        stack.sim("POST", "/__sim/faults", {"method": "GET", "path": "/virtual-machines$", "status": 500, "times": -1})
+        status, _, problem = command(users["fay"], "POST", "/v1/firewalls/4001/rules", RULE)
+        assert status == 423, problem
+        stack.sim("DELETE", "/__sim/faults")
+        # An emergency waits for an approval.
+        status, _, operation = command(users["ana"], "POST", "/v1/firewalls/4001/rules?emergency=true&reason=INC-9", RULE)
+        assert status == 202 and operation["state"] == "awaiting_approval", operation
+        assert writes(stack) == []
+        # A firewall active on no frozen VPS changes as usual.
+        status, _, changed = command(users["ana"], "POST", f"/v1/firewalls/{spare}/rules", RULE)
+        assert status == 202 and changed["state"] == "succeeded", changed
+        assert [(m, p) for m, p, _ in writes(stack)] == [("POST", f"{API}/firewall/{spare}/rules")]
+    finally:
+        stack.sim("DELETE", "/__sim/faults")
+        stack.admin("freeze", "remove", str(freeze_id), "--actor", "test")
+    status, _, _ = command(users["fay"], "POST", "/v1/firewalls/4001/rules", RULE)
+    assert status == 202
+
+
 # MARK: - Script content is kept only as its hash
 
 

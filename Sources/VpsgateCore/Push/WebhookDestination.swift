@@ -166,21 +166,81 @@ public struct IPNetwork: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// The addresses a webhook must not reach unless allow-listed.
+///
+/// An IPv6 address that carries an IPv4 address (IPv4-mapped and -translated, the deprecated
+/// IPv4-compatible form, NAT64's well-known prefix, 6to4, Teredo, ISATAP) is judged by the
+/// IPv4 address it carries: the packet ends up there, through the host's own stack, a
+/// translator or a relay. So `2002:808:808::1` (6to4 of 8.8.8.8) may be reached and
+/// `2002:7f00:1::1` (6to4 of 127.0.0.1) may not; Teredo is refused when its server or its
+/// client (the last 32 bits inverted) is not public. The allow-list opens the carried
+/// address only for the IPv4-mapped form (the same socket destination as the IPv4 address);
+/// the other forms pass through a tunnel or translator and must be allow-listed as IPv6.
+/// Local-use NAT64 (`64:ff9b:1::/48`) is refused whole: where its IPv4 address sits depends
+/// on a prefix length only its operator knows.
 public enum DestinationPolicy {
     static let refused: [(network: IPNetwork, kind: String)] = [
         ("0.0.0.0/8", "unspecified"), ("10.0.0.0/8", "private"), ("100.64.0.0/10", "shared (carrier-grade NAT)"),
         ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"), ("172.16.0.0/12", "private"),
         ("192.0.0.0/24", "IETF protocol"), ("192.168.0.0/16", "private"), ("198.18.0.0/15", "benchmarking"),
         ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved"),
-        ("::/128", "unspecified"), ("::1/128", "loopback"), ("::ffff:0:0/96", "IPv4-mapped"), ("64:ff9b::/96", "NAT64"),
-        ("fc00::/7", "unique local"), ("fe80::/10", "link-local"), ("ff00::/8", "multicast"),
+        ("::/128", "unspecified"), ("::1/128", "loopback"), ("64:ff9b:1::/48", "local-use NAT64"),
+        ("fc00::/7", "unique local"), ("fe80::/10", "link-local"), ("fec0::/10", "site-local"), ("ff00::/8", "multicast"),
     ].map { (IPNetwork(Substring($0.0))!, $0.1) }
+
+    /// The IPv6 forms that carry an IPv4 address: where it sits (byte offset), whether it
+    /// is stored inverted (Teredo's client), and whether the allow-list opens it.
+    struct Embedding {
+        var network: IPNetwork
+        var kind: String
+        var offsets: [(at: Int, inverted: Bool)]
+        var allowListed = false
+    }
+
+    static let embeddings: [Embedding] = [
+        Embedding(network: IPNetwork(Substring("::ffff:0:0/96"))!, kind: "IPv4-mapped", offsets: [(12, false)], allowListed: true),
+        Embedding(network: IPNetwork(Substring("::ffff:0:0:0/96"))!, kind: "IPv4-translated", offsets: [(12, false)]),
+        Embedding(network: IPNetwork(Substring("::/96"))!, kind: "IPv4-compatible", offsets: [(12, false)]),
+        Embedding(network: IPNetwork(Substring("64:ff9b::/96"))!, kind: "NAT64", offsets: [(12, false)]),
+        Embedding(network: IPNetwork(Substring("2002::/16"))!, kind: "6to4", offsets: [(2, false)]),
+        Embedding(network: IPNetwork(Substring("2001::/32"))!, kind: "Teredo", offsets: [(4, false), (12, true)]),
+    ]
+
+    /// The IPv4 addresses `address` carries, with the form's name; nil when it carries none.
+    static func embedded(_ address: [UInt8]) -> (kind: String, addresses: [[UInt8]], allowListed: Bool)? {
+        guard address.count == 16 else { return nil }
+        if let form = embeddings.first(where: { $0.network.contains(address) }) {
+            let carried = form.offsets.map { offset in
+                address[offset.at..<offset.at + 4].map { offset.inverted ? ~$0 : $0 }
+            }
+            return (form.kind, carried, form.allowListed)
+        }
+        // ISATAP (RFC 5214): any prefix, an interface identifier of [02]00:5efe:a.b.c.d
+        // (the u and g bits may be set), the IPv4 address of the node behind the router.
+        if address[8] & 0xfc == 0, address[9] == 0, address[10] == 0x5e, address[11] == 0xfe {
+            return ("ISATAP", [Array(address[12..<16])], false)
+        }
+        return nil
+    }
 
     /// Why `address` may not be reached (nil: it may), given the allow-list.
     public static func refusal(_ address: [UInt8], allow: [IPNetwork]) -> String? {
         if allow.contains(where: { $0.contains(address) }) { return nil }
-        guard let hit = refused.first(where: { $0.network.contains(address) }) else { return nil }
-        return "\(IPNetwork.format(address)) is a \(hit.kind) address"
+        if let hit = refused.first(where: { $0.network.contains(address) }) {
+            return "\(IPNetwork.format(address)) is \(article(hit.kind)) \(hit.kind) address"
+        }
+        guard let form = embedded(address) else { return nil }
+        for carried in form.addresses {
+            if form.allowListed && allow.contains(where: { $0.contains(carried) }) { continue }
+            if let hit = refused.first(where: { $0.network.contains(carried) }) {
+                return "\(IPNetwork.format(address)) is \(article(form.kind)) \(form.kind) address of \(IPNetwork.format(carried)), "
+                    + "\(article(hit.kind)) \(hit.kind) address"
+            }
+        }
+        return nil
+    }
+
+    private static func article(_ kind: String) -> String {
+        kind.hasPrefix("I") || kind.hasPrefix("uns") ? "an" : "a"
     }
 
     /// The addresses to connect to: every resolved one must be allowed (one bad address is

@@ -86,7 +86,8 @@ extension BeginDecision.Kind {
         case .frozen:
             let until = frozenUntil.map { Timestamp.rfc3339(microseconds: $0) } ?? "the end of the freeze"
             var problem = Problem(.changeFrozen, status: 423, title: "Change frozen",
-                                  detail: "A freeze window covers \(target) until \(until); an emergency needs an approval.",
+                                  detail: "A freeze window covers \(target.kind == .firewall ? "a VPS that \(target) is active on" : "\(target)") "
+                                      + "until \(until); an emergency needs an approval.",
                                   instance: instance)
             problem.extensions = [("frozen_until", until)]
             return (problem, nil)

@@ -30,7 +30,10 @@ public protocol CommandStore {
     func finish(_ record: FinishRecord) -> FinishWrite
     /// What the command would meet now (the plan): the same decision `begin` makes, read only.
     func plan(principal: String, target: Target, command: String, permission: Permission, minimumApprovals: Int, busyBoundSeconds: Int,
-              emergency: Bool) throws(StoreError) -> PlanVerdict
+              emergency: Bool, reach: VPSReach) throws(StoreError) -> PlanVerdict
+    /// Whether a freeze window covers some VPS of its own now: only then is it worth asking
+    /// Hostinger which VPS a firewall change reaches.
+    func anyVPSFrozen() throws(StoreError) -> Bool
 }
 
 /// Approvals (SPEC section 12).
@@ -115,8 +118,9 @@ public protocol FleetStore {
     /// only a pause holds calls): granted (wait that long, then send) or not (ask again after).
     func takeBudget(name: String, intervalMicroseconds: Int, priority: String, maxWaitMilliseconds: Int) throws(StoreError)
         -> (granted: Bool, waitMilliseconds: Int)
-    /// Holds every instance's calls under `name` for `milliseconds` (a 429).
-    func pauseBudget(name: String, milliseconds: Int) throws(StoreError)
+    /// Holds every instance's calls under `name` for `milliseconds` (a 429), at most
+    /// `maxMilliseconds` (and never past the database's own cap, an hour).
+    func pauseBudget(name: String, milliseconds: Int, maxMilliseconds: Int) throws(StoreError)
     /// How far ahead of now the budget's next free slot is, and how long its pause still
     /// holds (seconds; 0 when none).
     func budgetState(name: String) throws(StoreError) -> (aheadSeconds: Double, pausedSeconds: Double)
@@ -308,6 +312,17 @@ public struct AuditEntry: Sendable, Equatable {
 }
 
 /// What `begin_command` needs.
+/// The VPS a command changes besides its own target, for the freeze decision: a firewall
+/// change reaches every VPS that has the firewall active.
+public enum VPSReach: Sendable, Equatable {
+    /// None (or only the command's own VPS).
+    case none
+    /// These VPS (as Hostinger listed them just before the command).
+    case vps([Int])
+    /// Some, not known (Hostinger's list could not be read): a freeze on any VPS holds it.
+    case unknown
+}
+
 public struct BeginRequest: Sendable {
     public var principal: String
     public var key: String
@@ -328,6 +343,8 @@ public struct BeginRequest: Sendable {
     public var emergencyReason: String?
     /// The request kept if the command needs approval: its input in an envelope (`KeptRequest`).
     public var request: SealedRequest?
+    /// The VPS the command changes besides its target (a freeze on one of them holds it).
+    public var reach: VPSReach = .none
 
     public init(principal: String, key: String, fingerprints: [String], target: Target, command: String, permission: Permission,
                 minimumApprovals: Int = 0, operationID: String, busyBoundSeconds: Int, audit: AuditEntry, emergencyReason: String? = nil,
@@ -446,17 +463,23 @@ public struct DatabaseGauges: Sendable, Equatable {
     public var oldestOpenSeconds: Double
     public var stale: Int
     public var unsealedAuditRows: Int
+    /// The event feed's lag: the age of the oldest committed event the feed does not show
+    /// yet, because a transaction that started before it was written is still open (0: none).
+    public var eventFeedLagSeconds: Double
 
-    public init(operationsByState: [(state: OperationState, count: Int)], oldestOpenSeconds: Double, stale: Int, unsealedAuditRows: Int) {
+    public init(operationsByState: [(state: OperationState, count: Int)], oldestOpenSeconds: Double, stale: Int, unsealedAuditRows: Int,
+                eventFeedLagSeconds: Double = 0) {
         self.operationsByState = operationsByState
         self.oldestOpenSeconds = oldestOpenSeconds
         self.stale = stale
         self.unsealedAuditRows = unsealedAuditRows
+        self.eventFeedLagSeconds = eventFeedLagSeconds
     }
 
     public static func == (lhs: DatabaseGauges, rhs: DatabaseGauges) -> Bool {
         lhs.operationsByState.map(\.state) == rhs.operationsByState.map(\.state)
             && lhs.operationsByState.map(\.count) == rhs.operationsByState.map(\.count)
             && lhs.oldestOpenSeconds == rhs.oldestOpenSeconds && lhs.stale == rhs.stale && lhs.unsealedAuditRows == rhs.unsealedAuditRows
+            && lhs.eventFeedLagSeconds == rhs.eventFeedLagSeconds
     }
 }
