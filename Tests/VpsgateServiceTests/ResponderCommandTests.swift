@@ -229,8 +229,15 @@ import VpsgateCore
         let sealed = try #require(kept.sealedBody)
         #expect(!String(decoding: sealed, as: UTF8.self).contains("Str0ngEnough"), "the body is kept sealed")
         let keyID = try #require(kept.keyID)
-        let opened = try #require(responder.context.keys.open(sealed, keyID: keyID))
-        #expect(String(decoding: opened, as: UTF8.self).contains("Str0ngEnough"))
+        // The envelope opens for this operation, its command, VPS and requester only.
+        let begun = try #require(store.begun.first)
+        let envelope = KeptRequest(origin: .operation(id: begun.operationID), command: "vps.recreate", target: .vps(1001),
+                                   requestedBy: begun.principal, emergency: false)
+        let opened = try #require(envelope.open(sealed, keyID: keyID, keys: responder.context.keys))
+        #expect(opened.body?["password"]?.stringValue == "Str0ngEnough!pass")
+        var elsewhere = envelope
+        elsewhere.origin = .operation(id: UUIDv4.generate())
+        #expect(elsewhere.open(sealed, keyID: keyID, keys: responder.context.keys) == nil)
         let record = try #require(store.finished.first)
         #expect(record.audit.outcome == .awaitingApproval)
         #expect(record.keyEffect == .store)
