@@ -96,14 +96,38 @@ extension PostgresStore: ReconcilerStore {
 
 /// The housekeeper's statements.
 extension PostgresStore {
-    /// Deletes idempotency keys completed longer ago than `ttlSeconds`; returns how many.
+    /// Deletes idempotency keys past their time to live; returns how many. A key lives at
+    /// least as long as its operation (or batch) is not terminal, and its `ttlSeconds` count
+    /// from when that became terminal: an operation may await approval for up to 30 days,
+    /// and a retry with its key must replay it, never create a second one. A key of neither
+    /// goes `ttlSeconds` after its answer was stored.
     public func purgeExpiredKeys(ttlSeconds: Int) throws(StoreError) -> Int {
-        let query: PostgresQuery = """
-            DELETE FROM idempotency_keys
-            WHERE state = 'completed' AND completed_at < now() - make_interval(secs => \(ttlSeconds))
-            """
-        return try run { () throws(PostgresError) in try database.query(query.preparedOnce()).affectedRows }
+        try run { () throws(PostgresError) in
+            try database.query(Self.purgeExpiredKeys(ttlSeconds: ttlSeconds).preparedOnce()).affectedRows
+        }
     }
+
+    /// One statement, as cheap with a million operations as with ten: the keys come from
+    /// their `completed_at` index, and each key's operation, and batch (named by the key's
+    /// `/v1/batches/{id}` location), by its primary key. "Terminal" is listed (not "open"),
+    /// so a state added later keeps its keys until it is listed here. A terminal row without
+    /// a completion time keeps its key (a batch cancelled while children still run).
+    static func purgeExpiredKeys(ttlSeconds: Int) -> PostgresQuery {
+        PostgresQuery(unsafeSQL: """
+            DELETE FROM idempotency_keys k
+            WHERE k.state = 'completed' AND k.completed_at < now() - make_interval(secs => $1)
+              AND NOT EXISTS (
+                  SELECT FROM operations o WHERE o.id = k.operation_id
+                    AND (o.state <> ALL($2::text[]) OR o.completed_at IS NULL OR o.completed_at >= now() - make_interval(secs => $1)))
+              AND NOT EXISTS (
+                  SELECT FROM batches b WHERE b.id = substring(k.response_location FROM '^/v1/batches/([0-9]{1,18})$')::bigint
+                    AND (b.state <> ALL($3::text[]) OR b.completed_at IS NULL OR b.completed_at >= now() - make_interval(secs => $1)))
+            """, binds: [String(ttlSeconds), OperationRow.terminalStates, Self.terminalBatchStates])
+    }
+
+    /// A batch's terminal states (migration 0013). Halted is not one: it waits for a resume
+    /// (or a cancel). A cancelled batch is, once its started children ended (completed_at).
+    static let terminalBatchStates = "{cancelled,succeeded,completed_with_failures,denied,expired}"
 
     /// Writes the outcome writes that waited for the database.
     public func drainPendingOutcomes() {

@@ -69,6 +69,9 @@ enum OperationRow {
     /// The open states as a SQL array literal, from the one list of them.
     static let openStates = "{" + OperationState.inFlight.map(\.rawValue).joined(separator: ",") + "}"
 
+    /// The terminal states as a SQL array literal.
+    static let terminalStates = "{" + OperationState.allCases.filter(\.isTerminal).map(\.rawValue).joined(separator: ",") + "}"
+
     /// The operation's resource, from `vps_id`, `resource_type` and `resource_id`.
     static func target(_ row: PostgresRow) throws(PostgresError) -> Target {
         let type = try row.decode(String.self, "resource_type")

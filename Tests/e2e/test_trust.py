@@ -1,13 +1,14 @@
 """Holes an outside review found on a running stack, each closed: a dry run that was not one,
 a secret in an undeclared field stored for good, a NUL that left a request without its
-audit row."""
+audit row, a SECURITY DEFINER function any login could call, audit rows that read as the
+database's own written by the serving role."""
 
 import json
 import uuid
 
 import pytest
 
-from vpsgate_e2e import admin_client, final_audit_rows, sim_requests, sql
+from vpsgate_e2e import admin_client, as_superuser, final_audit_rows, psql, sim_requests, sql
 
 pytestmark = pytest.mark.usefixtures("no_open_operations")
 
@@ -128,3 +129,108 @@ def test_hostinger_throttling_is_not_a_breaker_failure(stack, alice):
         assert status == 202, raw
     finally:
         stack.sim("DELETE", "/__sim/faults")
+
+
+# MARK: - SECURITY DEFINER functions: who may call them, where they look
+
+# Every SECURITY DEFINER function in the database, and who besides its owner may execute it.
+# Such a function runs as the schema owner: a new one, or a new grantee of one, fails this
+# test until it is declared here. Trigger functions need no grantee (a trigger fires
+# whatever the privileges of the role whose change fires it).
+DEFINERS = {
+    "approval_event()": set(),
+    "audit_admin_change()": set(),
+    "audit_seals_stay_keyed()": set(),
+    "batch_event()": set(),
+    "operation_event()": set(),
+    "redeliver_webhooks(bigint,bigint)": {"vpsgate_admin"},
+    "vpsgate_emit(text,bigint,uuid,jsonb,boolean)": set(),
+    "vpsgate_emit(text,text,bigint,bigint,uuid,jsonb,boolean)": set(),
+}
+
+
+def definers(stack):
+    """{signature: (grantees of EXECUTE but the owner, search_path)} from the catalog. A NULL
+    proacl is the default, under which PUBLIC may execute (acldefault spells it out)."""
+    rows = sql(stack, """
+        SELECT p.oid::regprocedure::text,
+               coalesce((SELECT string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, ',')
+                         FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                         WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner), ''),
+               coalesce((SELECT substring(c FROM '^search_path=(.*)$') FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%'), '')
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+        """)
+    found = {}
+    for line in rows.splitlines():
+        signature, grantees, search_path = line.split("|")
+        found[signature] = (set(filter(None, grantees.split(","))), search_path)
+    return found
+
+
+def test_every_security_definer_function_is_declared_with_its_grantees_and_searches_pg_temp_last(stack):
+    schema = sql(stack, "SELECT relnamespace::regnamespace FROM pg_class WHERE oid = 'audit_events'::regclass")
+    declared = {signature: (sorted(grantees), f"{schema}, pg_temp") for signature, grantees in DEFINERS.items()}
+    assert {signature: (sorted(grantees), path) for signature, (grantees, path) in definers(stack).items()} == declared
+
+
+def test_the_serving_role_cannot_write_events_itself(stack):
+    """Events are written by the database's triggers only: a row there is a signed webhook
+    delivery to every subscriber."""
+    for arguments in ("'operation.succeeded', 1001, NULL, '{}', true",
+                      "'operation.succeeded', 'vps', NULL, 1001, NULL, '{}', true"):
+        result = psql(stack, stack.postgres.url, f"SELECT vpsgate_emit({arguments})")
+        assert result.returncode != 0 and "permission denied for function vpsgate_emit" in result.stderr, result.stderr
+
+
+def test_a_temporary_table_does_not_stand_in_for_the_schemas_own_in_a_definer_function(stack):
+    """pg_temp is searched last: a session's own `events` table, open to anyone, is not
+    where the definer functions write the event of that session's change."""
+    operation = str(uuid.uuid4())
+    result = psql(stack, stack.postgres.url, "CREATE TEMP TABLE events (LIKE public.events INCLUDING ALL)",
+                  "GRANT ALL ON pg_temp.events TO PUBLIC",
+                  "INSERT INTO operations (id, vps_id, command, state, requested_by, correlation_id, idempotency_key, completed_at) "
+                  f"VALUES ('{operation}', 999002, 'vps.stop', 'failed', 'trusty', 'temp-probe', 'temp-probe', now())",
+                  "SELECT count(*) FROM pg_temp.events")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"
+    assert sql(stack, f"SELECT count(*) FROM events WHERE operation_id = '{operation}'") == "1"
+
+
+# MARK: - Audit rows only the database writes
+
+@pytest.mark.parametrize("statement", [
+    "INSERT INTO audit_events (kind, outcome, principal, auth_type, command) "
+    "VALUES ('admin', 'applied', 'forger', 'database:vpsgate_admin', 'admin.grant.add')",
+    "INSERT INTO audit_events (kind, outcome, principal, auth_type, command) VALUES ('admin', 'applied', 'forger', 'token', 'x')",
+    "INSERT INTO audit_events (kind, outcome, principal, auth_type) VALUES ('final', 'accepted', 'forger', 'database:vpsgate')",
+    "SELECT audit_request_row('admin', 'applied', NULL, NULL, NULL, 'forger', NULL, 'admin.grant.add', NULL, NULL, NULL, NULL, "
+    "'{\"auth_type\": \"database:vpsgate_admin\"}')",
+])
+def test_no_role_but_the_databases_own_functions_writes_admin_rows(stack, alice, statement):
+    for url in (stack.postgres.url, stack.postgres.admin_role_url, as_superuser(stack.postgres.url)):
+        result = psql(stack, url, statement)
+        assert result.returncode != 0, (url, statement)
+        # The admin role may not insert audit rows at all; the others meet the trigger.
+        assert "written by the database itself" in result.stderr or (
+            url == stack.postgres.admin_role_url and "permission denied" in result.stderr), result.stderr
+    assert sql(stack, "SELECT count(*) FROM audit_events WHERE principal = 'forger'") == "0"
+
+
+def test_a_temporary_pg_class_does_not_make_the_serving_role_the_owner(stack):
+    """The trigger asks the catalog who owns audit_events; a session's own pg_class naming
+    its role is not the catalog."""
+    result = psql(stack, stack.postgres.url, "CREATE TEMP TABLE pg_class (oid oid, relowner oid)",
+                  "INSERT INTO pg_temp.pg_class SELECT 'audit_events'::regclass, oid FROM pg_roles WHERE rolname = current_user",
+                  "INSERT INTO audit_events (kind, outcome, principal) VALUES ('admin', 'applied', 'forger')")
+    assert result.returncode != 0 and "written by the database itself" in result.stderr, result.stderr
+    assert sql(stack, "SELECT count(*) FROM audit_events WHERE principal = 'forger'") == "0"
+
+
+def test_the_databases_own_admin_rows_are_still_written(stack, alice):
+    stack.admin("grant", "add", "--principal", "trusty-2", "--vps", "1003", "--role", "viewer", "--actor", "ops:trust-test")
+    result = psql(stack, stack.postgres.admin_role_url, "SELECT redeliver_webhooks(NULL, 999999)")
+    assert result.returncode == 0 and result.stdout.strip() == "0", result.stderr
+    rows = sql(stack, "SELECT command, principal, auth_type FROM audit_events WHERE kind = 'admin' ORDER BY id DESC LIMIT 2")
+    assert rows.splitlines() == ["admin.webhook.redeliver|vpsgate_admin|database:vpsgate_admin",
+                                 "admin.grant.add|ops:trust-test|database:vpsgate_admin"]
