@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 import openapi_check
-from vpsgate_e2e import SHORT_WINDOWS, Client, as_superuser, new_key, operation_row, sim_requests, sql, wait_operation_row
+from vpsgate_e2e import (SHORT_WINDOWS, Client, as_superuser, new_key, operation_row, reset_change_control, sim_requests, sql,
+                         wait_operation_row)
 
 FIRST_VPS = 1101
 
@@ -44,13 +45,7 @@ def people(stack):
 @pytest.fixture(autouse=True)
 def clean(stack):
     """No freeze, the shipped policies, nothing open, an empty simulator log."""
-    sql(stack, "DELETE FROM freeze_windows")
-    sql(stack, "DELETE FROM approval_policies WHERE subject <> 'vps:destroy' OR vps_id IS NOT NULL")
-    sql(stack, "UPDATE operations SET state = 'cancelled', completed_at = now() WHERE state IN ('awaiting_approval', 'approved')")
-    sql(stack, "UPDATE operations SET state = 'failed', completed_at = now() WHERE state NOT IN ('succeeded', 'failed', 'cancelled')")
-    stack.sim("DELETE", "/__sim/faults")
-    stack.sim("POST", "/__sim/config", {"action_delay_ms": 200})
-    stack.sim("DELETE", "/__sim/requests")
+    reset_change_control(stack)
     yield
 
 

@@ -13,7 +13,8 @@ import uuid
 
 import pytest
 
-from vpsgate_e2e import SHORT_WINDOWS, Client, as_superuser, new_key, operation_row, psql, sim_requests, sql, wait_operation_row
+from vpsgate_e2e import (SHORT_WINDOWS, Client, as_superuser, new_key, operation_row, psql, reset_change_control, sim_requests,
+                         sql, wait_operation_row)
 
 FIRST_VPS = 1301
 
@@ -38,14 +39,8 @@ def people(stack):
 
 @pytest.fixture(autouse=True)
 def clean(stack):
-    sql(stack, "DELETE FROM freeze_windows")
-    sql(stack, "DELETE FROM approval_policies WHERE subject <> 'vps:destroy' OR vps_id IS NOT NULL")
-    sql(stack, "UPDATE operations SET state = 'cancelled', completed_at = now() WHERE state IN ('awaiting_approval', 'approved')")
-    sql(stack, "UPDATE operations SET state = 'failed', completed_at = now() WHERE state NOT IN ('succeeded', 'failed', 'cancelled')")
-    sql(stack, "UPDATE batches SET state = 'cancelled', completed_at = now() WHERE completed_at IS NULL")
-    stack.sim("DELETE", "/__sim/faults")
-    stack.sim("POST", "/__sim/config", {"action_delay_ms": 200})
-    stack.sim("DELETE", "/__sim/requests")
+    """No freeze, the shipped policies, nothing open, an empty simulator log."""
+    reset_change_control(stack)
     yield
 
 

@@ -228,6 +228,19 @@ def close_operations_and_reset_sim(stack, action_delay_ms=None) -> None:
     reset_sim(stack, action_delay_ms)
 
 
+def reset_change_control(stack) -> None:
+    """No freeze, the shipped policies, no operation or batch open, no fault, an empty
+    simulator log (the change-control modules, before each test)."""
+    sql(stack, "DELETE FROM freeze_windows")
+    sql(stack, "DELETE FROM approval_policies WHERE subject <> 'vps:destroy' OR vps_id IS NOT NULL")
+    sql(stack, "UPDATE operations SET state = 'cancelled', completed_at = now() WHERE state IN ('awaiting_approval', 'approved')")
+    sql(stack, "UPDATE operations SET state = 'failed', completed_at = now() WHERE state NOT IN ('succeeded', 'failed', 'cancelled')")
+    sql(stack, "UPDATE batches SET state = 'cancelled', completed_at = now() WHERE completed_at IS NULL")
+    stack.sim("DELETE", "/__sim/faults")
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 200})
+    stack.sim("DELETE", "/__sim/requests")
+
+
 def settle_and_reset_sim(stack, keys_too=False) -> None:
     """No fault left, every operation settled by the reconcilers (and no key in flight, with
     `keys_too`), then a simulator back to its fixtures (in stacks whose reconciler is tested)."""
