@@ -99,8 +99,8 @@ let package = Package(
 
         // vpsgate's client for people, scripts and AI agents (SPEC section 16): the command
         // line, and an MCP server on stdio. It speaks to vpsgate only, never to Hostinger.
-        .executableTarget(
-            name: "vpsgatectl",
+        .target(
+            name: "VpsgateClient",
             dependencies: [
                 "VpsgateCore", "HTTPClient", "Platform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -108,6 +108,7 @@ let package = Package(
                 .product(name: "MCP", package: "swift-sdk"),
             ]
         ),
+        .executableTarget(name: "vpsgatectl", dependencies: ["VpsgateClient"]),
 
         // MARK: - Tests
         .testTarget(name: "PlatformTests", dependencies: ["Platform"], swiftSettings: strict),
@@ -118,6 +119,11 @@ let package = Package(
             name: "VpsgateServiceTests",
             dependencies: ["VpsgateService", "VpsgateCore", "Hostinger", "FastCGI", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
+        ),
+        // The command line's parsing and the MCP tools, with vpsgate stood in for: no I/O.
+        .testTarget(
+            name: "VpsgateClientTests",
+            dependencies: ["VpsgateClient", "VpsgateCore", "HTTPClient", .product(name: "MCP", package: "swift-sdk")]
         ),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient"], swiftSettings: strict),
         .testTarget(

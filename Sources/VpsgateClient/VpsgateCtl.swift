@@ -2,18 +2,13 @@ import ArgumentParser
 import Platform
 import VpsgateCore
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// vpsgate's command line (SPEC section 16). Exit codes:
 /// 0 done (the operation succeeded; with --no-wait: accepted), 1 refused or failed (a
 /// problem from vpsgate, or an operation that failed or was cancelled), 64 usage,
 /// 3 unavailable (vpsgate or Hostinger could not answer, after the retries), 4 still running
 /// when --timeout passed, 5 awaiting approval (a person must approve it first).
-@main
-struct VpsgateCtl: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct VpsgateCtl: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "vpsgatectl",
         abstract: "Change Hostinger VPS through vpsgate: every command keyed, authorized, audited.",
         discussion: """
@@ -27,6 +22,13 @@ struct VpsgateCtl: AsyncParsableCommand {
             """,
         subcommands: [VPS.self, Firewall.self, PublicKey.self, Script.self, Operations.self, Approvals.self, Batches.self, Events.self,
                       Catalogue.self, Me.self, Commands.self, MCPCommand.self])
+
+    public init() {}
+
+    /// The process's entry: parses the arguments, runs the command and exits with its code.
+    /// It is async so that `main` resolves to `AsyncParsableCommand`'s, which runs `mcp`;
+    /// top-level code would pick the synchronous one.
+    public static func runProcess() async { await main() }
 }
 
 /// An operation id goes into a path: anything but a UUID could name another route
@@ -53,6 +55,16 @@ enum Exit {
     static let awaitingApproval: Int32 = 5
 }
 
+/// What a group's words ask for (`Group.resolve`).
+enum GroupRequest {
+    /// Help to print.
+    case help(String)
+    /// A catalogue command, with the words after its name (`Runner.command` parses them).
+    case command(Command, [String])
+    /// A read: its path, and the output format.
+    case read(path: String, output: String)
+}
+
 /// What every command group does with the words after its name.
 protocol Group: ParsableCommand {
     static var name: String { get }
@@ -63,23 +75,26 @@ protocol Group: ParsableCommand {
 
 extension Group {
     func run() throws {
-        let all = [Self.name] + words
-        if let (command, rest) = Invocation.command(in: all) {
-            if rest.contains("--help") || rest.contains("-h") {
-                print(Invocation.help(command))
-                return
-            }
-            try exiting { try Runner().command(command, rest) }
+        switch try Self.resolve(words) {
+        case .help(let text): print(text)
+        case .command(let command, let rest): try exiting { try Runner().command(command, rest) }
+        case .read(let path, let output): try exiting { try Runner().read(path, output: output) }
         }
-        if words.isEmpty || words.contains("--help") || words.contains("-h") {
-            print(Self.groupHelp)
-            return
+    }
+
+    /// What the words after the group's name ask for, decided before anything is sent: a
+    /// catalogue command (the longest name that matches), help, or one of the group's reads.
+    static func resolve(_ words: [String]) throws -> GroupRequest {
+        if let (command, rest) = Invocation.command(in: [name] + words) {
+            if rest.contains("--help") || rest.contains("-h") { return .help(Invocation.help(command)) }
+            return .command(command, rest)
         }
+        if words.isEmpty || words.contains("--help") || words.contains("-h") { return .help(groupHelp) }
         let (output, readWords) = Runner.outputOption(words)
-        guard let path = Self.read(readWords) else {
-            throw ValidationError("unknown \(Self.name) command: \(words.joined(separator: " ")) (see vpsgatectl \(Self.name) --help)")
+        guard let path = read(readWords) else {
+            throw ValidationError("unknown \(name) command: \(words.joined(separator: " ")) (see vpsgatectl \(name) --help)")
         }
-        try exiting { try Runner().read(path, output: output) }
+        return .read(path: path, output: output)
     }
 
     static var groupHelp: String {

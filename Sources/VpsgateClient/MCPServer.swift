@@ -20,7 +20,13 @@ struct MCPCommand: AsyncParsableCommand {
         } catch let error as ExitCodeError {
             throw ExitCode(error.code)
         }
-        let catalogue = ToolCatalogue(api: runner.api)
+        let server = await Self.server(ToolCatalogue(api: runner.api))
+        try await server.start(transport: StdioTransport())
+        await server.waitUntilCompleted()
+    }
+
+    /// The MCP server of `catalogue`'s tools, not yet started on a transport.
+    static func server(_ catalogue: ToolCatalogue) async -> Server {
         let server = Server(name: "vpsgate", version: "1.0.0", capabilities: .init(tools: .init(listChanged: false)))
         await server.withMethodHandler(ListTools.self) { _ in
             .init(tools: catalogue.tools())
@@ -28,14 +34,13 @@ struct MCPCommand: AsyncParsableCommand {
         await server.withMethodHandler(CallTool.self) { params in
             catalogue.call(params.name, arguments: params.arguments ?? [:])
         }
-        try await server.start(transport: StdioTransport())
-        await server.waitUntilCompleted()
+        return server
     }
 }
 
 /// The tools, from the catalogue and the caller's grants.
 struct ToolCatalogue: Sendable {
-    let api: API
+    let api: any VpsgateRequests
 
     struct Read {
         var name: String

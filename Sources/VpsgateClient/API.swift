@@ -4,6 +4,8 @@ import VpsgateCore
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Where vpsgate is and who the caller is: `VPSGATE_URL`, `VPSGATE_TOKEN` (or
@@ -20,7 +22,7 @@ struct ClientSettings {
     var token: String
     var caFile: String?
 
-    static func load(environment: [String: String] = ProcessEnvironment.all()) throws -> ClientSettings {
+    static func load(environment: [String: String] = Environment.current) throws -> ClientSettings {
         var values: [String: String] = [:]
         let path = environment["VPSGATECTL_CONFIG"] ?? (environment["HOME"].map { $0 + "/.config/vpsgate/config" } ?? "")
         if let text = try readPrivateFile(path, "the config file") {
@@ -115,10 +117,22 @@ struct Answer {
     }
 }
 
+/// Requests to vpsgate, as the MCP server's tools send them: `API` over HTTP, or a stand-in
+/// in tests, which then need no server.
+protocol VpsgateRequests: Sendable {
+    func send(_ method: String, _ path: String, body: JSONValue?, key: String?, timeoutSeconds: Int) -> Result<Answer, HTTPClientError>
+}
+
+extension VpsgateRequests {
+    func send(_ method: String, _ path: String, body: JSONValue? = nil, key: String? = nil) -> Result<Answer, HTTPClientError> {
+        send(method, path, body: body, key: key, timeoutSeconds: 70)
+    }
+}
+
 /// vpsgate's API, with the retries a client may make safely: the same request with the
 /// same key after 409 `idempotency-key-in-use`, 429 and 503 (waiting their `Retry-After`),
 /// and after a connection that never carried the request. Never after a 422 or any other answer.
-final class API: @unchecked Sendable {
+final class API: VpsgateRequests, @unchecked Sendable {
     let settings: ClientSettings
     /// One curl handle, used by one request at a time (the MCP server may be asked concurrently).
     private let http: HTTPClient
@@ -134,7 +148,7 @@ final class API: @unchecked Sendable {
         self.http = HTTPClient(caFile: settings.caFile)
     }
 
-    func send(_ method: String, _ path: String, body: JSONValue? = nil, key: String? = nil, timeoutSeconds: Int = 70) -> Result<Answer, HTTPClientError> {
+    func send(_ method: String, _ path: String, body: JSONValue?, key: String?, timeoutSeconds: Int) -> Result<Answer, HTTPClientError> {
         var headers: [(name: String, value: String)] = [("Authorization", "Bearer \(settings.token)"), ("Accept", "application/json"),
                                                         ("User-Agent", "vpsgatectl/0.1")]
         if let key { headers.append(("Idempotency-Key", key)) }
@@ -179,19 +193,6 @@ extension RetryAfter {
     static func parse(_ text: String?) -> Int? {
         guard let text, let seconds = Int(text.trimmingSpaces), seconds >= 0 else { return nil }
         return seconds
-    }
-}
-
-enum ProcessEnvironment {
-    static func all() -> [String: String] {
-        var result: [String: String] = [:]
-        var pointer = environ
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            if let index = text.firstIndex(of: "=") { result[String(text[..<index])] = String(text[text.index(after: index)...]) }
-            pointer += 1
-        }
-        return result
     }
 }
 

@@ -3,6 +3,8 @@ import VpsgateCore
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Runs one invocation against vpsgate: the request (keyed), the wait, the output and the
@@ -45,38 +47,16 @@ struct Runner {
     // MARK: - Commands
 
     func command(_ command: Command, _ words: [String]) throws -> Int32 {
-        let (output, afterOutput) = Self.outputOption(words)
-        let (invocation, options) = try parseOrExit(command, afterOutput)
-        var wait = true
-        var plan = false
-        var key: String?
-        var timeout = 600
-        var emergency: String?
-        var yes = false
-        var index = 0
-        while index < options.count {
-            let (flag, inline) = options[index].splitFlag
-            let value = inline ?? options[safe: index + 1]
-            switch flag {
-            case "--wait": wait = true
-            case "--no-wait": wait = false
-            case "--plan": plan = true
-            case "--yes", "-y": yes = true
-            case "--key", "--timeout", "--emergency":
-                guard let value else { Self.error("\(flag) needs a value"); return Exit.usage }
-                if flag == "--key" { key = value }
-                if flag == "--emergency" { emergency = value }
-                if flag == "--timeout" {
-                    guard let seconds = Int(value), seconds >= 0 else { Self.error("--timeout takes seconds"); return Exit.usage }
-                    timeout = seconds
-                }
-                if inline == nil { index += 1 }
-            default:
-                Self.error("unknown option \(options[index]) for \(command.name): \(Invocation.usage(command))")
-                return Exit.usage
-            }
-            index += 1
+        let call: CatalogueCall
+        do {
+            var standardInput = ""
+            call = try CatalogueCall.parse(command, words) { Self.readStandardInput(into: &standardInput) }
+        } catch {
+            Self.error("\(error)")
+            return Exit.usage
         }
+        let (invocation, output, wait, plan, key, timeout, emergency, yes) =
+            (call.invocation, call.output, call.wait, call.plan, call.key, call.timeout, call.emergency, call.yes)
         var query = ""
         if let emergency { query = "?emergency=true&reason=" + Self.percentEncoded(emergency) }
         if plan {
@@ -117,7 +97,7 @@ struct Runner {
         var answer: [UInt8] = []
         var byte: UInt8 = 0
         while answer.count < 64 {
-            let count = Glibc.read(0, &byte, 1)
+            let count = readDescriptor(0, &byte, 1)
             if count < 0 && errno == EINTR { continue }
             if count <= 0 || byte == UInt8(ascii: "\n") { break }
             answer.append(byte)
@@ -129,22 +109,16 @@ struct Runner {
         return nil
     }
 
-    private func parseOrExit(_ command: Command, _ words: [String]) throws -> (Invocation, [String]) {
-        do {
-            var standardInput = ""
-            return try Invocation.parse(command, words) {
-                var buffer = [UInt8](repeating: 0, count: 65536)
-                while true {
-                    let count = Glibc.read(0, &buffer, buffer.count)
-                    if count <= 0 { break }
-                    standardInput += String(decoding: buffer[0..<count], as: UTF8.self)
-                }
-                return standardInput.hasSuffix("\n") ? String(standardInput.dropLast()) : standardInput
-            }
-        } catch {
-            Self.error("\(error)")
-            throw ExitCodeError(Exit.usage)
+    /// Standard input, for a field given as `-`, without its last newline; read into
+    /// `standardInput`, which a second `-` finds again.
+    static func readStandardInput(into standardInput: inout String) -> String {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = readDescriptor(0, &buffer, buffer.count)
+            if count <= 0 { break }
+            standardInput += String(decoding: buffer[0..<count], as: UTF8.self)
         }
+        return standardInput.hasSuffix("\n") ? String(standardInput.dropLast()) : standardInput
     }
 
     /// Follows the operation with `?wait=` reads until it is terminal or `timeout` passes: a
@@ -265,9 +239,87 @@ private func write(_ descriptor: Int32, _ text: String) {
     var bytes = Array(text.utf8)
     var offset = 0
     while offset < bytes.count {
-        let written = bytes.withUnsafeMutableBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+        let written = bytes.withUnsafeMutableBytes { writeDescriptor(descriptor, $0.baseAddress! + offset, $0.count - offset) }
         if written <= 0 { return }
         offset += written
+    }
+}
+
+/// `read(2)` and `write(2)`, named apart from `Runner.read` and the file's `write`, which
+/// shadow the C functions inside them.
+func readDescriptor(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    Glibc.read(descriptor, buffer, count)
+    #elseif canImport(Darwin)
+    Darwin.read(descriptor, buffer, count)
+    #endif
+}
+
+func writeDescriptor(_ descriptor: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    Glibc.write(descriptor, buffer, count)
+    #elseif canImport(Darwin)
+    Darwin.write(descriptor, buffer, count)
+    #endif
+}
+
+/// A catalogue command as the command line gives it: the invocation (id, path parameters,
+/// body) and vpsgatectl's own options. Parsed whole before anything is sent.
+struct CatalogueCall {
+    var invocation: Invocation
+    /// `-o json|table`.
+    var output = "json"
+    /// `--wait` (the default) or `--no-wait`.
+    var wait = true
+    /// `--plan`: ask vpsgate what it would do (`validate_only`), send nothing.
+    var plan = false
+    /// `--key`: the idempotency key (default: a new one).
+    var key: String?
+    /// `--timeout`: seconds to wait for the operation at most.
+    var timeout = 600
+    /// `--emergency <reason>`.
+    var emergency: String?
+    /// `--yes` / `-y`: send an irreversible command without asking.
+    var yes = false
+
+    /// The catalogue command `words` name (`vps restart 1001 …`), parsed; refused when no
+    /// command of the catalogue has that name.
+    static func parse(_ words: [String], readStandardInput: () -> String = { "" }) throws -> CatalogueCall {
+        guard let (command, rest) = Invocation.command(in: words) else {
+            throw UsageError("unknown command: \(words.joined(separator: " ")) (see vpsgatectl commands)")
+        }
+        return try parse(command, rest, readStandardInput: readStandardInput)
+    }
+
+    /// The words after `command`'s name, parsed; a `UsageError` says what is wrong.
+    static func parse(_ command: Command, _ words: [String], readStandardInput: () -> String) throws -> CatalogueCall {
+        let (output, afterOutput) = Runner.outputOption(words)
+        let (invocation, options) = try Invocation.parse(command, afterOutput, readStandardInput: readStandardInput)
+        var call = CatalogueCall(invocation: invocation, output: output)
+        var index = 0
+        while index < options.count {
+            let (flag, inline) = options[index].splitFlag
+            let value = inline ?? options[safe: index + 1]
+            switch flag {
+            case "--wait": call.wait = true
+            case "--no-wait": call.wait = false
+            case "--plan": call.plan = true
+            case "--yes", "-y": call.yes = true
+            case "--key", "--timeout", "--emergency":
+                guard let value else { throw UsageError("\(flag) needs a value") }
+                if flag == "--key" { call.key = value }
+                if flag == "--emergency" { call.emergency = value }
+                if flag == "--timeout" {
+                    guard let seconds = Int(value), seconds >= 0 else { throw UsageError("--timeout takes seconds") }
+                    call.timeout = seconds
+                }
+                if inline == nil { index += 1 }
+            default:
+                throw UsageError("unknown option \(options[index]) for \(command.name): \(Invocation.usage(command))")
+            }
+            index += 1
+        }
+        return call
     }
 }
 

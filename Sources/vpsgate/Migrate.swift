@@ -1,0 +1,41 @@
+import ArgumentParser
+import FastCGI
+import Foundation
+import HTTPClient
+import Hostinger
+import Logging
+import Platform
+import Postgres
+import VpsgateCore
+import VpsgateService
+import VpsgateStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Migrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply pending database migrations (safe to run from several instances at once)."
+    )
+
+    func run() throws {
+        let (configuration, logger) = try loadConfiguration()
+        let migrator = Migrator(migrations: try loadMigrations(configuration))
+        let database = PostgresConnection(url: configuration.migrationDatabaseURL, applicationName: "vpsgate migrate")
+        do {
+            let applied = try migrator.migrate(on: database)
+            if applied.isEmpty {
+                print("schema is current (\(migrator.migrations.count) migrations)")
+            } else {
+                for migration in applied { print("applied \(migration.fileName)") }
+            }
+        } catch let error as MigrationError {
+            logger.error("migration refused", metadata: ["reason": "\(error.message)"])
+            throw ValidationError(error.message)
+        } catch let error as PostgresError {
+            logger.error("migration failed", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+    }
+}

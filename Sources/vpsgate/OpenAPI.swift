@@ -1,0 +1,23 @@
+import ArgumentParser
+import FastCGI
+import Foundation
+import HTTPClient
+import Hostinger
+import Logging
+import Platform
+import Postgres
+import VpsgateCore
+import VpsgateService
+import VpsgateStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct OpenAPI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "openapi", abstract: "Print vpsgate's OpenAPI document (as served at /openapi.json).")
+    func run() throws {
+        print(OpenAPIDocument.generate().text())
+    }
+}
