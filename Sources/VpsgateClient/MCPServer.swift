@@ -4,7 +4,7 @@ import MCP
 import VpsgateCore
 
 /// `vpsgatectl mcp`: an MCP server on stdio that lets an AI agent use vpsgate with its own
-/// token (SPEC section 16). Its tools are the catalogue's commands and reads, with
+/// token. Its tools are the catalogue's commands and reads, with
 /// annotations from the catalogue, and only those the token's grants allow. A tool call's
 /// idempotency key is derived from the call (tool and arguments) under a secret of this
 /// process, so a retried call is not a second command, and a replay says so; a command that

@@ -2,7 +2,7 @@ import ArgumentParser
 import Platform
 import VpsgateCore
 
-/// vpsgate's command line (SPEC section 16). Exit codes:
+/// vpsgate's command line. Exit codes:
 /// 0 done (the operation succeeded; with --no-wait: accepted), 1 refused or failed (a
 /// problem from vpsgate, or an operation that failed or was cancelled), 64 usage,
 /// 3 unavailable (vpsgate or Hostinger could not answer, after the retries), 4 still running
