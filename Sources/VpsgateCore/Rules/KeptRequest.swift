@@ -283,9 +283,8 @@ public enum DispatchCheck {
             approvalOrigin = KeptRequest.batchOrigin(seal: batch.seal ?? "", round: batch.round)
             digest = "-"
         } else {
-            // Kept for later only because it needed approval.
+            // Kept for later only because it needed approval (an emergency override included).
             required = max(required, 1)
-            if claimed.emergency { required = max(required, 1) }
             approvalOrigin = operation.id
             digest = KeptRequest.digest(envelope)
         }
