@@ -34,11 +34,12 @@ final class SharedBudget<Store: FleetStore>: UpstreamBudget {
         if interval == 0 {
             // No limit: only a pause holds calls. The database (where every instance records
             // its 429s) is asked at most once a second; in between, what it said last holds.
+            // Only the pause is read: taking a slot would wait on other instances' slots, and
+            // a slot taken a microsecond ago by another instance is no pause.
             if context.budgetPause.isDue(now: now) {
                 do {
-                    let (granted, wait) = try store.takeBudget(name: Self.name(context), intervalMicroseconds: 0, priority: "command",
-                                                               maxWaitMilliseconds: 0)
-                    context.budgetPause.checked(now: now, pausedFor: granted ? 0 : wait)
+                    let paused = try store.budgetState(name: Self.name(context)).pausedSeconds
+                    context.budgetPause.checked(now: now, pausedFor: Int((paused * 1000).rounded(.up)))
                 } catch {
                     logger.warning("upstream budget unreadable; call not held", metadata: ["error": "\(error)"])
                 }

@@ -190,7 +190,13 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
         pauses.append(min(milliseconds, maxMilliseconds))
     }
 
-    func budgetState(name: String) throws(StoreError) -> (aheadSeconds: Double, pausedSeconds: Double) { (0, 0) }
+    /// How long the database says a 429's pause still holds.
+    var budgetPausedSeconds = 0.0
+
+    func budgetState(name: String) throws(StoreError) -> (aheadSeconds: Double, pausedSeconds: Double) {
+        try check()
+        return (0, budgetPausedSeconds)
+    }
 
     func createBatch(_ batch: NewBatch) throws(StoreError) -> BatchCreation { throw StoreError(unavailable: true, "no batches in memory") }
     func batchJSON(id: Int) throws(StoreError) -> [UInt8]? { nil }
