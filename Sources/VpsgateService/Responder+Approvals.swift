@@ -16,9 +16,9 @@ extension Responder {
         }
         do {
             guard let operation = try store.operation(id: operationID) else { return notFound(requestContext) }
-            let held = try store.permissions(principal, on: operation.target)
-            guard try mayRead(principal, operation.target) || held.contains(.approve) else { return notFound(requestContext) }
-            let mayDecide = held.contains(.approve) || (action == .cancel && operation.requestedBy == principal)
+            let mayApprove = try store.access(principal, to: operation.target, for: .approve) == .allowed
+            guard try mayApprove || store.mayRead(principal, operation.target) else { return notFound(requestContext) }
+            let mayDecide = mayApprove || (action == .cancel && operation.requestedBy == principal)
             guard mayDecide else {
                 return problem(Problem(.forbidden, status: 403, title: "Forbidden",
                                        detail: action == .cancel

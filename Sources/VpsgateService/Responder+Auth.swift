@@ -31,18 +31,16 @@ extension Responder {
     /// when allowed.
     func authorize(_ principal: String, _ target: Target, needs permission: Permission,
                    _ requestContext: RequestContext) throws(CommandEnd) {
-        let held: Set<Permission>
+        let access: Access
         do {
-            held = try store.permissions(principal, on: target)
+            access = try store.access(principal, to: target, for: permission)
         } catch {
             throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
         }
-        // The same answers as begin_command's grant check (vpsgate_resource_decision) gives.
-        if held.isEmpty && target.kind != .account {
-            throw refusal(.notFound, target, blocking: nil, permission: permission, audited: false, requestContext)
-        }
-        if !held.contains(permission) {
-            throw refusal(.forbidden, target, blocking: nil, permission: permission, audited: false, requestContext)
+        switch access {
+        case .allowed: return
+        case .notFound: throw refusal(.notFound, target, blocking: nil, permission: permission, audited: false, requestContext)
+        case .forbidden: throw refusal(.forbidden, target, blocking: nil, permission: permission, audited: false, requestContext)
         }
     }
 }

@@ -96,14 +96,6 @@ extension Responder {
         return fromHostinger(request, requestContext) { $0 }
     }
 
-    /// Whether `principal` may see what happens to `target` (its operations and events): the
-    /// same rule as the database's `vpsgate_may_read`.
-    func mayRead(_ principal: String, _ target: Target) throws(StoreError) -> Bool {
-        let held = try store.permissions(principal, on: target)
-        guard let permission = target.kind.readPermission else { return !held.isEmpty }
-        return held.contains(permission)
-    }
-
     /// Hostinger's answer to a read, passed on (after `transform`) or turned into a problem.
     /// Identical reads at the same moment are one call, and an answer is served again for
     /// `VPSGATE_READ_CACHE_MS` with its `Age` (SPEC section 15); a read the budget refuses gets
@@ -149,7 +141,7 @@ extension Responder {
         guard filters.isEmpty else { return invalidQuery(filters, requestContext) }
         do {
             guard var operation = try store.operation(id: id) else { return notFound(requestContext) }
-            if try !mayRead(principal, operation.target) { return notFound(requestContext) }
+            if try !store.mayRead(principal, operation.target) { return notFound(requestContext) }
             if !operation.state.isTerminal, operation.actionID != nil {
                 operation = try refresh(operation, requestContext)
             }

@@ -158,19 +158,25 @@ extension PostgresStore: AuthorizationStore {
         }
     }
 
-    public func permissions(_ principal: String, on target: Target) throws(StoreError) -> Set<Permission> {
+    public func access(_ principal: String, to target: Target, for permission: Permission) throws(StoreError) -> Access {
         let query: PostgresQuery = """
-            SELECT DISTINCT rp.permission FROM grants g JOIN role_permissions rp ON rp.role = g.role
-            WHERE g.principal = \(principal) AND g.resource_type = \(target.kind.rawValue)
-              AND (g.resource_id IS NULL OR g.resource_id = \(target.id)::bigint)
-              AND (g.expires_at IS NULL OR g.expires_at > now())
+            SELECT vpsgate_resource_decision(\(principal), \(target.kind.rawValue), \(target.id)::bigint, \(permission.rawValue)) AS decision
             """
         return try run { () throws(PostgresError) in
-            var result = Set<Permission>()
-            for row in try database.query(query.preparedOnce(), retryOnStaleConnection: true) {
-                if let permission = Permission(rawValue: try row.decode(String.self, "permission")) { result.insert(permission) }
+            let decision = try database.query(query.preparedOnce(), retryOnStaleConnection: true).first?.decode(String?.self, "decision")
+            guard let access = Access(decision: decision) else {
+                throw PostgresError(.decoding, "vpsgate_resource_decision answered \(decision ?? "NULL")")
             }
-            return result
+            return access
+        }
+    }
+
+    public func mayRead(_ principal: String, _ target: Target) throws(StoreError) -> Bool {
+        let query: PostgresQuery = """
+            SELECT vpsgate_may_read(\(principal), \(target.kind.rawValue), \(target.id)::bigint) AS may_read
+            """
+        return try run { () throws(PostgresError) in
+            try database.query(query.preparedOnce(), retryOnStaleConnection: true).first?.decode(Bool.self, "may_read") ?? false
         }
     }
 

@@ -144,14 +144,29 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
         return tokens[tokenHash]
     }
 
-    func permissions(_ principal: String, on target: Target) throws(StoreError) -> Set<Permission> {
-        try check()
+    /// The permissions `principal` holds on `target` in this model of the grants table.
+    private func held(_ principal: String, on target: Target) -> Set<Permission> {
         guard target.kind == .vps, let vps = target.id else {
             let held = resourceGrants[principal] ?? [:]
             return (held[Target(target.kind, nil)] ?? []).union(held[target] ?? [])
         }
         let held = grants[principal] ?? [:]
         return (held[nil] ?? []).union(held[vps] ?? [])
+    }
+
+    /// The answers `vpsgate_resource_decision` gives, over the grants above.
+    func access(_ principal: String, to target: Target, for permission: Permission) throws(StoreError) -> Access {
+        try check()
+        let held = held(principal, on: target)
+        if held.isEmpty { return target.kind == .account ? .forbidden : .notFound }
+        return held.contains(permission) ? .allowed : .forbidden
+    }
+
+    func mayRead(_ principal: String, _ target: Target) throws(StoreError) -> Bool {
+        try check()
+        let held = held(principal, on: target)
+        guard let permission = target.kind.readPermission else { return !held.isEmpty }
+        return held.contains(permission)
     }
 
     func grants(of principal: String) throws(StoreError) -> [(resource: Target, role: String, permissions: [String])] {
@@ -206,7 +221,7 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
     }
     func refusedTargets(principal: String, vps: [Int], permission: Permission) throws(StoreError) -> [Int] {
         var refused: [Int] = []
-        for id in vps where try !permissions(principal, on: .vps(id)).contains(permission) { refused.append(id) }
+        for id in vps where try access(principal, to: .vps(id), for: permission) != .allowed { refused.append(id) }
         return refused
     }
     func batchSeal(id: Int) throws(StoreError) -> (seal: String?, round: Int)? { nil }

@@ -79,9 +79,12 @@ public protocol AuthorizationStore {
     /// The principal of an active token, by the token's hash, and how long it stays valid
     /// (nil: no expiry).
     func principal(tokenHash: String) throws(StoreError) -> (principal: String, validForMilliseconds: Int?)?
-    /// The permissions `principal` holds on `vps` through unexpired grants (empty: no grant).
-    /// The permissions `principal` holds on `target` (empty: no grant on it).
-    func permissions(_ principal: String, on target: Target) throws(StoreError) -> Set<Permission>
+    /// Whether `principal`'s unexpired grants allow `permission` on `target` (the
+    /// database's `vpsgate_resource_decision`, the rule `begin_command` applies).
+    func access(_ principal: String, to target: Target, for permission: Permission) throws(StoreError) -> Access
+    /// Whether `principal` may see what happens to `target`, its operations and events (the
+    /// database's `vpsgate_may_read`, the rule the event feed and operation lists apply).
+    func mayRead(_ principal: String, _ target: Target) throws(StoreError) -> Bool
     /// `principal`'s unexpired grants, each with its role's permissions (`GET /v1/me`).
     func grants(of principal: String) throws(StoreError) -> [(resource: Target, role: String, permissions: [String])]
     /// Which resources of `kind` (VPS, firewalls, …) `principal` may read.
