@@ -24,6 +24,8 @@ ensure_packages() {
     command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
     if [ "$purpose" = test ]; then
         command -v faketime >/dev/null 2>&1 || need+=(faketime)
+        # promtool checks the metrics and the shipped alert rules.
+        command -v promtool >/dev/null 2>&1 || need+=(prometheus)
     fi
     if [ "$purpose" = bench ]; then
         command -v wrk >/dev/null 2>&1 || need+=(wrk)

@@ -2,9 +2,11 @@
 chain and `vpsgate audit verify`, and idempotency-key retention."""
 
 import json
+import re
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -235,6 +237,35 @@ def test_metrics_parse_and_move(stack, story):
     assert value(after, "vpsgate_database_up") == 2
     assert ("vpsgate_audit_rows_unsealed", ()) in after
     assert ("vpsgate_reconciler_oldest_open_operation_seconds", ()) in after
+
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def shipped_queries() -> str:
+    """Every PromQL expression the deployment ships: the alert rules and the dashboard."""
+    dashboard = json.loads((DEPLOY / "grafana/vpsgate-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    return (DEPLOY / "prometheus/vpsgate-alerts.yml").read_text() + "\n".join(exprs)
+
+
+def test_shipped_alert_rules_are_valid_and_fire_as_their_unit_tests_say():
+    rules = DEPLOY / "prometheus"
+    checked = subprocess.run(["promtool", "check", "rules", "vpsgate-alerts.yml"], cwd=rules, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run(["promtool", "test", "rules", "vpsgate-alerts.test.yml"], cwd=rules, capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_metrics_pass_promtool_and_every_shipped_query_names_a_metric_vpsgate_exports(stack, story):
+    from fastcgi_client import fastcgi_get
+    status, body = fastcgi_get(stack.socket_path(1), "/metrics")
+    assert status == 200
+    checked = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+    assert checked.returncode == 0 and not checked.stdout and not checked.stderr, checked.stdout + checked.stderr
+    exported = set(re.findall(r"^# TYPE (vpsgate_[a-z0-9_]+) ", body.decode(), re.MULTILINE))
+    named = {re.sub(r"_(bucket|sum|count)$", "", name) for name in re.findall(r"\bvpsgate_[a-z0-9_]+", shipped_queries())}
+    assert named and named <= exported, sorted(named - exported)
 
 
 def test_logs_are_json_lines_with_correlation_ids_and_no_secrets(stack, story):
