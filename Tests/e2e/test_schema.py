@@ -120,6 +120,7 @@ def test_an_instance_serves_only_once_its_database_files_were_applied(stack, tmp
     url = fresh_database(stack)
     migrate_as_the_previous_release(stack, url)
     env = dict(stack.instance_env(9, database_url=url))
+    env["VPSGATE_DATABASE_URL"] = url.replace("//vpsgate@", "//vpsgate_app@")  # an instance never serves as the owner
     process = subprocess.Popen([str(stack.binary), "serve"], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
