@@ -336,9 +336,11 @@ class Stack:
         self.postgres.start()
         self.postgres.create_database()
 
-    def migrate(self, migrations_dir: Path | None = None, database_url: str | None = None) -> subprocess.CompletedProcess:
+    def migrate(self, migrations_dir: Path | None = None, database_url: str | None = None,
+                database_dir: Path | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([str(self.binary), "migrate"], env=self.instance_env(
-            0, migrations_dir=migrations_dir, database_url=database_url), capture_output=True, text=True)
+            0, migrations_dir=migrations_dir, database_url=database_url, database_dir=database_dir),
+            capture_output=True, text=True)
 
     def admin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """Runs an admin command (`token …`, `grant …`) against the stack's database."""
@@ -362,7 +364,7 @@ class Stack:
     # MARK: vpsgate instances
 
     def instance_env(self, index: int, *, migrations_dir: Path | None = None,
-                     database_url: str | None = None) -> dict[str, str]:
+                     database_url: str | None = None, database_dir: Path | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VPSGATE_")}
         env.update({
             "VPSGATE_LISTEN": self.instance_address(index) if index else f"unix:{self.socket_path(index)}",
@@ -371,6 +373,7 @@ class Stack:
             "VPSGATE_ADMIN_DATABASE_URL": self.postgres.admin_role_url,
             "VPSGATE_SECRET_KEY_FILE": str(self.secret_key_file),
             "VPSGATE_MIGRATIONS_DIR": str(migrations_dir or ROOT / "Migrations"),
+            "VPSGATE_DATABASE_DIR": str(database_dir or ROOT / "Database"),
             "VPSGATE_INSTANCE": f"vpsgate-{index}",
             "VPSGATE_WORKERS": str(self.workers),
             "HOSTINGER_API_URL": self.sim_url,

@@ -21,6 +21,9 @@ public struct Configuration: Sendable, Equatable {
     public var shutdownTimeoutSeconds: Int
     /// `VPSGATE_MIGRATIONS_DIR`: where the numbered SQL migrations are. Default `Migrations`.
     public var migrationsDirectory: String
+    /// `VPSGATE_DATABASE_DIR`: where the functions, triggers and views are (`ORDER` and the
+    /// files it lists). Default `Database` beside the migrations directory.
+    public var databaseDirectory: String
     /// `VPSGATE_INSTANCE`: this instance's name in logs and audit. Default `<host>-<pid>`.
     public var instance: String?
     /// `VPSGATE_LOG_LEVEL`: trace, debug, info, notice, warning, error, critical. Default info.
@@ -132,6 +135,15 @@ public struct Configuration: Sendable, Equatable {
 
     public static let defaultDatabaseURL = "postgresql://vpsgate@127.0.0.1:5432/vpsgate"
 
+    /// `name` in the directory that holds `directory`: `/usr/share/vpsgate/migrations` gives
+    /// `/usr/share/vpsgate/Database`, `Migrations` gives `Database`.
+    static func sibling(of directory: String, named name: String) -> String {
+        var path = Substring(directory)
+        while path.count > 1, path.hasSuffix("/") { path = path.dropLast() }
+        guard let slash = path.lastIndex(of: "/") else { return name }
+        return String(path[...slash]) + name
+    }
+
     /// Reads and validates the configuration from `environment`.
     public init(environment: [String: String]) throws(ConfigurationError) {
         func value(_ name: String) -> String? {
@@ -163,6 +175,7 @@ public struct Configuration: Sendable, Equatable {
         maxBodyBytes = try integer("VPSGATE_MAX_BODY_BYTES", default: 65536, in: 1024...(16 << 20))
         shutdownTimeoutSeconds = try integer("VPSGATE_SHUTDOWN_TIMEOUT", default: 25, in: 1...3600)
         migrationsDirectory = value("VPSGATE_MIGRATIONS_DIR") ?? "Migrations"
+        databaseDirectory = value("VPSGATE_DATABASE_DIR") ?? Self.sibling(of: migrationsDirectory, named: "Database")
         instance = value("VPSGATE_INSTANCE")
 
         let url = value("VPSGATE_DATABASE_URL") ?? Self.defaultDatabaseURL

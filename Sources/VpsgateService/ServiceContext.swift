@@ -34,7 +34,7 @@ extension ServiceContext {
         var logger = self.logger
         if let role { logger[metadataKey: "component"] = "\(role)" }
         return PostgresStore(url: configuration.databaseURL, applicationName: (["vpsgate"] + (role.map { [$0] } ?? []) + [instance]).joined(separator: " "),
-                             migrations: migrations, pending: pendingOutcomes, logger: logger)
+                             migrations: migrations, objects: objects, pending: pendingOutcomes, logger: logger)
     }
 }
 
@@ -43,6 +43,8 @@ public struct ServiceContext: Sendable {
     public var configuration: Configuration
     /// The migrations this build knows; `/readyz` requires all of them applied.
     public var migrations: [Migration]
+    /// The functions, triggers and views this build knows (`Database/`); `/readyz` requires them as they are.
+    public var objects: [SchemaObject]
     public var logger: Logger
     /// This instance's name in logs and audit rows.
     public var instance: String
@@ -66,10 +68,11 @@ public struct ServiceContext: Sendable {
     /// vpsgate's OpenAPI document, served at `/openapi.json`.
     public let openAPIDocument: [UInt8] = OpenAPIDocument.generate().serialized()
 
-    public init(configuration: Configuration, migrations: [Migration], logger: Logger, instance: String,
+    public init(configuration: Configuration, migrations: [Migration], objects: [SchemaObject] = [], logger: Logger, instance: String,
                 hostinger: HostingerSettings, circuit: HostingerCircuit, readCircuit: HostingerCircuit, keys: SecretKeyRing) {
         self.configuration = configuration
         self.migrations = migrations
+        self.objects = objects
         self.logger = logger
         self.instance = instance
         self.hostinger = hostinger

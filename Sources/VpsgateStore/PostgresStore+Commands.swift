@@ -102,7 +102,7 @@ extension PostgresStore: CommandStore {
             """
         return try run { () throws(PostgresError) in
             guard let row = try database.query(query.preparedOnce(), retryOnStaleConnection: true).first else {
-                throw PostgresError(.decoding, "vpsgate_command_decision returned nothing")
+                throw PostgresError(.decoding, "vpsgate_resource_command_decision returned nothing")
             }
             let decision: PlanVerdict.Decision
             switch try row.decode(String.self, "decision") {
@@ -113,7 +113,7 @@ extension PostgresStore: CommandStore {
             case "needs_approval": decision = .needsApproval
             case "busy": decision = .busy(blockingOperation: try row.decode(String.self, "blocking"))
             case "proceed": decision = .proceed
-            case let other: throw PostgresError(.decoding, "vpsgate_command_decision decided \(other)")
+            case let other: throw PostgresError(.decoding, "vpsgate_resource_command_decision decided \(other)")
             }
             let policy = try row.decode(String?.self, "policy_subject").map { subject throws(PostgresError) in
                 ApprovalPolicy(subject: subject, vpsID: try row.decode(Int?.self, "policy_vps_id"),
@@ -225,7 +225,7 @@ extension PostgresStore: AuditStore {
 extension PostgresStore: HealthStore {
     public func schema() throws(StoreError) -> SchemaState {
         do {
-            return try Migrator(migrations: migrations).isCurrent(on: database) ? .current : .behind
+            return try Migrator(migrations: migrations, objects: objects).isCurrent(on: database) ? .current : .behind
         } catch where error.sqlState == .undefinedTable {
             return .absent
         } catch {

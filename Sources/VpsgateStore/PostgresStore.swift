@@ -11,13 +11,17 @@ import VpsgateCore
 public final class PostgresStore {
     let database: PostgresConnection
     let migrations: [Migration]
+    /// The `Database/` files this build knows: readiness wants them applied as they are.
+    let objects: [SchemaObject]
     /// Outcome writes waiting for the database, shared by every store of the instance.
     let pending: PendingOutcomes
     let logger: Logger
 
-    public init(url: String, applicationName: String, migrations: [Migration], pending: PendingOutcomes, logger: Logger) {
+    public init(url: String, applicationName: String, migrations: [Migration], objects: [SchemaObject] = [], pending: PendingOutcomes,
+                logger: Logger) {
         database = PostgresConnection(url: url, applicationName: applicationName)
         self.migrations = migrations
+        self.objects = objects
         self.pending = pending
         self.logger = logger
     }

@@ -16,19 +16,29 @@ import Glibc
 
 struct Migrate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Apply pending database migrations (safe to run from several instances at once)."
+        abstract: "Apply pending database migrations, then the changed functions, triggers and views (safe to run from several instances at once)."
     )
 
     func run() throws {
         let (configuration, logger) = try loadConfiguration()
-        let migrator = Migrator(migrations: try loadMigrations(configuration))
+        let migrator = Migrator(migrations: try loadMigrations(configuration), objects: try loadSchemaObjects(configuration))
         let database = PostgresConnection(url: configuration.migrationDatabaseURL, applicationName: "vpsgate migrate")
         do {
-            let applied = try migrator.migrate(on: database)
-            if applied.isEmpty {
-                print("schema is current (\(migrator.migrations.count) migrations)")
-            } else {
-                for migration in applied { print("applied \(migration.fileName)") }
+            let report = try migrator.upgrade(on: database)
+            if report.isEmpty {
+                print("schema is current (\(migrator.migrations.count) migrations, \(migrator.objects.count) Database files)")
+                return
+            }
+            for migration in report.adopted {
+                let replaced = migration.replaces.map { " (replaces \($0.lowerBound)-\($0.upperBound), all applied before)" } ?? ""
+                print("recorded \(migration.fileName)\(replaced)")
+            }
+            for migration in report.applied { print("applied \(migration.fileName)") }
+            for object in report.changedObjects { print("applied Database/\(object.fileName) (new or changed)") }
+            for name in report.removedObjects { print("removed Database/\(name) (no longer shipped)") }
+            for signature in report.droppedFunctions { print("dropped function \(signature) (no Database file defines it)") }
+            if report.objectsApplied > 0 {
+                print("applied all \(report.objectsApplied) Database files again in one transaction (Database/ORDER)")
             }
         } catch let error as MigrationError {
             logger.error("migration refused", metadata: ["reason": "\(error.message)"])

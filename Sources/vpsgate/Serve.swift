@@ -26,6 +26,7 @@ struct Serve: ParsableCommand {
         HTTPClient.initializeLibrary()
         let (configuration, logger) = try loadConfiguration()
         let migrations = try loadMigrations(configuration)
+        let objects = try loadSchemaObjects(configuration)
         let keys = try loadSecretKeys(configuration)
         let instance = configuration.instance ?? "\(hostName())-\(getpid())"
         var serviceLogger = logger
@@ -50,7 +51,7 @@ struct Serve: ParsableCommand {
         func breaker() -> HostingerCircuit {
             HostingerCircuit(failureThreshold: configuration.breakerFailures, coolDownMilliseconds: configuration.breakerCoolDownMilliseconds)
         }
-        let context = ServiceContext(configuration: configuration, migrations: migrations, logger: serviceLogger, instance: instance,
+        let context = ServiceContext(configuration: configuration, migrations: migrations, objects: objects, logger: serviceLogger, instance: instance,
                                      hostinger: hostinger, circuit: breaker(), readCircuit: breaker(), keys: keys)
         try refusePrivilegedDatabaseRole(configuration, logger: serviceLogger)
 

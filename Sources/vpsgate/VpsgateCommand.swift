@@ -73,3 +73,11 @@ func loadMigrations(_ configuration: Configuration) throws -> [Migration] {
         throw ValidationError(error.message)
     }
 }
+
+func loadSchemaObjects(_ configuration: Configuration) throws -> [SchemaObject] {
+    do {
+        return try Migrator.loadObjects(directory: configuration.databaseDirectory)
+    } catch let error as MigrationError {
+        throw ValidationError(error.message)
+    }
+}

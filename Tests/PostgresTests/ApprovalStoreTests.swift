@@ -16,7 +16,7 @@ import VpsgateStore
         let url = try TestDatabase.makeFresh()
         let migrations = try Migrator.load(directory: CommandStoreTests.migrationsDirectory)
         database = PostgresConnection(url: url)
-        _ = try Migrator(migrations: migrations).migrate(on: database)
+        _ = try Migrator(migrations: migrations, objects: TestDatabase.objects()).upgrade(on: database)
         try database.execute(script: """
             INSERT INTO principals (name) VALUES ('rita'), ('ben'), ('cleo');
             INSERT INTO grants (principal, resource_id, role, created_by) VALUES ('rita', NULL, 'admin', 'test'),

@@ -16,7 +16,7 @@ import VpsgateStore
         url = try TestDatabase.makeFresh()
         let migrations = try Migrator.load(directory: Self.migrationsDirectory)
         database = PostgresConnection(url: url)
-        _ = try Migrator(migrations: migrations).migrate(on: database)
+        _ = try Migrator(migrations: migrations, objects: TestDatabase.objects()).upgrade(on: database)
         try database.execute(script: """
             INSERT INTO principals (name) VALUES ('alice'), ('vera');
             INSERT INTO grants (principal, resource_id, role, created_by) VALUES ('alice', 1001, 'operator', 'test'), ('vera', 1001, 'viewer', 'test');

@@ -18,7 +18,7 @@ import VpsgateStore
         url = try TestDatabase.makeFresh()
         let migrations = try Migrator.load(directory: CommandStoreTests.migrationsDirectory)
         database = PostgresConnection(url: url)
-        _ = try Migrator(migrations: migrations).migrate(on: database)
+        _ = try Migrator(migrations: migrations, objects: TestDatabase.objects()).upgrade(on: database)
         store = PostgresStore(url: url, applicationName: "vpsgate event-test", migrations: migrations, pending: PendingOutcomes(),
                               logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }

@@ -63,4 +63,110 @@ import VpsgateStore
         let count = try #require(try database.query("SELECT count(*) AS n FROM schema_migrations").first).decode(Int.self, "n")
         #expect(count == 2)
     }
+
+    // MARK: - A baseline that replaces migrations
+
+    @Test func aBaselineRunsOnAFreshDatabaseAndIsOnlyRecordedWhereItsVersionsAreApplied() throws {
+        let baseline = try Migration(fileName: "0003_baseline.sql", sql: """
+            -- replaces: 0001-0002
+            CREATE TABLE a (id int); INSERT INTO a VALUES (1); CREATE TABLE b (id int);
+            """)
+        #expect(baseline.replaces == 1...2)
+        let fresh = PostgresConnection(url: try TestDatabase.makeFresh())
+        let report = try Migrator(migrations: [baseline]).upgrade(on: fresh)
+        #expect(report.applied.map(\.version) == [3] && report.adopted.isEmpty)
+
+        // Where 0001 and 0002 were applied, running it would fail (the tables exist): it is recorded.
+        let old = PostgresConnection(url: try TestDatabase.makeFresh())
+        _ = try Migrator(migrations: migrations).migrate(on: old)
+        let upgraded = try Migrator(migrations: [baseline]).upgrade(on: old)
+        #expect(upgraded.applied.isEmpty && upgraded.adopted.map(\.version) == [3])
+        #expect(try Migrator(migrations: [baseline]).isCurrent(on: old))
+        #expect(try Migrator(migrations: [baseline]).upgrade(on: old).isEmpty)
+
+        // Only some of them: neither run nor recorded, and said so.
+        let partial = PostgresConnection(url: try TestDatabase.makeFresh())
+        _ = try Migrator(migrations: [migrations[0]]).migrate(on: partial)
+        #expect(throws: MigrationError.self) { try Migrator(migrations: [baseline]).upgrade(on: partial) }
+    }
+
+    // MARK: - Database/ files
+
+    @Test func databaseFilesApplyWhenOneChangesAndNoFunctionTheyDoNotDefineStays() throws {
+        let database = PostgresConnection(url: try TestDatabase.makeFresh())
+        let first = [
+            SchemaObject(fileName: "functions/twice.sql", sql: """
+                CREATE OR REPLACE FUNCTION twice(n int) RETURNS int LANGUAGE sql AS $$ SELECT n * 2 $$;
+                CREATE OR REPLACE FUNCTION twice(n int, m int) RETURNS int LANGUAGE sql AS $$ SELECT (n + m) * 2 $$;
+                """),
+            SchemaObject(fileName: "views/doubled.sql", sql: "CREATE OR REPLACE VIEW doubled AS SELECT twice(id) AS d FROM a;"),
+        ]
+        let report = try Migrator(migrations: migrations, objects: first).upgrade(on: database)
+        #expect(report.applied.count == 2 && report.changedObjects.map(\.fileName) == ["functions/twice.sql", "views/doubled.sql"])
+        #expect(try Migrator(migrations: migrations, objects: first).isCurrent(on: database))
+        #expect(try Migrator(migrations: migrations, objects: first).upgrade(on: database).isEmpty)
+
+        // One overload goes from the file, another function's file is removed: both are dropped.
+        try database.execute(script: "CREATE FUNCTION leftover() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$")
+        let second = [
+            SchemaObject(fileName: "functions/twice.sql", sql: """
+                CREATE OR REPLACE FUNCTION twice(n int) RETURNS int LANGUAGE sql AS $$ SELECT n + n $$;
+                """),
+            first[1],
+        ]
+        #expect(try !Migrator(migrations: migrations, objects: second).isCurrent(on: database))
+        let changed = try Migrator(migrations: migrations, objects: second).upgrade(on: database)
+        #expect(changed.changedObjects.map(\.fileName) == ["functions/twice.sql"] && changed.objectsApplied == 2)
+        #expect(changed.droppedFunctions == ["leftover()", "twice(integer,integer)"])
+        // The release before still finds its files there (it keeps serving during the rollout).
+        #expect(try Migrator(migrations: migrations, objects: first).isCurrent(on: database))
+        let live = try database.query("SELECT p.oid::regprocedure::text AS f FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace")
+        #expect(try live.map { try $0.decode(String.self, "f") } == ["twice(integer)"])
+        let rows = try database.query("SELECT file_name FROM schema_objects WHERE current ORDER BY file_name")
+        #expect(try rows.map { try $0.decode(String.self, "file_name") } == ["functions/twice.sql", "views/doubled.sql"])
+    }
+
+    @Test func aFailingDatabaseFileLeavesTheFunctionsAsTheyWere() throws {
+        let database = PostgresConnection(url: try TestDatabase.makeFresh())
+        let good = [SchemaObject(fileName: "functions/one.sql", sql: "CREATE OR REPLACE FUNCTION one() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;")]
+        _ = try Migrator(migrations: migrations, objects: good).upgrade(on: database)
+        let broken = [
+            SchemaObject(fileName: "functions/one.sql", sql: "CREATE OR REPLACE FUNCTION one() RETURNS int LANGUAGE sql AS $$ SELECT 2 $$;"),
+            SchemaObject(fileName: "functions/two.sql", sql: "CREATE OR REPLACE FUNCTION two() RETURNS int LANGUAGE sql AS $$ SELECT no_such() $$;"),
+        ]
+        #expect(throws: MigrationError.self) { try Migrator(migrations: migrations, objects: broken).upgrade(on: database) }
+        let value = try #require(try database.query("SELECT one() AS v").first).decode(Int.self, "v")
+        #expect(value == 1)
+        #expect(try Migrator(migrations: migrations, objects: good).isCurrent(on: database))
+    }
+
+    @Test func databaseOrderListsEveryFileOnce() throws {
+        #expect(try SchemaObjectPlan.order("# comment\nb.sql\n\na.sql\n", files: ["a.sql", "b.sql"]) == ["b.sql", "a.sql"])
+        #expect(throws: MigrationError.self) { try SchemaObjectPlan.order("a.sql\n", files: ["a.sql", "b.sql"]) }
+        #expect(throws: MigrationError.self) { try SchemaObjectPlan.order("a.sql\na.sql\n", files: ["a.sql"]) }
+        #expect(throws: MigrationError.self) { try SchemaObjectPlan.order("c.sql\n", files: [] as Set<String>) }
+    }
+
+    /// The repository's own files: the functions a migrated database holds are exactly those
+    /// its Database/ files define, one definition a name.
+    @Test func theRepositorysFunctionsAreExactlyThoseOfItsDatabaseFiles() throws {
+        let (url, _) = try TestDatabase.makeMigrated()
+        let objects = try TestDatabase.objects()
+        var defined: [String: Int] = [:]
+        for object in objects {
+            for line in object.sql.split(separator: "\n") where line.hasPrefix("CREATE OR REPLACE FUNCTION ") {
+                let name = line.dropFirst("CREATE OR REPLACE FUNCTION ".count).prefix { $0 != "(" && $0 != " " }
+                defined[String(name), default: 0] += 1
+            }
+        }
+        let rows = try PostgresConnection(url: url).query("""
+            SELECT p.proname::text AS name, count(*) AS n FROM pg_proc p
+            WHERE p.pronamespace = current_schema()::regnamespace
+              AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+            GROUP BY p.proname
+            """)
+        var live: [String: Int] = [:]
+        for row in rows { live[try row.decode(String.self, "name")] = try row.decode(Int.self, "n") }
+        #expect(!live.isEmpty && live == defined)
+    }
 }

@@ -1,5 +1,7 @@
 import Postgres
 import Testing
+import VpsgateCore
+import VpsgateStore
 
 /// The PostgreSQL that `scripts/test` starts for these tests (see scripts/vpsgate_stack.py with-database).
 enum TestDatabase {
@@ -15,6 +17,26 @@ enum TestDatabase {
             ProcessInfoLite.environment("VPSGATE_TEST_ADMIN_DATABASE_URL"),
             "VPSGATE_TEST_ADMIN_DATABASE_URL is not set: run these tests with scripts/test"
         )
+    }
+
+    /// The repository's directory.
+    static var repository: String {
+        var parts = String(#filePath).split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)
+        return parts.joined(separator: "/")
+    }
+
+    /// The repository's `Database/` files, in their order.
+    static func objects() throws -> [SchemaObject] {
+        try Migrator.loadObjects(directory: repository + "/Database")
+    }
+
+    /// A fresh database migrated with the repository's migrations and `Database/` files.
+    static func makeMigrated() throws -> (url: String, migrations: [Migration]) {
+        let url = try makeFresh()
+        let migrations = try Migrator.load(directory: repository + "/Migrations")
+        _ = try Migrator(migrations: migrations, objects: objects()).upgrade(on: PostgresConnection(url: url))
+        return (url, migrations)
     }
 
     /// A fresh, empty database owned by the test role; its URL.

@@ -145,11 +145,20 @@ def test_an_audit_trail_resealed_without_the_key_fails_verification(stack, rita)
 
 # MARK: - Isolation
 
+# What each of begin_command's own answers means, as vpsgate passes it (BeginDecision.Kind.auditAnswers).
+ANSWERS = ('\'{"replay": {"outcome": "replayed"}, "in_use": {"outcome": "conflict", "http_status": 409}, '
+           '"reused": {"outcome": "conflict", "http_status": 422}, "busy": {"outcome": "busy", "http_status": 409}}\'::jsonb')
+
+
+def begin_command(key: str, vps: int, correlation: str) -> str:
+    """A call of begin_command (the signature vpsgate calls) as rita, stopping `vps`."""
+    return (f"begin_command('rita', '{key}', ARRAY['fp'], 'vps', {vps}, {vps}, 'vps.stop', gen_random_uuid(), "
+            f"'{correlation}', interval '15 minutes', '{{}}'::jsonb, {ANSWERS}, 'vps:power', NULL, '{{}}'::jsonb, NULL, NULL, 0)")
+
 
 def test_begin_command_refuses_to_decide_under_another_isolation_level(stack, rita):
     result = psql(stack, stack.postgres.url, "BEGIN ISOLATION LEVEL REPEATABLE READ",
-                  "SELECT decision FROM begin_command('rita', 'isolation-probe', ARRAY['x'], 1001, 'vps.stop', "
-                  "gen_random_uuid(), 'c', interval '15 minutes', '{}'::jsonb)")
+                  f"SELECT decision FROM {begin_command('isolation-probe', 1001, 'c')}")
     assert result.returncode != 0 and "READ COMMITTED" in result.stderr
 
 
@@ -178,8 +187,7 @@ def test_begin_command_takes_a_key_afresh_when_its_row_is_deleted_between_its_in
 
     admin = superuser_url(stack)
     key = f"race-{uuid.uuid4().hex[:12]}"
-    call = (f"SELECT decision, coalesce(response_status::text, '-') FROM begin_command('rita', '{key}', ARRAY['fp'], 999001, "
-            "'vps.stop', gen_random_uuid(), 'race', interval '15 minutes', '{}'::jsonb)")
+    call = f"SELECT decision, coalesce(response_status::text, '-') FROM {begin_command(key, 999001, 'race')}"
     assert psql(stack, stack.postgres.url, call).stdout.strip() == "proceed|-"
     setup = psql(stack, admin, "CREATE TABLE race_pause (armed boolean NOT NULL)", "INSERT INTO race_pause VALUES (true)",
                  "GRANT SELECT, UPDATE ON race_pause TO vpsgate_app",

@@ -1,5 +1,5 @@
 /// Change control (SPEC section 12): what a plan shows and what an approver's decision
-/// means. Which decision applies is made in PostgreSQL (`vpsgate_command_decision`,
+/// means. Which decision applies is made in PostgreSQL (`vpsgate_resource_command_decision`,
 /// `decide_operation`), atomically with the rows; what each means is declared here once.
 
 /// The approval policy that applies to a command on a VPS.

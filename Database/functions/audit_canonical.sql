@@ -1,0 +1,10 @@
+-- A row's canonical content: every column, times as integer microseconds, JSON normalised.
+CREATE OR REPLACE FUNCTION audit_canonical(a audit_events) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT json_build_array(
+        a.id, a.event_id, (extract(epoch FROM a.occurred_at) * 1000000)::bigint, a.kind, a.instance, a.correlation_id,
+        a.trace_id, a.principal, a.auth_type, a.client_address, a.user_agent, a.method, a.path, a.command, a.vps_id,
+        a.request_params, a.idempotency_key, a.operation_id, a.outcome, a.http_status, a.problem_type,
+        a.hostinger_status, a.hostinger_correlation_id, a.hostinger_action_id, a.duration_ms)::text
+$$;
+
+GRANT EXECUTE ON FUNCTION audit_canonical(audit_events) TO vpsgate_app;

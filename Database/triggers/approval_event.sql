@@ -1,0 +1,24 @@
+CREATE OR REPLACE FUNCTION approval_event() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    op operations%ROWTYPE;
+BEGIN
+    SELECT * INTO op FROM operations WHERE id = NEW.operation_id;
+    PERFORM vpsgate_emit(CASE NEW.decision WHEN 'approve' THEN 'approval.granted' ELSE 'approval.denied' END,
+                         op.resource_type, op.resource_id, op.vps_id, op.id,
+                         jsonb_build_object('approval', jsonb_build_object(
+                             'operation_id', op.id, 'command', op.command,
+                             'resource', vpsgate_resource_json(op.resource_type, coalesce(op.vps_id, op.resource_id)),
+                             'by', NEW.principal, 'decision', NEW.decision,
+                             'reason', NEW.reason, 'requested_by', op.requested_by,
+                             'approvals_required', op.approvals_required,
+                             'decided_at', vpsgate_time(NEW.decided_at))), true);
+    RETURN NULL;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION approval_event() FROM PUBLIC;
+
+CREATE OR REPLACE TRIGGER approvals_event AFTER INSERT ON approvals
+    FOR EACH ROW EXECUTE FUNCTION approval_event();
+CREATE OR REPLACE TRIGGER approvals_changed_event AFTER UPDATE OF decision ON approvals
+    FOR EACH ROW WHEN (OLD.decision IS DISTINCT FROM NEW.decision) EXECUTE FUNCTION approval_event();
