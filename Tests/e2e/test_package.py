@@ -48,7 +48,7 @@ def test_the_package_holds_the_files_at_the_deployment_guides_paths(package):
                    "/usr/local/share/doc/vpsgate/deployment.md", "/usr/local/share/vpsgate/nginx/vpsgate.conf"):
         assert needed in paths, needed
     migrations = {p.name for p in (ROOT / "Migrations").glob("*.sql")}
-    assert {Path(p).name for p in paths if p.startswith("/usr/local/share/vpsgate/migrations/")} == migrations
+    assert {Path(p).name for p in paths if p.startswith("/usr/local/share/vpsgate/migrations/") and p.endswith(".sql")} == migrations
     unit = (ROOT / "docs/deploy/vpsgate@.service").read_text()
     assert "ExecStart=/usr/local/bin/vpsgate serve" in unit
     assert "VPSGATE_MIGRATIONS_DIR=/usr/local/share/vpsgate/migrations" in (ROOT / "docs/deploy/vpsgate.env.example").read_text()
