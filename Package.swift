@@ -97,7 +97,7 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // vpsgate's client for people, scripts and AI agents (SPEC section 16): the command
+        // vpsgate's client for people, scripts and AI agents (docs/clients.md): the command
         // line, and an MCP server on stdio. It speaks to vpsgate only, never to Hostinger.
         .target(
             name: "VpsgateClient",

@@ -266,6 +266,9 @@ class Stack:
         self.sim_token = secrets.token_urlsafe(24)
         self.sim_action_delay_ms = 1000
         self.demo_token: str | None = None
+        # The walkthrough's two people (docs/getting-started.md): one asks, the other approves.
+        self.requester_token: str | None = None
+        self.approver_token: str | None = None
         # nginx/vpsgate.conf (the production configuration) instead of nginx/local.conf.in
         self.production = production
         self.auth = auth
@@ -356,6 +359,15 @@ class Stack:
     def grant(self, principal: str, vps: str, role: str, expires: str | None = None) -> None:
         self.admin("grant", "add", "--principal", principal, "--vps", vps, "--role", role,
                    *(["--expires", expires] if expires else []))
+
+    def add_walkthrough_principals(self) -> None:
+        """`requester` (operator on every VPS, admin on VM 1001) and `approver` (approver on every
+        VPS), each with a token: a command that needs an approval, and the person who gives it."""
+        self.grant("requester", "*", "operator")
+        self.grant("requester", "1001", "admin")
+        self.requester_token = self.create_token("requester")
+        self.grant("approver", "*", "approver")
+        self.approver_token = self.create_token("approver")
 
     def grant_resource(self, principal: str, resource: str, role: str) -> None:
         """A grant on `firewall:4001`, `public_key:*`, `post_install_script:6001` or `account`."""
@@ -641,6 +653,8 @@ http {{
             "HOSTINGER_SIM_URL": self.sim_url,
             "HOSTINGER_SIM_TOKEN": self.sim_token,
             "VPSGATE_DEMO_TOKEN": self.demo_token or "",
+            "VPSGATE_REQUESTER_TOKEN": self.requester_token or "",
+            "VPSGATE_APPROVER_TOKEN": self.approver_token or "",
         }
         path.write_text("".join(f"export {k}='{v}'\n" for k, v in lines.items()))
 
@@ -664,6 +678,7 @@ def command_run(args) -> int:
         stack.start()
         stack.grant("demo", "*", "admin")
         stack.demo_token = stack.create_token("demo")
+        stack.add_walkthrough_principals()
         stack.write_env(ROOT / ".run/env")
         status, _, body = stack.get("/readyz")
         log(f"/readyz: {status} {body.decode()}")
@@ -732,7 +747,7 @@ def main() -> int:
     run.add_argument("--pg-port", type=int, default=55432)
     run.add_argument("--instances", type=int, default=2)
     run.add_argument("--binary", default=None)
-    run.add_argument("--keep-conn", action="store_true", help="fastcgi_keep_conn on (see the README)")
+    run.add_argument("--keep-conn", action="store_true", help="fastcgi_keep_conn on (see docs/nginx.md)")
     run.add_argument("--workers", type=int, default=16, help="worker threads per instance")
     run.set_defaults(handler=command_run)
     with_services = sub.add_parser("with-services",

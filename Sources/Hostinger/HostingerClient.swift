@@ -46,7 +46,7 @@ public enum BudgetPriority: String, Sendable {
     case read
 }
 
-/// The Hostinger budget every instance shares (SPEC section 15).
+/// The Hostinger budget every instance shares (docs/design.md#the-shared-budget).
 public protocol UpstreamBudget {
     /// Blocks until a slot of the budget is this call's (nil), or answers at once with the
     /// milliseconds after which asking again may succeed, when no slot comes within
@@ -72,7 +72,7 @@ public final class HostingerCircuit: Sendable {
     public var state: CircuitBreaker.State { breaker.withLock { $0.state } }
 }
 
-/// Calls Hostinger with safe, bounded retries (SPEC section 8). One per worker thread: it
+/// Calls Hostinger with safe, bounded retries (docs/design.md#calling-hostinger-safely). One per worker thread: it
 /// owns a curl handle whose connections stay open between calls.
 public final class HostingerClient: HostingerCalling {
     private let settings: HostingerSettings
@@ -82,7 +82,7 @@ public final class HostingerClient: HostingerCalling {
     private let logger: Logger
     private let observe: @Sendable (_ operation: String, _ attempt: Int, _ result: AttemptResult, _ seconds: Double) -> Void
     private var random = SystemRandomNumberGenerator()
-    /// The budget every instance shares (SPEC section 15): asked before each attempt, told of
+    /// The budget every instance shares (docs/design.md#the-shared-budget): asked before each attempt, told of
     /// each 429. Nil: no budget (unit tests).
     public var budget: (any UpstreamBudget)?
     /// The priority of this client's reads: `.read` for clients' reads; the reconciler's

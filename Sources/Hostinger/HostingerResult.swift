@@ -25,7 +25,7 @@ public struct HostingerResult: Sendable {
     public var attempts: Int
     /// When it is worth trying again (throttled or breaker open), in milliseconds.
     public var retryAfterMilliseconds: Int?
-    /// Not sent because the shared budget had no slot within the bound (SPEC section 15).
+    /// Not sent because the shared budget had no slot within the bound (docs/design.md#the-shared-budget).
     public var budgetExhausted = false
     /// What went wrong on the wire, for the log (never shown to clients).
     public var transportError: String?

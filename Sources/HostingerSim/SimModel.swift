@@ -26,8 +26,8 @@ struct SimState {
 
     static let maximumLogEntries = 100_000
 
-    /// The fixtures of SPEC section 10, plus a post-install script, two firewall rules and
-    /// the data centers (the SPEC names none of these).
+    /// The fixtures of docs/simulator.md: the VMs and their ids, a post-install script, two
+    /// firewall rules and the data centers.
     static func fixtures(now: Int64, actionDelayMilliseconds: Int) -> SimState {
         var state = SimState(actionDelayMilliseconds: actionDelayMilliseconds)
         state.templates[1130] = Template(id: 1130, name: "Ubuntu 24.04 LTS", description: "Ubuntu 24.04 LTS 64bit")

@@ -39,7 +39,7 @@ public struct SimResponse: Sendable, Equatable {
     }
 }
 
-/// A faithful stand-in for Hostinger's VPS API (SPEC section 10), with a control API under `/__sim/`.
+/// A faithful stand-in for Hostinger's VPS API (docs/simulator.md), with a control API under `/__sim/`.
 ///
 /// All state lives behind one lock; actions advance with time, evaluated whenever a
 /// request looks at them, so no background thread is needed. Answers are computed under

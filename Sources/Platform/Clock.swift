@@ -9,7 +9,7 @@ import Musl
 /// Durations, deadlines and timeouts come from the monotonic clock, which never steps. The
 /// realtime clock is only for showing a time (a log line's stamp, the simulator's dates, an
 /// HTTP date to compare with): stored times come from the database, never from this host's
-/// wall clock (SPEC section 17, one clock).
+/// wall clock (docs/design.md#trust-boundaries, one clock).
 ///
 /// It shadows the standard library's `Clock` protocol in files that import `Platform`;
 /// write `Swift.Clock` for that.

@@ -150,7 +150,7 @@ final class API: VpsgateRequests, @unchecked Sendable {
 
     func send(_ method: String, _ path: String, body: JSONValue?, key: String?, timeoutSeconds: Int) -> Result<Answer, HTTPClientError> {
         var headers: [(name: String, value: String)] = [("Authorization", "Bearer \(settings.token)"), ("Accept", "application/json"),
-                                                        ("User-Agent", "vpsgatectl/0.1")]
+                                                        ("User-Agent", BuildInfo.userAgent("vpsgatectl"))]
         if let key { headers.append(("Idempotency-Key", key)) }
         var bytes: [UInt8]?
         if let body {

@@ -27,7 +27,7 @@ struct MCPCommand: AsyncParsableCommand {
 
     /// The MCP server of `catalogue`'s tools, not yet started on a transport.
     static func server(_ catalogue: ToolCatalogue) async -> Server {
-        let server = Server(name: "vpsgate", version: "1.0.0", capabilities: .init(tools: .init(listChanged: false)))
+        let server = Server(name: "vpsgate", version: BuildInfo.version, capabilities: .init(tools: .init(listChanged: false)))
         await server.withMethodHandler(ListTools.self) { _ in
             .init(tools: catalogue.tools())
         }

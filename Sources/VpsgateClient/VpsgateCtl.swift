@@ -20,6 +20,7 @@ public struct VpsgateCtl: AsyncParsableCommand {
             question, and without a terminal it is required.
             Exit codes: 0 done, 1 refused or failed, 3 unavailable, 4 still running at --timeout, 5 awaiting approval, 64 usage.
             """,
+        version: BuildInfo.versionLine(program: "vpsgatectl"),
         subcommands: [VPS.self, Firewall.self, PublicKey.self, Script.self, Operations.self, Approvals.self, Batches.self, Events.self,
                       Catalogue.self, Me.self, Commands.self, MCPCommand.self])
 

@@ -1,4 +1,4 @@
-/// A batch: one command over many VPS, run by the instances' background work (SPEC section 15).
+/// A batch: one command over many VPS, run by the instances' background work (docs/design.md#the-shared-budget).
 public struct BatchRequest: Sendable {
     public enum Targets: Sendable, Equatable {
         case ids([Int])

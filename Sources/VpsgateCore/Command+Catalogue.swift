@@ -1,4 +1,4 @@
-/// Every command of SPEC section 3, one declaration each.
+/// Every command (docs/api.md), one declaration each.
 extension Command {
     // MARK: Fields and path parameters, each declared once and read by reference
     private static let hostname = Field.fqdn("hostname", "A fully qualified domain name.")

@@ -16,15 +16,15 @@ public struct Command: Sendable {
     /// The body's fields; an empty list means the command takes no body.
     public var fields: [BodyField]
     public var summary: String
-    /// The side effects Hostinger documents for the call, shown in the plan (SPEC section 12).
+    /// The side effects Hostinger documents for the call, shown in the plan (docs/design.md#change-control).
     public var effects: [String]
     /// Hostinger answers with the resource it made or changed, not an action: the operation
-    /// is terminal at once, with the resource in `result` (SPEC section 14).
+    /// is terminal at once, with the resource in `result` (docs/design.md#resources-and-grants).
     public var answersResource: Bool
-    /// Approvals it needs whatever the policy says (a purchase: 1, SPEC section 14).
+    /// Approvals it needs whatever the policy says (a purchase: 1, docs/design.md#resources-and-grants).
     public var minimumApprovals: Int
     /// A firewall rule change: every VM using the firewall is out of sync until synced, and
-    /// the answer names them (SPEC section 14).
+    /// the answer names them (docs/design.md#resources-and-grants).
     public var unsyncsFirewall: Bool
     /// It changes every VPS that has its firewall active (a rule change leaves them out of
     /// sync, a delete deactivates it there): a freeze on any of them holds it.

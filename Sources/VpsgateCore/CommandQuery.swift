@@ -1,7 +1,7 @@
 /// The query string a command accepts: `validate_only=true|false`, and for an emergency
 /// during a freeze `emergency=true` with `reason=…`, each at most once.
 public struct CommandQuery: Sendable, Equatable {
-    /// Run every check, call nothing, answer with what would be sent (SPEC sections 3, 12).
+    /// Run every check, call nothing, answer with what would be sent (docs/design.md#commands-and-operations).
     public var validateOnly: Bool
     /// An emergency override of a freeze, with its reason (always through an approval).
     public var emergencyReason: String?

@@ -96,7 +96,7 @@ public struct Configuration: Sendable, Equatable {
     public var sealHorizonMilliseconds: Int
     public var idempotencyTTLSeconds: Int
 
-    // Completion push (SPEC section 13).
+    // Completion push (docs/design.md#completion-push).
     /// Requests that may wait at once (`?wait=`) on this instance; past it a wait answers at once.
     public var maxWaiters: Int
     /// How long events are kept for the feed.
@@ -112,7 +112,7 @@ public struct Configuration: Sendable, Equatable {
     /// CA bundle for receivers' certificates (default: the system's).
     public var webhookCAFile: String?
 
-    // Fleets and the upstream budget (SPEC section 15).
+    // Fleets and the upstream budget (docs/design.md#the-shared-budget).
     /// `HOSTINGER_RATE_LIMIT` (`60/min`, `2/s`, `3600/h`): the spacing between calls to
     /// Hostinger, shared by every instance (nil: no limit; a 429 still pauses every instance).
     public var hostingerRateLimit: RateLimit?

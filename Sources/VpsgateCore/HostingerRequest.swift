@@ -6,7 +6,7 @@ public struct HostingerRequest: Sendable, Equatable {
     /// The path under the base URL, starting `/api/vps/v1/`.
     public var path: String
     public var body: JSONValue?
-    /// Whether sending it twice has the effect of sending it once (hostinger/NOTES.md).
+    /// Whether sending it twice has the effect of sending it once (docs/hostinger.md).
     public var repeatSafe: Bool
     /// A read a command needs (a batch's `*`): it takes the budget as a command does.
     public var forCommand = false
@@ -21,7 +21,7 @@ public struct HostingerRequest: Sendable, Equatable {
 
     static let vms = "/api/vps/v1/virtual-machines"
 
-    // MARK: - Mutations (table of hostinger/NOTES.md)
+    // MARK: - Mutations (table of docs/hostinger.md#what-repeating-a-write-does)
 
     public static func start(vm: Int) -> Self { .init(name: "start", method: "POST", path: "\(vms)/\(vm)/start", repeatSafe: true) }
     public static func stop(vm: Int) -> Self { .init(name: "stop", method: "POST", path: "\(vms)/\(vm)/stop", repeatSafe: true) }
@@ -124,7 +124,7 @@ public struct HostingerRequest: Sendable, Equatable {
               body: .object([("ids", .array(ids.map { .number(String($0)) }))]), repeatSafe: true)
     }
 
-    // MARK: - Account-level resources (SPEC section 14), answered at once with the resource
+    // MARK: - Account-level resources (docs/design.md#resources-and-grants), answered at once with the resource
     // (or `{"message": …}` for a delete). Creating twice makes two; deleting twice fails on
     // the second: only updates (a PUT of the whole resource) are repeat-safe.
 

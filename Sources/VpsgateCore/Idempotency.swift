@@ -1,6 +1,6 @@
 import Crypto
 
-/// The rules of the `Idempotency-Key` header (SPEC section 6).
+/// The rules of the `Idempotency-Key` header (docs/design.md#idempotency).
 public enum IdempotencyKey {
     public enum Problem: Error, Equatable, Sendable {
         case missing
@@ -51,7 +51,7 @@ public enum Redaction {
     /// (the audit shows what was tried), its value never is.
     public static let undeclaredMarker = "[UNDECLARED]"
 
-    /// What the audit may keep of a command's body (SPEC section 17): declared fields with
+    /// What the audit may keep of a command's body (docs/design.md#trust-boundaries): declared fields with
     /// their values (secret ones as `[REDACTED]`), undeclared ones by name only, and a body
     /// that is not an object by its type only. Strings lose NUL characters, which
     /// PostgreSQL's `jsonb` cannot hold, so the row is always written.

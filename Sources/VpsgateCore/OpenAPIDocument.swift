@@ -42,7 +42,7 @@ public enum OpenAPIDocument {
             ("openapi", .string("3.1.0")),
             ("info", .object([
                 ("title", .string("vpsgate")), ("version", .string("1.0.0")),
-                ("description", .string("The control plane for Hostinger VPS mutations: explicit, authorized, idempotent commands with an audit trail. Problem types are urn:vpsgate:problem:<code>; see the README.")),
+                ("description", .string("The control plane for Hostinger VPS mutations: explicit, authorized, idempotent commands with an audit trail. Problem types are urn:vpsgate:problem:<code>; see docs/problems.md.")),
             ])),
             ("security", .array([.object([("bearer", .array([]))])])),
             ("paths", .object(paths)),
@@ -120,7 +120,7 @@ public enum OpenAPIDocument {
         }
         return .object([
             ("operationId", .string("createBatch")),
-            ("summary", .string("Run one VPS command over many VPS (SPEC section 15): every VPS authorized first (403 naming those refused), children run as ordinary operations by the instances' background work.")),
+            ("summary", .string("Run one VPS command over many VPS (docs/fleets.md#batches): every VPS authorized first (403 naming those refused), children run as ordinary operations by the instances' background work.")),
             ("parameters", .array([.object([
                 ("name", .string("Idempotency-Key")), ("in", .string("header")), ("required", .bool(true)),
                 ("schema", .object([("type", .string("string")), ("minLength", .number("8")), ("maxLength", .number("257"))])),
@@ -393,7 +393,8 @@ public enum OpenAPIDocument {
                 ("VirtualMachineList", .object([("type", .string("array")), ("items", reference("VirtualMachine"))])),
                 ("ActionPage", object([("data", .object([("type", .string("array")), ("items", .object([("type", .string("object"))]))])),
                                        ("meta", .object([("type", .string("object"))]))], required: ["data", "meta"])),
-                ("Health", object([("status", .object([("type", .string("string")), ("enum", .array([.string("ok"), .string("ready")]))]))],
+                ("Health", object([("status", .object([("type", .string("string")), ("enum", .array([.string("ok"), .string("ready")]))])),
+                                   ("version", type("string"))],
                                   required: ["status"])),
                 ("Document", .object([("type", .string("object")), ("required", .array([.string("openapi"), .string("paths")]))])),
             ])),

@@ -1,7 +1,7 @@
 /// One operation as stored and as shown to clients.
 public struct OperationRecord: Sendable, Equatable {
     public var id: String
-    /// What it acts on: a VPS, a firewall, a key, a script, or the account (SPEC section 14).
+    /// What it acts on: a VPS, a firewall, a key, a script, or the account (docs/design.md#resources-and-grants).
     public var target: Target
     public var command: String
     public var state: OperationState
@@ -20,7 +20,7 @@ public struct OperationRecord: Sendable, Equatable {
     /// When its request left for Hostinger: its creation for a direct command, its dispatch
     /// for an approved one (nil: not yet). The lost-answer window counts from here.
     public var dispatchedAt: Int64?
-    /// Approvals it needs (0: none) and when an unapproved one expires (SPEC section 12).
+    /// Approvals it needs (0: none) and when an unapproved one expires (docs/design.md#change-control).
     public var approvalsRequired = 0
     public var approvalExpiresAt: Int64?
     /// What Hostinger answered a synchronous command with (a VM, a firewall, a key): shown
@@ -55,7 +55,7 @@ public struct OperationRecord: Sendable, Equatable {
 
     public var location: String { "/v1/operations/\(id)" }
 
-    /// The JSON body of SPEC section 5.
+    /// The JSON body of docs/api.md#validation-plans-and-operations.
     public func write(to writer: inout JSONWriter) {
         writer.beginObject()
         writer.member("id", id)

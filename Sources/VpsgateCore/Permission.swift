@@ -1,4 +1,4 @@
-/// What a role may do (SPEC section 4).
+/// What a role may do (docs/design.md#authorization).
 public enum Permission: String, Sendable, CaseIterable {
     case read = "vps:read"
     case power = "vps:power"
@@ -6,11 +6,11 @@ public enum Permission: String, Sendable, CaseIterable {
     case credentials = "vps:credentials"
     case snapshot = "vps:snapshot"
     case destroy = "vps:destroy"
-    /// Approve or deny another principal's command that needs approval (SPEC section 12).
+    /// Approve or deny another principal's command that needs approval (docs/design.md#change-control).
     case approve = "vps:approve"
-    /// Set up a purchased VM still in state `initial` (SPEC section 14).
+    /// Set up a purchased VM still in state `initial` (docs/design.md#resources-and-grants).
     case setup = "vps:setup"
-    /// Read a VPS's Docker Manager projects (SPEC section 14).
+    /// Read a VPS's Docker Manager projects (docs/design.md#resources-and-grants).
     case dockerRead = "docker:read"
     /// Create, start, stop, restart, update and take down Docker Manager projects.
     case dockerWrite = "docker:write"

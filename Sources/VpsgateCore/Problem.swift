@@ -31,7 +31,7 @@ public struct Problem: Sendable, Equatable {
         public static let upstreamAuth = Code(rawValue: "upstream-auth")
         public static let upstreamError = Code(rawValue: "upstream-error")
         public static let unavailable = Code(rawValue: "unavailable")
-        /// The shared Hostinger budget had no slot in time (SPEC section 15); nothing was sent.
+        /// The shared Hostinger budget had no slot in time (docs/design.md#the-shared-budget); nothing was sent.
         public static let upstreamBudget = Code(rawValue: "upstream-budget")
         /// A batch decision its state does not allow (approve a running batch, resume a finished one).
         public static let batchState = Code(rawValue: "batch-state")

@@ -1,4 +1,4 @@
-/// What a command acts on and what a grant names (SPEC section 14): a VPS, an account-level
+/// What a command acts on and what a grant names (docs/design.md#resources-and-grants): a VPS, an account-level
 /// firewall, SSH key or post-install script, or the account itself (which new resources are
 /// created in, and VMs bought for).
 public enum ResourceKind: String, Sendable, CaseIterable {

@@ -29,7 +29,7 @@ public enum RetryDecision: Sendable, Equatable {
     case giveUp(CallOutcome)
 }
 
-/// The retry rules of SPEC section 8, as a pure function.
+/// The retry rules of docs/hostinger.md#calling-hostinger, as a pure function.
 ///
 /// At most `maxAttempts` attempts; a delay with full jitter, uniform in
 /// `[0, min(cap, base·2^(n-1))]` after attempt n, or `Retry-After` when Hostinger sent

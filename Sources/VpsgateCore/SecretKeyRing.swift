@@ -1,6 +1,6 @@
 import Crypto
 
-/// vpsgate's secret keys, kept outside the database (SPEC section 17): idempotency
+/// vpsgate's secret keys, kept outside the database (docs/design.md#trust-boundaries): idempotency
 /// fingerprints are HMACs under them and the audit seal chain is keyed by them, so a copy
 /// of the database alone can neither brute-force a password from a fingerprint nor
 /// re-seal an altered trail.

@@ -1,4 +1,4 @@
-/// The value rules Hostinger enforces (hostinger/NOTES.md), shared by vpsgate's own
+/// The value rules Hostinger enforces (docs/hostinger.md), shared by vpsgate's own
 /// validation and the simulator's.
 public enum Validators {
     /// A fully qualified domain name: 2+ labels, each 1–63 of `a-z 0-9 -` not starting or

@@ -62,7 +62,7 @@ public final class EventListener: Sendable {
     }
 }
 
-/// Sends webhooks (SPEC section 13) from the instances' background work, never from a
+/// Sends webhooks (docs/design.md#completion-push) from the instances' background work, never from a
 /// FastCGI worker: each sender thread leases one due delivery at a time (SKIP LOCKED, with
 /// an expiry, so a killed instance's deliveries are taken over), checks and pins the
 /// receiver's addresses, signs, posts and records the outcome.

@@ -2,7 +2,7 @@ import Platform
 import Synchronization
 
 /// Where waiting requests and the webhook senders sleep until the listener hears that
-/// something changed (SPEC section 13): `GET /v1/operations/{id}?wait=S` waits for its
+/// something changed (docs/design.md#completion-push): `GET /v1/operations/{id}?wait=S` waits for its
 /// operation, `GET /v1/events?wait=S` and the senders for any event.
 ///
 /// Counters, not queues: each change bumps a generation; a waiter remembers the generation

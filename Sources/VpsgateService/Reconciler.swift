@@ -5,7 +5,7 @@ import Synchronization
 import VpsgateCore
 import VpsgateStore
 
-/// Settles operations from Hostinger's own records (SPEC section 5), in every instance.
+/// Settles operations from Hostinger's own records (docs/design.md#operations-follow-hostinger), in every instance.
 ///
 /// Work is shared through PostgreSQL: a batch of operations is leased with
 /// `FOR UPDATE SKIP LOCKED` and an expiry, so each is worked by one instance at a time and
@@ -78,7 +78,7 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
     var scanner: Upstream?
     var logger: Logger
     /// The database's clock, read with each claim, and the monotonic time it was read at:
-    /// every time the reconciler compares is the database's (SPEC section 17).
+    /// every time the reconciler compares is the database's (docs/design.md#trust-boundaries).
     private var databaseClock: (microseconds: Int64, readAt: Int64) = (0, Clock.monotonicMicroseconds())
     /// Dispatch rests until then (monotonic milliseconds) after a request went unsent, for
     /// `dispatchRest` milliseconds, doubled while Hostinger stays out of reach.
@@ -224,10 +224,10 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
 
     // MARK: - Approved operations
 
-    /// Sends approved operations whose turn has come (SPEC section 12), each exactly once:
+    /// Sends approved operations whose turn has come (docs/design.md#change-control), each exactly once:
     /// the store moves each to `accepted` as it hands it over, so no other instance can
     /// take it, and a dispatcher that dies leaves it to the lost-answer rules.
-    /// Advances due batches (SPEC section 15), one at a time under a lease: their children
+    /// Advances due batches (docs/design.md#the-shared-budget), one at a time under a lease: their children
     /// start as approved operations, which `dispatchApproved` sends.
     mutating func advanceBatches(stopping: borrowing Atomic<Bool>) throws(StoreError) -> Int {
         var advanced = 0

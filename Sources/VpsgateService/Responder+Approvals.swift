@@ -1,7 +1,7 @@
 import FastCGI
 import VpsgateCore
 
-/// The two-person rule (SPEC section 12): approve, deny and cancel an operation awaiting
+/// The two-person rule (docs/design.md#change-control): approve, deny and cancel an operation awaiting
 /// approval, and the list of what the caller may approve. The decision is made by the
 /// store, atomically with the operation's row; what it means is `ApprovalResult`'s.
 extension Responder {

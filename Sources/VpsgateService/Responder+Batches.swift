@@ -2,7 +2,7 @@ import FastCGI
 import Platform
 import VpsgateCore
 
-/// Batches (SPEC section 15): one command over many VPS, every target authorized first,
+/// Batches (docs/design.md#the-shared-budget): one command over many VPS, every target authorized first,
 /// children run by the instances' background work as ordinary operations.
 extension Responder {
     func createBatch(_ request: FastCGIRequest, principal: String, _ requestContext: RequestContext) -> FastCGIResponse {

@@ -3,7 +3,7 @@ import Hostinger
 import Platform
 import VpsgateCore
 
-/// The path every command takes (SPEC sections 3, 5, 6, 8, 9, 12), in named stages:
+/// The path every command takes (docs/architecture.md#the-pipeline-and-its-database-round-trips), in named stages:
 /// parse ⇒ validate ⇒ (plan) ⇒ key ⇒ begin (grant, freeze, approval, busy) ⇒ call ⇒ finish ⇒ answer.
 ///
 /// A stage that ends the request throws a `CommandEnd` (its answer and audit outcome); the
@@ -112,7 +112,7 @@ extension Responder {
         return .vps(list.compactMap { vm in vm["firewall_group_id"]?.intValue == firewall ? vm["id"]?.intValue : nil }.sorted())
     }
 
-    /// The plan (`validate_only=true`, SPEC section 12): the decision the command would meet
+    /// The plan (`validate_only=true`, docs/design.md#change-control): the decision the command would meet
     /// now (made by the same function as the command's), what would be sent (secrets
     /// redacted), the policy, the VPS as Hostinger shows it, and the call's side effects.
     private func plan(_ command: Command, target: Target, _ call: HostingerRequest, principal: String, query: CommandQuery,

@@ -61,7 +61,7 @@ extension Responder {
         }
     }
 
-    // MARK: - Account-level resources (SPEC section 14)
+    // MARK: - Account-level resources (docs/design.md#resources-and-grants)
 
     /// A page of the account's firewalls, keys or scripts, filtered to those the caller may
     /// read (`?page=`, from 1). With a grant on only some, `meta.total` is left out: it
@@ -98,7 +98,7 @@ extension Responder {
 
     /// Hostinger's answer to a read, passed on (after `transform`) or turned into a problem.
     /// Identical reads at the same moment are one call, and an answer is served again for
-    /// `VPSGATE_READ_CACHE_MS` with its `Age` (SPEC section 15); a read the budget refuses gets
+    /// `VPSGATE_READ_CACHE_MS` with its `Age` (docs/design.md#the-shared-budget); a read the budget refuses gets
     /// the last good answer if there is one, else 503 upstream-budget.
     private func fromHostinger(_ request: HostingerRequest, _ requestContext: RequestContext,
                                _ transform: (JSONValue) -> JSONValue) -> FastCGIResponse {
@@ -134,7 +134,7 @@ extension Responder {
     // MARK: - Operations
 
     /// One operation; with `?wait=S` (S ≤ 50), answered as soon as it is terminal or after S
-    /// seconds, woken by the outbox's notifications (SPEC section 13).
+    /// seconds, woken by the outbox's notifications (docs/design.md#completion-push).
     func getOperation(_ id: String, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
         var filters = FieldErrors()
         let wait = waitSeconds(requestContext, &filters)

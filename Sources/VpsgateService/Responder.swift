@@ -93,7 +93,7 @@ extension Responder {
         }
         switch (request.method, request.path) {
         case ("GET", "/healthz"), ("HEAD", "/healthz"):
-            return json(200, Array(#"{"status":"ok"}"#.utf8))
+            return json(200, Array(#"{"status":"ok","version":"\#(BuildInfo.version)"}"#.utf8))
         case ("GET", "/readyz"), ("HEAD", "/readyz"):
             return readiness(requestContext)
         case ("GET", "/openapi.json"):
@@ -212,7 +212,7 @@ extension Responder {
     }
 
     /// The one final audit row of a request to a command path that ends before the command
-    /// pipeline starts (a body over the limit, no principal): SPEC section 9 asks one for
+    /// pipeline starts (a body over the limit, no principal): docs/design.md#audit asks one for
     /// every such request. Nothing of the body is kept.
     private func auditRefusedCommand(_ request: FastCGIRequest, _ response: FastCGIResponse, outcome: AuditOutcome, problem: Problem.Code,
                                      _ requestContext: RequestContext) {

@@ -57,11 +57,11 @@ public struct ServiceContext: Sendable {
     public let metrics = Metrics()
     /// Outcome writes waiting for the database (shared by every worker and the reconciler).
     public let pendingOutcomes = PendingOutcomes()
-    /// The secret keys: fingerprints are HMACs under them (SPEC section 17).
+    /// The secret keys: fingerprints are HMACs under them (docs/design.md#trust-boundaries).
     public var keys: SecretKeyRing
     /// Where waiting requests and webhook senders sleep until the outbox's notifications wake them.
     public let push: PushBoard
-    /// A 429's pause as this instance knows it (SPEC section 15).
+    /// A 429's pause as this instance knows it (docs/design.md#the-shared-budget).
     let budgetPause = BudgetPause()
     /// Recent reads from Hostinger, and reads in progress that others wait for.
     let readCache = ReadCache()

@@ -8,7 +8,7 @@ import VpsgateCore
 import Glibc
 #endif
 
-/// The Hostinger budget every instance shares (SPEC section 15), asked by one thread's
+/// The Hostinger budget every instance shares (docs/design.md#the-shared-budget), asked by one thread's
 /// Hostinger client through that thread's store. With `HOSTINGER_RATE_LIMIT`, every call
 /// takes a slot from the database (`take_budget`: calls spaced evenly, commands first);
 /// without, only a 429's pause holds calls, read from the database at most once a second.
@@ -117,7 +117,7 @@ final class BudgetPause: Sendable {
 }
 
 /// Reads from Hostinger served again for a few seconds (`VPSGATE_READ_CACHE_MS`), and
-/// identical reads at the same moment coalesced into one call (SPEC section 15): a read
+/// identical reads at the same moment coalesced into one call (docs/design.md#the-shared-budget): a read
 /// storm costs one call per path and period, whatever its size. A read the budget refuses
 /// is served from the last good answer, however old (its `Age` says so).
 final class ReadCache: @unchecked Sendable {

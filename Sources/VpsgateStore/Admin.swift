@@ -97,7 +97,7 @@ public struct Admin {
             """).map { row in try ["id", "principal", "resource", "role", "expires", "status"].map { try row.decode(String.self, $0) } }
     }
 
-    // MARK: - Change control (SPEC section 12)
+    // MARK: - Change control (docs/design.md#change-control)
 
     /// Sets the approvals `subject` (a permission or a command name) needs on `vps` (nil:
     /// every VPS), replacing the row for the same subject and scope.

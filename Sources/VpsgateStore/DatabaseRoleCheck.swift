@@ -1,6 +1,6 @@
 import Postgres
 
-/// What a serving instance's database role must not be able to do (SPEC section 17).
+/// What a serving instance's database role must not be able to do (docs/design.md#trust-boundaries).
 public enum DatabaseRoleCheck {
     /// Why the connected role is unfit to serve (a superuser, the schema's owner, or a role
     /// that can change grants or tokens), or nil when it is fit. Throws when the schema is

@@ -1,7 +1,7 @@
 import Postgres
 import VpsgateCore
 
-/// Approvals and the dispatch of approved operations (SPEC section 12).
+/// Approvals and the dispatch of approved operations (docs/design.md#change-control).
 extension PostgresStore: ApprovalStore {
     static let approvalAnswers = ApprovalResult.auditAnswers.text()
 

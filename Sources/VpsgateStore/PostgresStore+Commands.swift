@@ -1,7 +1,7 @@
 import Postgres
 import VpsgateCore
 
-/// The command path's two round trips: `begin_command` and `finish_command` (SPEC sections 6 and 8).
+/// The command path's two round trips: `begin_command` and `finish_command` (docs/design.md#idempotency).
 extension PostgresStore: CommandStore {
     /// What each decision `begin_command` answers itself means, as it is passed to it.
     static let auditAnswers = BeginDecision.Kind.auditAnswers.text()

@@ -1,7 +1,7 @@
 import Postgres
 import VpsgateCore
 
-/// The reconciler's leases, drift rows and scan watermark (SPEC section 5).
+/// The reconciler's leases, drift rows and scan watermark (docs/design.md#operations-follow-hostinger).
 extension PostgresStore: ReconcilerStore {
     public func flagStale(busyBoundSeconds: Int) throws(StoreError) -> [OperationRecord] {
         let query = PostgresQuery(unsafeSQL: """

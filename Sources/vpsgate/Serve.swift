@@ -46,7 +46,7 @@ struct Serve: ParsableCommand {
             baseURL: configuration.hostingerURL, token: token, caFile: configuration.hostingerCAFile,
             connectTimeoutMilliseconds: configuration.hostingerConnectTimeoutMilliseconds,
             attemptTimeoutMilliseconds: configuration.hostingerAttemptTimeoutMilliseconds,
-            deadlineMilliseconds: configuration.hostingerDeadlineMilliseconds, userAgent: "vpsgate/0.1")
+            deadlineMilliseconds: configuration.hostingerDeadlineMilliseconds, userAgent: BuildInfo.userAgent("vpsgate"))
         hostinger.budgetWaitMilliseconds = configuration.budgetWaitMilliseconds
         func breaker() -> HostingerCircuit {
             HostingerCircuit(failureThreshold: configuration.breakerFailures, coolDownMilliseconds: configuration.breakerCoolDownMilliseconds)

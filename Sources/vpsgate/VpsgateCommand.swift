@@ -19,6 +19,7 @@ struct VpsgateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vpsgate",
         abstract: "The control plane for Hostinger VPS mutations.",
+        version: BuildInfo.versionLine(program: "vpsgate"),
         subcommands: [Serve.self, Migrate.self, Token.self, Grant.self, Policy.self, Freeze.self, Webhook.self, Budget.self, Audit.self,
                       Key.self, OpenAPI.self]
     )
@@ -52,7 +53,7 @@ func loadConfiguration() throws -> (Configuration, Logger) {
     return (configuration, logger)
 }
 
-/// The secret keys of `VPSGATE_SECRET_KEY_FILE` (SPEC section 17).
+/// The secret keys of `VPSGATE_SECRET_KEY_FILE` (docs/design.md#trust-boundaries).
 func loadSecretKeys(_ configuration: Configuration) throws -> SecretKeyRing {
     guard let path = configuration.secretKeyFile else {
         throw ValidationError("configuration: set VPSGATE_SECRET_KEY_FILE to a file made by `vpsgate key generate` (kept outside the database)")

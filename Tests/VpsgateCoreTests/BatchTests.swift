@@ -1,7 +1,7 @@
 import Testing
 import VpsgateCore
 
-/// What a batch request accepts (SPEC section 15), and the budget's configuration.
+/// What a batch request accepts (docs/design.md#the-shared-budget), and the budget's configuration.
 @Suite struct BatchTests {
     func parse(_ text: String) -> Result<BatchRequest, FieldErrors> {
         BatchRequest.parse(try? JSONValue.parse(Array(text.utf8)))

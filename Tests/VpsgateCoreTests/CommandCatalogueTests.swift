@@ -2,7 +2,7 @@ import Testing
 import VpsgateCore
 
 @Suite struct CommandCatalogueTests {
-    /// SPEC section 3's 23 commands and section 14's 18: Docker Manager projects (6), VM
+    /// The VPS commands of docs/api.md (23) and the 18 of its write surface: Docker Manager projects (6), VM
     /// setup, firewalls (5), keys (2), scripts (3) and the purchase.
     @Test func theCatalogueIsSpecSectionsThreeAndFourteen() {
         #expect(Command.catalogue.count == 41)

@@ -1,7 +1,7 @@
 import Testing
 import VpsgateCore
 
-/// Account-level resources (SPEC section 14): how grants name them, how commands route to
+/// Account-level resources (docs/design.md#resources-and-grants): how grants name them, how commands route to
 /// them, what their fields accept, and what a lost answer on one becomes.
 @Suite struct ResourceTests {
     @Test func grantsNameAResourceByTypeAndIdOrEveryOne() {

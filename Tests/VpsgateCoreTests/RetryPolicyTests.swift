@@ -16,7 +16,7 @@ import VpsgateCore
         return false
     }
 
-    // SPEC section 8, row by row.
+    // docs/hostinger.md#calling-hostinger, row by row.
 
     @Test(arguments: [true, false])
     func successIsFinal(repeatSafe: Bool) {

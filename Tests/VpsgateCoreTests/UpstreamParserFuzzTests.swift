@@ -2,7 +2,7 @@ import Testing
 import VpsgateCore
 
 /// Every parser of what Hostinger (or anything in its place) sends is total: random and
-/// extreme inputs give a value or nil, never a trap (SPEC section 17). A trap here ends the
+/// extreme inputs give a value or nil, never a trap (docs/design.md#trust-boundaries). A trap here ends the
 /// test process, which fails the run.
 @Suite struct UpstreamParserFuzzTests {
     /// A small deterministic generator, so a failure can be reproduced from its seed.

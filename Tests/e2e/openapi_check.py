@@ -70,7 +70,7 @@ class Document:
         return template
 
 
-# Statuses Hostinger's document does not declare but hostinger/NOTES.md lists as seen in practice.
+# Statuses Hostinger's document does not declare but docs/hostinger.md#protocol lists as seen in practice.
 HOSTINGER = Document(json.loads(DOCUMENT_PATH.read_text()), {
     403: "Common.Response.ErrorResponse",   # [VPS:2000] Unauthorized, or the CDN's HTML page
     404: "Common.Response.ErrorResponse",   # [VPS:2002] Route is not found., unknown routes and ids

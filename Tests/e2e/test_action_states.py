@@ -1,4 +1,4 @@
-"""Action states beyond Hostinger's documented enum (SPEC section 14, hostinger/NOTES.md):
+"""Action states beyond Hostinger's documented enum (docs/hostinger.md#actions):
 an action that passes through `started`, and one that reports a state nobody documented,
 are followed to their end; an unknown state means "still running", never a crash."""
 

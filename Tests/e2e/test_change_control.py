@@ -1,4 +1,4 @@
-"""Change control (SPEC section 12): the plan equals reality, the two-person rule, approved
+"""Change control (docs/design.md#change-control): the plan equals reality, the two-person rule, approved
 operations dispatched exactly once and in order, deny / cancel / expiry, secrets sealed
 while they wait, freeze windows and the emergency override, and a dispatcher killed mid-call.
 

@@ -135,7 +135,7 @@ def test_chaos_invariants(stack):
     operations_by_correlation = set(sql(stack, "SELECT correlation_id FROM operations").split())
 
     # 1. Per idempotency key: a mutation that is not repeat-safe was performed at most once;
-    #    a repeat-safe one at most three times (SPEC section 8 retries it after a 502/503/504,
+    #    a repeat-safe one at most three times (docs/design.md#calling-hostinger-safely: retried after a 502/503/504,
     #    which may hide a performed mutation; repeating it is harmless by definition).
     per_key = {}
     for request in performed:

@@ -1,4 +1,4 @@
-"""Clients (SPEC section 16): `vpsgatectl` for people and scripts, and `vpsgatectl mcp`, an MCP
+"""Clients (docs/design.md#clients): `vpsgatectl` for people and scripts, and `vpsgatectl mcp`, an MCP
 server that lets an AI agent use vpsgate with its own token, the approval rule and the audit
 trail, never alone and never with Hostinger's token."""
 

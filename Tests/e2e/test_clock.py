@@ -1,4 +1,4 @@
-"""One clock (SPEC section 17): every stored time and window is the database's. The database
+"""One clock (docs/design.md#trust-boundaries): every stored time and window is the database's. The database
 here runs 20 minutes ahead of the vpsgate instances (libfaketime), as an instance whose
 clock is 20 minutes slow would be: its operations must still block their VPS and not be
 stale at birth."""

@@ -128,7 +128,7 @@ def test_the_production_values_are_what_the_guide_says():
     assert re.fullmatch(r"10\.\d+\.\d+\.\d+:\d+", assignments["VPSGATE_LISTEN"])
     assert re.fullmatch(r"10\.\d+\.\d+\.\d+(,10\.\d+\.\d+\.\d+)*", assignments["VPSGATE_ALLOWED_PEERS"])
     assert assignments["VPSGATE_DATABASE_URL"].startswith("postgresql://vpsgate_app@")
-    # Serving hosts hold the application role's credentials only (SPEC section 17).
+    # Serving hosts hold the application role's credentials only (docs/design.md#trust-boundaries).
     active = {name for name in re.findall(r"^([A-Z_]+)=", EXAMPLE.read_text(), re.MULTILINE)}
     assert not active & {"VPSGATE_MIGRATION_DATABASE_URL", "VPSGATE_ADMIN_DATABASE_URL"}, active
 

@@ -1,4 +1,4 @@
-"""Docker Manager projects (SPEC section 14), each command end to end: the exact Hostinger
+"""Docker Manager projects (docs/design.md#resources-and-grants), each command end to end: the exact Hostinger
 call and body, the operation following its action to the end, 403 without docker:write,
 404 outside the grant, 422 on invalid input with nothing sent; the environment (secret)
 never stored; the project list under docker:read."""

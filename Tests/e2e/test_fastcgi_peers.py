@@ -1,4 +1,4 @@
-"""The FastCGI listener's trust boundary (SPEC section 17): a TCP listener accepts only the
+"""The FastCGI listener's trust boundary (docs/design.md#trust-boundaries): a TCP listener accepts only the
 peers it is told to, before reading a byte, and no connection can hold a worker by saying
 nothing. Uses a second loopback address (127.0.0.2) as the untrusted peer's."""
 

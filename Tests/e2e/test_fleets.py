@@ -1,4 +1,4 @@
-"""Fleets (SPEC section 15): one Hostinger budget shared by every instance, and batches of
+"""Fleets (docs/design.md#the-shared-budget): one Hostinger budget shared by every instance, and batches of
 one command over many VPS that halt on failure, survive kills and never surface a 429.
 
 The module's stack has two instances, HOSTINGER_RATE_LIMIT=60/min and a simulator that

@@ -268,7 +268,7 @@ def test_hostinger_failures_follow_the_retry_rules(stack, people):
 
 def test_an_open_breaker_answers_503_and_keeps_no_key(stack, people):
     """Hostinger asks for 30 s: 503 with Retry-After; the key is not stored, so the same key
-    works later. The 429 pauses every instance (SPEC section 15): until the pause ends, the
+    works later. The 429 pauses every instance (docs/design.md#the-shared-budget): until the pause ends, the
     same key answers 503 upstream-budget, still keeping nothing."""
     alice = people["alice"]
     stack.sim("POST", "/__sim/faults", {"path": "/1003/start$", "status": 429, "retry_after": 30, "times": 1})

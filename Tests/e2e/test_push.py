@@ -1,4 +1,4 @@
-"""Completion push (SPEC section 13): waiting reads woken by LISTEN/NOTIFY, the event feed
+"""Completion push (docs/design.md#completion-push): waiting reads woken by LISTEN/NOTIFY, the event feed
 (every state change once, in order, filtered by grants, 410 past retention) and webhooks
 per Standard Webhooks, verified with the `standardwebhooks` package from PyPI (a verifier
 vpsgate's authors did not write), retried, disabled on 410, delivered at least once across

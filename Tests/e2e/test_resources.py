@@ -1,4 +1,4 @@
-"""Account-level resources (SPEC section 14): firewalls and their rules, SSH keys,
+"""Account-level resources (docs/design.md#resources-and-grants): firewalls and their rules, SSH keys,
 post-install scripts and the purchase of a VM, each an explicit command on a resource that
 grants name (`firewall:4001`, `public_key:*`, `account`).
 

@@ -1,4 +1,4 @@
-"""The database's trust boundaries (SPEC section 17): what the application's credentials,
+"""The database's trust boundaries (docs/design.md#trust-boundaries): what the application's credentials,
 the admin's and the owner's can and cannot do, keyed fingerprints and seals, one clock."""
 
 import hashlib

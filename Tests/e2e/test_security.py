@@ -101,7 +101,7 @@ def test_the_idor_matrix(stack, principals):
     assert [r for r in sim_requests(stack) if r["method"] != "GET"] == []
 
 
-# The account's other resources (SPEC section 14): principal ⇒ (resource ⇒ role).
+# The account's other resources (docs/design.md#resources-and-grants): principal ⇒ (resource ⇒ role).
 RESOURCE_GRANTS = {
     "res-fw": {"firewall:4001": "operator"},
     "res-fwview": {"firewall:*": "viewer", "public_key:*": "viewer", "post_install_script:*": "viewer"},

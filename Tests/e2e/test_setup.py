@@ -1,4 +1,4 @@
-"""VM setup (SPEC section 14): a command Hostinger answers synchronously with the VM. Its
+"""VM setup (docs/design.md#resources-and-grants): a command Hostinger answers synchronously with the VM. Its
 operation is terminal at once with the VM in `result` (kept, replayed, in the event); the
 exact call and body; 403 without vps:setup, 404 outside the grant, 422 with nothing sent;
 a VM not in state initial is Hostinger's 422; the password never stored."""

@@ -1,5 +1,5 @@
-"""The whole write surface (SPEC section 14, issue 19 acceptance 1): every write operation of
-Hostinger's VPS OpenAPI document has a row in the README's table, naming the vpsgate
+"""The whole write surface (docs/design.md#resources-and-grants): every write operation of
+Hostinger's VPS OpenAPI document has a row in docs/api.md's table, naming the vpsgate
 command that makes it (one vpsgate really has: it is in vpsgate's own OpenAPI document and
 makes exactly that Hostinger call) or a documented refusal."""
 
@@ -20,9 +20,9 @@ def hostinger_writes():
             for path, item in document["paths"].items() for method, operation in item.items() if method in WRITES}
 
 
-def readme_rows():
+def api_doc_rows():
     rows = {}
-    for line in (ROOT / "README.md").read_text().splitlines():
+    for line in (ROOT / "docs/api.md").read_text().splitlines():
         match = ROW.match(line)
         if match:
             rows[(match.group(1), match.group(2), match.group(3))] = match.group(4).strip()
@@ -36,20 +36,14 @@ def vpsgate_commands():
             if method in WRITES and not path.startswith(("/v1/operations/", "/v1/batches"))}  # decisions and batches: not commands
 
 
-def test_the_shared_document_is_the_one_the_tests_use():
-    shared = ROOT.parent / "shared/hostinger/openapi-vps.json"
-    if shared.exists():
-        assert json.loads(shared.read_text()) == json.loads(DOCUMENT_PATH.read_text())
-
-
 def test_every_hostinger_write_is_mapped_to_a_command_or_a_documented_refusal():
     writes = hostinger_writes()
     assert len(writes) == 41
-    rows = readme_rows()
+    rows = api_doc_rows()
     missing = sorted(w for w in writes if w not in rows)
-    assert not missing, f"Hostinger writes with no row in the README: {missing}"
+    assert not missing, f"Hostinger writes with no row in docs/api.md: {missing}"
     stray = sorted(r for r in rows if r not in writes)
-    assert not stray, f"README rows for operations Hostinger's document does not have: {stray}"
+    assert not stray, f"docs/api.md rows for operations Hostinger's document does not have: {stray}"
     commands = vpsgate_commands()
     for write in writes:
         answer = rows[write]
@@ -61,7 +55,7 @@ def test_every_hostinger_write_is_mapped_to_a_command_or_a_documented_refusal():
 
 
 def test_each_command_names_one_hostinger_write_and_every_command_is_in_the_table():
-    rows = readme_rows()
+    rows = api_doc_rows()
     named = [re.fullmatch(r"`([a-z_.]+)`", answer).group(1) for answer in rows.values() if re.fullmatch(r"`([a-z_.]+)`", answer)]
     assert len(named) == len(set(named)), "a command is named for two Hostinger operations"
     assert {name.replace(".", "_") for name in named} == vpsgate_commands()

@@ -1,4 +1,4 @@
-/// One event of the feed (SPEC section 13): written by the database in the same transaction
+/// One event of the feed (docs/design.md#completion-push): written by the database in the same transaction
 /// as the operation state change or approval decision it reports (the outbox triggers of
 /// migration 0009), read by `GET /v1/events` and delivered by webhooks.
 public struct EventRecord: Sendable, Equatable {
@@ -50,7 +50,7 @@ public enum EventType {
     public static let all: [String] = OperationState.allCases.map { "operation." + $0.rawValue } + ["approval.granted", "approval.denied"]
         + batchStates.map { "batch." + $0 }
     public static let wildcards = ["operation.*", "approval.*", "batch.*"]
-    /// A batch's states (migration 0013): each change is an event (SPEC section 15).
+    /// A batch's states (migration 0013): each change is an event (docs/design.md#the-shared-budget).
     public static let batchStates = ["awaiting_approval", "running", "halted", "cancelled", "succeeded", "completed_with_failures", "denied",
                                      "expired"]
 

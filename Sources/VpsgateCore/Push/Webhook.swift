@@ -22,7 +22,7 @@ public enum WebhookSignature {
 }
 
 /// When a failed delivery is tried again: about 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, then
-/// hourly (SPEC section 13), each with ±20 % jitter so receivers that fail together do not
+/// hourly (docs/design.md#completion-push), each with ±20 % jitter so receivers that fail together do not
 /// get their retries together.
 public struct WebhookRetrySchedule: Sendable, Equatable {
     /// Seconds after the first, second, … failed attempt; the last repeats.

@@ -1,4 +1,4 @@
-/// Where a webhook may be sent (SPEC section 13): an `https://` URL whose host resolves only
+/// Where a webhook may be sent (docs/design.md#completion-push): an `https://` URL whose host resolves only
 /// to public addresses, unless the operator allow-listed the network
 /// (`VPSGATE_WEBHOOK_ALLOW_NETWORKS`). Checked at `webhook add` and again at every delivery,
 /// on the addresses the delivery then connects to (so a name that resolves elsewhere later,

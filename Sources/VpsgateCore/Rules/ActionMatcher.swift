@@ -1,4 +1,4 @@
-/// Finds the Hostinger action an operation caused, when its answer was lost (SPEC section 5).
+/// Finds the Hostinger action an operation caused, when its answer was lost (docs/design.md#operations-follow-hostinger).
 ///
 /// Hostinger has no idempotency key, so the only evidence is its action list: an action of
 /// the expected name, created on that VPS no earlier than the operation (minus clock skew)

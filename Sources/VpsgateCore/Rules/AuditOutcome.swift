@@ -1,4 +1,4 @@
-/// What an audit row says happened (SPEC section 9). Every outcome vpsgate writes is one of
+/// What an audit row says happened (docs/design.md#audit). Every outcome vpsgate writes is one of
 /// these; the text is what operators query.
 public enum AuditOutcome: String, Sendable, CaseIterable {
     // A request's final row, when it ends before Hostinger.
@@ -15,7 +15,7 @@ public enum AuditOutcome: String, Sendable, CaseIterable {
     case notApplied = "not_applied"
     case actionUnknown = "action_unknown"
     case vpsNotFound = "vps_not_found"
-    // Change control (SPEC section 12).
+    // Change control (docs/design.md#change-control).
     case frozen, approved, withdrawn, expired
     case awaitingApproval = "awaiting_approval"
     case approvalRecorded = "approval_recorded"

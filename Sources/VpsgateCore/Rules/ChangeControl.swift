@@ -1,4 +1,4 @@
-/// Change control (SPEC section 12): what a plan shows and what an approver's decision
+/// Change control (docs/design.md#change-control): what a plan shows and what an approver's decision
 /// means. Which decision applies is made in PostgreSQL (`vpsgate_resource_command_decision`,
 /// `decide_operation`), atomically with the rows; what each means is declared here once.
 

@@ -1,4 +1,4 @@
-/// What `begin_command` decided for a keyed command (SPEC sections 4, 6 and 8).
+/// What `begin_command` decided for a keyed command (docs/design.md#idempotency).
 ///
 /// Which of these applies is decided in one place, the SQL function `begin_command`: the
 /// decision must be atomic with the key's row and the VPS's busy slot, and the grant is

@@ -1,9 +1,9 @@
-/// The lifecycle of an accepted command (SPEC section 5): its states, what can happen to it,
+/// The lifecycle of an accepted command (docs/design.md#operations-follow-hostinger): its states, what can happen to it,
 /// and what each event does (state × event ⇒ state + effects). Pure: the store applies the
 /// transition; every rule of how an operation moves is here.
 public enum OperationState: String, Sendable, CaseIterable {
     case accepted, dispatched, running, succeeded, failed, unknown
-    /// Recorded, nothing sent: waits for its approvals (SPEC section 12).
+    /// Recorded, nothing sent: waits for its approvals (docs/design.md#change-control).
     case awaitingApproval = "awaiting_approval"
     /// Approved: waits for its turn on its VPS, then is dispatched by the instances.
     case approved

@@ -1,4 +1,4 @@
-/// What the reconciler does with one leased operation (SPEC section 5), decided from what
+/// What the reconciler does with one leased operation (docs/design.md#operations-follow-hostinger), decided from what
 /// Hostinger showed. Pure: the reconciler reads Hostinger, asks here, and applies the step.
 public enum ReconcileStep: Sendable, Equatable {
     /// Move the operation (and apply the transition's effects).

@@ -36,7 +36,7 @@ public protocol CommandStore {
     func anyVPSFrozen() throws(StoreError) -> Bool
 }
 
-/// Approvals (SPEC section 12).
+/// Approvals (docs/design.md#change-control).
 public protocol ApprovalStore {
     /// One decision on an operation, with its audit row, atomically (the permission is the
     /// caller's to check).
@@ -105,7 +105,7 @@ public protocol HealthStore {
     func insertBenchmarkRow() throws(StoreError)
 }
 
-/// The event feed (SPEC section 13). Events are written by the database itself, in the
+/// The event feed (docs/design.md#completion-push). Events are written by the database itself, in the
 /// transaction of the change they report; the store only reads them.
 public protocol EventStore {
     /// Up to `limit` events after `cursor` (nil: from the oldest kept) on VPS in `scope`, in
@@ -115,7 +115,7 @@ public protocol EventStore {
     func events(after cursor: EventCursor?, principal: String, scope: ReadScope, limit: Int) throws(StoreError) -> EventPage
 }
 
-/// The Hostinger budget every instance shares, and batches (SPEC section 15).
+/// The Hostinger budget every instance shares, and batches (docs/design.md#the-shared-budget).
 public protocol FleetStore {
     /// A slot for one call under the budget `name`, spaced `intervalMicroseconds` apart (0:
     /// only a pause holds calls): granted (wait that long, then send) or not (ask again after).
@@ -129,7 +129,7 @@ public protocol FleetStore {
     func budgetState(name: String) throws(StoreError) -> (aheadSeconds: Double, pausedSeconds: Double)
 }
 
-/// Batches (SPEC section 15).
+/// Batches (docs/design.md#the-shared-budget).
 public protocol BatchStore {
     /// Records a batch and its children under the key (every target's grant checked by the
     /// caller), or answers from the key.
@@ -162,7 +162,7 @@ public protocol BatchStore {
 public typealias ResponderStore = CommandStore & OperationStore & AuthorizationStore & AuditStore & HealthStore & ApprovalStore
     & EventStore & FleetStore & BatchStore
 
-/// Webhook deliveries, leased by the instances' background work (SPEC section 13).
+/// Webhook deliveries, leased by the instances' background work (docs/design.md#completion-push).
 public protocol DeliveryStore {
     /// Leases up to `limit` due deliveries of active endpoints to `owner` for `leaseSeconds`,
     /// counting the attempt. No two owners hold the same delivery.
@@ -263,7 +263,7 @@ public struct RequestIdentity: Sendable, Equatable {
     }
 }
 
-/// One row of `audit_events` (SPEC section 9). The database stamps its time, id and instance.
+/// One row of `audit_events` (docs/design.md#audit). The database stamps its time, id and instance.
 public struct AuditEntry: Sendable, Equatable {
     public enum Kind: String, Sendable {
         /// A request's one final row.
@@ -272,7 +272,7 @@ public struct AuditEntry: Sendable, Equatable {
         case completion
         /// The reconciler moved an operation.
         case reconciler
-        /// An approval, denial, cancellation or expiry (SPEC section 12).
+        /// An approval, denial, cancellation or expiry (docs/design.md#change-control).
         case approval
         /// An approved operation sent by the instances' background work.
         case dispatch

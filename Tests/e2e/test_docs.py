@@ -1,0 +1,303 @@
+"""The documentation as a front door that stands on its own.
+
+Without services: the README is short; every relative link and #anchor in the README, the
+changelog and docs/ resolves inside the repository; nothing in the repository cites a
+contract, note or path outside it; the counts the docs state (commands, reads,
+permissions) are the catalogue's; every problem type the code or nginx can answer has its
+section in docs/problems.md; scripts/stamp-version stamps what git says.
+
+With a stack of its own: docs/getting-started.md's walkthrough runs as written, and the
+binaries, `/healthz`, the user agents and the MCP server report one version.
+"""
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vpsgate_e2e import http_request, sql
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+LINKED_PAGES = [ROOT / "README.md", ROOT / "CHANGELOG.md", *DOCS] + \
+    ([ROOT / "CONTRIBUTING.md"] if (ROOT / "CONTRIBUTING.md").exists() else [])
+README_MAX_LINES = 250
+
+# Migrations already released are never edited: vpsgate migrate refuses a file whose
+# SHA-256 changed after it was applied. These comments stay as they were; any other file,
+# a new migration included, is checked.
+RELEASED_MIGRATIONS = {f"Migrations/{name}" for name in (
+    "0001_create_roles.sql", "0002_create_pipeline.sql", "0003_create_reconciler.sql", "0004_create_audit_views.sql",
+    "0005_record_every_outcome.sql", "0006_trust_boundaries.sql", "0007_one_home_per_decision.sql",
+    "0008_change_control.sql", "0009_completion_push.sql", "0010_docker_projects.sql", "0011_synchronous_answers.sql",
+    "0012_account_resources.sql", "0013_fleets.sql", "0014_sealed_dispatch.sql", "0015_feed_budget_freeze.sql",
+    "0016_definers_and_key_lifetime.sql")}
+# Built by concatenation so that this file does not cite them itself.
+OUTSIDE = re.compile("|".join([
+    r"\bSP" + r"EC\b",                      # the contract's sections: "… section 12", "§ 12", its file name
+    r"\bNO" + r"TES\.md\b",                 # the Hostinger notes
+    r"\.\./sh" + r"ared\b", r"/work/sh" + r"ared\b",
+    r"hostinger/open" + r"api-vps\.json",   # the notes' copy of the document (the repository's is in Tests/e2e/fixtures)
+]))
+
+
+def markdown_text(path: Path) -> list[tuple[int, str]]:
+    """The lines of `path` outside fenced code blocks, with inline code removed."""
+    lines, fenced = [], False
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        if not fenced:
+            lines.append((number, re.sub(r"`[^`]*`", "", line)))
+    return lines
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation other than - and _ dropped,
+    spaces as hyphens."""
+    text = re.sub(r"`", "", heading.strip().lower())
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    found, seen, fenced = set(), {}, False
+    for line in path.read_text().splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and (match := re.match(r"^#{1,6} (.+)$", line)):
+            base = anchor(match.group(1))
+            count = seen.get(base, 0)
+            found.add(base if count == 0 else f"{base}-{count}")
+            seen[base] = count + 1
+    return found
+
+
+def links(path: Path):
+    for number, line in markdown_text(path):
+        for target in re.findall(r"\]\(([^)\s]+)\)", line):
+            if not re.match(r"^[a-z]+:", target):
+                yield number, target
+
+
+def test_the_readme_is_a_short_front_door():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines; more than {README_MAX_LINES} belongs in docs/"
+    text = "\n".join(lines)
+    for needed in ("scripts/run", "scripts/test", "docs/getting-started.md", "docs/design.md", "CHANGELOG.md"):
+        assert needed in text
+
+
+@pytest.mark.parametrize("page", LINKED_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_and_anchor_resolves_inside_the_repository(page):
+    broken = []
+    for number, target in links(page):
+        file_part, _, fragment = target.partition("#")
+        destination = (page.parent / file_part).resolve() if file_part else page
+        where = f"{page.relative_to(ROOT)}:{number}: {target}"
+        if not destination.is_relative_to(ROOT):
+            broken.append(f"{where} (outside the repository)")
+        elif not destination.exists():
+            broken.append(f"{where} (no such file)")
+        elif fragment and destination.suffix == ".md" and fragment not in anchors(destination):
+            broken.append(f"{where} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
+def repository_files():
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\n")
+    for name in filter(None, listed):
+        path = ROOT / name
+        if name.startswith((".git/", ".build/")) or name in RELEASED_MIGRATIONS or not path.is_file():
+            continue
+        try:
+            yield name, path.read_text()
+        except UnicodeDecodeError:
+            continue
+
+
+def test_nothing_in_the_repository_cites_what_is_outside_it():
+    citations = [f"{name}:{number}: {line.strip()}" for name, text in repository_files()
+                 for number, line in enumerate(text.splitlines(), 1) if OUTSIDE.search(line)]
+    assert not citations, "cite docs/ instead:\n" + "\n".join(citations)
+
+
+def test_the_pattern_finds_what_it_must():
+    for cited in ("(SP" "EC section 12)", "SP" "EC §3", "see hostinger/NO" "TES.md", "../sh" "ared/SP" "EC.md"):
+        assert OUTSIDE.search(cited), cited
+    assert not OUTSIDE.search("hints.ai_family = AF_UNSPEC")
+
+
+# MARK: - Counts
+
+def catalogue_counts() -> dict[str, int]:
+    """From vpsgate's OpenAPI document (docs/openapi.json, which test_commands.py keeps equal
+    to what vpsgate serves) and the permissions the code declares."""
+    document = json.loads((ROOT / "docs/openapi.json").read_text())
+    writes = [(method, path) for path, item in document["paths"].items() for method in item
+              if method in ("post", "put", "patch", "delete")]
+    commands = [(m, p) for m, p in writes if not p.startswith(("/v1/operations/", "/v1/batches"))]
+    reads = [path for path, item in document["paths"].items() if "get" in item and path.startswith("/v1/")]
+    permissions = re.findall(r'^\s*case \w+ = "[a-z_]+:[a-z_]+"', (ROOT / "Sources/VpsgateCore/Permission.swift").read_text(), re.M)
+    vps_commands = [p for m, p in commands if p.startswith("/v1/vps/{id}/")]
+    return {"commands": len(commands), "reads": len(reads), "permissions": len(permissions), "VPS commands": len(vps_commands)}
+
+
+# "the 41 commands", "serves 41 commands", "all 17 permissions": statements of the catalogue's
+# size. Measurements ("594 commands/s", "100 commands under load") say no "the/all/serves".
+CLAIM = re.compile(r"\b(?:[Tt]he|[Aa]ll|serves|every one of the|its) (\d+) (VPS commands|commands|reads|permissions)\b(?!/)")
+
+
+def test_the_counts_the_docs_state_are_the_catalogues():
+    counts = catalogue_counts()
+    assert counts["commands"] >= 41 and counts["permissions"] >= 17
+    wrong = []
+    for page in [ROOT / "README.md", *DOCS]:
+        for number, line in markdown_text(page):
+            for value, what in CLAIM.findall(line):
+                if int(value) != counts[what]:
+                    wrong.append(f"{page.relative_to(ROOT)}:{number}: {value} {what}, the catalogue has {counts[what]}")
+    assert not wrong, "\n".join(wrong)
+    api = (ROOT / "docs/api.md").read_text()
+    assert f"serves {counts['commands']} commands and {counts['reads']} reads" in api
+    assert f"{counts['permissions']} permissions" in (ROOT / "docs/auth.md").read_text()
+
+
+def test_the_count_pattern_reads_claims_not_measurements():
+    assert CLAIM.findall("vpsgate serves 41 commands and the 19 reads") == [("41", "commands"), ("19", "reads")]
+    assert not CLAIM.findall("2 cores give 594 commands/s; 100 commands under load")
+
+
+# MARK: - Problem types
+
+def problem_codes() -> set[str]:
+    swift = (ROOT / "Sources/VpsgateCore/Problem.swift").read_text()
+    codes = set(re.findall(r'static let \w+ = Code\(rawValue: "([a-z-]+)"\)', swift))
+    for path in (ROOT / "nginx").rglob("*"):
+        if path.is_file():
+            codes |= set(re.findall(r"urn:vpsgate:problem:([a-z-]+)", path.read_text()))
+    return codes
+
+
+def test_every_problem_type_has_its_section_and_every_section_a_type():
+    codes = problem_codes()
+    assert {"vps-busy", "confirmation-required", "rate-limited", "internal-error"} <= codes
+    sections = {match for match in re.findall(r"^## ([a-z-]+)$", (ROOT / "docs/problems.md").read_text(), re.M)}
+    assert not codes - sections, f"problem types without a section in docs/problems.md: {sorted(codes - sections)}"
+    assert not sections - codes, f"sections for problem types nothing answers: {sorted(sections - codes)}"
+
+
+# MARK: - Versions
+
+def test_stamp_version_takes_the_version_and_commit_from_git():
+    stamped = subprocess.run([str(ROOT / "scripts/stamp-version"), "--print"], capture_output=True, text=True, check=True).stdout
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    described = subprocess.run(["git", "describe", "--tags", "--always", "--dirty"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    assert f'public static let commit = "{commit}"' in stamped
+    version = re.search(r'public static let version = "([^"]+)"', stamped).group(1)
+    assert version == described.removeprefix("v") or version.endswith("+" + described)
+    assert re.search(r'public static let date = "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"', stamped)
+    assert (ROOT / "Sources/VpsgateCore/BuildInfo.swift").read_text().count('"unknown"') == 2, "--print changed the file"
+
+
+def test_stamp_version_puts_the_checked_in_file_back_after_the_build_command():
+    source = ROOT / "Sources/VpsgateCore/BuildInfo.swift"
+    before = source.read_text()
+    seen = subprocess.run([str(ROOT / "scripts/stamp-version"), "cat", str(source)], capture_output=True, text=True, check=True).stdout
+    assert '"unknown"' not in seen.split("public static let commit")[1].split("\n")[0]
+    assert source.read_text() == before
+    failed = subprocess.run([str(ROOT / "scripts/stamp-version"), "false"], capture_output=True, text=True)
+    assert failed.returncode != 0 and source.read_text() == before
+
+
+VERSION_LINE = re.compile(r"^(vpsgate|vpsgatectl) (\S+) \(commit (\S+), built (\S+)\)$")
+
+
+def binary(name: str) -> Path:
+    path = Path(os.environ.get("VPSGATE_BIN") or ROOT / ".build/debug/vpsgate").parent / name
+    if not path.exists():
+        pytest.skip(f"{path} is not built")
+    return path
+
+
+def reported_version(name: str) -> str:
+    out = subprocess.run([str(binary(name)), "--version"], capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    match = VERSION_LINE.match(out)
+    assert match and match.group(1) == name, out
+    return match.group(2)
+
+
+def test_both_binaries_print_one_version_with_commit_and_build_date():
+    assert reported_version("vpsgate") == reported_version("vpsgatectl")
+    source = (ROOT / "Sources/VpsgateCore/BuildInfo.swift").read_text()
+    assert re.search(r'public static let version = "\d+\.\d+\.\d+', source)
+
+
+# MARK: - With a stack: the walkthrough, and the version it reports
+
+@pytest.fixture(scope="module")
+def walkthrough_stack(stack_factory, tmp_path_factory):
+    """A stack as scripts/run makes it: the shipped approval policy, principals demo,
+    requester and approver, and an env file like .run/env."""
+    stack = stack_factory("docs", destroy_approvals=None)
+    stack.grant("demo", "*", "admin")
+    stack.demo_token = stack.create_token("demo")
+    stack.add_walkthrough_principals()
+    env = tmp_path_factory.mktemp("walkthrough") / "env"
+    stack.write_env(env)
+    return stack, env
+
+
+def shell_blocks(section: str) -> list[str]:
+    text = (ROOT / "docs/getting-started.md").read_text()
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", body, re.S)
+
+
+def test_the_getting_started_walkthrough_runs_as_written(walkthrough_stack):
+    stack, env = walkthrough_stack
+    blocks = shell_blocks("A first command, and its approval")
+    assert len(blocks) == 2
+    script = "set -euo pipefail\n" + "\n".join(blocks).replace(". .run/env", f". {env}") + \
+        '\nVPSGATE_TOKEN=$VPSGATE_REQUESTER_TOKEN $B/vpsgatectl operations get "$OP"\n'
+    done = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = json.loads(done.stdout[done.stdout.rindex("\n{"):] if "\n{" in done.stdout else done.stdout)
+    assert last["command"] == "vps.backup.restore" and last["state"] == "succeeded", last
+    assert last["requested_by"] == "requester"
+    restores = [r for r in stack.sim("GET", "/__sim/requests")[2] if r["path"].endswith("/backups/3001/restore")]
+    assert len(restores) == 1, "approved once, sent once"
+
+
+def test_healthz_user_agents_and_mcp_report_the_binaries_version(walkthrough_stack):
+    stack, env = walkthrough_stack
+    version = reported_version("vpsgate")
+    status, _, body = http_request(stack, "GET", "/healthz")
+    assert status == 200 and json.loads(body) == {"status": "ok", "version": version}
+    # vpsgate's calls to Hostinger, and vpsgatectl's to vpsgate (the audit keeps its user agent).
+    agents = {r["headers"].get("User-Agent") or r["headers"].get("user-agent") for r in stack.sim("GET", "/__sim/requests")[2]}
+    assert f"vpsgate/{version}" in agents, agents
+    rows = sql(stack, "SELECT DISTINCT user_agent FROM audit_events WHERE principal = 'requester' AND user_agent IS NOT NULL")
+    assert rows.split() == [f"vpsgatectl/{version}"], rows
+    # The MCP server's info.
+    environment = dict(os.environ, VPSGATE_URL=stack.url, VPSGATE_CA_FILE=str(stack.ca_file),
+                       VPSGATE_TOKEN=stack.requester_token)
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                  "params": {"protocolVersion": "2025-03-26", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
+    server = subprocess.Popen([str(binary("vpsgatectl")), "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=environment)
+    try:
+        server.stdin.write(json.dumps(initialize) + "\n")
+        server.stdin.flush()
+        answer = json.loads(server.stdout.readline())
+    finally:
+        server.kill()
+        server.wait()
+    assert answer["result"]["serverInfo"] == {"name": "vpsgate", "version": version}, answer
