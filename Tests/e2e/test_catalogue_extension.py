@@ -1,6 +1,7 @@
 """A new VPS command that maps to one Hostinger call is one catalogue entry.
 
-The test copies the package's sources (Package.swift, Package.resolved, Sources) to a scratch
+The test copies the package's sources (Package.swift, Package.resolved, Sources, the Swift tests'
+sources Package.swift names) to a scratch
 directory, adds a throwaway command to `Sources/VpsgateCore/Command+Catalogue.swift` only, builds
 the two products there, and finds the command everywhere it is derived: the OpenAPI document
 (`vpsgate openapi`), the catalogue tables (`vpsgate openapi --markdown`: its Hostinger call and
@@ -56,7 +57,8 @@ def patch(source: Path) -> list[str]:
 
 
 def copy_sources(source: Path) -> None:
-    """The package as the build needs it, nothing else (no tests, docs or .build)."""
+    """The package as the build needs it, nothing else (no docs, end-to-end tests or .build).
+    Package.swift names the Swift test targets, so their sources come too; they are not built."""
     if source.exists():
         shutil.rmtree(source)
     source.mkdir(parents=True)
@@ -64,6 +66,7 @@ def copy_sources(source: Path) -> None:
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, source / name)
     shutil.copytree(ROOT / "Sources", source / "Sources")
+    shutil.copytree(ROOT / "Tests", source / "Tests", ignore=lambda directory, names: ["e2e"] if Path(directory) == ROOT / "Tests" else [])
 
 
 def seed_dependencies(build: Path) -> None:
