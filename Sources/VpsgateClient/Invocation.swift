@@ -37,9 +37,7 @@ struct Invocation {
         return "--" + text
     }
 
-    static func pathParameters(_ command: Command) -> [String] {
-        command.pathSuffix.filter { $0.hasPrefix("{") }.map { String($0.dropFirst().dropLast()) }
-    }
+    static func pathParameters(_ command: Command) -> [String] { command.pathParameterNames }
 
     /// Parses what follows the command's name: its id (unless it acts on the account), then
     /// `--field value` pairs (`@path` reads a file, `-` standard input). `options` are the
@@ -181,37 +179,7 @@ extension BodyField.Kind {
 extension Command {
     /// Whether sending its Hostinger request twice has the effect of sending it once, read
     /// from the request the catalogue builds for a sample of valid input.
-    var repeatSafe: Bool {
-        var members: [(key: String, value: JSONValue)] = []
-        for field in fields where field.required {
-            let sample: JSONValue =
-                switch field.kind {
-                case .fqdn: .string("host.example.com")
-                case .ipAddress: .string("192.0.2.1")
-                case .password: .string("Sample7Password-Ok")
-                case .positiveInteger, .confirmation: .number("1")
-                case .positiveIntegers: .array([.number("1")])
-                case .projectName: .string("sample")
-                case .text: .string("x")
-                case .boolean: .bool(true)
-                case .oneOf(let choices): .string(choices.first ?? "")
-                case .port: .string("22")
-                case .networkSource: .string("any")
-                case .sshPublicKey: .string("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISample")
-                case .identifier: .string("sample")
-                case .identifiers: .array([.string("sample")])
-                }
-            members.append((field.name, sample))
-        }
-        if fields.contains(where: { $0.name == "source" }) {
-            members = members.map { $0.key == "source" ? ($0.key, .string("any")) : $0 }
-        }
-        var parameters: [String: String] = [:]
-        for name in Invocation.pathParameters(self) { parameters[name] = PathParameter.names.contains(name) ? "sample" : "1" }
-        guard case .success(let request) = prepare(Target(scope, 1), parameters: parameters, body: members.isEmpty ? nil : .object(members))
-        else { return false }
-        return request.repeatSafe
-    }
+    var repeatSafe: Bool { sampleRequest?.repeatSafe ?? false }
 }
 
 extension Substring {

@@ -42,42 +42,19 @@ struct MCPCommand: AsyncParsableCommand {
 struct ToolCatalogue: Sendable {
     let api: any VpsgateRequests
 
-    struct Read {
-        var name: String
-        var summary: String
-        var permission: String?
-        var kind: ResourceKind?
-        var path: @Sendable ([String: Value]) -> String?
-        var arguments: [(String, String)]
-    }
+    /// The read tools: the catalogue's reads that name one (`ReadRoute.tool`).
+    static let reads: [ReadRoute] = ReadRoute.allCases.filter { $0.tool != nil }
 
-    static let reads: [Read] = [
-        Read(name: "vps_list", summary: "The VPS the caller may read, from Hostinger.", permission: "vps:read", kind: .vps,
-             path: { _ in "/v1/vps" }, arguments: []),
-        Read(name: "vps_get", summary: "One VPS, from Hostinger.", permission: "vps:read", kind: .vps,
-             path: { id($0).map { "/v1/vps/\($0)" } }, arguments: [("id", "The VPS id.")]),
-        Read(name: "vps_actions", summary: "Hostinger's actions of one VPS.", permission: "vps:read", kind: .vps,
-             path: { id($0).map { "/v1/vps/\($0)/actions" } }, arguments: [("id", "The VPS id.")]),
-        Read(name: "firewall_list", summary: "The firewalls the caller may read.", permission: "firewall:read", kind: .firewall,
-             path: { _ in "/v1/firewalls" }, arguments: []),
-        Read(name: "firewall_get", summary: "One firewall with its rules.", permission: "firewall:read", kind: .firewall,
-             path: { id($0).map { "/v1/firewalls/\($0)" } }, arguments: [("id", "The firewall id.")]),
-        Read(name: "public_key_list", summary: "The account's SSH keys the caller may read.", permission: "public_key:read", kind: .publicKey,
-             path: { _ in "/v1/public-keys" }, arguments: []),
-        Read(name: "post_install_script_list", summary: "The post-install scripts the caller may read.", permission: "script:read",
-             kind: .postInstallScript, path: { _ in "/v1/post-install-scripts" }, arguments: []),
-        Read(name: "operation_get", summary: "One operation (wait_seconds: until it is terminal, at most 50 s).", permission: nil, kind: nil,
-             path: { arguments in
-                 guard let id = arguments["operation_id"]?.stringValue, UUIDv4.isValid(id) else { return nil }
-                 return "/v1/operations/\(id)?wait=\(min(max(arguments["wait_seconds"]?.intValue ?? 0, 0), 50))"
-             }, arguments: [("operation_id", "The operation id.")]),
-        Read(name: "operation_list", summary: "Operations the caller may see, newest first.", permission: nil, kind: nil,
-             path: { _ in "/v1/operations" }, arguments: []),
-        Read(name: "templates_list", summary: "The OS templates a VM can be set up with.", permission: nil, kind: nil,
-             path: { _ in "/v1/templates" }, arguments: []),
-        Read(name: "data_centers_list", summary: "The data centers a VM can be set up in.", permission: nil, kind: nil,
-             path: { _ in "/v1/data-centers" }, arguments: []),
-    ]
+    /// The read's path for the tool's arguments (`id`, or `operation_id` and `wait_seconds`),
+    /// or nil when they are not valid: checked before anything is sent.
+    static func path(_ read: ReadRoute, _ arguments: [String: Value]) -> String? {
+        if read == .getOperation {
+            guard let id = arguments["operation_id"]?.stringValue, UUIDv4.isValid(id) else { return nil }
+            return read.filled(id) + "?wait=\(min(max(arguments["wait_seconds"]?.intValue ?? 0, 0), 50))"
+        }
+        guard read.namesOne else { return read.path }
+        return id(arguments).map { read.filled(String($0)) }
+    }
 
     /// The `id` argument when it is a path id (a positive whole number), else nil.
     static func id(_ arguments: [String: Value]) -> Int? { arguments["id"]?.intValue.flatMap { PathID.parse(Substring(String($0))) } }
@@ -87,7 +64,7 @@ struct ToolCatalogue: Sendable {
 
     /// The permissions the token holds, by resource kind (`GET /v1/me`); nil when unreadable.
     func held() -> [ResourceKind: Set<String>]? {
-        guard case .success(let answer) = api.send("GET", "/v1/me"), !answer.isProblem, let grants = answer.body?["grants"]?.arrayValue else {
+        guard case .success(let answer) = api.send("GET", ReadRoute.me.path), !answer.isProblem, let grants = answer.body?["grants"]?.arrayValue else {
             return nil
         }
         var held: [ResourceKind: Set<String>] = [:]
@@ -101,17 +78,19 @@ struct ToolCatalogue: Sendable {
     func tools() -> [Tool] {
         let held = self.held() ?? [:]
         var tools: [Tool] = []
-        for read in Self.reads where read.permission.map({ permission in held[read.kind ?? .vps]?.contains(permission) ?? false }) ?? true {
+        for read in Self.reads where read.permission.map({ held[read.on ?? .vps]?.contains($0.rawValue) ?? false }) ?? true {
             var properties: [String: Value] = [:]
-            for (name, summary) in read.arguments {
-                properties[name] = .object(["type": .string(name == "operation_id" ? "string" : "integer"), "description": .string(summary)])
-            }
-            if read.name == "operation_get" {
+            var required: [Value] = []
+            if read == .getOperation {
+                properties["operation_id"] = .object(["type": .string("string"), "description": .string("The operation id.")])
                 properties["wait_seconds"] = .object(["type": .string("integer"), "minimum": .int(0), "maximum": .int(50)])
+                required.append(.string("operation_id"))
+            } else if read.namesOne {
+                properties["id"] = .object(["type": .string("integer"), "description": .string("The \((read.on ?? .vps).noun) id.")])
+                required.append(.string("id"))
             }
-            tools.append(Tool(name: read.name, description: read.summary,
-                              inputSchema: .object(["type": .string("object"), "properties": .object(properties),
-                                                    "required": .array(read.arguments.map { .string($0.0) })]),
+            tools.append(Tool(name: read.tool ?? read.path, description: read.summary,
+                              inputSchema: .object(["type": .string("object"), "properties": .object(properties), "required": .array(required)]),
                               annotations: .init(readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true)))
         }
         for command in Command.catalogue where held[command.scope]?.contains(command.permission.rawValue) ?? false {
@@ -139,22 +118,12 @@ struct ToolCatalogue: Sendable {
             required.append(.string("id"))
         }
         for name in Invocation.pathParameters(command) {
-            properties[name] = PathParameter.names.contains(name)
-                ? .object(["type": .string("string"), "pattern": .string("^[A-Za-z0-9_-]{3,64}$")])
-                : .object(["type": .string("integer"), "minimum": .int(1)])
+            properties[name] = value(PathParameter.jsonSchema(name))
             required.append(.string(name))
         }
+        // The same schema as the OpenAPI document's request body: patterns and limits included.
         for field in command.fields {
-            var schema: [String: Value] = ["description": .string(field.summary)]
-            switch field.kind {
-            case .positiveInteger, .confirmation: schema["type"] = .string("integer")
-            case .positiveIntegers: schema["type"] = .string("array"); schema["items"] = .object(["type": .string("integer")])
-            case .boolean: schema["type"] = .string("boolean")
-            case .identifiers: schema["type"] = .string("array"); schema["items"] = .object(["type": .string("string")])
-            case .oneOf(let choices): schema["type"] = .string("string"); schema["enum"] = .array(choices.map { .string($0) })
-            default: schema["type"] = .string("string")
-            }
-            properties[field.name] = .object(schema)
+            properties[field.name] = value(field.jsonSchema)
             if field.required { required.append(.string(field.name)) }
         }
         properties["idempotency_key"] = .object(["type": .string("string"), "description": .string(
@@ -166,8 +135,8 @@ struct ToolCatalogue: Sendable {
     }
 
     func call(_ name: String, arguments: [String: Value]) -> CallTool.Result {
-        if let read = Self.reads.first(where: { $0.name == name }) {
-            guard let path = read.path(arguments) else { return Self.error("invalid arguments for \(name)") }
+        if let read = Self.reads.first(where: { $0.tool == name }) {
+            guard let path = Self.path(read, arguments) else { return Self.error("invalid arguments for \(name)") }
             return answer(api.send("GET", path))
         }
         guard let command = Command.catalogue.first(where: { Self.name($0) == name }) else { return Self.error("unknown tool \(name)") }
@@ -201,13 +170,13 @@ struct ToolCatalogue: Sendable {
             let required = operation["approval"]?["required"]?.intValue ?? 1
             return CallTool.Result(content: [.text(text: """
                 awaiting approval: operation \(operationID) (\(command.name)) needs \(required) approval(s) from another principal. \
-                Nothing has been sent to Hostinger; a person must approve it (POST /v1/operations/\(operationID)/approve). \
+                Nothing has been sent to Hostinger; a person must approve it (POST \(ApprovalAction.approve.path(operationID))). \
                 Follow it with operation_get.
                 """), .text(text: String(decoding: operation.serialized(), as: UTF8.self))] + replay, isError: false)
         }
         let wait = min(max(arguments["wait_seconds"]?.intValue ?? 30, 0), 50)
         guard wait > 0, !Runner.isTerminal(operation["state"]?.stringValue ?? "") else { return answer(sent, adding: replay) }
-        return answer(api.send("GET", "/v1/operations/\(operationID)?wait=\(wait)"), adding: replay)
+        return answer(api.send("GET", ReadRoute.getOperation.filled(operationID) + "?wait=\(wait)"), adding: replay)
     }
 
     /// The secret under which this process derives keys: random at start, never written or
@@ -226,6 +195,18 @@ struct ToolCatalogue: Sendable {
         hmac.update(data: Array(name.utf8) + [0])
         hmac.update(data: canonical.serialized(sortedKeys: true))
         return "mcp-" + Hex.encode(Array(hmac.finalize())).prefix(40)
+    }
+
+    /// A JSON Schema of the catalogue as an MCP value: numbers as integers where they are whole.
+    static func value(_ json: JSONValue) -> Value {
+        switch json {
+        case .null: .null
+        case .bool(let flag): .bool(flag)
+        case .number(let text): Int(text).map { .int($0) } ?? Double(text).map { .double($0) } ?? .string(text)
+        case .string(let text): .string(text)
+        case .array(let items): .array(items.map(value))
+        case .object(let members): .object(Dictionary(members.map { ($0.key, value($0.value)) }, uniquingKeysWith: { _, last in last }))
+        }
     }
 
     static func json(_ value: Value) -> JSONValue {

@@ -131,7 +131,7 @@ struct Runner {
         while true {
             let elapsed = (MonotonicClock.milliseconds() - started) / 1000
             let wait = max(0, min(20, timeout - elapsed))
-            let answer = try sent(api.send("GET", "/v1/operations/\(id)?wait=\(wait)"))
+            let answer = try sent(api.send("GET", ReadRoute.getOperation.filled(id) + "?wait=\(wait)"))
             guard !answer.isProblem, let body = answer.body else { return show(answer, output: output) }
             operation = body
             let state = body["state"]?.stringValue ?? "?"
@@ -174,7 +174,7 @@ struct Runner {
         var cursor = after
         var printed = 0
         while count.map({ printed < $0 }) ?? true {
-            let answer = try sent(api.send("GET", "/v1/events?wait=20&limit=100" + (cursor.map { "&after=\(Self.percentEncoded($0))" } ?? "")))
+            let answer = try sent(api.send("GET", ReadRoute.events.path + "?wait=20&limit=100" + (cursor.map { "&after=\(Self.percentEncoded($0))" } ?? "")))
             guard !answer.isProblem, let body = answer.body else { return show(answer, output: "json") }
             for event in body["data"]?.arrayValue ?? [] where count.map({ printed < $0 }) ?? true {
                 standardOutput(String(decoding: event.serialized(), as: UTF8.self) + "\n")

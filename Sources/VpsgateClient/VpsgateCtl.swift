@@ -69,12 +69,26 @@ enum GroupRequest {
 /// What every command group does with the words after its name.
 protocol Group: ParsableCommand {
     static var name: String { get }
-    /// Reads of the group: words ⇒ path (nil: not a read of this group).
-    static func read(_ words: [String]) -> String?
     var words: [String] { get }
 }
 
 extension Group {
+    /// The group's reads, from the catalogue of reads: words ⇒ path (nil: not a read of
+    /// this group). `list` takes nothing; a read of one resource takes its id (`get 1001`).
+    static func read(_ words: [String]) -> String? {
+        guard let verb = words.first,
+              let route = ReadRoute.allCases.first(where: { $0.command?.group == name && $0.command?.verb == verb }) else { return nil }
+        guard route.namesOne else { return words.count == 1 ? route.path : nil }
+        guard words.count == 2, let id = PathID.parse(Substring(words[1])) else { return nil }
+        return route.filled(String(id))
+    }
+
+    /// The group's reads as its abstract names them: `list, get <id>`.
+    static var reads: String {
+        ReadRoute.allCases.compactMap { route in route.command.flatMap { $0.group == name ? $0.verb + (route.namesOne ? " <id>" : "") : nil } }
+            .joined(separator: ", ")
+    }
+
     func run() throws {
         switch try Self.resolve(words) {
         case .help(let text): print(text)
@@ -106,57 +120,29 @@ extension Group {
 }
 
 struct VPS: Group {
-    static let configuration = CommandConfiguration(commandName: "vps", abstract: "VPS: list, get <id>, actions <id>, docker <id>, and their commands.")
+    static let configuration = CommandConfiguration(commandName: "vps", abstract: "VPS: \(VPS.reads), and their commands.")
     static let name = "vps"
     @Argument(parsing: .captureForPassthrough) var words: [String] = []
-
-    static func read(_ words: [String]) -> String? {
-        switch (words.first, words.count) {
-        case ("list", 1): "/v1/vps"
-        case ("get", 2): PathID.parse(Substring(words[1])).map { "/v1/vps/\($0)" }
-        case ("actions", 2): PathID.parse(Substring(words[1])).map { "/v1/vps/\($0)/actions" }
-        case ("docker", 2): PathID.parse(Substring(words[1])).map { "/v1/vps/\($0)/docker" }
-        default: nil
-        }
-    }
 }
 
 struct Firewall: Group {
-    static let configuration = CommandConfiguration(commandName: "firewall", abstract: "Firewalls: list, get <id>, and their commands.")
+    static let configuration = CommandConfiguration(commandName: "firewall", abstract: "Firewalls: \(Firewall.reads), and their commands.")
     static let name = "firewall"
     @Argument(parsing: .captureForPassthrough) var words: [String] = []
-
-    static func read(_ words: [String]) -> String? {
-        switch (words.first, words.count) {
-        case ("list", 1): "/v1/firewalls"
-        case ("get", 2): PathID.parse(Substring(words[1])).map { "/v1/firewalls/\($0)" }
-        default: nil
-        }
-    }
 }
 
 struct PublicKey: Group {
-    static let configuration = CommandConfiguration(commandName: "public_key", abstract: "SSH public keys: list, and their commands.",
+    static let configuration = CommandConfiguration(commandName: "public_key", abstract: "SSH public keys: \(PublicKey.reads), and their commands.",
                                                     aliases: ["public-key"])
     static let name = "public_key"
     @Argument(parsing: .captureForPassthrough) var words: [String] = []
-
-    static func read(_ words: [String]) -> String? { words == ["list"] ? "/v1/public-keys" : nil }
 }
 
 struct Script: Group {
-    static let configuration = CommandConfiguration(commandName: "post_install_script", abstract: "Post-install scripts: list, get <id>, and their commands.",
+    static let configuration = CommandConfiguration(commandName: "post_install_script", abstract: "Post-install scripts: \(Script.reads), and their commands.",
                                                     aliases: ["post-install-script"])
     static let name = "post_install_script"
     @Argument(parsing: .captureForPassthrough) var words: [String] = []
-
-    static func read(_ words: [String]) -> String? {
-        switch (words.first, words.count) {
-        case ("list", 1): "/v1/post-install-scripts"
-        case ("get", 2): PathID.parse(Substring(words[1])).map { "/v1/post-install-scripts/\($0)" }
-        default: nil
-        }
-    }
 }
 
 struct OutputOptions: ParsableArguments {
@@ -173,14 +159,14 @@ struct Operations: ParsableCommand {
         func run() throws {
             var query = [vps.map { "vps=\($0)" }, state.map { "state=\(Runner.percentEncoded($0))" }].compactMap { $0 }.joined(separator: "&")
             if !query.isEmpty { query = "?" + query }
-            try exiting { try Runner().read("/v1/operations" + query, output: options.output) }
+            try exiting { try Runner().read(ReadRoute.listOperations.path + query, output: options.output) }
         }
     }
     struct Get: ParsableCommand {
         @Argument var id: String
         @OptionGroup var options: OutputOptions
         func validate() throws { try checkOperationID(id) }
-        func run() throws { try exiting { try Runner().read("/v1/operations/\(id)", output: options.output) } }
+        func run() throws { try exiting { try Runner().read(ReadRoute.getOperation.filled(id), output: options.output) } }
     }
     struct Wait: ParsableCommand {
         @Argument var id: String
@@ -196,7 +182,7 @@ struct Approvals: ParsableCommand {
                                                     subcommands: [List.self, Decide.self], defaultSubcommand: List.self)
     struct List: ParsableCommand {
         @OptionGroup var options: OutputOptions
-        func run() throws { try exiting { try Runner().read("/v1/approvals", output: options.output) } }
+        func run() throws { try exiting { try Runner().read(ReadRoute.approvals.path, output: options.output) } }
     }
     struct Decide: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "decide", abstract: "approve|deny|cancel <operation id> [--reason …]")
@@ -210,7 +196,8 @@ struct Approvals: ParsableCommand {
         }
         func run() throws {
             let body: JSONValue? = reason.map { .object([("reason", .string($0))]) }
-            try exiting { try Runner().post("/v1/operations/\(id)/\(action)", body: body, output: options.output) }
+            guard let decision = ApprovalAction(rawValue: action) else { throw ValidationError("approve, deny or cancel") }
+            try exiting { try Runner().post(decision.path(id), body: body, output: options.output) }
         }
     }
 }
@@ -245,17 +232,17 @@ struct Batches: ParsableCommand {
             if let maxInFlight { members.append(("max_in_flight", .number(String(maxInFlight)))) }
             if let maxFailures { members.append(("max_failures", .number(String(maxFailures)))) }
             if let pauseSeconds { members.append(("pause_seconds", .number(String(pauseSeconds)))) }
-            try exiting { try Runner().post("/v1/batches", body: .object(members), key: key ?? Runner.newKey(), output: options.output) }
+            try exiting { try Runner().post(ReadRoute.batches.path, body: .object(members), key: key ?? Runner.newKey(), output: options.output) }
         }
     }
     struct List: ParsableCommand {
         @OptionGroup var options: OutputOptions
-        func run() throws { try exiting { try Runner().read("/v1/batches", output: options.output) } }
+        func run() throws { try exiting { try Runner().read(ReadRoute.batches.path, output: options.output) } }
     }
     struct Get: ParsableCommand {
         @Argument var id: Int
         @OptionGroup var options: OutputOptions
-        func run() throws { try exiting { try Runner().read("/v1/batches/\(id)", output: options.output) } }
+        func run() throws { try exiting { try Runner().read(ReadRoute.batch.filled(String(id)), output: options.output) } }
     }
     struct Decide: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "decide", abstract: "approve|deny|cancel|resume <batch id> [--reason …]")
@@ -265,7 +252,8 @@ struct Batches: ParsableCommand {
         @OptionGroup var options: OutputOptions
         func validate() throws { guard BatchAction(rawValue: action) != nil else { throw ValidationError("approve, deny, cancel or resume") } }
         func run() throws {
-            try exiting { try Runner().post("/v1/batches/\(id)/\(action)", body: reason.map { .object([("reason", .string($0))]) }, output: options.output) }
+            guard let decision = BatchAction(rawValue: action) else { throw ValidationError("approve, deny, cancel or resume") }
+            try exiting { try Runner().post(decision.path(id), body: reason.map { .object([("reason", .string($0))]) }, output: options.output) }
         }
     }
 }
@@ -281,19 +269,24 @@ struct Events: ParsableCommand {
 }
 
 struct Catalogue: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "catalogue", abstract: "templates | data-centers")
+    /// The account's catalogue's reads: `templates`, `data-centers`.
+    static let routes = ReadRoute.allCases.filter { $0.command?.group == "catalogue" }
+    static let configuration = CommandConfiguration(commandName: "catalogue",
+                                                    abstract: routes.compactMap { $0.command?.verb }.joined(separator: " | "))
     @Argument var what: String
     @OptionGroup var options: OutputOptions
     func run() throws {
-        guard ["templates", "data-centers"].contains(what) else { throw ValidationError("templates or data-centers") }
-        try exiting { try Runner().read("/v1/\(what)", output: options.output) }
+        guard let route = Self.routes.first(where: { $0.command?.verb == what }) else {
+            throw ValidationError(Self.routes.compactMap { $0.command?.verb }.joined(separator: " or "))
+        }
+        try exiting { try Runner().read(route.path, output: options.output) }
     }
 }
 
 struct Me: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Who the token is, and its grants.")
     @OptionGroup var options: OutputOptions
-    func run() throws { try exiting { try Runner().read("/v1/me", output: options.output) } }
+    func run() throws { try exiting { try Runner().read(ReadRoute.me.path, output: options.output) } }
 }
 
 struct Commands: ParsableCommand {

@@ -84,88 +84,88 @@ extension Command {
 
     public static let catalogue: [Command] = [
         // MARK: Power (vps:power)
-        Command("vps.start", "POST", ["start"], .power, summary: "Start the VPS.") { input in .start(vm: input.vps) },
-        Command("vps.stop", "POST", ["stop"], .power, summary: "Stop the VPS.", effects: ["Stopping does not stop billing: a stopped VPS is still charged."]) { input in .stop(vm: input.vps) },
-        Command("vps.restart", "POST", ["restart"], .power, summary: "Restart the VPS (a stopped one is started).", effects: ["The VPS is unreachable while it restarts; a stopped VPS is started."]) { input in
+        Command("vps.start", "POST", ["start"], .power, summary: "Start the VPS.", actions: ["ct_start", "start"]) { input in .start(vm: input.vps) },
+        Command("vps.stop", "POST", ["stop"], .power, summary: "Stop the VPS.", effects: ["Stopping does not stop billing: a stopped VPS is still charged."], actions: ["ct_stop", "stop"]) { input in .stop(vm: input.vps) },
+        Command("vps.restart", "POST", ["restart"], .power, summary: "Restart the VPS (a stopped one is started).", effects: ["The VPS is unreachable while it restarts; a stopped VPS is started."], actions: ["ct_restart", "restart"]) { input in
             .restart(vm: input.vps)
         },
 
         // MARK: Configuration (vps:configure)
         Command("vps.hostname.set", "PUT", ["hostname"], .configure, fields: [hostname.declaration],
-                summary: "Set the hostname.") { input throws(FieldErrors) in .setHostname(vm: input.vps, hostname: try input.value(hostname)) },
+                summary: "Set the hostname.", actions: ["set_hostname"]) { input throws(FieldErrors) in .setHostname(vm: input.vps, hostname: try input.value(hostname)) },
         Command("vps.hostname.reset", "DELETE", ["hostname"], .configure,
-                summary: "Reset the hostname to Hostinger's default (also resets PTR records).", effects: ["Also resets the PTR records of the VPS's addresses."], irreversible: true) { input in .resetHostname(vm: input.vps) },
+                summary: "Reset the hostname to Hostinger's default (also resets PTR records).", effects: ["Also resets the PTR records of the VPS's addresses."], irreversible: true, actions: ["reset_hostname"]) { input in .resetHostname(vm: input.vps) },
         Command("vps.nameservers.set", "PUT", ["nameservers"], .configure,
-                fields: [ns1.declaration, ns2.declaration, ns3.declaration], summary: "Set the DNS resolvers.", effects: ["Replaces every resolver: ns2 and ns3 left out are removed."]) { input throws(FieldErrors) in
+                fields: [ns1.declaration, ns2.declaration, ns3.declaration], summary: "Set the DNS resolvers.", effects: ["Replaces every resolver: ns2 and ns3 left out are removed."], actions: ["set_nameservers"]) { input throws(FieldErrors) in
             .setNameservers(vm: input.vps, ns1: try input.value(ns1), ns2: input.optional(ns2), ns3: input.optional(ns3))
         },
         Command("vps.ptr.create", "POST", ["ptr", ipAddressID.segment], .configure, fields: [domain.declaration],
-                summary: "Create or replace the PTR record of one of the VPS's IP addresses.") { input throws(FieldErrors) in
+                summary: "Create or replace the PTR record of one of the VPS's IP addresses.", actions: ["create_ptr"]) { input throws(FieldErrors) in
             .createPTR(vm: input.vps, ipAddress: try input.value(ipAddressID), domain: try input.value(domain))
         },
         Command("vps.ptr.delete", "DELETE", ["ptr", ipAddressID.segment], .configure,
-                summary: "Delete the PTR record of one of the VPS's IP addresses.", irreversible: true) { input throws(FieldErrors) in
+                summary: "Delete the PTR record of one of the VPS's IP addresses.", irreversible: true, actions: ["delete_ptr"]) { input throws(FieldErrors) in
             .deletePTR(vm: input.vps, ipAddress: try input.value(ipAddressID))
         },
         Command("vps.firewall.activate", "POST", ["firewalls", firewallID.segment, "activate"], .configure,
-                summary: "Activate a firewall on the VPS (one active firewall per VPS).", effects: ["Only one firewall is active on a VPS: another active one is deactivated."]) { input throws(FieldErrors) in
+                summary: "Activate a firewall on the VPS (one active firewall per VPS).", effects: ["Only one firewall is active on a VPS: another active one is deactivated."], actions: ["firewall_activate"]) { input throws(FieldErrors) in
             .activateFirewall(try input.value(firewallID), vm: input.vps)
         },
         Command("vps.firewall.deactivate", "POST", ["firewalls", firewallID.segment, "deactivate"], .configure,
-                summary: "Deactivate a firewall on the VPS.") { input throws(FieldErrors) in
+                summary: "Deactivate a firewall on the VPS.", actions: ["firewall_deactivate"]) { input throws(FieldErrors) in
             .deactivateFirewall(try input.value(firewallID), vm: input.vps)
         },
         Command("vps.firewall.sync", "POST", ["firewalls", firewallID.segment, "sync"], .configure,
-                summary: "Apply a firewall's current rules to the VPS.", effects: ["Applies the firewall's current rules, replacing those in effect on the VPS."]) { input throws(FieldErrors) in
+                summary: "Apply a firewall's current rules to the VPS.", effects: ["Applies the firewall's current rules, replacing those in effect on the VPS."], actions: ["firewall_sync"]) { input throws(FieldErrors) in
             .syncFirewall(try input.value(firewallID), vm: input.vps)
         },
         Command("vps.public_keys.attach", "POST", ["public-keys"], .configure, fields: [publicKeyIDs.declaration],
-                summary: "Attach SSH public keys to the VPS.") { input throws(FieldErrors) in
+                summary: "Attach SSH public keys to the VPS.", actions: ["attach_public_keys"]) { input throws(FieldErrors) in
             .attachPublicKeys(vm: input.vps, ids: try input.value(publicKeyIDs))
         },
-        Command("vps.monarx.install", "POST", ["monarx"], .configure, summary: "Install the Monarx malware scanner.") { input in
+        Command("vps.monarx.install", "POST", ["monarx"], .configure, summary: "Install the Monarx malware scanner.", actions: ["monarx_install"]) { input in
             .installMonarx(vm: input.vps)
         },
-        Command("vps.monarx.uninstall", "DELETE", ["monarx"], .configure, summary: "Uninstall the Monarx malware scanner.") { input in
+        Command("vps.monarx.uninstall", "DELETE", ["monarx"], .configure, summary: "Uninstall the Monarx malware scanner.", actions: ["monarx_uninstall"]) { input in
             .uninstallMonarx(vm: input.vps)
         },
 
         // MARK: Credentials (vps:credentials)
         Command("vps.root_password.set", "PUT", ["root-password"], .credentials, fields: [password.declaration],
-                summary: "Set the root password.", effects: ["The old root password stops working at once."], irreversible: true) { input throws(FieldErrors) in
+                summary: "Set the root password.", effects: ["The old root password stops working at once."], irreversible: true, actions: ["change_root_password"]) { input throws(FieldErrors) in
             .setRootPassword(vm: input.vps, password: try input.value(password))
         },
         Command("vps.panel_password.set", "PUT", ["panel-password"], .credentials, fields: [password.declaration],
-                summary: "Set the control panel's password (no effect without a panel OS).", irreversible: true) { input throws(FieldErrors) in
+                summary: "Set the control panel's password (no effect without a panel OS).", irreversible: true, actions: ["change_panel_password"]) { input throws(FieldErrors) in
             .setPanelPassword(vm: input.vps, password: try input.value(password))
         },
         Command("vps.recovery.start", "POST", ["recovery"], .credentials, fields: [recoveryPassword.declaration],
-                summary: "Boot the VPS into recovery mode.", effects: ["The VPS reboots into a recovery image; its own system is not running until recovery stops."], irreversible: true) { input throws(FieldErrors) in
+                summary: "Boot the VPS into recovery mode.", effects: ["The VPS reboots into a recovery image; its own system is not running until recovery stops."], irreversible: true, actions: ["recovery_start"]) { input throws(FieldErrors) in
             .startRecovery(vm: input.vps, rootPassword: try input.value(recoveryPassword))
         },
-        Command("vps.recovery.stop", "DELETE", ["recovery"], .credentials, summary: "Leave recovery mode.") { input in
+        Command("vps.recovery.stop", "DELETE", ["recovery"], .credentials, summary: "Leave recovery mode.", actions: ["recovery_stop"]) { input in
             .stopRecovery(vm: input.vps)
         },
 
         // MARK: Snapshots (vps:snapshot)
-        Command("vps.snapshot.create", "POST", ["snapshot"], .snapshot, summary: "Take a snapshot (replaces the existing one).", effects: ["A VPS has one snapshot: a new one replaces the existing snapshot."], irreversible: true) { input in
+        Command("vps.snapshot.create", "POST", ["snapshot"], .snapshot, summary: "Take a snapshot (replaces the existing one).", effects: ["A VPS has one snapshot: a new one replaces the existing snapshot."], irreversible: true, actions: ["snapshot_create"]) { input in
             .createSnapshot(vm: input.vps)
         },
-        Command("vps.snapshot.delete", "DELETE", ["snapshot"], .snapshot, summary: "Delete the snapshot.", effects: ["The snapshot is gone; it cannot be restored afterwards."], irreversible: true) { input in
+        Command("vps.snapshot.delete", "DELETE", ["snapshot"], .snapshot, summary: "Delete the snapshot.", effects: ["The snapshot is gone; it cannot be restored afterwards."], irreversible: true, actions: ["snapshot_delete"]) { input in
             .deleteSnapshot(vm: input.vps)
         },
 
         // MARK: Destructive (vps:destroy), each confirmed with the VPS id
         Command("vps.snapshot.restore", "POST", ["snapshot", "restore"], .destroy, fields: [confirm.declaration],
-                summary: "Restore the snapshot, overwriting the VPS's disk.", effects: ["Overwrites the VPS's disk with the snapshot: changes made since it was taken are lost."], irreversible: true) { input in .restoreSnapshot(vm: input.vps) },
+                summary: "Restore the snapshot, overwriting the VPS's disk.", effects: ["Overwrites the VPS's disk with the snapshot: changes made since it was taken are lost."], irreversible: true, actions: ["snapshot_restore"]) { input in .restoreSnapshot(vm: input.vps) },
         Command("vps.backup.restore", "POST", ["backups", backupID.segment, "restore"], .destroy, fields: [confirm.declaration],
-                summary: "Restore a backup, overwriting the VPS's disk.", effects: ["Overwrites the VPS's disk with the backup: changes made since it was taken are lost."], irreversible: true) { input throws(FieldErrors) in
+                summary: "Restore a backup, overwriting the VPS's disk.", effects: ["Overwrites the VPS's disk with the backup: changes made since it was taken are lost."], irreversible: true, actions: ["backup_restore"]) { input throws(FieldErrors) in
             .restoreBackup(vm: input.vps, backup: try input.value(backupID))
         },
         Command("vps.recreate", "POST", ["recreate"], .destroy,
                 fields: [templateID.declaration, recreatePassword.declaration, panelPassword.declaration,
                          postInstallScriptID.declaration, confirm.declaration],
-                summary: "Reinstall the OS: every file on the VPS, and its snapshots, are lost.", effects: ["Reinstalls the OS: every file on the VPS is lost.", "Deletes the VPS's snapshots."], irreversible: true) { input throws(FieldErrors) in
+                summary: "Reinstall the OS: every file on the VPS, and its snapshots, are lost.", effects: ["Reinstalls the OS: every file on the VPS is lost.", "Deletes the VPS's snapshots."], irreversible: true, actions: ["recreate"]) { input throws(FieldErrors) in
             .recreate(vm: input.vps, templateID: try input.value(templateID), password: input.optional(recreatePassword),
                       panelPassword: input.optional(panelPassword), postInstallScriptID: input.optional(postInstallScriptID))
         },
@@ -175,7 +175,7 @@ extension Command {
                 summary: "Set up a purchased VM still in state initial: its OS, data center, password and hostname.",
                 effects: ["Installs the OS on the VM; only a VM in state initial can be set up.",
                           "The operation ends with Hostinger's answer (the VM, now creating) in result; the VM's own ct_create action finishes the setup."],
-                answersResource: true, irreversible: true) { input throws(FieldErrors) in
+                answersResource: true, irreversible: true, actions: ["ct_create"]) { input throws(FieldErrors) in
             .setup(vm: input.vps, members: try setupMembers(input))
         },
 
@@ -183,32 +183,32 @@ extension Command {
         Command("vps.docker.create", "POST", ["docker"], .dockerWrite,
                 fields: [newProjectName.declaration, compose.declaration, environment.declaration],
                 summary: "Create and start a Docker Compose project on the VPS.",
-                effects: ["Pulls the images and starts the project's containers on the VPS."]) { input throws(FieldErrors) in
+                effects: ["Pulls the images and starts the project's containers on the VPS."], actions: ["docker_project_create"]) { input throws(FieldErrors) in
             .createDockerProject(vm: input.vps, name: try input.value(newProjectName), content: try input.value(compose),
                                  environment: input.optional(environment))
         },
         Command("vps.docker.start", "POST", ["docker", projectName.segment, "start"], .dockerWrite,
-                summary: "Start a Docker Compose project's containers.") { input throws(FieldErrors) in
+                summary: "Start a Docker Compose project's containers.", actions: ["docker_project_start"]) { input throws(FieldErrors) in
             .dockerProject(vm: input.vps, project: try input.name(projectName), "start")
         },
         Command("vps.docker.stop", "POST", ["docker", projectName.segment, "stop"], .dockerWrite,
                 summary: "Stop a Docker Compose project's containers.",
-                effects: ["The project's services are down until it is started again."]) { input throws(FieldErrors) in
+                effects: ["The project's services are down until it is started again."], actions: ["docker_project_stop"]) { input throws(FieldErrors) in
             .dockerProject(vm: input.vps, project: try input.name(projectName), "stop")
         },
         Command("vps.docker.restart", "POST", ["docker", projectName.segment, "restart"], .dockerWrite,
                 summary: "Restart a Docker Compose project's containers.",
-                effects: ["The project's services are briefly down."]) { input throws(FieldErrors) in
+                effects: ["The project's services are briefly down."], actions: ["docker_project_restart"]) { input throws(FieldErrors) in
             .dockerProject(vm: input.vps, project: try input.name(projectName), "restart")
         },
         Command("vps.docker.update", "POST", ["docker", projectName.segment, "update"], .dockerWrite,
                 summary: "Pull the project's images again and recreate its containers.",
-                effects: ["Containers are recreated from newly pulled images: the services restart."], irreversible: true) { input throws(FieldErrors) in
+                effects: ["Containers are recreated from newly pulled images: the services restart."], irreversible: true, actions: ["docker_project_update"]) { input throws(FieldErrors) in
             .dockerProject(vm: input.vps, project: try input.name(projectName), "update")
         },
         Command("vps.docker.down", "DELETE", ["docker", projectName.segment, "down"], .dockerWrite,
                 summary: "Take a Docker Compose project down and delete it.",
-                effects: ["Stops and removes the project's containers and deletes the project."], irreversible: true) { input throws(FieldErrors) in
+                effects: ["Stops and removes the project's containers and deletes the project."], irreversible: true, actions: ["docker_project_delete"]) { input throws(FieldErrors) in
             .downDockerProject(vm: input.vps, project: try input.name(projectName))
         },
 

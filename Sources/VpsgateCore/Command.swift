@@ -1,7 +1,8 @@
 /// One explicit command of vpsgate's API, as data: the pipeline is generic over these.
 ///
 /// Adding a command means adding one value to `Command.catalogue`; routing, authorization,
-/// validation, redaction, idempotency, audit, retries and the OpenAPI document all read it.
+/// validation, redaction, idempotency, audit, retries, the reconciler's action matching, the
+/// OpenAPI document, vpsgatectl's commands and flags and the MCP server's tools all read it.
 public struct Command: Sendable {
     /// The stable name in operations and audit rows: `vps.stop`.
     public var name: String
@@ -45,6 +46,10 @@ public struct Command: Sendable {
     /// `destructiveHint`, and vpsgatectl asks before sending them (`--yes` skips).
     /// Every `destructive` command is irreversible.
     public var irreversible: Bool
+    /// The names of the actions Hostinger records for its request (`ct_restart`), which the
+    /// reconciler looks for when an answer was lost; empty when Hostinger answers with the
+    /// resource instead of an action (`answersResource`).
+    public var actions: Set<String>
     /// The Hostinger call, from the validated input (read through typed `Field`s and
     /// `PathParameter`s: a value the validation did not provide is a field error, never a crash).
     public var hostinger: @Sendable (_ input: CommandInput) throws(FieldErrors) -> HostingerRequest
@@ -52,7 +57,7 @@ public struct Command: Sendable {
     public init(
         _ name: String, _ method: String, on scope: ResourceKind = .vps, _ pathSuffix: [String], _ permission: Permission,
         fields: [BodyField] = [], summary: String, effects: [String] = [], answersResource: Bool = false, minimumApprovals: Int = 0,
-        unsyncsFirewall: Bool = false, changesFirewallVPS: Bool = false, irreversible: Bool = false,
+        unsyncsFirewall: Bool = false, changesFirewallVPS: Bool = false, irreversible: Bool = false, actions: Set<String> = [],
         hostinger: @escaping @Sendable (CommandInput) throws(FieldErrors) -> HostingerRequest
     ) {
         self.effects = effects
@@ -62,6 +67,7 @@ public struct Command: Sendable {
         self.unsyncsFirewall = unsyncsFirewall
         self.changesFirewallVPS = changesFirewallVPS || unsyncsFirewall
         self.irreversible = irreversible
+        self.actions = actions
         self.name = name
         self.method = method
         self.pathSuffix = pathSuffix

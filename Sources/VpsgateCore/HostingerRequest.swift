@@ -21,6 +21,12 @@ public struct HostingerRequest: Sendable, Equatable {
 
     static let vms = "/api/vps/v1/virtual-machines"
 
+    /// A call on one VM, `<method> /api/vps/v1/virtual-machines/<vm>/<suffix>`: what a new VPS
+    /// command's catalogue entry usually sends, written in the entry itself.
+    public static func vm(_ vm: Int, _ method: String, _ suffix: String, name: String, body: JSONValue? = nil, repeatSafe: Bool) -> Self {
+        .init(name: name, method: method, path: "\(vms)/\(vm)/\(suffix)", body: body, repeatSafe: repeatSafe)
+    }
+
     // MARK: - Mutations (table of docs/hostinger.md#what-repeating-a-write-does)
 
     public static func start(vm: Int) -> Self { .init(name: "start", method: "POST", path: "\(vms)/\(vm)/start", repeatSafe: true) }

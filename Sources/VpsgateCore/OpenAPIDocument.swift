@@ -17,8 +17,8 @@ public enum OpenAPIDocument {
     /// Every (method, path template) the document describes.
     public static var routes: [(method: String, path: String)] {
         Command.catalogue.map { ($0.method, $0.pathTemplate) } + reads.map { ($0.method, $0.path) }
-            + ApprovalAction.allCases.map { ("POST", "/v1/operations/{operationId}/\($0.rawValue)") }
-            + [("POST", "/v1/batches")] + BatchAction.allCases.map { ("POST", "/v1/batches/{id}/\($0.rawValue)") }
+            + ApprovalAction.allCases.map { ("POST", $0.pathTemplate) }
+            + [("POST", ReadRoute.batches.path)] + BatchAction.allCases.map { ("POST", $0.pathTemplate) }
     }
 
     public static func generate() -> JSONValue {
@@ -34,10 +34,10 @@ public enum OpenAPIDocument {
         for command in Command.catalogue { add(command.pathTemplate, command.method, operation(for: command)) }
         for read in reads { add(read.path, read.method, operation(for: read)) }
         for action in ApprovalAction.allCases {
-            add("/v1/operations/{operationId}/\(action.rawValue)", "POST", operation(for: action))
+            add(action.pathTemplate, "POST", operation(for: action))
         }
-        add("/v1/batches", "POST", createBatchOperation())
-        for action in BatchAction.allCases { add("/v1/batches/{id}/\(action.rawValue)", "POST", operation(for: action)) }
+        add(ReadRoute.batches.path, "POST", createBatchOperation())
+        for action in BatchAction.allCases { add(action.pathTemplate, "POST", operation(for: action)) }
         return .object([
             ("openapi", .string("3.1.0")),
             ("info", .object([
@@ -61,7 +61,7 @@ public enum OpenAPIDocument {
                 parameters.append(.object([
                     ("name", .string(name)), ("in", .string("path")), ("required", .bool(true)),
                     ("description", .string("A Docker Compose project name.")),
-                    ("schema", .object([("type", .string("string")), ("pattern", .string("^[A-Za-z0-9_-]{3,64}$"))])),
+                    ("schema", PathParameter.jsonSchema(name)),
                 ]))
             } else {
                 parameters.append(pathParameter(name, "A Hostinger id."))
@@ -241,38 +241,13 @@ public enum OpenAPIDocument {
         ])
     }
 
-    private static func bodySchema(_ fields: [BodyField]) -> JSONValue {
-        func schema(_ field: BodyField) -> JSONValue {
-            var members: [(key: String, value: JSONValue)] = [("description", .string(field.summary))]
-            switch field.kind {
-            case .fqdn: members += [("type", .string("string")), ("maxLength", .number("253"))]
-            case .ipAddress: members += [("type", .string("string")), ("anyOf", .array([.object([("format", .string("ipv4"))]), .object([("format", .string("ipv6"))])]))]
-            case .password: members += [("type", .string("string")), ("minLength", .number("12")), ("format", .string("password")), ("writeOnly", .bool(true))]
-            case .positiveInteger, .confirmation: members += [("type", .string("integer")), ("minimum", .number("1"))]
-            case .positiveIntegers:
-                members += [("type", .string("array")), ("minItems", .number("1")), ("maxItems", .number("100")), ("uniqueItems", .bool(true)),
-                            ("items", .object([("type", .string("integer")), ("minimum", .number("1"))]))]
-            case .projectName: members += [("type", .string("string")), ("pattern", .string("^[A-Za-z0-9_-]{3,64}$"))]
-            case .boolean: members += [("type", .string("boolean"))]
-            case .text(let maxBytes):
-                // maxLength counts characters, the rule bytes: the byte limit is the stricter one.
-                members += [("type", .string("string")), ("minLength", .number("1")), ("maxLength", .number(String(maxBytes)))]
-            case .oneOf(let choices): members += [("type", .string("string")), ("enum", .array(choices.map { .string($0) }))]
-            case .port: members += [("type", .string("string")), ("pattern", .string("^(any|[0-9]{1,5}(:[0-9]{1,5})?)$"))]
-            case .networkSource, .sshPublicKey: members += [("type", .string("string")), ("minLength", .number("1"))]
-            case .identifier: members += [("type", .string("string")), ("pattern", .string("^[A-Za-z0-9._-]{1,100}$"))]
-            case .identifiers:
-                members += [("type", .string("array")), ("maxItems", .number("10")), ("uniqueItems", .bool(true)),
-                            ("items", .object([("type", .string("string")), ("pattern", .string("^[A-Za-z0-9._-]{1,100}$"))]))]
-            }
-            if field.secret && field.kind != .password { members.append(("writeOnly", .bool(true))) }
-            return .object(members)
-        }
-        return .object([
+    /// A command's request body: its fields' schemas (`BodyField.jsonSchema`).
+    public static func bodySchema(_ fields: [BodyField]) -> JSONValue {
+        .object([
             ("type", .string("object")),
             ("additionalProperties", .bool(false)),
             ("required", .array(fields.filter(\.required).map { .string($0.name) })),
-            ("properties", .object(fields.map { ($0.name, schema($0)) })),
+            ("properties", .object(fields.map { ($0.name, $0.jsonSchema) })),
         ])
     }
 
@@ -408,5 +383,45 @@ extension String {
     /// `/v1/vps/{id}/actions` ⇒ `_vps_id_actions`; `/healthz` ⇒ `_healthz`.
     fileprivate func operationName() -> String {
         split(separator: "/").filter { $0 != "v1" }.map { $0.filter { $0 != "{" && $0 != "}" } }.map { "_" + $0 }.joined()
+    }
+}
+
+extension BodyField {
+    /// The field's JSON Schema, with its patterns and limits: the OpenAPI document's request
+    /// bodies and the MCP server's tool inputs both use it, so the two cannot differ.
+    public var jsonSchema: JSONValue {
+        var members: [(key: String, value: JSONValue)] = [("description", .string(summary))]
+        switch kind {
+        case .fqdn: members += [("type", .string("string")), ("maxLength", .number("253"))]
+        case .ipAddress: members += [("type", .string("string")), ("anyOf", .array([.object([("format", .string("ipv4"))]), .object([("format", .string("ipv6"))])]))]
+        case .password: members += [("type", .string("string")), ("minLength", .number("12")), ("format", .string("password")), ("writeOnly", .bool(true))]
+        case .positiveInteger, .confirmation: members += [("type", .string("integer")), ("minimum", .number("1"))]
+        case .positiveIntegers:
+            members += [("type", .string("array")), ("minItems", .number("1")), ("maxItems", .number("100")), ("uniqueItems", .bool(true)),
+                        ("items", .object([("type", .string("integer")), ("minimum", .number("1"))]))]
+        case .projectName: members += [("type", .string("string")), ("pattern", .string("^[A-Za-z0-9_-]{3,64}$"))]
+        case .boolean: members += [("type", .string("boolean"))]
+        case .text(let maxBytes):
+            // maxLength counts characters, the rule bytes: the byte limit is the stricter one.
+            members += [("type", .string("string")), ("minLength", .number("1")), ("maxLength", .number(String(maxBytes)))]
+        case .oneOf(let choices): members += [("type", .string("string")), ("enum", .array(choices.map { .string($0) }))]
+        case .port: members += [("type", .string("string")), ("pattern", .string("^(any|[0-9]{1,5}(:[0-9]{1,5})?)$"))]
+        case .networkSource, .sshPublicKey: members += [("type", .string("string")), ("minLength", .number("1"))]
+        case .identifier: members += [("type", .string("string")), ("pattern", .string("^[A-Za-z0-9._-]{1,100}$"))]
+        case .identifiers:
+            members += [("type", .string("array")), ("maxItems", .number("10")), ("uniqueItems", .bool(true)),
+                        ("items", .object([("type", .string("string")), ("pattern", .string("^[A-Za-z0-9._-]{1,100}$"))]))]
+        }
+        if secret && kind != .password { members.append(("writeOnly", .bool(true))) }
+        return .object(members)
+    }
+}
+
+extension PathParameter {
+    /// A path parameter's JSON Schema: a name's pattern, or a positive integer.
+    public static func jsonSchema(_ name: String) -> JSONValue {
+        names.contains(name)
+            ? .object([("type", .string("string")), ("pattern", .string("^[A-Za-z0-9_-]{3,64}$"))])
+            : .object([("type", .string("integer")), ("minimum", .number("1"))])
     }
 }

@@ -5,6 +5,18 @@ import VpsgateCore
 
 /// Reads: VPS and their actions from Hostinger (the source of truth), operations from the database.
 extension Responder {
+    /// A read the catalogue answers from Hostinger (`ReadRoute.hostinger`): its permission on
+    /// the resource the path names when it needs one, then Hostinger's answer as it is.
+    /// `?page=` is read leniently (anything but a page number is page 1), as Hostinger does.
+    func readFromHostinger(_ route: ReadRoute, _ id: Int, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
+        guard let hostinger = route.hostinger else { return notFound(requestContext) }
+        if let permission = route.permission, let kind = route.on {
+            do { try authorize(principal, Target(kind, id), needs: permission, requestContext) } catch { return error.response }
+        }
+        let page = requestContext.queryValue("page").flatMap { PathID.parse(Substring($0)) } ?? 1
+        return fromHostinger(hostinger(id, page), requestContext) { $0 }
+    }
+
     func listVPS(_ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
         let scope: ReadScope
         do { scope = try store.readableScope(principal, of: .vps) } catch { return unavailable(requestContext, error) }
@@ -12,27 +24,6 @@ extension Responder {
             guard case .array(let vms) = body else { return body }
             return .array(vms.filter { vm in vm["id"]?.intValue.map(scope.contains) == true })
         }
-    }
-
-    func getVPS(_ vps: Int, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
-        do { try authorize(principal, .vps(vps), needs: .read, requestContext) } catch { return error.response }
-        return fromHostinger(.virtualMachine(vps), requestContext) { $0 }
-    }
-
-    func vpsActions(_ vps: Int, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
-        do { try authorize(principal, .vps(vps), needs: .read, requestContext) } catch { return error.response }
-        let page = requestContext.queryValue("page").flatMap { PathID.parse(Substring($0)) } ?? 1
-        return fromHostinger(.actions(vm: vps, page: page), requestContext) { $0 }
-    }
-
-    /// The account's catalogue (templates, data centers): any authenticated principal.
-    func catalogue(_ request: HostingerRequest, _ requestContext: RequestContext) -> FastCGIResponse {
-        fromHostinger(request, requestContext) { $0 }
-    }
-
-    func dockerProjects(_ vps: Int, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
-        do { try authorize(principal, .vps(vps), needs: .dockerRead, requestContext) } catch { return error.response }
-        return fromHostinger(.dockerProjects(vm: vps), requestContext) { $0 }
     }
 
     /// `{"principal": …, "grants": [{"resource": "vps:*", "role": …, "permissions": […]}]}`.
@@ -66,7 +57,8 @@ extension Responder {
     /// A page of the account's firewalls, keys or scripts, filtered to those the caller may
     /// read (`?page=`, from 1). With a grant on only some, `meta.total` is left out: it
     /// would count the others.
-    func listResources(_ kind: ResourceKind, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
+    func listResources(_ route: ReadRoute, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
+        guard let kind = route.on, let hostinger = route.hostinger else { return notFound(requestContext) }
         guard let page = requestContext.queryValue("page").map({ PathID.parse(Substring($0)) }) ?? 1 else {
             var filters = FieldErrors()
             filters.add("page", "must be a positive integer")
@@ -74,12 +66,7 @@ extension Responder {
         }
         let scope: ReadScope
         do { scope = try store.readableScope(principal, of: kind) } catch { return unavailable(requestContext, error) }
-        let request: HostingerRequest =
-            switch kind {
-            case .firewall: .listFirewalls(page: page)
-            case .publicKey: .listPublicKeys(page: page)
-            default: .listScripts(page: page)
-            }
+        let request = hostinger(0, page)
         return fromHostinger(request, requestContext) { body in
             guard !scope.all else { return body }
             let items = (body["data"]?.arrayValue ?? []).filter { item in item["id"]?.intValue.map(scope.contains) == true }
@@ -87,13 +74,6 @@ extension Responder {
             if case .object(let members) = meta { meta = .object(members.filter { $0.key != "total" }) }
             return .object([("data", .array(items)), ("meta", meta)])
         }
-    }
-
-    /// One firewall (with its rules) or one post-install script, on a read grant.
-    func getResource(_ target: Target, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
-        guard let permission = target.kind.readPermission, let request = target.hostingerRead else { return notFound(requestContext) }
-        do { try authorize(principal, target, needs: permission, requestContext) } catch { return error.response }
-        return fromHostinger(request, requestContext) { $0 }
     }
 
     /// Hostinger's answer to a read, passed on (after `transform`) or turned into a problem.

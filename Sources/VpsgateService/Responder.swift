@@ -158,43 +158,31 @@ extension Responder {
         return runCommand(command, target: target, parameters: parameters, request: request, principal: principal, requestContext)
     }
 
-    /// A `/v1` read: ids checked, then only for an authenticated principal.
+    /// A `/v1` read: ids checked, then only for an authenticated principal. A read the
+    /// catalogue answers from Hostinger needs no case of its own (`readFromHostinger`).
     private func read(_ route: ReadRoute, id: Substring?, _ requestContext: RequestContext) -> FastCGIResponse {
         switch route {
         case .listVPS: return authenticated(requestContext) { listVPS($0, $1) }
-        case .getVPS, .vpsActions, .dockerProjects:
-            guard let vps = id.flatMap(PathID.parse) else { return notFound(requestContext) }
-            return authenticated(requestContext) { principal, context in
-                switch route {
-                case .getVPS: getVPS(vps, principal, context)
-                case .vpsActions: vpsActions(vps, principal, context)
-                default: dockerProjects(vps, principal, context)
-                }
-            }
         case .listOperations: return authenticated(requestContext) { listOperations($0, $1) }
         case .approvals: return authenticated(requestContext) { listApprovals($0, $1) }
         case .events: return authenticated(requestContext) { listEvents($0, $1) }
-        case .templates: return authenticated(requestContext) { catalogue(.templates(), $1) }
-        case .dataCenters: return authenticated(requestContext) { catalogue(.dataCenters(), $1) }
-        case .template:
-            guard let template = id.flatMap(PathID.parse) else { return notFound(requestContext) }
-            return authenticated(requestContext) { catalogue(.template(template), $1) }
         case .me: return authenticated(requestContext) { me($0, $1) }
         case .batches: return authenticated(requestContext) { listBatches(principal: $0, $1) }
         case .batch:
             guard let batch = id.flatMap(PathID.parse) else { return notFound(requestContext) }
             return authenticated(requestContext) { getBatch(batch, principal: $0, $1) }
-        case .firewalls: return authenticated(requestContext) { listResources(.firewall, $0, $1) }
-        case .publicKeys: return authenticated(requestContext) { listResources(.publicKey, $0, $1) }
-        case .scripts: return authenticated(requestContext) { listResources(.postInstallScript, $0, $1) }
-        case .firewall, .script:
-            guard let resource = id.flatMap(PathID.parse) else { return notFound(requestContext) }
-            let target = Target(route == .firewall ? .firewall : .postInstallScript, resource)
-            return authenticated(requestContext) { getResource(target, $0, $1) }
+        case .firewalls, .publicKeys, .scripts: return authenticated(requestContext) { listResources(route, $0, $1) }
         case .getOperation:
             guard let id = id.map(String.init), UUIDv4.isValid(id) else { return notFound(requestContext) }
             return authenticated(requestContext) { getOperation(id, $0, $1) }
-        case .healthz, .readyz, .openAPI, .metrics: return notFound(requestContext)
+        default:
+            guard !route.isService, route.hostinger != nil else { return notFound(requestContext) }
+            var resource = 0
+            if route.namesOne {
+                guard let parsed = id.flatMap(PathID.parse) else { return notFound(requestContext) }
+                resource = parsed
+            }
+            return authenticated(requestContext) { readFromHostinger(route, resource, $0, $1) }
         }
     }
 

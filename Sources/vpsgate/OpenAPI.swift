@@ -17,7 +17,12 @@ import Glibc
 struct OpenAPI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "openapi", abstract: "Print vpsgate's OpenAPI document (as served at /openapi.json).")
+    @Flag(help: "Print the catalogue of commands and reads as Markdown tables instead (docs/catalogue.md).") var markdown = false
     func run() throws {
-        print(OpenAPIDocument.generate().text())
+        if markdown {
+            print(CatalogueDocument.markdown(), terminator: "")
+        } else {
+            print(OpenAPIDocument.generate().text())
+        }
     }
 }

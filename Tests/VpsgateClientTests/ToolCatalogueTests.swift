@@ -105,4 +105,30 @@ final class StandInVpsgate: VpsgateRequests {
         }
         #expect(vpsgate.requests.withLock { $0 } == ["POST /v1/vps/1001/restart"])
     }
+
+    /// A command tool's input is the OpenAPI document's request body, property for property,
+    /// patterns and limits included (the project name's pattern, the compose file's size).
+    @Test func aToolsInputSchemaIsTheDocumentsBodySchema() throws {
+        let document = OpenAPIDocument.generate()
+        for command in Command.catalogue where !command.fields.isEmpty {
+            let operation = try #require(document["paths"]?[command.pathTemplate]?[command.method.lowercased()])
+            let body = try #require(operation["requestBody"]?["content"]?["application/json"]?["schema"]?["properties"])
+            guard case .object(let schema) = ToolCatalogue.schema(command), case .object(let properties)? = schema["properties"] else {
+                Issue.record("\(command.name): no properties")
+                continue
+            }
+            for field in command.fields {
+                let expected = ToolCatalogue.value(try #require(body[field.name]))
+                #expect(properties[field.name] == expected, "\(command.name).\(field.name)")
+            }
+        }
+        let create = try #require(Command.named("vps.docker.create"))
+        guard case .object(let schema) = ToolCatalogue.schema(create), case .object(let properties)? = schema["properties"],
+              case .object(let name)? = properties["project_name"], case .object(let content)? = properties["content"] else {
+            Issue.record("vps_docker_create has no project_name or content")
+            return
+        }
+        #expect(name["pattern"] == .string("^[A-Za-z0-9_-]{3,64}$"))
+        #expect(content["maxLength"] == .int(8192))
+    }
 }

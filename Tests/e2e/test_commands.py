@@ -4,6 +4,7 @@ body, the operation succeeds, the simulator's VM shows it), permission (403), va
 
 import json
 import re
+import subprocess
 import uuid
 
 import pytest
@@ -261,6 +262,13 @@ def test_secrets_never_reach_audit_logs_or_answers(stack, users):
         if log.name.startswith("hostinger-sim"):
             continue
         assert canary not in log.read_text(errors="replace"), log.name
+
+
+def test_the_catalogue_tables_are_current(stack):
+    """docs/catalogue.md is generated from the catalogue of commands and reads, as docs/openapi.json is."""
+    tables = subprocess.run([str(stack.binary), "openapi", "--markdown"], capture_output=True, text=True, check=True).stdout
+    assert tables == (openapi_check.ROOT / "docs/catalogue.md").read_text(), \
+        "docs/catalogue.md is stale: vpsgate openapi --markdown > docs/catalogue.md"
 
 
 def test_the_document_lists_exactly_the_served_routes(stack, users):

@@ -7,23 +7,10 @@
 /// match is unambiguous unless someone acted on the VPS outside vpsgate (that is drift).
 public enum ActionMatcher {
     /// The action names Hostinger gives each command's request (seen: `ct_restart`,
-    /// `monarx_install`, `recreate`; the rest follow the same pattern, as hostinger-sim does).
-    public static let expectedNames: [String: Set<String>] = [
-        "vps.start": ["ct_start", "start"], "vps.stop": ["ct_stop", "stop"], "vps.restart": ["ct_restart", "restart"],
-        "vps.hostname.set": ["set_hostname"], "vps.hostname.reset": ["reset_hostname"], "vps.nameservers.set": ["set_nameservers"],
-        "vps.root_password.set": ["change_root_password"], "vps.panel_password.set": ["change_panel_password"],
-        "vps.ptr.create": ["create_ptr"], "vps.ptr.delete": ["delete_ptr"],
-        "vps.recovery.start": ["recovery_start"], "vps.recovery.stop": ["recovery_stop"],
-        "vps.snapshot.create": ["snapshot_create"], "vps.snapshot.delete": ["snapshot_delete"],
-        "vps.snapshot.restore": ["snapshot_restore"], "vps.backup.restore": ["backup_restore"], "vps.recreate": ["recreate"],
-        "vps.monarx.install": ["monarx_install"], "vps.monarx.uninstall": ["monarx_uninstall"],
-        "vps.firewall.activate": ["firewall_activate"], "vps.firewall.deactivate": ["firewall_deactivate"],
-        "vps.firewall.sync": ["firewall_sync"], "vps.public_keys.attach": ["attach_public_keys"],
-        "vps.setup": ["ct_create"],
-        "vps.docker.create": ["docker_project_create"], "vps.docker.start": ["docker_project_start"],
-        "vps.docker.stop": ["docker_project_stop"], "vps.docker.restart": ["docker_project_restart"],
-        "vps.docker.update": ["docker_project_update"], "vps.docker.down": ["docker_project_delete"],
-    ]
+    /// `monarx_install`, `recreate`; the rest follow the same pattern, as hostinger-sim does),
+    /// as each catalogue entry declares them (`Command.actions`).
+    public static let expectedNames: [String: Set<String>] = Dictionary(
+        uniqueKeysWithValues: Command.catalogue.filter { !$0.actions.isEmpty }.map { ($0.name, $0.actions) })
 
     /// The earliest-created matching action, or nil.
     /// - Parameters:

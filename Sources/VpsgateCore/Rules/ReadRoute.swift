@@ -1,31 +1,131 @@
-/// Every route that only reads: the one table that routing, metric labels and the OpenAPI
-/// document are built from.
-public enum ReadRoute: String, CaseIterable, Sendable {
-    case listVPS = "/v1/vps"
-    case getVPS = "/v1/vps/{id}"
-    case vpsActions = "/v1/vps/{id}/actions"
-    case dockerProjects = "/v1/vps/{id}/docker"
-    case listOperations = "/v1/operations"
-    case getOperation = "/v1/operations/{operationId}"
-    case approvals = "/v1/approvals"
-    case events = "/v1/events"
-    case templates = "/v1/templates"
-    case template = "/v1/templates/{id}"
-    case dataCenters = "/v1/data-centers"
-    case firewalls = "/v1/firewalls"
-    case firewall = "/v1/firewalls/{id}"
-    case publicKeys = "/v1/public-keys"
-    case scripts = "/v1/post-install-scripts"
-    case script = "/v1/post-install-scripts/{id}"
-    case me = "/v1/me"
-    case batches = "/v1/batches"
-    case batch = "/v1/batches/{id}"
-    case healthz = "/healthz"
-    case readyz = "/readyz"
-    case openAPI = "/openapi.json"
-    case metrics = "/metrics"
+/// Every route that only reads, one declaration each: the catalogue of reads that routing,
+/// metric labels, the OpenAPI document, vpsgatectl's reads and the MCP server's read tools
+/// are built from. A read of one Hostinger resource needs nothing but its declaration here:
+/// the service authorizes `permission` on the resource the path names and answers from
+/// `hostinger`.
+public struct ReadRoute: Sendable, Equatable, CustomStringConvertible {
+    /// The path template: `/v1/vps/{id}/actions`.
+    public let path: String
+    /// The OpenAPI description.
+    public let summary: String
+    /// The 200 answer's schema, in the document's components.
+    public let schema: String
+    /// Query parameters: name, type, summary.
+    public let query: [(name: String, type: String, summary: String)]
+    /// The permission it needs on the resource it names or lists (`on`); nil: any
+    /// authenticated principal, or rules of its own (operations, batches, the caller).
+    public let permission: Permission?
+    /// The kind of resource the `{id}` names or the list holds, whose grants give `permission`.
+    public let on: ResourceKind?
+    /// The Hostinger read it answers from, for the path's id (0 when it has none) and the
+    /// `page` asked for; nil: vpsgate answers from its own data.
+    public let hostinger: (@Sendable (_ id: Int, _ page: Int) -> HostingerRequest)?
+    /// How vpsgatectl names it: its group and verb (`vps get <id>`); nil: not a group's read.
+    public let command: (group: String, verb: String)?
+    /// The MCP server's read tool for it (`vps_get`); nil: no tool.
+    public let tool: String?
 
-    public var path: String { rawValue }
+    init(_ path: String, _ summary: String, schema: String, query: [(name: String, type: String, summary: String)] = [],
+         needs permission: Permission? = nil, on kind: ResourceKind? = nil,
+         hostinger: (@Sendable (_ id: Int, _ page: Int) -> HostingerRequest)? = nil, command: String? = nil, tool: String? = nil) {
+        self.path = path
+        self.summary = summary
+        self.schema = schema
+        self.query = query
+        self.permission = permission
+        self.on = kind
+        self.hostinger = hostinger
+        self.command = command.map { words in
+            let parts = words.split(separator: " ", maxSplits: 1).map(String.init)
+            return (parts[0], parts[1])
+        }
+        self.tool = tool
+    }
+
+    public static func == (lhs: ReadRoute, rhs: ReadRoute) -> Bool { lhs.path == rhs.path }
+    public var description: String { path }
+
+    private static let page = [(name: "page", type: "integer", summary: "Page number, from 1.")]
+
+    // MARK: VPS, from Hostinger
+    public static let listVPS = ReadRoute("/v1/vps", "VPS from Hostinger, filtered to the caller's grants (vps:read).", schema: "VirtualMachineList",
+                                          needs: .read, on: .vps, hostinger: { _, _ in .listVirtualMachines() }, command: "vps list", tool: "vps_list")
+    public static let getVPS = ReadRoute("/v1/vps/{id}", "One VPS from Hostinger (vps:read).", schema: "VirtualMachine",
+                                         needs: .read, on: .vps, hostinger: { id, _ in .virtualMachine(id) }, command: "vps get", tool: "vps_get")
+    public static let vpsActions = ReadRoute("/v1/vps/{id}/actions", "Hostinger's action list for the VPS (vps:read).", schema: "ActionPage",
+                                             query: page, needs: .read, on: .vps, hostinger: { id, page in .actions(vm: id, page: page) },
+                                             command: "vps actions", tool: "vps_actions")
+    public static let dockerProjects = ReadRoute("/v1/vps/{id}/docker", "The VPS's Docker Manager projects, from Hostinger (docker:read).",
+                                                 schema: "DockerProjectList", needs: .dockerRead, on: .vps,
+                                                 hostinger: { id, _ in .dockerProjects(vm: id) }, command: "vps docker")
+
+    // MARK: Operations, approvals and events, from the database
+    public static let listOperations = ReadRoute(
+        "/v1/operations", "Operations the caller may see, newest first.", schema: "OperationPage",
+        query: [("vps", "integer", "Only this VPS."), ("state", "string", "Only this state."),
+                ("limit", "integer", "1 to 200, default 50."), ("before", "string", "Continue after this operation id.")],
+        tool: "operation_list")
+    public static let getOperation = ReadRoute(
+        "/v1/operations/{operationId}", "One operation, refreshed from Hostinger while it is not terminal; with wait, answered when it is terminal.",
+        schema: "Operation",
+        query: [("wait", "integer", "Seconds (0 to 50) to wait for the operation to become terminal; answered at once, with Retry-After, when this instance has no waiting place free.")],
+        tool: "operation_get")
+    public static let approvals = ReadRoute("/v1/approvals", "Operations awaiting approval that the caller may approve (vps:approve), oldest first.",
+                                            schema: "OperationPage")
+    public static let events = ReadRoute(
+        "/v1/events", "Events (operation state changes, approval decisions) on VPS the caller may read, in order; 410 cursor-expired past retention.",
+        schema: "EventPage",
+        query: [("after", "string", "The `next` cursor of the previous page (absent: from the oldest event kept)."),
+                ("limit", "integer", "1 to 500, default 100."),
+                ("wait", "integer", "Seconds (0 to 50) an empty page waits for the next event.")])
+
+    // MARK: The account's catalogue, which every principal may read
+    public static let templates = ReadRoute("/v1/templates", "The OS templates VMs can be set up or recreated with, from Hostinger (any principal).",
+                                            schema: "TemplateList", hostinger: { _, _ in .templates() }, command: "catalogue templates",
+                                            tool: "templates_list")
+    public static let template = ReadRoute("/v1/templates/{id}", "One OS template, from Hostinger (any principal).", schema: "Template",
+                                           hostinger: { id, _ in .template(id) })
+    public static let dataCenters = ReadRoute("/v1/data-centers", "The data centers a VM can be set up in, from Hostinger (any principal).",
+                                              schema: "DataCenterList", hostinger: { _, _ in .dataCenters() }, command: "catalogue data-centers",
+                                              tool: "data_centers_list")
+
+    // MARK: Account-level resources, from Hostinger, filtered to the caller's grants
+    public static let firewalls = ReadRoute("/v1/firewalls", "The account's firewalls the caller may read (firewall:read), from Hostinger.",
+                                            schema: "FirewallPage", query: page, needs: .firewallRead, on: .firewall,
+                                            hostinger: { _, page in .listFirewalls(page: page) }, command: "firewall list", tool: "firewall_list")
+    public static let firewall = ReadRoute("/v1/firewalls/{id}", "One firewall with its rules (firewall:read), from Hostinger.", schema: "Firewall",
+                                           needs: .firewallRead, on: .firewall, hostinger: { id, _ in .firewall(id) }, command: "firewall get",
+                                           tool: "firewall_get")
+    public static let publicKeys = ReadRoute("/v1/public-keys", "The account's SSH public keys the caller may read (public_key:read), from Hostinger.",
+                                             schema: "PublicKeyPage", query: page, needs: .publicKeyRead, on: .publicKey,
+                                             hostinger: { _, page in .listPublicKeys(page: page) }, command: "public_key list", tool: "public_key_list")
+    public static let scripts = ReadRoute("/v1/post-install-scripts", "The account's post-install scripts the caller may read (script:read), from Hostinger.",
+                                          schema: "PostInstallScriptPage", query: page, needs: .scriptRead, on: .postInstallScript,
+                                          hostinger: { _, page in .listScripts(page: page) }, command: "post_install_script list",
+                                          tool: "post_install_script_list")
+    public static let script = ReadRoute("/v1/post-install-scripts/{id}", "One post-install script, its content included (script:read), from Hostinger.",
+                                         schema: "PostInstallScript", needs: .scriptRead, on: .postInstallScript, hostinger: { id, _ in .script(id) },
+                                         command: "post_install_script get")
+
+    // MARK: The caller, and batches
+    public static let me = ReadRoute("/v1/me", "The caller: its principal and grants, each with its role's permissions (what a client may offer it).",
+                                     schema: "Me")
+    public static let batches = ReadRoute("/v1/batches", "The caller's batches, newest first.", schema: "BatchPage",
+                                          query: [("limit", "integer", "1 to 200, default 50."), ("before", "integer", "Continue after this batch id.")])
+    public static let batch = ReadRoute("/v1/batches/{id}", "One batch with its children (its requester, or vps:read or vps:approve on every VPS of it).",
+                                        schema: "Batch")
+
+    // MARK: The service's own routes, outside /v1 (no principal needed)
+    public static let healthz = ReadRoute("/healthz", "Liveness.", schema: "Health")
+    public static let readyz = ReadRoute("/readyz", "Readiness: database reachable and schema current.", schema: "Health")
+    public static let openAPI = ReadRoute("/openapi.json", "This document.", schema: "Document")
+    public static let metrics = ReadRoute("/metrics", "Prometheus text format; nginx exposes it on an internal listener only.", schema: "Metrics")
+
+    /// Every read, in the OpenAPI document's order.
+    public static let allCases: [ReadRoute] = [
+        listVPS, getVPS, vpsActions, dockerProjects, listOperations, getOperation, approvals, events, templates, template, dataCenters,
+        firewalls, firewall, publicKeys, scripts, script, me, batches, batch, healthz, readyz, openAPI, metrics,
+    ]
 
     /// The service's own routes, outside `/v1` (no principal needed).
     public var isService: Bool { !path.hasPrefix("/v1/") }
@@ -33,6 +133,14 @@ public enum ReadRoute: String, CaseIterable, Sendable {
     /// The bounded metric label: `GET /v1/vps/{id}`, or the path of a service route.
     public var label: String { isService ? path : "GET " + path }
 
+    /// Whether the path names one resource (`{id}` or `{operationId}`) rather than a list.
+    public var namesOne: Bool { path.contains("{") }
+
+    /// The path with its one parameter filled in (`/v1/vps/1001`); the caller checks `value`.
+    public func filled(_ value: String) -> String {
+        guard let open = path.firstIndex(of: "{"), let close = path[open...].firstIndex(of: "}") else { return path }
+        return String(path[..<open]) + value + String(path[path.index(after: close)...])
+    }
 
     /// The route whose template `path` fits, with its one id segment (VPS or operation id,
     /// not yet validated), if any.
@@ -58,76 +166,17 @@ public enum ReadRoute: String, CaseIterable, Sendable {
     }
 
     private var templateSegments: [Substring] { path.split(separator: "/", omittingEmptySubsequences: false) }
+}
 
-    /// The OpenAPI description: summary, 200 schema and query parameters.
-    public var summary: String {
-        switch self {
-        case .listVPS: "VPS from Hostinger, filtered to the caller's grants (vps:read)."
-        case .getVPS: "One VPS from Hostinger (vps:read)."
-        case .vpsActions: "Hostinger's action list for the VPS (vps:read)."
-        case .dockerProjects: "The VPS's Docker Manager projects, from Hostinger (docker:read)."
-        case .listOperations: "Operations the caller may see, newest first."
-        case .getOperation: "One operation, refreshed from Hostinger while it is not terminal; with wait, answered when it is terminal."
-        case .approvals: "Operations awaiting approval that the caller may approve (vps:approve), oldest first."
-        case .templates: "The OS templates VMs can be set up or recreated with, from Hostinger (any principal)."
-        case .template: "One OS template, from Hostinger (any principal)."
-        case .dataCenters: "The data centers a VM can be set up in, from Hostinger (any principal)."
-        case .firewalls: "The account's firewalls the caller may read (firewall:read), from Hostinger."
-        case .firewall: "One firewall with its rules (firewall:read), from Hostinger."
-        case .publicKeys: "The account's SSH public keys the caller may read (public_key:read), from Hostinger."
-        case .scripts: "The account's post-install scripts the caller may read (script:read), from Hostinger."
-        case .script: "One post-install script, its content included (script:read), from Hostinger."
-        case .me: "The caller: its principal and grants, each with its role's permissions (what a client may offer it)."
-        case .batches: "The caller's batches, newest first."
-        case .batch: "One batch with its children (its requester, or vps:read or vps:approve on every VPS of it)."
-        case .events: "Events (operation state changes, approval decisions) on VPS the caller may read, in order; 410 cursor-expired past retention."
-        case .healthz: "Liveness."
-        case .readyz: "Readiness: database reachable and schema current."
-        case .openAPI: "This document."
-        case .metrics: "Prometheus text format; nginx exposes it on an internal listener only."
-        }
-    }
+extension ApprovalAction {
+    /// `/v1/operations/{operationId}/approve`: the route that decides an operation.
+    public var pathTemplate: String { ReadRoute.getOperation.path + "/" + rawValue }
+    /// The route for one operation; the caller checks that `operationID` is one (a UUID).
+    public func path(_ operationID: String) -> String { ReadRoute.getOperation.filled(operationID) + "/" + rawValue }
+}
 
-    public var schema: String {
-        switch self {
-        case .listVPS: "VirtualMachineList"
-        case .getVPS: "VirtualMachine"
-        case .vpsActions: "ActionPage"
-        case .dockerProjects: "DockerProjectList"
-        case .listOperations, .approvals: "OperationPage"
-        case .getOperation: "Operation"
-        case .events: "EventPage"
-        case .templates: "TemplateList"
-        case .template: "Template"
-        case .dataCenters: "DataCenterList"
-        case .firewalls: "FirewallPage"
-        case .firewall: "Firewall"
-        case .publicKeys: "PublicKeyPage"
-        case .scripts: "PostInstallScriptPage"
-        case .script: "PostInstallScript"
-        case .me: "Me"
-        case .batches: "BatchPage"
-        case .batch: "Batch"
-        case .healthz, .readyz: "Health"
-        case .openAPI: "Document"
-        case .metrics: "Metrics"
-        }
-    }
-
-    public var query: [(name: String, type: String, summary: String)] {
-        switch self {
-        case .vpsActions, .firewalls, .publicKeys, .scripts: [("page", "integer", "Page number, from 1.")]
-        case .batches: [("limit", "integer", "1 to 200, default 50."), ("before", "integer", "Continue after this batch id.")]
-        case .listOperations:
-            [("vps", "integer", "Only this VPS."), ("state", "string", "Only this state."),
-             ("limit", "integer", "1 to 200, default 50."), ("before", "string", "Continue after this operation id.")]
-        case .getOperation:
-            [("wait", "integer", "Seconds (0 to 50) to wait for the operation to become terminal; answered at once, with Retry-After, when this instance has no waiting place free.")]
-        case .events:
-            [("after", "string", "The `next` cursor of the previous page (absent: from the oldest event kept)."),
-             ("limit", "integer", "1 to 500, default 100."),
-             ("wait", "integer", "Seconds (0 to 50) an empty page waits for the next event.")]
-        default: []
-        }
-    }
+extension BatchAction {
+    /// `/v1/batches/{id}/approve`: the route that decides a batch.
+    public var pathTemplate: String { ReadRoute.batch.path + "/" + rawValue }
+    public func path(_ batch: Int) -> String { ReadRoute.batch.filled(String(batch)) + "/" + rawValue }
 }
