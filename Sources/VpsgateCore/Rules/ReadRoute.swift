@@ -7,6 +7,7 @@ public enum ReadRoute: String, CaseIterable, Sendable {
     case dockerProjects = "/v1/vps/{id}/docker"
     case listOperations = "/v1/operations"
     case getOperation = "/v1/operations/{operationId}"
+    case operationTimeline = "/v1/operations/{operationId}/timeline"
     case approvals = "/v1/approvals"
     case events = "/v1/events"
     case templates = "/v1/templates"
@@ -68,7 +69,8 @@ public enum ReadRoute: String, CaseIterable, Sendable {
         case .dockerProjects: "The VPS's Docker Manager projects, from Hostinger (docker:read)."
         case .listOperations: "Operations the caller may see, newest first."
         case .getOperation: "One operation, refreshed from Hostinger while it is not terminal; with wait, answered when it is terminal."
-        case .approvals: "Operations awaiting approval that the caller may approve (vps:approve), oldest first."
+        case .operationTimeline: "One operation and its history in order: audit rows, events (state changes, Hostinger's action states) and approval decisions; for whoever may read the operation."
+        case .approvals: "Operations awaiting approval that the caller may approve (vps:approve), oldest first, each with its requester, the approvals given and required, when it expires, and the plan of its kept request (what would be sent, secrets redacted; the decision; the effects)."
         case .templates: "The OS templates VMs can be set up or recreated with, from Hostinger (any principal)."
         case .template: "One OS template, from Hostinger (any principal)."
         case .dataCenters: "The data centers a VM can be set up in, from Hostinger (any principal)."
@@ -94,7 +96,9 @@ public enum ReadRoute: String, CaseIterable, Sendable {
         case .getVPS: "VirtualMachine"
         case .vpsActions: "ActionPage"
         case .dockerProjects: "DockerProjectList"
-        case .listOperations, .approvals: "OperationPage"
+        case .listOperations: "OperationPage"
+        case .approvals: "ApprovalPage"
+        case .operationTimeline: "Timeline"
         case .getOperation: "Operation"
         case .events: "EventPage"
         case .templates: "TemplateList"
@@ -120,7 +124,12 @@ public enum ReadRoute: String, CaseIterable, Sendable {
         case .batches: [("limit", "integer", "1 to 200, default 50."), ("before", "integer", "Continue after this batch id.")]
         case .listOperations:
             [("vps", "integer", "Only this VPS."), ("state", "string", "Only this state."),
-             ("limit", "integer", "1 to 200, default 50."), ("before", "string", "Continue after this operation id.")]
+             ("requester", "string", "Only operations this principal requested."),
+             ("command", "string", "Only this command (vps.restart, …)."),
+             ("resource", "string", "Only this resource: vps:1001, firewall:12, firewall:* (every firewall) or account."),
+             ("since", "string", "Only operations created at or after this RFC 3339 time."),
+             ("until", "string", "Only operations created before this RFC 3339 time."),
+             ("limit", "integer", "1 to 200, default 50."), ("before", "string", "Continue after this operation id (the previous page's next_before).")]
         case .getOperation:
             [("wait", "integer", "Seconds (0 to 50) to wait for the operation to become terminal; answered at once, with Retry-After, when this instance has no waiting place free.")]
         case .events:

@@ -157,7 +157,7 @@ public protocol BatchStore {
 
 /// Everything a FastCGI worker uses.
 public typealias ResponderStore = CommandStore & OperationStore & AuthorizationStore & AuditStore & HealthStore & ApprovalStore
-    & EventStore & FleetStore & BatchStore
+    & EventStore & FleetStore & BatchStore & ConsoleStore
 
 /// Webhook deliveries, leased by the instances' background work (SPEC section 13).
 public protocol DeliveryStore {
@@ -398,6 +398,15 @@ public struct OperationFilter: Sendable, Equatable {
     /// Only operations older than this one (keyset pagination).
     public var before: String?
     public var limit: Int
+    /// Only operations requested by this principal.
+    public var requester: String?
+    /// Only this command (`vps.restart`).
+    public var command: String?
+    /// Only operations on this resource (an id of nil: every resource of the kind).
+    public var resource: Target?
+    /// Only operations created at or after `since` and before `until` (microseconds since the epoch).
+    public var since: Int64?
+    public var until: Int64?
 
     public init(readable: Set<Int>?, principal: String? = nil, vpsID: Int? = nil, state: OperationState? = nil, before: String? = nil,
                 limit: Int = 50) {
