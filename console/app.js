@@ -308,6 +308,7 @@ async function operationPage(id) {
         ['Hostinger action', action ? `${action.name || 'action'} ${action.id}: ${action.state || '—'}` : '—'],
         operation.error ? ['Error', code(operation.error)] : null,
         ['Correlation id', operation.correlation_id],
+        ['Idempotency key', operation.idempotency_key],
         ['Requested', when(operation.created_at)],
         ['Completed', when(operation.completed_at)],
       ]),
