@@ -102,7 +102,7 @@ class Tab:
         self.page.fill("#token", token)
         self.page.press("#token", "Enter")
         self.page.wait_for_function(
-            "document.documentElement.dataset.page === location.pathname && location.pathname !== '/console/signin'")
+            "() => document.documentElement.dataset.page === location.pathname && location.pathname !== '/console/signin'")
 
     def shot(self, name):
         self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -298,7 +298,7 @@ def test_every_page_passes_axe_and_the_operations_list_follows_the_feed(stack, p
     tab_to(page, "filter-vps")
 
     # Live updates: ten restarts at once; each row turns `succeeded` from the event feed.
-    page.wait_for_function("document.documentElement.dataset.feed === 'live'")
+    page.wait_for_function("() => document.documentElement.dataset.feed === 'live'")
     page.evaluate("""() => {
         window.__succeeded = {};
         new MutationObserver(() => {
