@@ -98,7 +98,8 @@ import VpsgateCore
     @Test(arguments: ["since=yesterday", "until=2026-02-30T00:00:00Z", "since=2026-01-01T00:00:00", "command=vps.explode",
                       "resource=planet:1", "requester="])
     func badOperationFiltersAreRefusedWithTheirName(query: String) {
-        let response = get("/v1/operations?" + query)
+        var responder = self.responder
+        let response = responder.respond(to: Fixture.request("GET", "/v1/operations", key: nil, principal: Fixture.principal, query: query))
         #expect(response.status == 422)
         let field = String(query.prefix { $0 != "=" })
         #expect(response.json?["errors"]?[field] != nil)
