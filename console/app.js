@@ -141,9 +141,16 @@ async function approvalsPage() {
           .map((name) => h('th', { scope: 'col' }, name)))),
         h('tbody', {}, rows)));
   performance.mark('vpsgate:approvals-drawn', { detail: { apiAndDrawMs: performance.now() - started } });
-  leave = listen((event) => {
-    if (event.type && event.type.startsWith('approval.') || event.type === 'operation.awaiting_approval') say('Approvals changed: reload to see them.');
+  // Live: a new request, a decision or an end redraws the list (the API says what is still open).
+  const stopListening = listen((event) => {
+    const type = event.type || '';
+    const previous = event.data && event.data.previous_state;
+    if (!type.startsWith('approval.') && type !== 'operation.awaiting_approval' && previous !== 'awaiting_approval') return;
+    if (location.pathname !== '/console/approvals') return;
+    stopListening();
+    approvalsPage().catch(showError);
   });
+  leave = stopListening;
 }
 
 async function approvalPage(id) {
