@@ -26,6 +26,8 @@ ensure_packages() {
         command -v faketime >/dev/null 2>&1 || need+=(faketime)
         # promtool checks the metrics and the shipped alert rules.
         command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+        # The console's browser tests drive Debian's Chromium (Playwright downloads no browser here).
+        command -v chromium >/dev/null 2>&1 || need+=(chromium)
     fi
     if [ "$purpose" = bench ]; then
         command -v wrk >/dev/null 2>&1 || need+=(wrk)
@@ -40,9 +42,11 @@ ensure_packages() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     fi
     # standardwebhooks: the reference verifier the webhook tests check signatures with; mcp:
-    # the official MCP client the tests of `vpsgatectl mcp` connect with.
-    local python_packages=(pytest openapi-schema-validator prometheus-client schemathesis standardwebhooks mcp)
-    if [ "$purpose" = test ] && ! python3 -c 'import pytest, openapi_schema_validator, prometheus_client, schemathesis, standardwebhooks, mcp' 2>/dev/null; then
+    # the official MCP client the tests of `vpsgatectl mcp` connect with; playwright and
+    # axe-playwright-python: the console's browser tests (Playwright's driver ships in its
+    # wheel; the browser is Debian's chromium above).
+    local python_packages=(pytest openapi-schema-validator prometheus-client schemathesis standardwebhooks mcp playwright axe-playwright-python)
+    if [ "$purpose" = test ] && ! python3 -c 'import pytest, openapi_schema_validator, prometheus_client, schemathesis, standardwebhooks, mcp, playwright, axe_playwright_python' 2>/dev/null; then
         echo "[vpsgate] installing ${python_packages[*]}" >&2
         python3 -m pip install --quiet "${python_packages[@]}" 2>/dev/null \
             || python3 -m pip install --quiet --break-system-packages "${python_packages[@]}"

@@ -484,6 +484,7 @@ class Stack:
             "@LISTEN@": f"127.0.0.1:{self.https_port}", "@UPSTREAM_SERVERS@": servers,
             "@UPSTREAM_KEEPALIVE@": keepalive, "@KEEP_CONN@": keep_conn,
             "@USER_DIRECTIVE@": "user www-data;" if IS_ROOT else "", "@READ_TIMEOUT@": self.read_timeout,
+            "@CONSOLE_ROOT@": str(self.install_console()),
         }
         text = text.replace("@SIM_SERVER@", sim_server)
         def render(template: str) -> str:
@@ -497,6 +498,17 @@ class Stack:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(render(source.read_text()))
         self.nginx_conf.write_text(render(text))
+
+    def install_console(self) -> Path:
+        """console/ copied under the runtime directory (which nginx's workers may read) as
+        <root>/console/, as it is installed to /usr/share/vpsgate/console/; returns <root>."""
+        root = self.run_dir / "console-root"
+        if root.exists():
+            shutil.rmtree(root)
+        shutil.copytree(ROOT / "console", root / "console")
+        if IS_ROOT:
+            subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
+        return root
 
     def sim_server_block(self) -> str:
         """hostinger-sim's server block, when the simulator runs."""
@@ -535,6 +547,7 @@ class Stack:
              ("listen               443 ssl http2;", f"listen               127.0.0.1:{self.https_port} ssl http2;"),
              ("listen       10.0.0.10:9180;", f"listen       127.0.0.1:{self.internal_port};"),
              ("/var/log/nginx/", f"{self.run_dir}/"),
+             ("root       /usr/share/vpsgate;", f"root       {self.install_console()};"),
              *([("auth/token/", f"auth/{self.auth}/")] if self.auth != "token" else []))
         edit("auth/token/http.conf", ("/var/cache/nginx/", f"{self.run_dir}/nginx-cache/"))
         if self.token_cache:

@@ -311,6 +311,28 @@ public enum OpenAPIDocument {
                               "idempotency_key", "created_at", "updated_at", "completed_at"])),
                 ("OperationPage", object([("data", .object([("type", .string("array")), ("items", reference("Operation"))])),
                                           ("next_before", type("string", nullable: true))], required: ["data", "next_before"])),
+                ("ApprovalRequest", .object([("allOf", .array([reference("Operation"), object([
+                    ("requester", type("string")),
+                    ("approvals", object([("given", type("integer")), ("required", type("integer")), ("expires_at", type("string", nullable: true)),
+                                          ("decisions", .object([("type", .string("array")), ("items", object([
+                                              ("principal", type("string")), ("decision", type("string")), ("reason", type("string", nullable: true)),
+                                              ("decided_at", type("string")),
+                                          ], required: ["principal", "decision", "reason", "decided_at"]))]))],
+                                         required: ["given", "required", "expires_at", "decisions"])),
+                    ("plan", .object([("type", .array([.string("object"), .string("null")])), ("description", .string(
+                        "The kept request as validate_only shows a plan: {command, decision, would_send {method, path, body (secrets redacted)} or null once the request is no longer kept, approvals_required, effects}."))])),
+                ], required: ["requester", "approvals", "plan"])]))])),
+                ("ApprovalPage", object([("data", .object([("type", .string("array")), ("items", reference("ApprovalRequest"))])),
+                                         ("next_before", type("string", nullable: true))], required: ["data", "next_before"])),
+                ("Timeline", object([
+                    ("operation", reference("Operation")),
+                    ("data", .object([("type", .string("array")), ("items", object([
+                        ("at", .object([("type", .string("string")), ("format", .string("date-time"))])),
+                        ("source", .object([("type", .string("string")), ("enum", .array(["audit", "event", "approval"].map { .string($0) }))])),
+                        ("kind", type("string")), ("principal", type("string", nullable: true)), ("outcome", type("string", nullable: true)),
+                        ("detail", .object([("type", .array([.string("object"), .string("null")]))])),
+                    ], required: ["at", "source", "kind", "principal", "outcome", "detail"]))])),
+                ], required: ["operation", "data"])),
                 ("Event", object([
                     ("id", .object([("type", .string("string")), ("pattern", .string("^evt_[0-9]+$"))])),
                     ("type", .object([("type", .string("string")), ("enum", .array(EventType.all.map { .string($0) }))])),

@@ -50,9 +50,89 @@ extension Responder {
         }
     }
 
+    /// What the caller may approve, each operation with what a person deciding needs: the
+    /// requester, the approvals given and required, when it expires, and the plan of its
+    /// kept request (what would be sent, secrets redacted; the decision it meets now; the
+    /// command's effects), made as `validate_only` makes it.
     func listApprovals(_ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
         do {
-            return json(200, Self.page(try store.awaitingApproval(approver: principal, limit: 200), nextBefore: nil))
+            let operations = try store.awaitingApproval(approver: principal, limit: 200)
+            let pending = try store.pendingApprovals(operationIDs: operations.map(\.id))
+            var items: [JSONValue] = []
+            for operation in operations {
+                items.append(try approvalRequest(operation, pending[operation.id] ?? PendingApproval()))
+            }
+            return json(200, JSONValue.object([("data", .array(items)), ("next_before", .null)]).serialized())
+        } catch {
+            return unavailable(requestContext, error)
+        }
+    }
+
+    /// The operation as `GET /v1/operations/{id}` shows it, with `requester`, `approvals`
+    /// ({given, required, expires_at, decisions}) and `plan`.
+    private func approvalRequest(_ operation: OperationRecord, _ pending: PendingApproval) throws(StoreError) -> JSONValue {
+        guard case .object(var members) = (try? JSONValue.parse(operation.json())) ?? .null else { return .null }
+        let decisions: [JSONValue] = pending.decisions.map { decision in
+            .object([("principal", .string(decision.principal)), ("decision", .string(decision.decision)),
+                     ("reason", decision.reason.map(JSONValue.string) ?? .null),
+                     ("decided_at", .string(Timestamp.rfc3339(microseconds: decision.decidedAt)))])
+        }
+        members.append(("requester", .string(operation.requestedBy)))
+        members.append(("approvals", .object([
+            ("given", .number(String(pending.decisions.filter { $0.decision == ApprovalAction.approve.rawValue }.count))),
+            ("required", .number(String(operation.approvalsRequired))),
+            ("expires_at", operation.approvalExpiresAt.map { .string(Timestamp.rfc3339(microseconds: $0)) } ?? .null),
+            ("decisions", .array(decisions)),
+        ])))
+        members.append(("plan", try keptPlan(operation, pending)))
+        return .object(members)
+    }
+
+    /// The plan of a kept request: its envelope opened and prepared again through the
+    /// command catalogue, as dispatch will, and shown as `validate_only` shows a call.
+    private func keptPlan(_ operation: OperationRecord, _ pending: PendingApproval) throws(StoreError) -> JSONValue {
+        guard let command = Command.named(operation.command) else { return .null }
+        var wouldSend: JSONValue = .null
+        if let request = pending.request {
+            var body: JSONValue = .null
+            if let envelope = request.sealedBody, let keyID = request.keyID,
+                let input = KeptRequest(origin: .operation(id: operation.id), command: command.name, target: operation.target,
+                                        requestedBy: operation.requestedBy, emergency: pending.emergency)
+                    .open(envelope, keyID: keyID, keys: context.keys),
+                case .success(let call) = command.prepare(operation.target, parameters: input.parameters, body: input.body) {
+                body = Self.shownBody(call, command) ?? .null
+            }
+            wouldSend = .object([("method", .string(request.method)), ("path", .string(request.path)), ("body", body)])
+        }
+        let verdict = try store.plan(principal: operation.requestedBy, target: operation.target, command: command.name,
+                                     permission: command.permission, minimumApprovals: command.minimumApprovals,
+                                     busyBoundSeconds: context.configuration.busyBoundSeconds, emergency: pending.emergency, reach: .none)
+        return .object([
+            ("command", .string(command.name)),
+            ("decision", .string(verdict.decision.name)),
+            ("would_send", wouldSend),
+            ("approvals_required", .number(String(max(verdict.approvalsRequired, operation.approvalsRequired)))),
+            ("effects", .array(command.effects.map(JSONValue.string))),
+        ])
+    }
+
+    /// `GET /v1/operations/{id}/timeline`: the operation (as GET shows it) and its audit rows,
+    /// events and approval decisions in order, for whoever may read the operation.
+    func operationTimeline(_ id: String, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
+        do {
+            guard let operation = try store.operation(id: id) else { return notFound(requestContext) }
+            if try !mayRead(principal, operation.target) { return notFound(requestContext) }
+            let entries = try store.timeline(operationID: id)
+            var writer = JSONWriter()
+            writer.beginObject()
+            writer.key("operation")
+            operation.write(to: &writer)
+            writer.key("data")
+            writer.beginArray()
+            for entry in entries { entry.write(to: &writer) }
+            writer.endArray()
+            writer.endObject()
+            return json(200, writer.bytes)
         } catch {
             return unavailable(requestContext, error)
         }

@@ -149,11 +149,7 @@ extension Responder {
             writer.member("method", call.method)
             writer.member("path", call.path)
             writer.key("body")
-            if let body = call.body {
-                Redaction.hashing(Redaction.redact(body, secrets: command.secretFields), fields: command.hashedFields).write(to: &writer)
-            } else {
-                writer.null()
-            }
+            if let body = Self.shownBody(call, command) { body.write(to: &writer) } else { writer.null() }
             writer.endObject()
         }
         switch verdict.decision {
@@ -193,6 +189,11 @@ extension Responder {
         writer.endArray()
         writer.endObject()
         throw CommandEnd(json(200, writer.bytes), .validated, nil)
+    }
+
+    /// A call's body as a plan shows it: secrets redacted, hashed fields hashed.
+    static func shownBody(_ call: HostingerRequest, _ command: Command) -> JSONValue? {
+        call.body.map { Redaction.hashing(Redaction.redact($0, secrets: command.secretFields), fields: command.hashedFields) }
     }
 
     /// An operation `begin_command` recorded: its id and creation time (database clock), and

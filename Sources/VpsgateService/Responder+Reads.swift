@@ -199,15 +199,74 @@ extension Responder {
         if !(limit.map { (1...200).contains($0) } ?? false) { filters.add("limit", "must be a whole number from 1 to 200") }
         let before = requestContext.queryValue("before")
         if let before, !UUIDv4.isValid(before) { filters.add("before", "must be an operation id") }
+        let requester = requestContext.queryValue("requester").map { PercentDecoding.decode(Substring($0)) ?? "" }
+        if let requester, !(1...200).contains(requester.count) {
+            filters.add("requester", "must be a principal name of 1 to 200 characters, percent-encoded")
+        }
+        let command = requestContext.queryValue("command")
+        if let command, Command.named(command) == nil { filters.add("command", "must be a command of the catalogue (vps.restart, …)") }
+        let resource = requestContext.queryValue("resource").map { Target.parse($0) }
+        if case .some(nil) = resource { filters.add("resource", "must be a resource: vps:1001, firewall:12, firewall:* or account") }
+        let since = requestContext.queryValue("since").map(Self.timestamp)
+        if case .some(nil) = since { filters.add("since", "must be an RFC 3339 time (2026-01-02T03:04:05Z)") }
+        let until = requestContext.queryValue("until").map(Self.timestamp)
+        if case .some(nil) = until { filters.add("until", "must be an RFC 3339 time (2026-01-02T03:04:05Z)") }
         guard filters.isEmpty, let limit else { return invalidQuery(filters, requestContext) }
         do {
             let scope = try store.readableScope(principal, of: .vps)
-            let operations = try store.operations(OperationFilter(readable: scope.all ? nil : scope.ids, principal: principal, vpsID: vps ?? nil,
-                                                                  state: state ?? nil, before: before, limit: limit))
+            var filter = OperationFilter(readable: scope.all ? nil : scope.ids, principal: principal, vpsID: vps ?? nil,
+                                         state: state ?? nil, before: before, limit: limit)
+            filter.requester = requester
+            filter.command = command
+            filter.resource = resource ?? nil
+            filter.since = since ?? nil
+            filter.until = until ?? nil
+            let operations = try store.operations(filter)
             return json(200, Self.page(operations, nextBefore: operations.count == limit ? operations.last?.id : nil))
         } catch {
             return unavailable(requestContext, error)
         }
+    }
+
+    /// Microseconds since the epoch for `2026-01-02T03:04:05Z`, with up to 6 fraction digits
+    /// and `Z` or an offset (`+02:00`); nil for anything else, a day the month lacks included.
+    static func timestamp(_ text: String) -> Int64? {
+        let bytes = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int64? {
+            guard range.upperBound <= bytes.count, range.allSatisfy({ (48...57).contains(bytes[$0]) }) else { return nil }
+            return range.reduce(0) { $0 * 10 + Int64(bytes[$1] - 48) }
+        }
+        guard bytes.count >= 20, bytes.count <= 32, let year = number(0..<4), bytes[4] == 45, let month = number(5..<7), bytes[7] == 45,
+              let day = number(8..<10), bytes[10] == 84, let hour = number(11..<13), bytes[13] == 58, let minute = number(14..<16),
+              bytes[16] == 58, let second = number(17..<19), (1...12).contains(month), hour < 24, minute < 60, second < 60
+        else { return nil }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let monthDays: [Int64] = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        guard (1...monthDays[Int(month) - 1]).contains(day) else { return nil }
+        var index = 19
+        var fraction: Int64 = 0
+        if bytes[index] == 46 {
+            let start = index + 1
+            index = start
+            while index < bytes.count, (48...57).contains(bytes[index]) { index += 1 }
+            guard (1...6).contains(index - start), let digits = number(start..<index) else { return nil }
+            fraction = digits * [1, 100_000, 10_000, 1000, 100, 10, 1][index - start]
+        }
+        guard index < bytes.count else { return nil }
+        var offset: Int64 = 0
+        if bytes[index] != 90 || index + 1 != bytes.count {
+            guard bytes[index] == 43 || bytes[index] == 45, bytes.count == index + 6, let hours = number(index + 1..<index + 3),
+                  bytes[index + 3] == 58, let minutes = number(index + 4..<index + 6), hours < 24, minutes < 60
+            else { return nil }
+            offset = (hours * 60 + minutes) * 60 * (bytes[index] == 43 ? 1 : -1)
+        }
+        // Days from the civil date (Howard Hinnant's algorithm).
+        let y = month <= 2 ? year - 1 : year
+        let era = y / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let days = era * 146_097 + (yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear) - 719_468
+        return ((days * 86_400 + hour * 3600 + minute * 60 + second) - offset) * 1_000_000 + fraction
     }
 
     /// `{"data": [operations…], "next_before": id or null}`.

@@ -175,6 +175,9 @@ extension Responder {
         case .getOperation:
             guard let id = id.map(String.init), UUIDv4.isValid(id) else { return notFound(requestContext) }
             return authenticated(requestContext) { getOperation(id, $0, $1) }
+        case .operationTimeline:
+            guard let id = id.map(String.init), UUIDv4.isValid(id) else { return notFound(requestContext) }
+            return authenticated(requestContext) { operationTimeline(id, $0, $1) }
         default:
             guard !route.isService, route.hostinger != nil else { return notFound(requestContext) }
             var resource = 0

@@ -18,9 +18,15 @@ extension PostgresStore: OperationStore {
               AND ($2::bigint IS NULL OR o.vps_id = $2::bigint)
               AND ($3::text IS NULL OR o.state = $3::text)
               AND ($4::uuid IS NULL OR (o.created_at, o.id) < (SELECT created_at, id FROM operations WHERE id = $4::uuid))
+              AND ($7::text IS NULL OR o.requested_by = $7::text)
+              AND ($8::text IS NULL OR o.command = $8::text)
+              AND ($9::text IS NULL OR (o.resource_type = $9::text AND ($10::bigint IS NULL OR coalesce(o.vps_id, o.resource_id) = $10::bigint)))
+              AND ($11::bigint IS NULL OR o.created_at >= to_timestamp($11::bigint / 1000000.0))
+              AND ($12::bigint IS NULL OR o.created_at < to_timestamp($12::bigint / 1000000.0))
             ORDER BY o.created_at DESC, o.id DESC LIMIT $5::int
             """, binds: [filter.readable.map { SQLText.array($0.sorted()) }, filter.vpsID.map(String.init), filter.state?.rawValue,
-                         filter.before, String(filter.limit), filter.principal])
+                         filter.before, String(filter.limit), filter.principal, filter.requester, filter.command,
+                         filter.resource?.kind.rawValue, filter.resource?.id.map(String.init), filter.since.map(String.init), filter.until.map(String.init)])
         return try run { () throws(PostgresError) in
             try database.query(query.preparedOnce(), retryOnStaleConnection: true).map(OperationRow.decode)
         }

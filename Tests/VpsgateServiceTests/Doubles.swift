@@ -28,6 +28,8 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
     var decideAnswer = ApprovalOutcome(result: .approved, state: .approved, approvals: 1, approvalsRequired: 1)
     var decided: [(operationID: String, principal: String, action: ApprovalAction, reason: String?)] = []
     var approvable: [OperationRecord] = []
+    var pending: [String: PendingApproval] = [:]
+    var timelines: [String: [TimelineEntry]] = [:]
     var approvedQueue: [ApprovedDispatch] = []
     /// What `dispatchFacts` answers (nil: the operation is gone).
     var facts: DispatchFacts? = DispatchFacts(requesterHolds: true, policyApprovals: 1, approvals: [], batch: nil, released: [:])
@@ -108,6 +110,16 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
     func awaitingApproval(approver principal: String, limit: Int) throws(StoreError) -> [OperationRecord] {
         try check()
         return approvable
+    }
+
+    func pendingApprovals(operationIDs: [String]) throws(StoreError) -> [String: PendingApproval] {
+        try check()
+        return pending.filter { operationIDs.contains($0.key) }
+    }
+
+    func timeline(operationID: String) throws(StoreError) -> [TimelineEntry] {
+        try check()
+        return timelines[operationID] ?? []
     }
 
     func claimApproved(limit: Int, busyBoundSeconds: Int) throws(StoreError) -> [ApprovedDispatch] {

@@ -77,6 +77,44 @@ import VpsgateCore
         #expect(get("/v1/operations", principal: nil).status == 401)
     }
 
+    @Test func aTimelineFollowsTheOperationsReadRule() {
+        var hidden = Fixture.operation(.running)
+        hidden.target = .vps(2002)
+        store.records[hidden.id] = hidden
+        store.timelines[hidden.id] = [TimelineEntry(source: "audit", kind: "received", at: 1)]
+        #expect(get(hidden.location + "/timeline").status == 404)
+        let shown = Fixture.operation(.succeeded)
+        store.records[shown.id] = shown
+        store.timelines[shown.id] = [TimelineEntry(source: "audit", kind: "received", at: 1, principal: "<b>x</b>"),
+                                     TimelineEntry(source: "event", kind: "operation.succeeded", at: 2)]
+        let response = get(shown.location + "/timeline")
+        #expect(response.status == 200)
+        #expect(response.json?["operation"]?["id"]?.stringValue == shown.id)
+        #expect(response.json?["data"]?.arrayValue?.map { $0["kind"]?.stringValue ?? "" } == ["received", "operation.succeeded"])
+        #expect(Responder<MemoryStore, ScriptedHostinger>.routeLabel(method: "GET", path: shown.location + "/timeline")
+                    == "GET /v1/operations/{operationId}/timeline")
+    }
+
+    @Test(arguments: ["since=yesterday", "until=2026-02-30T00:00:00Z", "since=2026-01-01T00:00:00", "command=vps.explode",
+                      "resource=planet:1", "requester="])
+    func badOperationFiltersAreRefusedWithTheirName(query: String) {
+        var responder = self.responder
+        let response = responder.respond(to: Fixture.request("GET", "/v1/operations", key: nil, principal: Fixture.principal, query: query))
+        #expect(response.status == 422)
+        let field = String(query.prefix { $0 != "=" })
+        #expect(response.json?["errors"]?[field] != nil)
+    }
+
+    @Test func timesAreReadAsInstants() {
+        typealias R = Responder<MemoryStore, ScriptedHostinger>
+        #expect(R.timestamp("1970-01-01T00:00:00Z") == 0)
+        #expect(R.timestamp("2026-12-04T16:07:34.5Z") == 1_796_400_454_500_000)
+        #expect(R.timestamp("2026-12-04T18:07:34.5+02:00") == 1_796_400_454_500_000)
+        #expect(R.timestamp("2024-02-29T00:00:00Z") != nil)
+        #expect(R.timestamp("2026-12-04 16:07:34Z") == nil)
+        #expect(R.timestamp("2026-12-04T16:07:34.1234567Z") == nil)
+    }
+
     @Test(arguments: [
         ("GET", "/v1/vps", "GET /v1/vps"), ("GET", "/v1/vps/12", "GET /v1/vps/{id}"), ("GET", "/v1/vps/12/actions", "GET /v1/vps/{id}/actions"),
         ("GET", "/v1/operations", "GET /v1/operations"), ("GET", "/healthz", "/healthz"), ("POST", "/v1/vps/12/restart", "vps.restart"),

@@ -63,15 +63,26 @@ public struct ReadRoute: Sendable, Equatable, CustomStringConvertible {
     public static let listOperations = ReadRoute(
         "/v1/operations", "Operations the caller may see, newest first.", schema: "OperationPage",
         query: [("vps", "integer", "Only this VPS."), ("state", "string", "Only this state."),
-                ("limit", "integer", "1 to 200, default 50."), ("before", "string", "Continue after this operation id.")],
+                ("requester", "string", "Only operations this principal requested."),
+                ("command", "string", "Only this command (vps.restart, …)."),
+                ("resource", "string", "Only this resource: vps:1001, firewall:12, firewall:* (every firewall) or account."),
+                ("since", "string", "Only operations created at or after this RFC 3339 time."),
+                ("until", "string", "Only operations created before this RFC 3339 time."),
+                ("limit", "integer", "1 to 200, default 50."), ("before", "string", "Continue after this operation id (the previous page's next_before).")],
         tool: "operation_list")
     public static let getOperation = ReadRoute(
         "/v1/operations/{operationId}", "One operation, refreshed from Hostinger while it is not terminal; with wait, answered when it is terminal.",
         schema: "Operation",
         query: [("wait", "integer", "Seconds (0 to 50) to wait for the operation to become terminal; answered at once, with Retry-After, when this instance has no waiting place free.")],
         tool: "operation_get")
-    public static let approvals = ReadRoute("/v1/approvals", "Operations awaiting approval that the caller may approve (vps:approve), oldest first.",
-                                            schema: "OperationPage")
+    public static let operationTimeline = ReadRoute(
+        "/v1/operations/{operationId}/timeline",
+        "One operation and its history in order: audit rows, events (state changes, Hostinger's action states) and approval decisions; for whoever may read the operation.",
+        schema: "Timeline")
+    public static let approvals = ReadRoute(
+        "/v1/approvals",
+        "Operations awaiting approval that the caller may approve (vps:approve), oldest first, each with its requester, the approvals given and required, when it expires, and the plan of its kept request (what would be sent, secrets redacted; the decision; the effects).",
+        schema: "ApprovalPage")
     public static let events = ReadRoute(
         "/v1/events", "Events (operation state changes, approval decisions) on VPS the caller may read, in order; 410 cursor-expired past retention.",
         schema: "EventPage",
@@ -123,7 +134,7 @@ public struct ReadRoute: Sendable, Equatable, CustomStringConvertible {
 
     /// Every read, in the OpenAPI document's order.
     public static let allCases: [ReadRoute] = [
-        listVPS, getVPS, vpsActions, dockerProjects, listOperations, getOperation, approvals, events, templates, template, dataCenters,
+        listVPS, getVPS, vpsActions, dockerProjects, listOperations, getOperation, operationTimeline, approvals, events, templates, template, dataCenters,
         firewalls, firewall, publicKeys, scripts, script, me, batches, batch, healthz, readyz, openAPI, metrics,
     ]
 

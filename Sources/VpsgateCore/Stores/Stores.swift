@@ -160,7 +160,7 @@ public protocol BatchStore {
 
 /// Everything a FastCGI worker uses.
 public typealias ResponderStore = CommandStore & OperationStore & AuthorizationStore & AuditStore & HealthStore & ApprovalStore
-    & EventStore & FleetStore & BatchStore
+    & EventStore & FleetStore & BatchStore & ConsoleStore
 
 /// Webhook deliveries, leased by the instances' background work (docs/design.md#completion-push).
 public protocol DeliveryStore {
@@ -401,6 +401,15 @@ public struct OperationFilter: Sendable, Equatable {
     /// Only operations older than this one (keyset pagination).
     public var before: String?
     public var limit: Int
+    /// Only operations requested by this principal.
+    public var requester: String?
+    /// Only this command (`vps.restart`).
+    public var command: String?
+    /// Only operations on this resource (an id of nil: every resource of the kind).
+    public var resource: Target?
+    /// Only operations created at or after `since` and before `until` (microseconds since the epoch).
+    public var since: Int64?
+    public var until: Int64?
 
     public init(readable: Set<Int>?, principal: String? = nil, vpsID: Int? = nil, state: OperationState? = nil, before: String? = nil,
                 limit: Int = 50) {
