@@ -24,6 +24,13 @@ ensure_packages() {
     command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
     if [ "$purpose" = test ]; then
         command -v faketime >/dev/null 2>&1 || need+=(faketime)
+        # The pooling and failover tests: PgBouncer, and pg_auto_failover for the server's version.
+        command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
+        if ! command -v pg_autoctl >/dev/null 2>&1; then
+            local pg_version
+            pg_version=$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sed 's#/usr/lib/postgresql/\([0-9]*\)/.*#\1#' | sort -n | tail -1)
+            need+=("postgresql-${pg_version:-15}-auto-failover")
+        fi
     fi
     if [ "$purpose" = bench ]; then
         command -v wrk >/dev/null 2>&1 || need+=(wrk)

@@ -15,8 +15,10 @@ public final class PostgresStore {
     let pending: PendingOutcomes
     let logger: Logger
 
-    public init(url: String, applicationName: String, migrations: [Migration], pending: PendingOutcomes, logger: Logger) {
-        database = PostgresConnection(url: url, applicationName: applicationName)
+    /// A store over `url`; `pooled` when `url` names a transaction-mode pooler.
+    public init(url: String, applicationName: String, migrations: [Migration], pending: PendingOutcomes, logger: Logger,
+                pooled: Bool = false) {
+        database = PostgresConnection(url: url, applicationName: applicationName, pooled: pooled)
         self.migrations = migrations
         self.pending = pending
         self.logger = logger
