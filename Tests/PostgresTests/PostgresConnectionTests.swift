@@ -116,7 +116,7 @@ import Glibc
         _ = try pooled.query(query.preparedOnce())
         #expect(try #require(try pooled.query(query.preparedOnce()).first).decode(Int.self, "named") == 0)
         // Transactions still work: BEGIN and COMMIT pin one server session for their span.
-        let sumQuery: PostgresQuery = "SELECT \(1) + \(2) AS sum"
+        let sumQuery: PostgresQuery = "SELECT \(1)::int + \(2)::int AS sum"
         let sum = try pooled.transaction { database in
             try #require(try database.query(sumQuery.preparedOnce()).first).decode(Int.self, "sum")
         }
