@@ -28,6 +28,13 @@ ensure_packages() {
         command -v promtool >/dev/null 2>&1 || need+=(prometheus)
         # The console's browser tests drive Debian's Chromium (Playwright downloads no browser here).
         command -v chromium >/dev/null 2>&1 || need+=(chromium)
+        # The pooling and failover tests: PgBouncer, and pg_auto_failover for the server's version.
+        command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
+        if ! command -v pg_autoctl >/dev/null 2>&1; then
+            local pg_version
+            pg_version=$(compgen -G '/usr/lib/postgresql/*/bin/initdb' | sed 's#/usr/lib/postgresql/\([0-9]*\)/.*#\1#' | sort -n | tail -1)
+            need+=("postgresql-${pg_version:-15}-auto-failover")
+        fi
     fi
     if [ "$purpose" = bench ]; then
         command -v wrk >/dev/null 2>&1 || need+=(wrk)

@@ -185,6 +185,70 @@ class Postgres:
         self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+class PgBouncer:
+    """PgBouncer in transaction pool mode on 127.0.0.1:port in front of `postgres`, trust
+    authentication, for tests only (run as the cluster's OS user: PgBouncer refuses root)."""
+
+    def __init__(self, directory: Path, postgres: Postgres, port: int | None = None, pool_size: int = 20):
+        self.directory = directory
+        self.postgres = postgres
+        self.port = port or free_port()
+        self.pool_size = pool_size
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """vpsgate_app through the pooler: what serve uses with VPSGATE_DATABASE_POOL_MODE=transaction."""
+        return f"postgresql://vpsgate_app@127.0.0.1:{self.port}/vpsgate"
+
+    def start(self) -> None:
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        if not Path(binary).exists():
+            raise RuntimeError("pgbouncer is not installed (apt-get install pgbouncer)")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / "userlist.txt").write_text("".join(
+            f'"{role}" ""\n' for role in ("vpsgate_app", "vpsgate", "vpsgate_admin", "postgres")))
+        (self.directory / "pgbouncer.ini").write_text(f"""[databases]
+vpsgate = host=127.0.0.1 port={self.postgres.port} dbname=vpsgate
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {self.directory}/userlist.txt
+pool_mode = transaction
+default_pool_size = {self.pool_size}
+max_client_conn = 1000
+server_check_delay = 0
+query_wait_timeout = 10
+logfile = {self.directory}/pgbouncer.log
+pidfile = {self.directory}/pgbouncer.pid
+""")
+        if IS_ROOT:
+            subprocess.run(["chown", "-R", f"{self.postgres.os_user}:", str(self.directory)], check=True)
+        # The user is switched in the child itself, so that SIGTERM reaches PgBouncer at once.
+        owner = {}
+        if IS_ROOT:
+            entry = pwd.getpwnam(self.postgres.os_user)
+            owner = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [], "cwd": str(self.directory)}
+        self.process = subprocess.Popen([binary, str(self.directory / "pgbouncer.ini")], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True, **owner)
+        wait_until(lambda: Stack._port_open(self.port) or self.process.poll() is not None, 30, "pgbouncer to listen")
+        if self.process.poll() is not None:
+            raise RuntimeError(f"pgbouncer exited: {(self.directory / 'pgbouncer.log').read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
 # MARK: - TLS
 
 def ensure_tls(tls_dir: Path, extra_ips: tuple[str, ...] = ()) -> None:
@@ -245,7 +309,7 @@ class Stack:
                  binary: Path | None = None, extra_env: dict[str, str] | None = None,
                  read_timeout: str = "60s", production: bool = False, auth: str = "token",
                  token_cache: bool = False, oidc_url: str | None = None, tcp: bool = False,
-                 destroy_approvals: int | None = None):
+                 destroy_approvals: int | None = None, pgbouncer: bool = False):
         self.run_dir = runtime_dir(run_dir)
         # Approvals vps:destroy commands need (None: the shipped default policy, 1).
         self.destroy_approvals = destroy_approvals
@@ -257,6 +321,9 @@ class Stack:
         self.binary = Path(binary or os.environ.get("VPSGATE_BIN") or ROOT / ".build/debug/vpsgate")
         self.extra_env = dict(extra_env or {})
         self.postgres = Postgres(self.run_dir / "pg", pg_port or free_port())
+        # Instances through PgBouncer in transaction mode (their LISTEN, migrations and the
+        # admin CLI still direct), with VPSGATE_DATABASE_POOL_MODE=transaction.
+        self.pgbouncer = PgBouncer(self.run_dir / "pgbouncer", self.postgres) if pgbouncer else None
         self.tls_dir = self.run_dir / "tls"
         self.sock_dir = self.run_dir / "sock"
         self.processes: dict[str, subprocess.Popen] = {}
@@ -338,6 +405,8 @@ class Stack:
         self.postgres.init()
         self.postgres.start()
         self.postgres.create_database()
+        if self.pgbouncer:
+            self.pgbouncer.start()
 
     def migrate(self, migrations_dir: Path | None = None, database_url: str | None = None,
                 database_dir: Path | None = None) -> subprocess.CompletedProcess:
@@ -392,6 +461,9 @@ class Stack:
             "HOSTINGER_API_TOKEN": self.sim_token,
             "HOSTINGER_CA_FILE": str(self.ca_file),
         })
+        if self.pgbouncer and not database_url:
+            env.update({"VPSGATE_DATABASE_URL": self.pgbouncer.url, "VPSGATE_DATABASE_POOL_MODE": "transaction",
+                        "VPSGATE_LISTEN_DATABASE_URL": self.postgres.url})
         if IS_ROOT:
             env["VPSGATE_SOCKET_GROUP"] = "www-data"
         if not env["VPSGATE_LISTEN"].startswith("unix:"):
@@ -641,6 +713,8 @@ http {{
                 process.kill()
                 process.wait()
         self.processes.clear()
+        if self.pgbouncer:
+            self.pgbouncer.stop()
         self.postgres.stop()
 
     def ssl_context(self) -> ssl.SSLContext:

@@ -11,17 +11,26 @@ import Musl
 /// It connects on first use and again on the first use after the connection broke (the
 /// server restarted), re-preparing statements as they are needed. Calls block. Not
 /// `Sendable`: a `PGconn` must never be used from two threads.
+///
+/// Behind a pooler in transaction mode (`pooled`), consecutive statements may run on
+/// different server sessions, so the connection keeps no session state there: statements
+/// are sent unnamed (`PQexecParams`) instead of prepared once, and no `options` startup
+/// parameter is sent (PgBouncer refuses it).
 public final class PostgresConnection {
     private let url: String
     private let applicationName: String
+    /// Whether a transaction-mode pooler sits between this connection and PostgreSQL.
+    public let pooled: Bool
     private var connection: OpaquePointer?
     /// Prepared statement name by SQL text, on the current connection.
     private var preparedStatements: [String: String] = [:]
 
-    /// A connection to `url` (a libpq URI), opened lazily.
-    public init(url: String, applicationName: String = "vpsgate") {
+    /// A connection to `url` (a libpq URI), opened lazily; `pooled` when `url` names a
+    /// pooler in transaction mode (see the type's notes).
+    public init(url: String, applicationName: String = "vpsgate", pooled: Bool = false) {
         self.url = url
         self.applicationName = applicationName
+        self.pooled = pooled
     }
 
     deinit {
@@ -45,9 +54,13 @@ public final class PostgresConnection {
         close()
         // Defaults first, so that the URL's own settings win; dbname holds the whole URL.
         // READ COMMITTED is pinned whatever the role's default: vpsgate's statements rely
-        // on a fresh snapshot per statement (the busy check after its lock).
-        let keywords = ["connect_timeout", "application_name", "options", "dbname"]
-        let values = ["5", applicationName, "-c default_transaction_isolation=read\\ committed", url]
+        // on a fresh snapshot per statement (the busy check after its lock). A pooler takes
+        // no `options`: there the server's default applies (READ COMMITTED unless changed),
+        // and begin_command refuses any other level rather than run under it.
+        let keywords = pooled ? ["connect_timeout", "application_name", "dbname"]
+                              : ["connect_timeout", "application_name", "options", "dbname"]
+        let values = pooled ? ["5", applicationName, url]
+                            : ["5", applicationName, "-c default_transaction_isolation=read\\ committed", url]
         let opened = withCStrings(keywords) { keywordPointers in
             withCStrings(values) { valuePointers in
                 PQconnectdbParams(keywordPointers, valuePointers, 1)
@@ -157,7 +170,9 @@ public final class PostgresConnection {
     private func run(_ query: PostgresQuery) throws(PostgresError) -> PostgresRows {
         try connect()
         let result: OpaquePointer? = withOptionalCStrings(query.binds) { values in
-            if query.prepared {
+            // A named statement lives in one server session; behind a transaction-mode
+            // pooler the next call may land on another, so every statement goes unnamed.
+            if query.prepared && !pooled {
                 let name: String
                 if let existing = preparedStatements[query.sql] {
                     name = existing

@@ -52,13 +52,19 @@ public struct SQLState: RawRepresentable, Hashable, Sendable {
     public static let adminShutdown = SQLState(rawValue: "57P01")
     public static let crashShutdown = SQLState(rawValue: "57P02")
     public static let cannotConnectNow = SQLState(rawValue: "57P03")
+    /// A write on a server that is (now) a standby: the session outlived a failover or
+    /// switchover, or reached a demoted primary.
+    public static let readOnlySQLTransaction = SQLState(rawValue: "25006")
     public static let undefinedTable = SQLState(rawValue: "42P01")
     public static let insufficientPrivilege = SQLState(rawValue: "42501")
     public static let raiseException = SQLState(rawValue: "P0001")
 
-    /// Connection exceptions (class 08) and server shutdown or start-up.
+    /// Connection exceptions (class 08), server shutdown or start-up, and a write refused by
+    /// a read-only server: the session must be dropped (libpq's `target_session_attrs`
+    /// finds the primary on the next connect) and the request answered 503.
     public var meansServerUnavailable: Bool {
         rawValue.hasPrefix("08") || self == .adminShutdown || self == .crashShutdown || self == .cannotConnectNow
+            || self == .readOnlySQLTransaction
     }
 
     /// Conflicts that succeed when the whole transaction is tried again.

@@ -13,8 +13,18 @@ public struct Configuration: Sendable, Equatable {
     /// `VPSGATE_WORKERS`: worker threads, each with its own FastCGI request and database
     /// connection. Must cover nginx's upstream connections to this instance. Default 16.
     public var workers: Int
-    /// `VPSGATE_DATABASE_URL`: a libpq connection URI.
+    /// `VPSGATE_DATABASE_URL`: a libpq connection URI; several hosts with
+    /// `target_session_attrs=read-write` follow a failover.
     public var databaseURL: String
+    /// `VPSGATE_DATABASE_POOL_MODE`: `session` (the default: `VPSGATE_DATABASE_URL` reaches
+    /// PostgreSQL itself, or a pooler in session mode) or `transaction` (it reaches a pooler
+    /// in transaction mode, such as PgBouncer's `pool_mode = transaction`: statements are
+    /// sent unnamed and no session state is kept).
+    public var databasePoolMode: DatabasePoolMode
+    /// `VPSGATE_LISTEN_DATABASE_URL`: the event listener's connection, which holds a
+    /// `LISTEN` and so must reach PostgreSQL directly (or a session-mode pooler). Default:
+    /// `VPSGATE_DATABASE_URL`; required (set explicitly) in transaction pool mode.
+    public var listenDatabaseURL: String
     /// `VPSGATE_MAX_BODY_BYTES`: largest request body accepted; larger is 413. Default 65536.
     public var maxBodyBytes: Int
     /// `VPSGATE_SHUTDOWN_TIMEOUT`: seconds in-flight requests get after SIGTERM. Default 25.
@@ -183,6 +193,20 @@ public struct Configuration: Sendable, Equatable {
             throw ConfigurationError("VPSGATE_DATABASE_URL", nil, "expected a URI such as postgresql://user@host:5432/dbname")
         }
         databaseURL = url
+        switch value("VPSGATE_DATABASE_POOL_MODE") {
+        case nil, "session": databasePoolMode = .session
+        case "transaction": databasePoolMode = .transaction
+        case let other?: throw ConfigurationError("VPSGATE_DATABASE_POOL_MODE", other, "expected session or transaction")
+        }
+        let listenURL = value("VPSGATE_LISTEN_DATABASE_URL") ?? url
+        guard listenURL.hasPrefix("postgresql://") || listenURL.hasPrefix("postgres://") else {
+            throw ConfigurationError("VPSGATE_LISTEN_DATABASE_URL", nil, "expected a URI such as postgresql://user@host:5432/dbname")
+        }
+        guard databasePoolMode == .session || value("VPSGATE_LISTEN_DATABASE_URL") != nil else {
+            throw ConfigurationError("VPSGATE_LISTEN_DATABASE_URL", nil,
+                                     "VPSGATE_DATABASE_POOL_MODE=transaction needs a direct connection for LISTEN (a transaction-mode pooler drops it)")
+        }
+        listenDatabaseURL = listenURL
         let migrationURL = value("VPSGATE_MIGRATION_DATABASE_URL") ?? url
         guard migrationURL.hasPrefix("postgresql://") || migrationURL.hasPrefix("postgres://") else {
             throw ConfigurationError("VPSGATE_MIGRATION_DATABASE_URL", nil, "expected a URI such as postgresql://owner@host:5432/dbname")
@@ -325,6 +349,13 @@ extension String {
         while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
         return String(scalars)
     }
+}
+
+/// What `VPSGATE_DATABASE_URL` reaches: PostgreSQL (or a session-mode pooler), or a
+/// transaction-mode pooler, across which no session state survives between transactions.
+public enum DatabasePoolMode: String, Sendable, Equatable {
+    case session
+    case transaction
 }
 
 /// A number of requests per unit of time: `60/min`.

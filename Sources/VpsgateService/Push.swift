@@ -26,7 +26,8 @@ public final class EventListener: Sendable {
         loop.start(setUp: {
             var logger = context.logger
             logger[metadataKey: "component"] = "listener"
-            return State(notifications: EventNotifications(url: context.configuration.databaseURL,
+            // LISTEN is session state: a connection of its own, never through a transaction-mode pooler.
+            return State(notifications: EventNotifications(url: context.configuration.listenDatabaseURL,
                                                            applicationName: "vpsgate listener \(context.instance)"),
                          logger: logger)
         }, pass: { state, _ in

@@ -34,7 +34,8 @@ extension ServiceContext {
         var logger = self.logger
         if let role { logger[metadataKey: "component"] = "\(role)" }
         return PostgresStore(url: configuration.databaseURL, applicationName: (["vpsgate"] + (role.map { [$0] } ?? []) + [instance]).joined(separator: " "),
-                             migrations: migrations, objects: objects, pending: pendingOutcomes, logger: logger)
+                             migrations: migrations, objects: objects, pending: pendingOutcomes, logger: logger,
+                             pooled: configuration.databasePoolMode == .transaction)
     }
 }
 

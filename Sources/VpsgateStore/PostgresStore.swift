@@ -17,9 +17,10 @@ public final class PostgresStore {
     let pending: PendingOutcomes
     let logger: Logger
 
+    /// A store over `url`; `pooled` when `url` names a transaction-mode pooler.
     public init(url: String, applicationName: String, migrations: [Migration], objects: [SchemaObject] = [], pending: PendingOutcomes,
-                logger: Logger) {
-        database = PostgresConnection(url: url, applicationName: applicationName)
+                logger: Logger, pooled: Bool = false) {
+        database = PostgresConnection(url: url, applicationName: applicationName, pooled: pooled)
         self.migrations = migrations
         self.objects = objects
         self.pending = pending

@@ -40,7 +40,8 @@ func adminSession(_ actor: String?) throws -> Admin {
 /// tokens or the audit trail's protections (a superuser, the schema owner, the admin role).
 /// A database that cannot be reached now is no reason not to start (readiness says so).
 func refusePrivilegedDatabaseRole(_ configuration: Configuration, logger: Logger) throws {
-    let database = PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate start-up")
+    let database = PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate start-up",
+                                      pooled: configuration.databasePoolMode == .transaction)
     defer { database.close() }
     do {
         guard let problem = try DatabaseRoleCheck.problem(on: database) else { return }

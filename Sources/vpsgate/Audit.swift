@@ -23,7 +23,7 @@ struct Audit: ParsableCommand {
             abstract: "Walk the seal chain; exit 1 naming the first row that does not match.")
         func run() throws {
             let (configuration, _) = try loadConfiguration()
-            let report = try AuditSealer(database: PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate audit"),
+            let report = try AuditSealer(database: PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate audit", pooled: configuration.databasePoolMode == .transaction),
                                          keys: try loadSecretKeys(configuration)).verify()
             print("sealed rows: \(report.sealed)")
             print("rows not sealed yet: \(report.unsealed)")
@@ -41,7 +41,7 @@ struct Audit: ParsableCommand {
         @Option(help: "Seconds a row must be old to be sealed.") var horizon: Double = 15
         func run() throws {
             let (configuration, _) = try loadConfiguration()
-            let sealer = AuditSealer(database: PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate audit"),
+            let sealer = AuditSealer(database: PostgresConnection(url: configuration.databaseURL, applicationName: "vpsgate audit", pooled: configuration.databasePoolMode == .transaction),
                                      keys: try loadSecretKeys(configuration))
             var total = 0
             while case let sealed = try sealer.sealPending(horizonSeconds: horizon), sealed > 0 { total += sealed }

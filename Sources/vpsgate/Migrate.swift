@@ -21,6 +21,11 @@ struct Migrate: ParsableCommand {
 
     func run() throws {
         let (configuration, logger) = try loadConfiguration()
+        // The migrator holds a session advisory lock across statements, which a
+        // transaction-mode pooler would hand to other sessions: migrations run direct.
+        if configuration.databasePoolMode == .transaction && configuration.migrationDatabaseURL == configuration.databaseURL {
+            throw ValidationError("configuration: VPSGATE_DATABASE_POOL_MODE=transaction: set VPSGATE_MIGRATION_DATABASE_URL to a direct connection to PostgreSQL (migrations hold a session lock a transaction-mode pooler cannot keep)")
+        }
         let migrator = Migrator(migrations: try loadMigrations(configuration), objects: try loadSchemaObjects(configuration))
         let database = PostgresConnection(url: configuration.migrationDatabaseURL, applicationName: "vpsgate migrate")
         do {

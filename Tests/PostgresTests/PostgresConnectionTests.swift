@@ -103,4 +103,43 @@ import Glibc
         #expect(PostgresConnection.validate(url: "postgresql://u@[::1/db") != nil)
         #expect(PostgresConnection.validate(url: "postgresql://u@h/db?nosuchoption=1") != nil)
     }
+
+    @Test func behindATransactionPoolerNoStatementIsNamed() throws {
+        // A named statement exists in one server session only; a transaction-mode pooler
+        // runs the next call on any session, so a pooled connection must not create one.
+        let query: PostgresQuery = "SELECT count(*) AS named FROM pg_prepared_statements"
+        let direct = PostgresConnection(url: try TestDatabase.url())
+        _ = try direct.query(query.preparedOnce())
+        #expect(try #require(try direct.query(query.preparedOnce()).first).decode(Int.self, "named") == 1)
+
+        let pooled = PostgresConnection(url: try TestDatabase.url(), pooled: true)
+        _ = try pooled.query(query.preparedOnce())
+        #expect(try #require(try pooled.query(query.preparedOnce()).first).decode(Int.self, "named") == 0)
+        // Transactions still work: BEGIN and COMMIT pin one server session for their span.
+        let sumQuery: PostgresQuery = "SELECT \(1)::int + \(2)::int AS sum"
+        let sum = try pooled.transaction { database in
+            try #require(try database.query(sumQuery.preparedOnce()).first).decode(Int.self, "sum")
+        }
+        #expect(sum == 3)
+    }
+
+    @Test func aWriteOnAReadOnlyServerIsUnavailableAndDropsTheSession() throws {
+        // After a failover or switchover, a session left on a demoted primary (a standby now)
+        // gets 25006 on its next write: 503 for the request, and a new connection (which
+        // `target_session_attrs=read-write` sends to the new primary) for the next one.
+        let database = PostgresConnection(url: try TestDatabase.url())
+        let firstPID = try #require(try database.query("SELECT pg_backend_pid() AS pid").first).decode(Int.self, "pid")
+        do {
+            try database.transaction { database in
+                try database.query("SET TRANSACTION READ ONLY")
+                try database.query("CREATE TEMP TABLE refused (id int)")
+            }
+            Issue.record("expected a read-only refusal")
+        } catch let error as PostgresError {
+            #expect(error.sqlState == .readOnlySQLTransaction)
+            #expect(error.isUnavailable)
+        }
+        let secondPID = try #require(try database.query("SELECT pg_backend_pid() AS pid").first).decode(Int.self, "pid")
+        #expect(secondPID != firstPID)
+    }
 }

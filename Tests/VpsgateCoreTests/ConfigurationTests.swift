@@ -89,4 +89,29 @@ import VpsgateCore
             #expect(!error.description.contains("hunter2"))
         }
     }
+
+    @Test func transactionPoolingNeedsADirectListenConnection() throws {
+        let direct = try Configuration(environment: ["VPSGATE_DATABASE_URL": "postgresql://app@db:5432/vpsgate"])
+        #expect(direct.databasePoolMode == .session)
+        #expect(direct.listenDatabaseURL == "postgresql://app@db:5432/vpsgate")
+
+        let pooled = try Configuration(environment: [
+            "VPSGATE_DATABASE_URL": "postgresql://app@pool:6432/vpsgate", "VPSGATE_DATABASE_POOL_MODE": "transaction",
+            "VPSGATE_LISTEN_DATABASE_URL": "postgresql://app@db1:5432,db2:5432/vpsgate?target_session_attrs=read-write",
+        ])
+        #expect(pooled.databasePoolMode == .transaction)
+        #expect(pooled.listenDatabaseURL == "postgresql://app@db1:5432,db2:5432/vpsgate?target_session_attrs=read-write")
+
+        // LISTEN through a transaction-mode pooler would silently hear nothing: refused.
+        #expect(throws: ConfigurationError.self) {
+            try Configuration(environment: ["VPSGATE_DATABASE_URL": "postgresql://app@pool:6432/vpsgate",
+                                            "VPSGATE_DATABASE_POOL_MODE": "transaction"])
+        }
+        #expect(throws: ConfigurationError.self) {
+            try Configuration(environment: ["VPSGATE_DATABASE_POOL_MODE": "statement"])
+        }
+        #expect(throws: ConfigurationError.self) {
+            try Configuration(environment: ["VPSGATE_LISTEN_DATABASE_URL": "db:5432"])
+        }
+    }
 }
