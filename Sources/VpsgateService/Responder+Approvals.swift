@@ -121,7 +121,7 @@ extension Responder {
     func operationTimeline(_ id: String, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
         do {
             guard let operation = try store.operation(id: id) else { return notFound(requestContext) }
-            if try !mayRead(principal, operation.target) { return notFound(requestContext) }
+            if try !store.mayRead(principal, operation.target) { return notFound(requestContext) }
             let entries = try store.timeline(operationID: id)
             var writer = JSONWriter()
             writer.beginObject()
