@@ -29,7 +29,9 @@ README_MAX_LINES = 250
 # Migrations already released are never edited: vpsgate migrate refuses a file whose
 # SHA-256 changed after it was applied. These comments stay as they were; any other file,
 # a new migration included, is checked.
-RELEASED_MIGRATIONS = {f"Migrations/{name}" for name in (
+# The released migrations 0001..0016, kept verbatim (their checksums are recorded in deployed
+# databases) as the fixture the upgrade test applies; 0017_baseline.sql replaces them.
+RELEASED_MIGRATIONS = {f"Tests/fixtures/migrations-0016/{name}" for name in (
     "0001_create_roles.sql", "0002_create_pipeline.sql", "0003_create_reconciler.sql", "0004_create_audit_views.sql",
     "0005_record_every_outcome.sql", "0006_trust_boundaries.sql", "0007_one_home_per_decision.sql",
     "0008_change_control.sql", "0009_completion_push.sql", "0010_docker_projects.sql", "0011_synchronous_answers.sql",
