@@ -10,8 +10,9 @@ input schema. A contributor also writes the simulator's route and a test (CONTRI
 most three hand-written files.
 
 It builds, so it is slow: the scratch build directory is kept under `.build/` so dependencies
-compile once; later runs rebuild only vpsgate's own modules. Marked slow, it runs once in
-scripts/test (`-m 'not slow'` leaves it out).
+compile once; later runs rebuild only vpsgate's own modules. The first run is a whole build of
+`vpsgate` and `vpsgatectl` (about 18 minutes on a 2-core machine busy with other builds); a later run about a minute.
+Marked slow, it runs once in scripts/test (`-m 'not slow'` leaves it out).
 """
 
 import asyncio
