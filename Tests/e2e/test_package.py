@@ -1,6 +1,7 @@
 """scripts/package: a Debian package of vpsgate built with dpkg-deb, from the binaries the
-tests built (--binaries), checked without installing it: its fields, its files at the paths
-docs/deployment.md uses, and the binaries in it reporting their version. No services."""
+tests built (--binaries): its fields, its files at the paths docs/deployment.md uses, the
+binaries in it reporting their version, and a stack run from the extracted files (binary,
+migrations, Database/) serving a command."""
 
 import os
 import re
@@ -8,6 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from vpsgate_e2e import admin_client, make_stack, new_key, sql, wait_operation
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARIES = Path(os.environ.get("VPSGATE_BIN") or ROOT / ".build/debug/vpsgate").parent
@@ -69,3 +72,29 @@ def test_a_wrong_argument_is_a_usage_error_and_builds_nothing(tmp_path):
     done = subprocess.run([str(ROOT / "scripts/package"), "--binaries", str(tmp_path), "--output", str(tmp_path)],
                           capture_output=True, text=True)
     assert done.returncode != 0 and not list(tmp_path.glob("*.deb"))
+
+
+def test_a_stack_runs_from_the_installed_files_and_serves_a_command(package, tmp_path_factory):
+    """The package's vpsgate, migrations and Database/ files, at their installed paths, set up a
+    database and serve a command: nothing the package leaves out is needed."""
+    root = tmp_path_factory.mktemp("installed")
+    subprocess.run(["dpkg-deb", "--extract", str(package), str(root)], check=True)
+    for directory in [root, *root.rglob("*")]:
+        if directory.is_dir():
+            directory.chmod(0o755)  # dpkg-deb keeps the package's modes; the temporary root is 0700
+    share = root / "usr/local/share/vpsgate"
+    stack = make_stack("installed", binary=root / "usr/local/bin/vpsgate", instances=1, workers=2,
+                       extra_env={"VPSGATE_MIGRATIONS_DIR": str(share / "migrations"), "VPSGATE_DATABASE_DIR": str(share / "Database")})
+    stack.sim_binary = BINARIES / "hostinger-sim"  # the simulator is not packaged: it is for tests and staging
+    stack.start()
+    try:
+        applied = sql(stack, "SELECT string_agg(file_name, ',' ORDER BY version) FROM schema_migrations").split(",")
+        assert applied == sorted(p.name for p in (share / "migrations").glob("*.sql"))
+        listed = [line for line in (share / "Database/ORDER").read_text().splitlines() if line.strip() and not line.startswith("#")]
+        assert int(sql(stack, "SELECT count(*) FROM schema_objects")) == len(listed)
+        client = admin_client(stack, "installed-admin")
+        status, head, operation = client.json("POST", "/v1/vps/1001/restart", key=new_key())
+        assert status == 202, operation
+        assert wait_operation(client, head["location"])["state"] == "succeeded"
+    finally:
+        stack.stop()
