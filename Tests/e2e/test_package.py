@@ -95,6 +95,6 @@ def test_a_stack_runs_from_the_installed_files_and_serves_a_command(package, tmp
         client = admin_client(stack, "installed-admin")
         status, head, operation = client.json("POST", "/v1/vps/1001/restart", key=new_key())
         assert status == 202, operation
-        assert wait_operation(client, head["location"])["state"] == "succeeded"
+        assert wait_operation(client, head["Location"])["state"] == "succeeded"
     finally:
         stack.stop()
