@@ -303,3 +303,66 @@ def test_healthz_user_agents_and_mcp_report_the_binaries_version(walkthrough_sta
         server.kill()
         server.wait()
     assert answer["result"]["serverInfo"] == {"name": "vpsgate", "version": version}, answer
+
+
+# MARK: - The map matches the house
+
+def swift_sources() -> dict[str, str]:
+    return {str(path.relative_to(ROOT)): path.read_text() for path in (ROOT / "Sources").rglob("*.swift")}
+
+
+def database_functions() -> set[str]:
+    names = set()
+    for path in (ROOT / "Database").rglob("*.sql"):
+        names |= set(re.findall(r"CREATE (?:OR REPLACE )?FUNCTION (\w+)\s*\(", path.read_text()))
+    return names
+
+
+def declared_in_swift(name: str, sources: dict[str, str]) -> bool:
+    """`Type`, `Type.member` or `member`: a declaration of it exists in Sources/."""
+    *owner, member = name.split(".")
+    declaration = re.compile(rf"\b(?:struct|enum|class|protocol|actor|typealias|extension|func|var|let|case)\s+{re.escape(member)}\b")
+    candidates = sources.values()
+    if owner:
+        candidates = [text for text in sources.values() if re.search(rf"\b(?:struct|enum|class|protocol|extension)\s+{re.escape(owner[0])}\b", text)]
+    return any(declaration.search(text) for text in candidates)
+
+
+POSTGRES_BUILTINS = {"pg_snapshot_xmin", "pg_current_snapshot"}
+
+
+def test_where_each_decision_lives_names_only_what_exists_where_it_says():
+    """docs/architecture.md's table: every file it names exists, every SQL function it names is
+    defined in a Database/ file, every Swift name it gives is declared in Sources/."""
+    page = (ROOT / "docs/architecture.md").read_text()
+    table = page[page.index("**Where each decision lives.**"):]
+    table = table[:table.index("\n\n", table.index("| decision |"))]
+    sources, functions = swift_sources(), database_functions()
+    missing = []
+    for cell in re.findall(r"`([^`]+)`", table):
+        name = cell.split("(")[0].strip()
+        if name.endswith((".swift", ".sql")) or "/" in name:
+            found = (ROOT / name).exists() or any(path.endswith(name.removesuffix("/")) or f"/{name}" in f"/{path}"
+                                                   for path in list(sources) + [str(p.relative_to(ROOT)) for p in (ROOT / "Database").rglob("*")])
+        elif re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)+", name):
+            # snake_case: a SQL function (or a field of a command, such as answersResource's peers)
+            found = name in functions or name in POSTGRES_BUILTINS or any(f'"{name}"' in text for text in sources.values())
+        elif re.fullmatch(r"[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*", name):
+            found = declared_in_swift(name, sources)
+        else:
+            continue  # a value such as `(xid, id)` or a problem code with hyphens
+        if not found:
+            missing.append(cell)
+    assert not missing, f"named in docs/architecture.md but not found: {missing}"
+
+
+def test_the_module_graph_names_the_packages_targets():
+    page = (ROOT / "docs/architecture.md").read_text()
+    graph = page[page.index("vpsgate ──────────►"):]
+    graph = graph[:graph.index("```")]
+    package = (ROOT / "Package.swift").read_text()
+    targets = set(re.findall(r'\.(?:target|executableTarget|systemLibrary)\(\s*name:\s*"(\w[\w-]*)"', package))
+    named = set(re.findall(r"(?<![\w-])(C[A-Z]\w+|Vpsgate\w+|Hostinger\w*|Postgres|FastCGI|HTTPClient|Platform|vpsgatectl|vpsgate|hostinger-sim)(?![\w-])", graph))
+    assert named and named <= targets, sorted(named - targets)
+    # Every target of vpsgate's own but the tests appears in the graph.
+    assert {t for t in targets if not t.endswith("Tests")} <= named, sorted({t for t in targets if not t.endswith("Tests")} - named)
