@@ -17,3 +17,14 @@
 -- finish_command with 14 (its body is now the 15-argument one's), read_events with 6, vpsgate_emit with 5,
 -- vpsgate_resource_command_decision with 10, pause_budget with 2) and
 -- vpsgate_command_decision were called by no release since 0012 or later, and are dropped.
+--
+-- Since: advance_batch takes the batch retry rule as arguments; the previous release's
+-- two-argument call is kept below.
+
+-- advance_batch(text, interval): the previous release's signature, before the retry rule was
+-- passed in. Its values then: four attempts, after a failure that never reached Hostinger.
+-- Drop in the release after this one.
+CREATE OR REPLACE FUNCTION advance_batch(p_owner text, p_lease interval) RETURNS bigint LANGUAGE sql AS $$
+    SELECT advance_batch(p_owner, p_lease, 4, ARRAY['not_applied', 'upstream_budget', 'not_sent'])
+$$;
+GRANT EXECUTE ON FUNCTION advance_batch(text, interval) TO vpsgate_app;

@@ -4,8 +4,13 @@
 -- * the halt stops the children waiting for dispatch;
 -- * children's keys live where no client key can: `batch <id> vps <vps>[ attempt <n>]`
 --   (client keys have no space), one per batch id, whatever the batch's own key;
--- * a child's approval lives 24 hours: it waits that long through an outage.
-CREATE OR REPLACE FUNCTION advance_batch(p_owner text, p_lease interval) RETURNS bigint LANGUAGE plpgsql AS $$
+-- * a child's approval lives 24 hours: it waits that long through an outage;
+-- * a child whose operation failed without reaching Hostinger (its error's reason one of
+--   p_retry_reasons) starts again with a new key, up to p_max_attempts attempts in all. Both
+--   are declared once, in Swift (DispatchCheck.maximumBatchAttempts, .batchRetryReasons), which
+--   also refuses at dispatch a child past that bound, and passed with every call.
+CREATE OR REPLACE FUNCTION advance_batch(p_owner text, p_lease interval, p_max_attempts integer, p_retry_reasons text[])
+RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     b batches%ROWTYPE;
     child record;
@@ -31,11 +36,11 @@ BEGIN
                                              ELSE 'failed' END
     FROM operations o
     WHERE c.batch_id = b.id AND c.state = 'started' AND o.id = c.operation_id AND o.state IN ('succeeded', 'failed', 'cancelled')
-      AND NOT (o.state = 'failed' AND o.error ->> 'reason' IN ('not_applied', 'upstream_budget', 'not_sent') AND c.attempts < 3);
+      AND NOT (o.state = 'failed' AND o.error ->> 'reason' = ANY (p_retry_reasons) AND c.attempts < p_max_attempts - 1);
     UPDATE batch_children c SET state = 'pending', operation_id = NULL, attempts = c.attempts + 1
     FROM operations o
     WHERE c.batch_id = b.id AND c.state = 'started' AND o.id = c.operation_id AND o.state = 'failed'
-      AND o.error ->> 'reason' IN ('not_applied', 'upstream_budget', 'not_sent') AND c.attempts < 3;
+      AND o.error ->> 'reason' = ANY (p_retry_reasons) AND c.attempts < p_max_attempts - 1;
 
     SELECT count(*) FILTER (WHERE c.state = 'failed'), count(*) FILTER (WHERE c.state = 'started'),
            count(*) FILTER (WHERE c.state = 'pending')
@@ -104,4 +109,4 @@ BEGIN
 END
 $$;
 
-GRANT EXECUTE ON FUNCTION advance_batch(text,interval) TO vpsgate_app;
+GRANT EXECUTE ON FUNCTION advance_batch(text, interval, integer, text[]) TO vpsgate_app;

@@ -132,7 +132,10 @@ extension PostgresStore: FleetStore, BatchStore {
     }
 
     public func advanceBatch(owner: String, leaseSeconds: Int) throws(StoreError) -> Int? {
-        let query: PostgresQuery = "SELECT advance_batch(\(owner), make_interval(secs => \(leaseSeconds))) AS id"
+        let query: PostgresQuery = """
+            SELECT advance_batch(\(owner), make_interval(secs => \(leaseSeconds)), \(DispatchCheck.maximumBatchAttempts),
+                                 \(SQLText.array(DispatchCheck.batchRetryReasons))::text[]) AS id
+            """
         return try run { () throws(PostgresError) in try database.query(query.preparedOnce()).first?.decode(Int?.self, "id") }
     }
 

@@ -118,6 +118,43 @@ import VpsgateStore
         #expect(try state(ordinary) == "approved")
     }
 
+    func decide(_ id: String, _ action: ApprovalAction, by principal: String, reason: String? = nil) throws -> ApprovalOutcome {
+        var mac: String?
+        if action != .cancel {
+            let digest = try store.keptRequestDigest(operationID: id)
+            mac = keys.mac(KeptRequest.approvalParts(origin: id, principal: principal, decision: action.rawValue, digest: digest))
+        }
+        return try store.decide(operationID: id, principal: principal, action: action, reason: reason, mac: mac,
+                                audit: AuditEntry(outcome: .approved, identity: RequestIdentity(correlationID: "c", principal: principal)))
+    }
+
+    /// Each answer decide_operation gives: self-approval refused, a vote recorded and counted
+    /// once, the count reached, a denial, a withdrawal by the requester, a decision on what no
+    /// longer awaits one, and an operation that does not exist.
+    @Test func decideOperationAnswersEachCaseAsApprovalResultSays() throws {
+        let id = try awaiting(2010)
+        try database.query("UPDATE operations SET approvals_required = 2 WHERE id = \(id)::uuid")
+        #expect(try decide(id, .approve, by: "rita").result == .selfApproval)
+        #expect(try decide(id, .approve, by: "ben").result == .recorded)
+        let again = try decide(id, .approve, by: "ben")
+        #expect(again.result == .recorded && again.approvals == 1, "approving twice counts once")
+        #expect(try decide(id, .approve, by: "cleo").result == .approved)
+        #expect(try state(id) == "approved")
+        #expect(try decide(id, .deny, by: "ben", reason: "too late").result == .notAwaiting)
+
+        let denied = try awaiting(2011)
+        #expect(try decide(denied, .deny, by: "ben", reason: "not now").result == .denied)
+        #expect(try state(denied) == "cancelled:denied")
+        #expect(try database.query("SELECT count(*) AS n FROM operation_requests WHERE operation_id = \(denied)::uuid").first?
+            .decode(Int.self, "n") == 0, "a denied request's kept input goes")
+
+        let withdrawn = try awaiting(2012)
+        #expect(try decide(withdrawn, .cancel, by: "rita").result == .withdrawn)
+        #expect(try state(withdrawn) == "cancelled:withdrawn")
+
+        #expect(try decide(UUIDv4.generate(), .approve, by: "ben").result == .notFound)
+    }
+
     @Test func aDecisionAfterTheDeadlineExpiresTheOperation() throws {
         let id = try awaiting(2005)
         try database.query("UPDATE operations SET approval_expires_at = now() - interval '1 second' WHERE id = \(id)::uuid")

@@ -241,6 +241,49 @@ import Glibc
         #expect(try database.query("SELECT state FROM batches WHERE id = \(batch)").first?.decode(String.self, "state") == "succeeded")
     }
 
+    /// The retry rule is Swift's (DispatchCheck), passed to advance_batch: a child that never
+    /// reaches Hostinger gets maximumBatchAttempts attempts in all, and fails after the last.
+    @Test func aChildGetsTheAttemptsDispatchCheckDeclaresAndNoMore() throws {
+        let batch = try newBatch(vps: [17], maxInFlight: 1, maxFailures: 5)
+        _ = try store.advanceBatch(owner: "i1", leaseSeconds: 30)
+        for reason in DispatchCheck.batchRetryReasons + ["not_sent", "not_sent", "not_sent"] {
+            try end(batch, position: 1, as: "failed", reason: reason)
+            _ = try store.advanceBatch(owner: "i1", leaseSeconds: 30)
+        }
+        let attempts = try database.query("SELECT count(*) AS n FROM operations WHERE command = 'vps.restart' AND vps_id = 17")
+            .first?.decode(Int.self, "n")
+        #expect(attempts == DispatchCheck.maximumBatchAttempts)
+        #expect(try childStates(batch) == ["failed"])
+    }
+
+    /// advance_batch holds no retry rule of its own: the bound and the reasons are the caller's.
+    @Test func theRetryBoundAndReasonsAreTheCallersArguments() throws {
+        let advance: PostgresQuery = "SELECT advance_batch('i1', interval '30 seconds', 2, ARRAY['not_sent']) AS id"
+        let twice = try newBatch(vps: [19], maxInFlight: 1, maxFailures: 5)
+        _ = try database.query(advance)
+        try end(twice, position: 1, as: "failed", reason: "not_sent")
+        _ = try database.query(advance)
+        #expect(try childStates(twice) == ["started"])
+        try end(twice, position: 1, as: "failed", reason: "not_sent")
+        _ = try database.query(advance)
+        #expect(try childStates(twice) == ["failed"])
+        let other = try newBatch(vps: [20], maxInFlight: 1, maxFailures: 5)
+        _ = try database.query(advance)
+        try end(other, position: 1, as: "failed", reason: "not_applied")
+        _ = try database.query(advance)
+        #expect(try childStates(other) == ["failed"])
+    }
+
+    /// The previous release's two-argument call (Database/compatibility.sql) keeps its rule.
+    @Test func thePreviousReleasesCallOfAdvanceBatchStillWorks() throws {
+        let batch = try newBatch(vps: [18], maxInFlight: 1, maxFailures: 0)
+        let advanced = try database.query("SELECT advance_batch('i1', interval '30 seconds') AS id").first?.decode(Int?.self, "id")
+        #expect(advanced == batch)
+        try end(batch, position: 1, as: "failed", reason: "not_sent")
+        _ = try database.query("SELECT advance_batch('i1', interval '30 seconds') AS id")
+        #expect(try childStates(batch) == ["started"])
+    }
+
     @Test func aRevokedGrantFailsTheChildUnstarted() throws {
         let batch = try newBatch(vps: [8, 9], maxInFlight: 2, maxFailures: 5)
         try database.query("DELETE FROM grants WHERE principal = 'fleet'")

@@ -231,8 +231,11 @@ public enum DispatchVerdict: Sendable, Equatable {
 /// supplies the rows as they are, the key ring verifies them.
 public enum DispatchCheck {
     /// The attempts a batch child gets in all (its first and the retries of one that never
-    /// reached Hostinger).
+    /// reached Hostinger). Declared here once: `advance_batch` gets it with every call.
     public static let maximumBatchAttempts = 4
+    /// The reasons of a failed operation that say it never reached Hostinger, so that its batch
+    /// child may start again with a new key (`advance_batch` gets them with every call).
+    public static let batchRetryReasons = ["not_applied", "upstream_budget", "not_sent"]
 
     public static func verify(_ claimed: ApprovedDispatch, facts: DispatchFacts, keys: SecretKeyRing) -> DispatchVerdict {
         let operation = claimed.operation
