@@ -20,7 +20,10 @@ BEGIN
     END IF;
     SELECT count(*) INTO counted FROM approvals a WHERE a.operation_id = op.id AND a.decision = 'approve';
 
-    IF NOT (op.state = 'awaiting_approval' OR (p_action = 'cancel' AND op.state = 'approved')) THEN
+    IF op.state = 'cancelled' AND op.error ->> 'reason' = 'expired' THEN
+        -- The housekeeper expired it first: the same answer as a decision past the deadline.
+        outcome := 'expired';
+    ELSIF NOT (op.state = 'awaiting_approval' OR (p_action = 'cancel' AND op.state = 'approved')) THEN
         outcome := 'not_awaiting';
     ELSIF op.approval_expires_at <= clock_timestamp() THEN
         outcome := 'expired';
@@ -41,7 +44,7 @@ BEGIN
                         ELSE 'recorded' END;
     END IF;
 
-    IF outcome IN ('denied', 'withdrawn', 'expired') THEN
+    IF outcome IN ('denied', 'withdrawn', 'expired') AND op.state <> 'cancelled' THEN
         UPDATE operations o SET state = 'cancelled', completed_at = clock_timestamp(), updated_at = clock_timestamp(),
             error = CASE WHEN outcome = 'expired' THEN jsonb_build_object('reason', 'expired')
                          ELSE jsonb_build_object('reason', outcome, 'by', p_principal, 'message', p_reason) END

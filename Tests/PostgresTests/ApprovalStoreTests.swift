@@ -164,6 +164,17 @@ import VpsgateStore
             .decode(Int.self, "n") == 0)
     }
 
+    @Test func aDecisionAfterTheHousekeeperExpiredItIsExpiredToo() throws {
+        let id = try awaiting(2008)
+        try database.query("UPDATE operations SET approval_expires_at = now() - interval '1 second' WHERE id = \(id)::uuid")
+        #expect(try store.expireApprovals() >= 1)
+        let events = try database.query("SELECT count(*) AS n FROM events WHERE operation_id = \(id)::uuid").first?.decode(Int.self, "n")
+        #expect(try approve(id).result == .expired)
+        #expect(try state(id) == "cancelled:expired")
+        #expect(try database.query("SELECT count(*) AS n FROM events WHERE operation_id = \(id)::uuid").first?.decode(Int.self, "n") == events,
+                "the operation is not changed again")
+    }
+
     @Test func anApprovedOperationPastItsApprovalsTimeIsExpired() throws {
         let id = try awaiting(2006)
         _ = try approve(id)
