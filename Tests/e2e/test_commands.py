@@ -278,7 +278,7 @@ def test_the_document_lists_exactly_the_served_routes(stack, users):
     from openapi_spec_validator import validate
     validate(document)
     operations = {(m.upper(), p) for p, item in document["paths"].items() for m in item}
-    assert len(operations) == 72  # 41 commands, 23 reads (events, docker projects, templates, data centers, firewalls, keys, scripts, batches, me among them), approve, deny, cancel, a batch and its 4 decisions
+    assert len(operations) == 73  # 41 commands, 24 reads (events, an operation's timeline, docker projects, templates, data centers, firewalls, keys, scripts, batches, me among them), approve, deny, cancel, a batch and its 4 decisions
     for method, template in sorted(operations):
         ids = {"/v1/templates/": "1130", "/v1/firewalls/": "4001", "/v1/public-keys/": "5001", "/v1/post-install-scripts/": "6001"}
         path = template.replace("{id}", next((i for prefix, i in ids.items() if template.startswith(prefix)), "1001"))
