@@ -48,7 +48,8 @@ def test_the_package_holds_the_files_at_the_deployment_guides_paths(package):
     owners = {line.split()[1] for line in listing.splitlines()}
     assert owners == {"root/root"}
     for needed in ("/usr/local/bin/vpsgate", "/usr/local/bin/vpsgatectl", "/lib/systemd/system/vpsgate@.service",
-                   "/usr/local/share/doc/vpsgate/deployment.md", "/usr/local/share/vpsgate/nginx/vpsgate.conf"):
+                   "/usr/local/share/doc/vpsgate/deployment.md", "/usr/local/share/vpsgate/nginx/vpsgate.conf",
+                   "/usr/local/share/vpsgate/Database/ORDER", "/usr/share/vpsgate/console/index.html"):
         assert needed in paths, needed
     migrations = {p.name for p in (ROOT / "Migrations").glob("*.sql")}
     assert {Path(p).name for p in paths if p.startswith("/usr/local/share/vpsgate/migrations/") and p.endswith(".sql")} == migrations
