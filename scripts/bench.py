@@ -25,6 +25,8 @@ from vpsgate_stack import ROOT, Stack, wait_until  # noqa: E402
 
 WRK = ROOT / "scripts/wrk"
 CONCURRENCY = (1, 16, 64)
+# Server connections PgBouncer lends in the pooled scenario.
+POOL_SIZE = 40
 
 
 def parse_wrk(output: str) -> dict:
@@ -253,6 +255,24 @@ def run(args) -> Path:
         finally:
             stack.stop()
 
+    # Through PgBouncer in transaction mode (VPSGATE_DATABASE_POOL_MODE=transaction): the same
+    # two instances and workers as the command scenario, over a pool of 40 server connections
+    # (docs/failover.md's sizing); compared with the command scenario of this run.
+    root = Path(tempfile.mkdtemp(prefix="vpsgate-bench-"))
+    root.chmod(0o755)
+    stack = Stack(root, instances=2, workers=args.workers, binary=binary, extra_env=env_extra, pgbouncer=True)
+    stack.pgbouncer.pool_size = POOL_SIZE
+    try:
+        stack.start()
+        env = prepare(stack, 256)
+        results["scenarios"]["command_pgbouncer"] = {}
+        for concurrency in CONCURRENCY:
+            print(f"[bench] command through pgbouncer c={concurrency}", file=sys.stderr, flush=True)
+            results["scenarios"]["command_pgbouncer"][str(concurrency)] = Bench(stack, args.seconds).wrk(
+                stack.url, concurrency, "command.lua", env)
+    finally:
+        stack.stop()
+
     results["ratios"] = ratios(results)
     results["targets"] = targets(results)
     (out / "results.json").write_text(json.dumps(results, indent=2))
@@ -286,6 +306,8 @@ def ratios(r: dict) -> dict:
         # Notifying commits are serialized by PostgreSQL's notify lock (completion push).
         "notify_commit_over_commit_c16": round(get("pg_commit_notify", 16) / get("pg_commit", 16), 3),
         "notify_commit_over_commit_c64": round(get("pg_commit_notify", 64) / get("pg_commit", 64), 3),
+        "pgbouncer_command_over_direct_c64": round(get("command_pgbouncer", 64) / get("command", 64), 3),
+        "pgbouncer_command_minus_direct_p50_ms_c1": round(get("command_pgbouncer", 1, "p50_ms") - get("command", 1, "p50_ms"), 3),
         "scale_2_over_1": round(r["scale"]["2"]["rps"] / r["scale"]["1"]["rps"], 3),
         "scale_4_over_1": round(r["scale"]["4"]["rps"] / r["scale"]["1"]["rps"], 3),
     }

@@ -1,10 +1,14 @@
-"""PostgreSQL fails over under load: two vpsgate instances on a pg_auto_failover pair (a
+"""PostgreSQL changes primary under load: two vpsgate instances on a pg_auto_failover pair (a
 primary and its synchronous standby, scripts/failover_stack.py), reached through a libpq
-multi-host URL with target_session_attrs=read-write. Clients send restarts over several VPS
-while the primary's machine dies (SIGKILL to its postmaster and its keeper); afterwards
-every accepted operation settles with one final audit row, no restart reached Hostinger
-twice, the only errors clients saw were 503 with Retry-After, and the first success after
-the kill came within the goal."""
+multi-host URL with target_session_attrs=read-write. Eight clients send restarts over 30 VPS
+while the primary is switched over as planned (`pg_autoctl perform switchover`), then while
+the new primary's machine dies (SIGKILL to its postmaster and its keeper). After each:
+every accepted operation settles with one final audit row and its state changes in the
+event feed, no restart reached Hostinger twice, none Hostinger performed is recorded as not
+applied, the only errors clients saw were 503 with Retry-After, and the first success after
+the switch came within the goal.
+
+The switchover runs first: it needs both nodes, and a killed node stays dead."""
 
 import collections
 import sys
@@ -22,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from failover_stack import FailoverCluster  # noqa: E402
 
 FIRST_VPS = 3401
-CLIENTS = 4
-VPS_PER_CLIENT = 2
+CLIENTS = 8
+VPS_COUNT = 30
 # The goal for the first successful command after the primary's death; asserted with room
 # for a machine busy with other builds (the measurement is printed).
 GOAL_SECONDS = 15
@@ -35,7 +39,7 @@ def stack(stack_factory):
     stack = stack_factory("failover", start=False, extra_env=SHORT_WINDOWS)
     stack.postgres = FailoverCluster(Path(tempfile.mkdtemp(prefix="vpsgate-e2e-pgaf-")))
     stack.start()
-    for vps in range(FIRST_VPS, FIRST_VPS + CLIENTS * VPS_PER_CLIENT):
+    for vps in range(FIRST_VPS, FIRST_VPS + VPS_COUNT):
         stack.sim("POST", "/__sim/vms", {"id": vps})
     stack.sim("POST", "/__sim/config", {"action_delay_ms": 300})
     return stack
@@ -90,25 +94,54 @@ class LoadClient(threading.Thread):
                     time.sleep(0.25)
 
 
-@pytest.mark.slow
-def test_killing_the_primary_under_load_loses_nothing_and_answers_only_503_meanwhile(stack):
+VPS = list(range(FIRST_VPS, FIRST_VPS + VPS_COUNT))
+
+
+@pytest.fixture(scope="module")
+def load_token(stack):
     stack.grant("load", "*", "operator")
-    token = stack.create_token("load")
-    cluster = stack.postgres
+    return stack.create_token("load")
+
+
+def feed_end(client):
+    """The feed's cursor after everything written so far."""
+    cursor = None
+    while True:
+        status, _, page = client.json("GET", "/v1/events?limit=500" + (f"&after={cursor}" if cursor else ""))
+        assert status == 200, page
+        if not page["data"]:
+            return cursor
+        cursor = page["next"] or cursor
+
+
+def feed_since(client, cursor):
+    """Every event after `cursor`, in the feed's order."""
+    events = []
+    while True:
+        status, _, page = client.json("GET", "/v1/events?limit=500" + (f"&after={cursor}" if cursor else ""))
+        assert status == 200, page
+        if not page["data"]:
+            return events
+        events.extend(page["data"])
+        cursor = page["next"] or cursor
+
+
+def under_load(stack, token, switch):
+    """Runs the clients, calls `switch()` five seconds in, and keeps the load on until five
+    seconds after the first success since the switch (or the bound). Returns the clients,
+    when the switch began, and the index of the first simulator request of the run."""
+    first_request = len(sim_requests(stack))
     stop = threading.Event()
-    deadline = time.monotonic() + 90
-    vps = list(range(FIRST_VPS, FIRST_VPS + CLIENTS * VPS_PER_CLIENT))
-    clients = [LoadClient(stack, token, vps[i::CLIENTS], stop, deadline) for i in range(CLIENTS)]
+    deadline = time.monotonic() + 120
+    clients = [LoadClient(stack, token, VPS[i::CLIENTS], stop, deadline) for i in range(CLIENTS)]
     for client in clients:
         client.start()
     time.sleep(5)
-    old_primary = cluster.primary()
-    killed_at = time.monotonic()
-    cluster.kill_node(old_primary)
-    # Load goes on until well after the first success since the kill (or the bound).
-    while time.monotonic() < killed_at + BOUND_SECONDS + 5:
+    switched_at = time.monotonic()
+    switch()
+    while time.monotonic() < switched_at + BOUND_SECONDS + 5:
         successes = [answered for c in clients for sent, answered, _, status, _ in list(c.answers)
-                     if sent > killed_at and status in (200, 202)]
+                     if sent > switched_at and status in (200, 202)]
         if successes and time.monotonic() > min(successes) + 5:
             break
         time.sleep(0.2)
@@ -116,38 +149,76 @@ def test_killing_the_primary_under_load_loses_nothing_and_answers_only_503_meanw
     for client in clients:
         client.join(timeout=60)
     assert not any(client.is_alive() for client in clients)
+    return clients, switched_at, first_request
 
+
+def check_answers(clients, switched_at, what):
+    """Only 503 with Retry-After while the database switched; returns the time to the first
+    success after the switch began."""
     answers = [answer for client in clients for answer in client.answers]
-    after_kill = sorted(answered for sent, answered, _, status, _ in answers if sent > killed_at and status in (200, 202))
-    assert after_kill, "no command succeeded after the kill"
-    recovery = after_kill[0] - killed_at
+    after = sorted(answered for sent, answered, _, status, _ in answers if sent > switched_at and status in (200, 202))
+    assert after, f"no command succeeded after the {what}"
+    recovery = after[0] - switched_at
     statuses = collections.Counter(status for _, _, _, status, _ in answers)
-    print(f"failover: first success {recovery:.1f} s after the kill (goal {GOAL_SECONDS} s); "
-          f"answers {dict(statuses)}; new primary node{cluster.primary() + 1}")
-    assert cluster.primary() != old_primary
-    # Errors: 503 with Retry-After only, never 500 or no answer.
+    print(f"{what}: first success {recovery:.1f} s after it began (goal {GOAL_SECONDS} s); answers {dict(statuses)}")
     assert set(statuses) <= {200, 202, 503}, statuses
     assert all(retry_after for _, _, _, status, retry_after in answers if status == 503)
-    assert statuses[503] > 0, "the switch was not seen at all: did the kill happen?"
     assert recovery <= BOUND_SECONDS
+    return statuses
 
-    # Every accepted operation settles, with one final audit row of its acceptance.
+
+def check_nothing_lost(stack, clients, first_request, feed_reader, cursor):
+    """Every accepted operation settles with one final audit row of its acceptance and each
+    of its state changes once in the feed; no restart reached Hostinger twice; an operation
+    Hostinger performed is recorded as succeeded, and none it never received is."""
     open_operations, keys = wait_until_settled(stack, 60)
     assert (open_operations, keys) == (0, 0)
-    accepted = [entry for client in clients for entry in client.accepted]
+    accepted = {operation_id for client in clients for _, operation_id in client.accepted}
     assert len(accepted) >= CLIENTS
-    for _, operation_id in accepted:
-        rows = sql(stack, f"SELECT count(*) FROM audit_events WHERE operation_id = '{operation_id}' "
-                          "AND kind = 'final' AND outcome = 'accepted'")
-        assert rows == "1", (operation_id, rows)
-    # No restart reached Hostinger twice: one call per operation that was sent, none for
-    # an operation nobody was told about.
-    in_database = sql(stack, f"SELECT count(*) FROM operations WHERE vps_id BETWEEN {vps[0]} AND {vps[-1]}")
-    assert int(in_database) == len({operation_id for _, operation_id in accepted})
-    sent = int(sql(stack, f"SELECT count(*) FROM operations WHERE vps_id BETWEEN {vps[0]} AND {vps[-1]} "
-                          "AND hostinger_action_id IS NOT NULL"))
-    calls = [request for request in sim_requests(stack, "POST", "/restart")
-             if vps[0] <= int(request["path"].split("/")[-2]) <= vps[-1]]
+    ids = ", ".join(f"'{i}'" for i in accepted)
+    rows = sql(stack, "SELECT o.id, o.state, o.correlation_id, (SELECT count(*) FROM audit_events a WHERE a.operation_id = o.id "
+                      "AND a.kind = 'final' AND a.outcome = 'accepted') FROM operations o "
+                      f"WHERE o.id IN ({ids})")
+    operations = {row[0]: row[1:] for row in (line.split("|") for line in rows.splitlines())}
+    assert set(operations) == accepted, "an operation a client was told about is missing"
+    assert all(final == "1" for _, _, final in operations.values()), operations
+    calls = [request for request in sim_requests(stack)[first_request:]
+             if request["method"] == "POST" and request["path"].endswith("/restart")]
     by_correlation = collections.Counter(request["headers"].get("x-correlation-id") for request in calls)
     assert all(count == 1 for count in by_correlation.values()), by_correlation.most_common(3)
-    assert len(calls) == sent <= len(accepted)
+    correlations = {correlation: (operation_id, state) for operation_id, (state, correlation, _) in operations.items()}
+    assert set(by_correlation) <= set(correlations), "a restart nobody was told about reached Hostinger"
+    for correlation, (operation_id, state) in correlations.items():
+        assert (state == "succeeded") == (correlation in by_correlation), (operation_id, state)
+    states = collections.defaultdict(list)
+    for event in feed_since(feed_reader, cursor):
+        if event.get("operation_id") in accepted:
+            states[event["operation_id"]].append(event["data"]["operation"]["state"])
+    for operation_id, (state, _, _) in operations.items():
+        seen = states[operation_id]
+        assert seen and seen[0] == "accepted" and seen[-1] == state and len(seen) == len(set(seen)), (operation_id, seen)
+
+
+@pytest.mark.slow
+def test_a_planned_switchover_under_load_loses_nothing_and_answers_only_503(stack, load_token):
+    cluster = stack.postgres
+    reader = Client(stack, load_token)
+    cursor = feed_end(reader)
+    old_primary = cluster.primary()
+    clients, switched_at, first_request = under_load(stack, load_token, cluster.switchover)
+    check_answers(clients, switched_at, "switchover")
+    assert cluster.primary() != old_primary
+    check_nothing_lost(stack, clients, first_request, reader, cursor)
+
+
+@pytest.mark.slow
+def test_killing_the_primary_under_load_loses_nothing_and_answers_only_503_meanwhile(stack, load_token):
+    cluster = stack.postgres
+    reader = Client(stack, load_token)
+    cursor = feed_end(reader)
+    old_primary = cluster.primary()
+    clients, killed_at, first_request = under_load(stack, load_token, lambda: cluster.kill_node(old_primary))
+    statuses = check_answers(clients, killed_at, "failover")
+    assert cluster.primary() != old_primary
+    assert statuses[503] > 0, "the switch was not seen at all: did the kill happen?"
+    check_nothing_lost(stack, clients, first_request, reader, cursor)

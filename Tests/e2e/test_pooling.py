@@ -1,7 +1,8 @@
 """vpsgate through PgBouncer in transaction pool mode (VPSGATE_DATABASE_POOL_MODE=transaction):
-a representative subset of the command, approval and push checks, on two instances whose
-32 workers share a pool of 5 server connections, so that consecutive statements of one
-worker land on different server sessions. LISTEN, migrations and the admin CLI go direct.
+a representative subset of the command, approval and push checks, on four instances of 64
+workers each (256 client connections) sharing a pool of 40 server connections, the sizing
+docs/failover.md describes, so that consecutive statements of one worker land on different
+server sessions. LISTEN, migrations and the admin CLI go direct.
 
 Before the pool mode existed, every connection through PgBouncer failed (the `options`
 startup parameter is refused) and, past that, named prepared statements made on one server
@@ -16,12 +17,13 @@ import pytest
 from vpsgate_e2e import Client, final_audit_rows, new_key, sim_requests, sql, wait_operation_row
 
 FIRST_VPS = 3301
+POOL_SIZE = 40
 
 
 @pytest.fixture(scope="module")
 def stack(stack_factory):
-    stack = stack_factory("pooling", start=False, pgbouncer=True, destroy_approvals=1)
-    stack.pgbouncer.pool_size = 5
+    stack = stack_factory("pooling", start=False, pgbouncer=True, destroy_approvals=1, instances=4, workers=64)
+    stack.pgbouncer.pool_size = POOL_SIZE
     stack.start()
     for vps in range(FIRST_VPS, FIRST_VPS + 10):
         stack.sim("POST", "/__sim/vms", {"id": vps})
@@ -58,7 +60,7 @@ def test_concurrent_commands_through_the_pool_are_sent_once_with_one_final_audit
 
     def send(vps, copy):
         # Three identical requests per VPS (one key), on six VPS at once: 18 requests over
-        # 32 workers and 5 server sessions.
+        # 256 workers and 40 server sessions.
         correlation = f"pool-{vps}-{copy}-{new_key()[:8]}"
         outcome = Client(stack, token).json("POST", f"/v1/vps/{vps}/restart", {}, key=keys[vps],
                                             headers={"X-Request-ID": correlation})
@@ -86,7 +88,11 @@ def test_concurrent_commands_through_the_pool_are_sent_once_with_one_final_audit
     # The audit rows name the instance: application_name reaches the server session the
     # pooler lends, transaction by transaction.
     instances = sql(stack, "SELECT DISTINCT instance FROM audit_events WHERE kind = 'final' AND outcome = 'accepted'")
-    assert set(instances.splitlines()) <= {"vpsgate-1", "vpsgate-2"} and instances
+    assert set(instances.splitlines()) <= {f"vpsgate-{i}" for i in range(1, 5)} and instances
+    # However many workers, PostgreSQL serves the pool's sessions and the direct listeners.
+    sessions = stack.postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'vpsgate_app' "
+                                   "AND backend_type = 'client backend' AND query NOT ILIKE 'LISTEN%'")
+    assert 0 < int(sessions) <= POOL_SIZE, sessions
 
 
 def test_an_approval_through_the_pool_dispatches_once(stack, people):
