@@ -149,6 +149,36 @@ def instrumentation(stack: Stack) -> dict:
     return totals
 
 
+def track_statements(stack: Stack, on: bool) -> None:
+    """pg_stat_statements (loaded at start) tracks every statement, nested ones inside the
+    PL/pgSQL functions included, only while `on`: the other scenarios run untracked."""
+    admin = stack.postgres.admin_url.rsplit("/", 1)[0] + "/vpsgate"
+    if on:
+        stack.postgres.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", url=admin)
+    stack.postgres.psql(f"ALTER SYSTEM SET pg_stat_statements.track = '{'all' if on else 'none'}'", url=admin)
+    stack.postgres.psql("ALTER SYSTEM SET pg_stat_statements.track_utility = off", url=admin)
+    stack.postgres.psql("SELECT pg_reload_conf()", url=admin)
+    if on:
+        time.sleep(0.5)  # every backend has read the new setting before the run starts
+        stack.postgres.psql("SELECT pg_stat_statements_reset()", url=admin)
+
+
+def statements(stack: Stack, top: int = 25) -> list:
+    """Each statement's share of a command at c=1, from pg_stat_statements: calls and
+    milliseconds per command (commands counted by begin_command's calls), mean ms per call,
+    and whether it ran inside a function (nested) or was sent by vpsgate (top level)."""
+    admin = stack.postgres.admin_url.rsplit("/", 1)[0] + "/vpsgate"
+    rows = stack.postgres.psql(
+        "WITH s AS (SELECT * FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'vpsgate')), "
+        "n AS (SELECT greatest(sum(calls), 1) AS commands FROM s WHERE toplevel AND query ~ 'begin_command\\(') "
+        "SELECT CASE WHEN toplevel THEN 'top' ELSE 'nested' END, round((calls / n.commands)::numeric, 2), "
+        "round(mean_exec_time::numeric, 3), round((total_exec_time / n.commands)::numeric, 3), "
+        "left(regexp_replace(query, '\\s+', ' ', 'g'), 110) "
+        f"FROM s, n WHERE query !~* 'pg_stat_statements|pg_reload_conf' ORDER BY total_exec_time DESC LIMIT {top}", url=admin)
+    return [dict(zip(("level", "calls_per_command", "mean_ms", "ms_per_command", "statement"), line.split("|", 4)))
+            for line in rows.splitlines()]
+
+
 def profile(before: dict, after: dict) -> dict:
     """Where a command's time goes at c=1: mean milliseconds per part, from the histograms."""
     def mean(family, label):
@@ -189,8 +219,12 @@ def run(args) -> Path:
     root.chmod(0o755)
     stack = Stack(root, instances=2, workers=args.workers, binary=binary, extra_env=env_extra)
     stack.sim_action_delay_ms = 0
+    # Loaded, tracking off until the statement profile (a -c setting here would override the
+    # ALTER SYSTEM that turns it on).
+    stack.postgres.settings["shared_preload_libraries"] = "pg_stat_statements"
     try:
         stack.start()
+        track_statements(stack, False)
         env = prepare(stack, 256)
         bench = Bench(stack, args.seconds)
         url = stack.url
@@ -217,6 +251,12 @@ def run(args) -> Path:
                 results["scenarios"][name][str(concurrency)] = bench.wrk(target, concurrency, script, dict(env, **extra))
                 if name == "command" and concurrency == 1:
                     results["profile_command_c1"] = profile(before, instrumentation(stack))
+                    # The same load again with every statement tracked, nested ones included.
+                    print("[bench] statements of a command (c=1, pg_stat_statements)", file=sys.stderr, flush=True)
+                    track_statements(stack, True)
+                    bench.wrk(target, 1, script, dict(env, **extra))
+                    results["statements_command_c1"] = statements(stack)
+                    track_statements(stack, False)
         # Where vpsgate's CPU goes under the command load: a perf profile of its instances.
         print("[bench] cpu profile (command, c=16)", file=sys.stderr, flush=True)
         results["cpu_profile_command"] = cpu_profile(bench, url, "command.lua", env)
@@ -375,6 +415,12 @@ def markdown(r: dict) -> str:
         lines += ["", "Where a command's time goes at c=1 (mean ms, vpsgate's own histograms; the rest of the "
                   "client's latency is nginx, TLS and the token check):", "", "| part | ms |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in r["profile_command_c1"].items()]
+    if r.get("statements_command_c1"):
+        lines += ["", "Each statement's share of a command at c=1 (pg_stat_statements with track = all: nested "
+                  "statements are those PL/pgSQL functions run; per command = over begin_command's calls):", "",
+                  "| level | calls/command | mean ms | ms/command | statement |", "|---|---|---|---|---|"]
+        lines += [f"| {row['level']} | {row['calls_per_command']} | {row['mean_ms']} | {row['ms_per_command']} | "
+                  f"`{row['statement'].replace('|', '/')}` |" for row in r["statements_command_c1"]]
     lines += ["", "| ratio | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in r["ratios"].items()]
     lines += ["", f"Peak RSS per instance: " + ", ".join(f"{k} {v['peak_rss_mb']} MB ({v['workers']} workers)" for k, v in r["instances"].items()),
               f"/readyz 200 after start: {r['readyz_after_start_ms']} ms", "",
