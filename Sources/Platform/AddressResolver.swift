@@ -2,6 +2,8 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Name resolution, wrapped once: the system resolver (getaddrinfo), so `/etc/hosts` and
@@ -12,7 +14,11 @@ public enum AddressResolver {
     public static func resolve(_ host: String) -> Result<[[UInt8]], ResolveError> {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
+        #if canImport(Darwin)
+        hints.ai_socktype = SOCK_STREAM
+        #else
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        #endif
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, nil, &hints, &list)
         guard status == 0 else { return .failure(ResolveError(message: String(cString: gai_strerror(status)))) }

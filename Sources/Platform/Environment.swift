@@ -2,6 +2,8 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Environment blocks: NULL-terminated arrays of `NAME=value` C strings, the shape of the
@@ -9,7 +11,12 @@ import Musl
 public enum Environment {
     /// The process's environment, read now.
     public static var current: [String: String] {
+        #if canImport(Darwin)
+        // Darwin's libc does not export `environ` to Swift; _NSGetEnviron is its accessor.
+        variables(in: _NSGetEnviron().pointee.map { UnsafePointer($0) })
+        #else
         variables(in: environ)
+        #endif
     }
 
     /// The variables of `block`, copied; nil is an empty block.

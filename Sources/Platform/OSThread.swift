@@ -2,6 +2,8 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// An operating-system thread running one closure, for work that blocks in C (libfcgi,
@@ -26,6 +28,19 @@ public struct OSThread: Sendable {
             }
         }
         let start = Unmanaged.passRetained(Start(name: name, body: body)).toOpaque()
+        #if canImport(Darwin)
+        // Darwin's pthread_t is a pointer, and its start routine's argument is not optional.
+        var created: pthread_t?
+        let result = pthread_create(&created, nil, { argument in
+            let start = Unmanaged<Start>.fromOpaque(argument).takeRetainedValue()
+            start.body()
+            return nil
+        }, start)
+        guard result == 0, let handle = created else {
+            Unmanaged<Start>.fromOpaque(start).release()
+            throw SystemCallError("pthread_create", errno: result)
+        }
+        #else
         var handle = pthread_t()
         let result = pthread_create(&handle, nil, { argument in
             let start = Unmanaged<Start>.fromOpaque(argument!).takeRetainedValue()
@@ -37,6 +52,7 @@ public struct OSThread: Sendable {
             Unmanaged<Start>.fromOpaque(start).release()
             throw SystemCallError("pthread_create", errno: result)
         }
+        #endif
         return OSThread(handle: handle)
     }
 

@@ -10,8 +10,8 @@ import Darwin
 
 /// Where vpsgate is and who the caller is: `VPSGATE_URL`, `VPSGATE_TOKEN` (or
 /// `VPSGATE_TOKEN_FILE`), `VPSGATE_CA_FILE`, from the environment or a config file of
-/// `KEY=value` lines (`VPSGATECTL_CONFIG`, default `~/.config/vpsgate/config`); the
-/// environment wins. vpsgatectl never holds Hostinger's token: it only speaks to vpsgate.
+/// `KEY=value` lines in named contexts (`ContextConfig`); the environment wins unless a
+/// context was named with `--context`. vpsgatectl never holds Hostinger's token: it only speaks to vpsgate.
 ///
 /// The token is a bearer credential, so it is guarded as ssh guards a private key: the
 /// config file and the token file are refused when group or others may access them, and
@@ -22,16 +22,11 @@ struct ClientSettings {
     var token: String
     var caFile: String?
 
-    static func load(environment: [String: String] = Environment.current) throws -> ClientSettings {
-        var values: [String: String] = [:]
-        let path = environment["VPSGATECTL_CONFIG"] ?? (environment["HOME"].map { $0 + "/.config/vpsgate/config" } ?? "")
-        if let text = try readPrivateFile(path, "the config file") {
-            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-                let parts = line.split(separator: "=", maxSplits: 1)
-                if parts.count == 2 { values[String(parts[0]).trimmingSpaces] = String(parts[1]).trimmingSpaces }
-            }
-        }
-        for (key, value) in environment where key.hasPrefix("VPSGATE_") { values[key] = value }
+    /// The context's name, when one was used (`ContextConfig`).
+    var context: String?
+
+    static func load(environment: [String: String] = Environment.current, context explicit: String? = GlobalOptions.current.context) throws -> ClientSettings {
+        let (context, values) = try ContextConfig.values(environment: environment, explicit: explicit)
         guard let url = values["VPSGATE_URL"], url.hasPrefix("https://") || url.hasPrefix("http://") else {
             throw UsageError("set VPSGATE_URL to vpsgate's address (https://…), in the environment or the config file")
         }
@@ -42,7 +37,8 @@ struct ClientSettings {
             token = text.trimmingSpaces
         }
         guard let token, !token.isEmpty else { throw UsageError("set VPSGATE_TOKEN or VPSGATE_TOKEN_FILE") }
-        return ClientSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, token: token, caFile: values["VPSGATE_CA_FILE"])
+        return ClientSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, token: token, caFile: values["VPSGATE_CA_FILE"],
+                              context: context)
     }
 
     /// Plain HTTP only to loopback: `127.0.0.0/8` as a dotted quad, `[::1]` or `localhost`,

@@ -27,8 +27,8 @@ struct Runner {
     static func error(_ text: String) { standardError("vpsgatectl: \(text)\n") }
 
     /// `-o json|table` / `--output=…` taken out of `words`.
-    static func outputOption(_ words: [String]) -> (String, [String]) {
-        var output = "json"
+    static func outputOption(_ words: [String], default: String = "json") -> (String, [String]) {
+        var output = `default`
         var rest: [String] = []
         var index = 0
         while index < words.count {
@@ -74,11 +74,11 @@ struct Runner {
         let state = operation["state"]?.stringValue ?? ""
         if state == "awaiting_approval" {
             Self.error("operation \(id) awaits approval (\(operation["approval"]?["required"]?.intValue ?? 1) needed): nothing is sent until it is approved")
-            print(render(operation, output: output))
+            try emit(operation, output: output)
             return wait ? Exit.awaitingApproval : Exit.done
         }
         guard wait, !Self.isTerminal(state) else {
-            print(render(operation, output: output))
+            try emit(operation, output: output)
             return Self.isTerminal(state) ? Self.exit(forState: state) : Exit.done
         }
         return try waitFor(operation: id, timeout: timeout, output: output, label: "\(command.name) \(invocation.target)")
@@ -89,7 +89,9 @@ struct Runner {
     /// required. Nil to go on; else the exit code, and nothing was sent.
     static func confirm(_ command: Command, _ what: String, yes: Bool) -> Int32? {
         guard command.irreversible, !yes else { return nil }
-        guard isatty(0) == 1 else {
+        // The question goes to stderr and the answer comes from stdin: both must be a
+        // person's terminal, or no one would see what they are agreeing to.
+        guard isatty(0) == 1, isatty(2) == 1 else {
             error("\(what) cannot be undone: pass --yes to send it without a terminal; nothing was sent")
             return Exit.usage
         }
@@ -146,7 +148,7 @@ struct Runner {
         }
         if live { standardError("\n") }
         guard let operation else { return Exit.unavailable }
-        print(render(operation, output: output))
+        try emit(operation, output: output)
         let state = operation["state"]?.stringValue ?? ""
         if !Self.isTerminal(state) {
             Self.error("operation \(id) is still \(state) after \(timeout) s: `vpsgatectl operations wait \(id)` follows it")
@@ -196,7 +198,10 @@ struct Runner {
 
     /// Prints an answer: its body on stdout, a problem on stderr too; the exit code it means.
     private func show(_ answer: Answer, output: String) -> Int32 {
-        if let body = answer.body { print(render(body, output: output)) }
+        if let body = answer.body {
+            // A problem is a document, not a row: printed as JSON whatever table was asked for.
+            do { try emit(body, output: answer.isProblem && !["json", "jsonl"].contains(output) ? "json" : output) } catch { return Exit.usage }
+        }
         guard answer.isProblem else { return Exit.done }
         let title = answer.body?["title"]?.stringValue ?? "HTTP \(answer.status)"
         let detail = answer.body?["detail"]?.stringValue ?? ""
@@ -204,18 +209,27 @@ struct Runner {
         for (field, messages) in answer.body?["errors"]?.objectValue ?? [] {
             message += "\n  \(field): \(messages.arrayValue?.compactMap(\.stringValue).joined(separator: "; ") ?? "")"
         }
+        if answer.status == 401 || answer.status == 403 {
+            message += "\n  (authentication or authorization failed: check the token of the context in use, `vpsgatectl context list`)"
+        }
         Self.error(message)
-        return answer.status >= 500 ? Exit.unavailable : Exit.failed
+        return Exit.code(forStatus: answer.status)
     }
 
-    func render(_ value: JSONValue, output: String) -> String {
-        guard output == "table" else { return String(decoding: value.serialized(), as: UTF8.self) }
-        let rows = value["data"]?.arrayValue ?? value.arrayValue ?? [value]
-        return rows.map { row in
-            (row.objectValue ?? []).filter { member in
-                switch member.value { case .object, .array: false; default: true }
-            }.map { "\($0.key)=\(String(decoding: $0.value.serialized(), as: UTF8.self))" }.joined(separator: "  ")
-        }.joined(separator: "\n")
+    /// Prints `value` as `-o` and the global `--columns`/`--no-header` ask (`OutputFormat`);
+    /// an unknown format or column is a usage error (exit 64), after the request.
+    func emit(_ value: JSONValue, output: String) throws {
+        guard let format = OutputFormat(output: output, columns: GlobalOptions.current.columns, header: GlobalOptions.current.header,
+                                        terminal: isatty(1) == 1) else {
+            Self.error("-o takes \(OutputFormat.names), not \(output)")
+            throw ExitCodeError(Exit.usage)
+        }
+        do {
+            print(try format.render(value))
+        } catch {
+            Self.error("\(error)")
+            throw ExitCodeError(Exit.usage)
+        }
     }
 
     static func percentEncoded(_ text: String) -> String {

@@ -6,30 +6,44 @@ import VpsgateCore
 /// 0 done (the operation succeeded; with --no-wait: accepted), 1 refused or failed (a
 /// problem from vpsgate, or an operation that failed or was cancelled), 64 usage,
 /// 3 unavailable (vpsgate or Hostinger could not answer, after the retries), 4 still running
-/// when --timeout passed, 5 awaiting approval (a person must approve it first).
+/// when --timeout passed, 5 awaiting approval (a person must approve it first), 6
+/// authentication (401 or 403: the token is missing, wrong or not granted this).
 public struct VpsgateCtl: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "vpsgatectl",
         abstract: "Change Hostinger VPS through vpsgate: every command keyed, authorized, audited.",
         discussion: """
-            Configuration: VPSGATE_URL, VPSGATE_TOKEN (or VPSGATE_TOKEN_FILE), VPSGATE_CA_FILE, from the environment or
-            the config file (VPSGATECTL_CONFIG, default ~/.config/vpsgate/config, KEY=value lines).
+            Configuration: contexts (vpsgatectl context add|use|list|remove; --context NAME for one command) in the config file
+            (VPSGATECTL_CONFIG, else $XDG_CONFIG_HOME/vpsgate/config, else ~/.config/vpsgate/config), or VPSGATE_URL,
+            VPSGATE_TOKEN (or VPSGATE_TOKEN_FILE), VPSGATE_CA_FILE from the environment.
+            Output: -o table|wide|json|jsonl, --columns a,b.c, --no-header. Completion: vpsgatectl completion bash|zsh|fish.
             Commands are named as in vpsgate's catalogue: `vpsgatectl vps restart 1001`, `vpsgatectl firewall rule create 4001
             --protocol TCP --port 443 --source any --source-detail any`. `vpsgatectl commands` lists them.
             Commands that cannot be undone (deletes, restores, password sets, …) ask first on a terminal; --yes skips the
             question, and without a terminal it is required.
-            Exit codes: 0 done, 1 refused or failed, 3 unavailable, 4 still running at --timeout, 5 awaiting approval, 64 usage.
+            Exit codes: 0 done, 1 refused or failed, 3 unavailable, 4 still running at --timeout, 5 awaiting approval,
+            6 authentication (401/403), 64 usage.
             """,
         version: BuildInfo.versionLine(program: "vpsgatectl"),
         subcommands: [VPS.self, Firewall.self, PublicKey.self, Script.self, Operations.self, Approvals.self, Batches.self, Events.self,
-                      Catalogue.self, Me.self, Commands.self, MCPCommand.self])
+                      Catalogue.self, Me.self, Commands.self, MCPCommand.self, ContextCommand.self, CompletionCommand.self])
 
     public init() {}
 
     /// The process's entry: parses the arguments, runs the command and exits with its code.
     /// It is async so that `main` resolves to `AsyncParsableCommand`'s, which runs `mcp`;
     /// top-level code would pick the synchronous one.
-    public static func runProcess() async { await main() }
+    /// The global options (`--context`, `--columns`, `--no-header`) are taken out first.
+    public static func runProcess() async {
+        do {
+            let (options, arguments) = try GlobalOptions.extract(Array(CommandLine.arguments.dropFirst()))
+            GlobalOptions.current = options
+            await main(arguments)
+        } catch {
+            Runner.error("\(error)")
+            Self.exit(withError: ExitCode(Exit.usage))
+        }
+    }
 }
 
 /// An operation id goes into a path: anything but a UUID could name another route
@@ -54,6 +68,19 @@ enum Exit {
     static let unavailable: Int32 = 3
     static let stillRunning: Int32 = 4
     static let awaitingApproval: Int32 = 5
+    /// 401 or 403, from nginx or vpsgate: the token is missing, wrong, expired or not
+    /// granted this. Apart from other refusals so a script can tell "fix the credentials"
+    /// from "fix the request" (gh and doctl do the same; 4 is taken by "still running").
+    static let authentication: Int32 = 6
+
+    /// The exit code an HTTP problem status means.
+    static func code(forStatus status: Int) -> Int32 {
+        switch status {
+        case 401, 403: authentication
+        case 500...: unavailable
+        default: failed
+        }
+    }
 }
 
 /// What a group's words ask for (`Group.resolve`).
@@ -105,7 +132,7 @@ extension Group {
             return .command(command, rest)
         }
         if words.isEmpty || words.contains("--help") || words.contains("-h") { return .help(groupHelp) }
-        let (output, readWords) = Runner.outputOption(words)
+        let (output, readWords) = Runner.outputOption(words, default: "auto")
         guard let path = read(readWords) else {
             throw ValidationError("unknown \(name) command: \(words.joined(separator: " ")) (see vpsgatectl \(name) --help)")
         }
@@ -146,7 +173,9 @@ struct Script: Group {
 }
 
 struct OutputOptions: ParsableArguments {
-    @Option(name: [.short, .customLong("output")], help: "json or table.") var output: String = "json"
+    @Option(name: [.short, .customLong("output")],
+            help: "table, wide, json or jsonl (default: table for a list on a terminal, else json; --columns a,b.c, --no-header).")
+    var output: String = "auto"
 }
 
 struct Operations: ParsableCommand {
@@ -286,7 +315,14 @@ struct Catalogue: ParsableCommand {
 struct Me: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Who the token is, and its grants.")
     @OptionGroup var options: OutputOptions
-    func run() throws { try exiting { try Runner().read(ReadRoute.me.path, output: options.output) } }
+    func run() throws {
+        try exiting {
+            let runner = try Runner()
+            // Which vpsgate this is, on stderr so that stdout stays vpsgate's answer.
+            standardError("context: \(runner.api.settings.context ?? "none (the environment's VPSGATE_*)") at \(runner.api.settings.url)\n")
+            return try runner.read(ReadRoute.me.path, output: options.output)
+        }
+    }
 }
 
 struct Commands: ParsableCommand {

@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -101,8 +102,11 @@ def test_no_wait_prints_the_operation_at_once(stack, ctl, tokens):
 def test_a_refusal_exits_1_and_names_the_fields_and_usage_errors_exit_64(stack, ctl, tokens):
     refused = run(ctl, stack, tokens["cli-op"], "vps", "hostname", "set", "1001", "--hostname", "not a name")
     assert refused.returncode == 1 and "422" in refused.stderr and "hostname" in refused.stderr
+    # 401 and 403, from vpsgate or nginx: exit 6, apart from other refusals.
     forbidden = run(ctl, stack, tokens["cli-viewer"], "vps", "restart", "1001")
-    assert forbidden.returncode == 1 and "403" in forbidden.stderr
+    assert forbidden.returncode == 6 and "403" in forbidden.stderr
+    unknown = run(ctl, stack, "not-a-token", "vps", "list")
+    assert unknown.returncode == 6 and "401" in unknown.stderr
     assert run(ctl, stack, tokens["cli-op"], "vps", "restart").returncode == 64
     assert run(ctl, stack, tokens["cli-op"], "vps", "restart", "1001", "--bogus").returncode == 64
     assert writes(stack) == []
@@ -340,6 +344,36 @@ def test_the_config_file_is_read_and_the_environment_wins(stack, ctl, tokens, tm
     assert missing.returncode == 64 and "VPSGATE_URL" in missing.stderr
 
 
+def test_contexts_are_added_used_and_chosen_and_never_show_a_token(stack, ctl, tokens, tmp_path):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("VPSGATE")}
+    home = dict(base, XDG_CONFIG_HOME=str(tmp_path / "xdg"), VIEWER_TOKEN=tokens["cli-viewer"])
+    token_file = tmp_path / "op.token"
+    token_file.write_text(tokens["cli-op"] + "\n")
+    token_file.chmod(0o600)
+
+    def ctl_run(*words):
+        return subprocess.run([str(ctl), *words], env=home, capture_output=True, text=True, timeout=60)
+
+    added = ctl_run("context", "add", "op", "--url", stack.url, "--token-file", str(token_file), "--ca", str(stack.ca_file))
+    assert added.returncode == 0, added.stderr
+    assert ctl_run("context", "add", "viewer", "--url", stack.url, "--token-env", "VIEWER_TOKEN", "--ca", str(stack.ca_file)).returncode == 0
+    config = tmp_path / "xdg" / "vpsgate" / "config"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert tokens["cli-op"] not in config.read_text() and tokens["cli-viewer"] not in config.read_text()
+    listed = ctl_run("context", "list")
+    assert listed.stdout.splitlines()[1].split()[:2] == ["*", "op"], listed.stdout
+    assert tokens["cli-op"] not in listed.stdout and tokens["cli-viewer"] not in listed.stdout
+    me = ctl_run("me")
+    assert me.returncode == 0 and json.loads(me.stdout)["principal"] == "cli-op" and "context: op" in me.stderr, me.stderr
+    assert json.loads(ctl_run("--context", "viewer", "me").stdout)["principal"] == "cli-viewer"
+    assert ctl_run("context", "use", "viewer").returncode == 0
+    assert json.loads(ctl_run("me").stdout)["principal"] == "cli-viewer"
+    unknown = ctl_run("--context", "nope", "me")
+    assert unknown.returncode == 64 and "no context named nope" in unknown.stderr
+    assert ctl_run("context", "remove", "viewer").returncode == 0
+    assert ctl_run("context", "list", "--no-header", "--columns", "name").stdout.split() == ["op"]
+
+
 def test_events_tail_and_batches_through_the_command_line(stack, ctl, tokens):
     batch = run(ctl, stack, tokens["cli-op"], "batches", "create", "vps.restart", "--vps", "1001,1002", "--max-in-flight", "2")
     assert batch.returncode == 0, batch.stderr
@@ -360,8 +394,8 @@ def test_events_tail_and_batches_through_the_command_line(stack, ctl, tokens):
 
 def test_completion_scripts_are_generated(stack, ctl, tokens):
     for shell in ("bash", "zsh", "fish"):
-        script = run(ctl, stack, tokens["cli-op"], "--generate-completion-script", shell)
-        assert script.returncode == 0 and "vpsgatectl" in script.stdout, shell
+        script = run(ctl, stack, tokens["cli-op"], "completion", shell)
+        assert script.returncode == 0 and "'vps hostname set'" in script.stdout and "--hostname" in script.stdout, shell
 
 
 # MARK: - Keys no one can compute from a secret
@@ -447,27 +481,63 @@ def test_an_irreversible_command_without_a_terminal_needs_yes(stack, ctl, tokens
 
 
 def on_a_terminal(ctl, stack, token, answer, *words):
-    """Runs vpsgatectl with a pseudo-terminal as its standard input, answering `answer`."""
+    """Runs vpsgatectl with a pseudo-terminal as its standard input and standard error (where
+    the question is asked), answering `answer` once the question is on the terminal (or not
+    at all when none comes); its exit code, standard output and what the terminal showed."""
     controller, terminal = pty.openpty()
+    shown = b""
     try:
         process = subprocess.Popen([str(ctl), *words], env=env(stack, token), stdin=terminal, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
-        os.write(controller, answer.encode())
-        out, err = process.communicate(timeout=120)
+                                   stderr=terminal, text=True)
+        os.close(terminal)
+        terminal = None
+        deadline = time.monotonic() + 60
+        asked = False
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(controller, 4096)
+                except OSError:  # the terminal's other side closed: the process ended
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+                if not asked and b"[y/N]" in shown:
+                    os.write(controller, answer.encode())
+                    asked = True
+            elif process.poll() is not None:
+                break
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if terminal is not None:
+            os.close(terminal)
+        os.close(controller)
+    return process.returncode, out, shown.decode(errors="replace")
+
+
+def test_on_a_terminal_an_irreversible_command_asks_and_only_yes_sends(stack, ctl, tokens):
+    code, _, shown = on_a_terminal(ctl, stack, tokens["cli-op"], "ok\n", "vps", "snapshot", "create", "1001")
+    assert "cannot be undone" in shown and "[y/N]" in shown, shown
+    assert code == 1 and "nothing was sent" in shown, shown
+    assert writes(stack) == []
+    code, _, shown = on_a_terminal(ctl, stack, tokens["cli-op"], "y\n", "vps", "snapshot", "create", "1001")
+    assert code == 0, shown
+    assert writes(stack) == [("POST", f"{VM}/1001/snapshot")]
+    # --yes on a terminal: no question, sent.
+    code, _, shown = on_a_terminal(ctl, stack, tokens["cli-op"], "", "vps", "snapshot", "create", "1002", "--yes")
+    assert code == 0 and "[y/N]" not in shown, shown
+    assert writes(stack)[-1] == ("POST", f"{VM}/1002/snapshot")
+    # stdin a terminal but stderr not: no one would see the question, so it is refused.
+    controller, terminal = pty.openpty()
+    try:
+        half = subprocess.run([str(ctl), "vps", "snapshot", "create", "1003"], env=env(stack, tokens["cli-op"]), stdin=terminal,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
     finally:
         os.close(terminal)
         os.close(controller)
-    return process.returncode, out, err
-
-
-def test_on_a_terminal_an_irreversible_command_asks_and_n_sends_nothing_y_sends(stack, ctl, tokens):
-    code, _, err = on_a_terminal(ctl, stack, tokens["cli-op"], "n\n", "vps", "snapshot", "create", "1001")
-    assert "cannot be undone" in err and "[y/N]" in err, err
-    assert code == 1 and "nothing was sent" in err, err
-    assert writes(stack) == []
-    code, _, err = on_a_terminal(ctl, stack, tokens["cli-op"], "y\n", "vps", "snapshot", "create", "1001")
-    assert code == 0, err
-    assert writes(stack) == [("POST", f"{VM}/1001/snapshot")]
+    assert half.returncode == 64 and "--yes" in half.stderr, half.stderr
+    assert ("POST", f"{VM}/1003/snapshot") not in writes(stack)
 
 
 # MARK: - Replays are said
