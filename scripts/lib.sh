@@ -28,6 +28,9 @@ ensure_packages() {
         command -v promtool >/dev/null 2>&1 || need+=(prometheus)
         # The console's browser tests drive Debian's Chromium (Playwright downloads no browser here).
         command -v chromium >/dev/null 2>&1 || need+=(chromium)
+        # The completion scripts are checked by each shell's own parser.
+        command -v zsh >/dev/null 2>&1 || need+=(zsh)
+        command -v fish >/dev/null 2>&1 || need+=(fish)
         # The pooling and failover tests: PgBouncer, and pg_auto_failover for the server's version.
         command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
         if ! command -v pg_autoctl >/dev/null 2>&1; then
