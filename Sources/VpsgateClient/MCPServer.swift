@@ -53,7 +53,20 @@ struct ToolCatalogue: Sendable {
             return read.filled(id) + "?wait=\(min(max(arguments["wait_seconds"]?.intValue ?? 0, 0), 50))"
         }
         guard read.namesOne else { return read.path }
-        return id(arguments).map { read.filled(String($0)) }
+        guard let id = id(arguments) else { return nil }
+        var values = [String(id)]
+        // Checked before anything is sent: `../restart#` would reach another route.
+        if let parameter = read.parameter {
+            guard let value = arguments[parameter].flatMap({ $0.intValue.map(String.init) ?? $0.stringValue }),
+                  PathParameter.accepts(parameter, Substring(value)) else { return nil }
+            values.append(value)
+        }
+        var query: [String] = []
+        for name in read.required {
+            guard let value = arguments[name]?.stringValue else { return nil }
+            query.append("\(name)=\(Runner.percentEncoded(value))")
+        }
+        return read.filled(values) + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
     }
 
     /// The `id` argument when it is a path id (a positive whole number), else nil.
@@ -88,6 +101,16 @@ struct ToolCatalogue: Sendable {
             } else if read.namesOne {
                 properties["id"] = .object(["type": .string("integer"), "description": .string("The \((read.on ?? .vps).noun) id.")])
                 required.append(.string("id"))
+            }
+            if let parameter = read.parameter {
+                properties[parameter] = Self.value(PathParameter.jsonSchema(parameter))
+                required.append(.string(parameter))
+            }
+            for item in read.query where read.required.contains(item.name) {
+                properties[item.name] = item.type == "date-time"
+                    ? .object(["type": .string("string"), "format": .string("date-time"), "description": .string(item.summary)])
+                    : .object(["type": .string(item.type), "description": .string(item.summary)])
+                required.append(.string(item.name))
             }
             tools.append(Tool(name: read.tool ?? read.path, description: read.summary,
                               inputSchema: .object(["type": .string("object"), "properties": .object(properties), "required": .array(required)]),

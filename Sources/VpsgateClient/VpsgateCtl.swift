@@ -101,18 +101,35 @@ protocol Group: ParsableCommand {
 
 extension Group {
     /// The group's reads, from the catalogue of reads: words ⇒ path (nil: not a read of
-    /// this group). `list` takes nothing; a read of one resource takes its id (`get 1001`).
+    /// this group). `list` takes nothing; a read of one resource takes its id (`get 1001`),
+    /// then its second path parameter (`docker-logs 1001 web`) and the query values it
+    /// requires as flags (`--date-from …`), each checked and percent-encoded.
     static func read(_ words: [String]) -> String? {
         guard let verb = words.first,
               let route = ReadRoute.allCases.first(where: { $0.command?.group == name && $0.command?.verb == verb }) else { return nil }
         guard route.namesOne else { return words.count == 1 ? route.path : nil }
-        guard words.count == 2, let id = PathID.parse(Substring(words[1])) else { return nil }
-        return route.filled(String(id))
+        var rest = Array(words.dropFirst())
+        guard let first = rest.first, let id = PathID.parse(Substring(first)) else { return nil }
+        rest.removeFirst()
+        var values = [String(id)]
+        if let parameter = route.parameter {
+            guard let value = rest.first, PathParameter.accepts(parameter, Substring(value)) else { return nil }
+            values.append(value)
+            rest.removeFirst()
+        }
+        var query: [String] = []
+        for name in route.required {
+            guard let index = rest.firstIndex(of: ReadRoute.flag(name)), index + 1 < rest.count else { return nil }
+            query.append("\(name)=\(Runner.percentEncoded(rest[index + 1]))")
+            rest.removeSubrange(index...index + 1)
+        }
+        guard rest.isEmpty else { return nil }
+        return route.filled(values) + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
     }
 
     /// The group's reads as its abstract names them: `list, get <id>`.
     static var reads: String {
-        ReadRoute.allCases.compactMap { route in route.command.flatMap { $0.group == name ? $0.verb + (route.namesOne ? " <id>" : "") : nil } }
+        ReadRoute.allCases.compactMap { route in route.command.flatMap { $0.group == name ? $0.verb + route.commandArguments : nil } }
             .joined(separator: ", ")
     }
 
@@ -141,7 +158,11 @@ extension Group {
 
     static var groupHelp: String {
         let commands = Command.catalogue.filter { $0.name.hasPrefix(name + ".") }.map { "  " + Invocation.usage($0) }
-        return (["USAGE: vpsgatectl \(name) <command> …", "", "COMMANDS (vpsgatectl \(name) <command> --help for each):"] + commands)
+        let reads = ReadRoute.allCases.compactMap { route in
+            route.command.flatMap { $0.group == name ? "  \(name) \($0.verb)\(route.commandArguments)" : nil }
+        }
+        return (["USAGE: vpsgatectl \(name) <command> …", "", "COMMANDS (vpsgatectl \(name) <command> --help for each):"] + commands
+                + (reads.isEmpty ? [] : ["", "READS:"] + reads))
             .joined(separator: "\n")
     }
 }

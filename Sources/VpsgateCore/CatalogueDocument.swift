@@ -26,10 +26,15 @@ public enum CatalogueDocument {
         for route in ReadRoute.allCases where !route.isService {
             let permission = route.permission.map { "`\($0.rawValue)` on \(route.on.map { "the \($0.noun)" } ?? "it")" } ?? "—"
             let read = route.hostinger.map { hostinger in
-                let request = hostinger(Command.sampleID, 1)
-                return "`GET \(request.path.replacingAll(String(Command.sampleID), with: "{id}").replacingAll("?page=1", with: ""))`"
+                let sample = route.parameter.map { PathParameter.names.contains($0) ? "sample-1" : String(Command.sampleID + 1) } ?? ""
+                let request = hostinger(ReadRoute.ReadArguments(id: Command.sampleID, page: 1, parameter: sample,
+                                                                query: Dictionary(uniqueKeysWithValues: route.required.map { ($0, "{\($0)}") })))
+                var path = request.path.replacingAll(String(Command.sampleID), with: "{id}").replacingAll("?page=1", with: "")
+                if let name = route.parameter { path = path.replacingAll(sample, with: "{\(name)}") }
+                for name in route.required { path = path.replacingAll(HostingerRequest.queryEncoded("{\(name)}"), with: "{\(name)}") }
+                return "`GET \(path)`"
             } ?? "— (vpsgate's own)"
-            let command = route.command.map { "`vpsgatectl \($0.group) \($0.verb)\(route.namesOne ? " <id>" : "")`" } ?? "—"
+            let command = route.command.map { "`vpsgatectl \($0.group) \($0.verb)\(route.commandArguments)`" } ?? "—"
             lines.append("| `GET \(route.path)` | \(permission) | \(read) | \(command) | \(route.tool.map { "`\($0)`" } ?? "—") |")
         }
         return lines.joined(separator: "\n") + "\n"

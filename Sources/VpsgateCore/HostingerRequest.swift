@@ -217,4 +217,47 @@ public struct HostingerRequest: Sendable, Equatable {
     }
 
     public static func action(vm: Int, id: Int) -> Self { .init(name: "get_action", method: "GET", path: "\(vms)/\(vm)/actions/\(id)", repeatSafe: true) }
+
+    // Reads of one VM's other resources. A project name is checked (`PathParameter`) before
+    // it gets here, so it needs no encoding.
+
+    public static func projectContents(vm: Int, project: String) -> Self {
+        .init(name: "get_docker_project", method: "GET", path: "\(vms)/\(vm)/docker/\(project)", repeatSafe: true)
+    }
+    public static func projectContainers(vm: Int, project: String) -> Self {
+        .init(name: "list_docker_containers", method: "GET", path: "\(vms)/\(vm)/docker/\(project)/containers", repeatSafe: true)
+    }
+    public static func projectLogs(vm: Int, project: String) -> Self {
+        .init(name: "get_docker_logs", method: "GET", path: "\(vms)/\(vm)/docker/\(project)/logs", repeatSafe: true)
+    }
+    public static func attachedPublicKeys(vm: Int, page: Int = 1) -> Self {
+        .init(name: "list_attached_public_keys", method: "GET", path: "\(vms)/\(vm)/public-keys?page=\(page)", repeatSafe: true)
+    }
+    public static func backups(vm: Int, page: Int = 1) -> Self {
+        .init(name: "list_backups", method: "GET", path: "\(vms)/\(vm)/backups?page=\(page)", repeatSafe: true)
+    }
+    public static func monarxMetrics(vm: Int) -> Self { .init(name: "get_monarx_metrics", method: "GET", path: "\(vms)/\(vm)/monarx", repeatSafe: true) }
+    public static func snapshot(vm: Int) -> Self { .init(name: "get_snapshot", method: "GET", path: "\(vms)/\(vm)/snapshot", repeatSafe: true) }
+
+    /// The usage history between two times, each as the caller gave it: only `+` (an
+    /// offset's sign, which a query would read as a space) and anything outside RFC 3339's
+    /// characters are percent-encoded.
+    public static func metrics(vm: Int, from: String, to: String) -> Self {
+        .init(name: "get_metrics", method: "GET", path: "\(vms)/\(vm)/metrics?date_from=\(queryEncoded(from))&date_to=\(queryEncoded(to))",
+              repeatSafe: true)
+    }
+
+    static func queryEncoded(_ text: String) -> String {
+        var encoded = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: ":"):
+                encoded.append(Character(Unicode.Scalar(byte)))
+            default:
+                encoded += (byte < 16 ? "%0" : "%") + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        return encoded
+    }
 }

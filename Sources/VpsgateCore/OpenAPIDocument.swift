@@ -8,10 +8,12 @@ public enum OpenAPIDocument {
         public var summary: String
         public var schema: String
         public var query: [(name: String, type: String, summary: String)]
+        /// The query parameters it requires.
+        public var required: [String] = []
     }
 
     public static let reads: [Read] = ReadRoute.allCases.map { route in
-        Read(method: "GET", path: route.path, summary: route.summary, schema: route.schema, query: route.query)
+        Read(method: "GET", path: route.path, summary: route.summary, schema: route.schema, query: route.query, required: route.required)
     }
 
     /// Every (method, path template) the document describes.
@@ -213,10 +215,19 @@ public enum OpenAPIDocument {
                 ("schema", .object([("type", .string("string")), ("format", .string("uuid"))])),
             ]))
         }
-        for item in read.query {
+        if read.path.contains("{projectName}") {
             parameters.append(.object([
-                ("name", .string(item.name)), ("in", .string("query")), ("required", .bool(false)),
-                ("description", .string(item.summary)), ("schema", .object([("type", .string("string"))])),
+                ("name", .string("projectName")), ("in", .string("path")), ("required", .bool(true)),
+                ("description", .string("A Docker Compose project name.")), ("schema", PathParameter.jsonSchema("projectName")),
+            ]))
+        }
+        if read.path.contains("{actionId}") { parameters.append(pathParameter("actionId", "A Hostinger action id.")) }
+        for item in read.query {
+            let schema: JSONValue = item.type == "date-time"
+                ? .object([("type", .string("string")), ("format", .string("date-time"))]) : .object([("type", .string("string"))])
+            parameters.append(.object([
+                ("name", .string(item.name)), ("in", .string("query")), ("required", .bool(read.required.contains(item.name))),
+                ("description", .string(item.summary)), ("schema", schema),
             ]))
         }
         let open = ["/healthz", "/readyz", "/openapi.json", "/metrics"].contains(read.path)
@@ -273,6 +284,13 @@ public enum OpenAPIDocument {
             nullable ? .object([("type", .array([.string(name), .string("null")]))]) : .object([("type", .string(name))])
         }
         let states = JSONValue.array(OperationState.allCases.map { .string($0.rawValue) })
+        let dateTime = JSONValue.object([("type", .string("string")), ("format", .string("date-time"))])
+        /// Hostinger's `{data, meta}` page of `item`.
+        func hostingerPage(_ item: JSONValue) -> JSONValue {
+            object([("data", .object([("type", .string("array")), ("items", item)])),
+                    ("meta", object([("current_page", type("integer")), ("per_page", type("integer")), ("total", type("integer"))]))],
+                   required: ["data", "meta"])
+        }
         return .object([
             ("securitySchemes", .object([("bearer", .object([("type", .string("http")), ("scheme", .string("bearer"))]))])),
             ("responses", .object([("Problem", .object([
@@ -388,6 +406,37 @@ public enum OpenAPIDocument {
                 ("VirtualMachine", .object([("type", .string("object")), ("description", .string("Hostinger's VirtualMachine, as Hostinger returns it.")),
                                             ("required", .array([.string("id"), .string("state")]))])),
                 ("VirtualMachineList", .object([("type", .string("array")), ("items", reference("VirtualMachine"))])),
+                ("Action", object([("id", type("integer")), ("name", type("string")), ("state", type("string")),
+                                   ("created_at", dateTime), ("updated_at", dateTime)], required: ["id", "name", "state"])),
+                ("DockerProjectContents", object([("content", type("string")), ("environment", type("string", nullable: true))],
+                                                 required: ["content"])),
+                ("DockerContainerList", .object([("type", .string("array")), ("items", object([
+                    ("id", type("string")), ("name", type("string")), ("image", type("string")), ("command", type("string")),
+                    ("status", type("string")), ("state", type("string")), ("health", type("string")),
+                    ("ports", .object([("type", .string("array")), ("items", .object([("type", .string("object"))]))])),
+                    ("stats", .object([("type", .array([.string("object"), .string("null")]))])),
+                ], required: ["name", "state"]))])),
+                ("DockerLogList", .object([("type", .string("array")), ("items", object([
+                    ("service", type("string")),
+                    ("entries", .object([("type", .string("array")), ("items", object([("timestamp", type("string")), ("line", type("string"))],
+                                                                                        required: ["timestamp", "line"]))])),
+                ], required: ["service", "entries"]))])),
+                ("AttachedPublicKeyPage", hostingerPage(object([("id", type("integer")), ("name", type("string")), ("key", type("string"))],
+                                                               required: ["id"]))),
+                ("BackupPage", hostingerPage(object([("id", type("integer")), ("size", type("integer")), ("restore_time", type("integer")),
+                                                     ("location", type("string")), ("created_at", dateTime)], required: ["id"]))),
+                ("MonarxMetrics", object([("records", type("integer")), ("malicious", type("integer")), ("compromised", type("integer")),
+                                          ("scanned_files", type("integer")), ("scan_started_at", dateTime),
+                                          ("scan_ended_at", .object([("type", .array([.string("string"), .string("null")]))]))])),
+                ("VpsMetrics", object(["cpu_usage", "ram_usage", "disk_space", "outgoing_traffic", "incoming_traffic", "uptime"].map { name -> (String, JSONValue) in
+                    (name, .object([("type", .array([.string("object"), .string("null")])), ("properties", .object([
+                        ("unit", type("string")),
+                        ("usage", .object([("type", .string("object")), ("description", .string("UNIX time (seconds, as a key) ⇒ measurement.")),
+                                           ("additionalProperties", type("number"))])),
+                    ]))]))
+                })),
+                ("Snapshot", object([("id", type("integer")), ("restore_time", type("integer")), ("created_at", dateTime), ("expires_at", dateTime)],
+                                    required: ["id"])),
                 ("ActionPage", object([("data", .object([("type", .string("array")), ("items", .object([("type", .string("object"))]))])),
                                        ("meta", .object([("type", .string("object"))]))], required: ["data", "meta"])),
                 ("Health", object([("status", .object([("type", .string("string")), ("enum", .array([.string("ok"), .string("ready")]))])),

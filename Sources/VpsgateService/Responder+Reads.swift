@@ -6,15 +6,48 @@ import VpsgateCore
 /// Reads: VPS and their actions from Hostinger (the source of truth), operations from the database.
 extension Responder {
     /// A read the catalogue answers from Hostinger (`ReadRoute.hostinger`): its permission on
-    /// the resource the path names when it needs one, then Hostinger's answer as it is.
-    /// `?page=` is read leniently (anything but a page number is page 1), as Hostinger does.
-    func readFromHostinger(_ route: ReadRoute, _ id: Int, _ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
+    /// the resource the path names when it needs one, then its second path parameter and the
+    /// query values it requires checked, then Hostinger's answer as it is. Bad input is a 422
+    /// naming the parameter, and nothing is sent. `?page=` is read leniently (anything but a
+    /// page number is page 1), as Hostinger does.
+    func readFromHostinger(_ route: ReadRoute, _ id: Int, parameter: Substring?, _ principal: String,
+                           _ requestContext: RequestContext) -> FastCGIResponse {
         guard let hostinger = route.hostinger else { return notFound(requestContext) }
         if let permission = route.permission, let kind = route.on {
             do { try authorize(principal, Target(kind, id), needs: permission, requestContext) } catch { return error.response }
         }
         let page = requestContext.queryValue("page").flatMap { PathID.parse(Substring($0)) } ?? 1
-        return fromHostinger(hostinger(id, page), requestContext) { $0 }
+        var arguments = ReadRoute.ReadArguments(id: id, page: page)
+        if let name = route.parameter {
+            let value = parameter ?? ""
+            guard PathParameter.accepts(name, value) else {
+                let kind = PathParameter.names.contains(name) ? "3 to 64 letters, digits, dashes or underscores" : "a positive whole number"
+                var errors = FieldErrors()
+                errors.add(name, "must be \(kind)")
+                return problem(Problem(.validationFailed, status: 422, title: "Invalid path parameter", detail: "A path parameter is not valid.",
+                                       instance: requestContext.path, errors: errors.fields), requestContext)
+            }
+            arguments.parameter = String(value)
+        }
+        var filters = FieldErrors()
+        var times: [String: Int64] = [:]
+        for name in route.required {
+            guard let raw = requestContext.queryValue(name), !raw.isEmpty else {
+                filters.add(name, "is required: an RFC 3339 time (2025-05-01T00:00:00Z)")
+                continue
+            }
+            // A `+` is an offset's sign here, not a space.
+            guard let text = PercentDecoding.decode(Substring(raw.replacing("+", with: "%2B"))), let time = Self.timestamp(text) else {
+                filters.add(name, "must be an RFC 3339 time (2025-05-01T00:00:00Z)")
+                continue
+            }
+            arguments.query[name] = text
+            times[name] = time
+        }
+        // Hostinger refuses a range that ends before it starts; it is the caller's mistake, not a 502.
+        if let from = times["date_from"], let to = times["date_to"], to <= from { filters.add("date_to", "must be after date_from") }
+        guard filters.isEmpty else { return invalidQuery(filters, requestContext) }
+        return fromHostinger(hostinger(arguments), requestContext) { $0 }
     }
 
     func listVPS(_ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
@@ -66,7 +99,7 @@ extension Responder {
         }
         let scope: ReadScope
         do { scope = try store.readableScope(principal, of: kind) } catch { return unavailable(requestContext, error) }
-        let request = hostinger(0, page)
+        let request = hostinger(ReadRoute.ReadArguments(id: 0, page: page))
         return fromHostinger(request, requestContext) { body in
             guard !scope.all else { return body }
             let items = (body["data"]?.arrayValue ?? []).filter { item in item["id"]?.intValue.map(scope.contains) == true }
@@ -98,6 +131,12 @@ extension Responder {
             return response
         case .rejected where result.status == 404:
             return notFound(requestContext)
+        case .rejected where result.status == 422 && !result.isAuthenticationProblem:
+            // Hostinger's refusal of this read (Monarx not installed, …): its reasons, passed on.
+            var problem = Problem(.upstreamRejected, status: 422, title: "Rejected by Hostinger", detail: "Hostinger refused the read.",
+                                  instance: requestContext.path, errors: result.fieldErrors)
+            problem.upstream = (result.message, result.hostingerCorrelationID)
+            return self.problem(problem, requestContext)
         case .notSent:
             var response = problem(Problem(.unavailable, status: 503, title: "Hostinger unavailable",
                                            detail: "Hostinger could not be reached.", instance: requestContext.path), requestContext)

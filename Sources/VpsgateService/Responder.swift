@@ -62,7 +62,7 @@ extension Responder {
 
     /// A bounded label for a path: the read's template, or the command's name.
     static func routeLabel(method: String, path: String) -> String {
-        if let (route, _) = ReadRoute.match(path), method == "GET" || method == "HEAD" || route.isService {
+        if let route = ReadRoute.match(path)?.route, method == "GET" || method == "HEAD" || route.isService {
             return route.label
         }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
@@ -130,8 +130,8 @@ extension Responder {
     }
 
     private func api(_ request: FastCGIRequest, _ segments: [Substring], _ requestContext: RequestContext) -> FastCGIResponse {
-        if request.method == "GET", let (route, id) = ReadRoute.match(request.path) {
-            return read(route, id: id, requestContext)
+        if request.method == "GET", let (route, id, parameter) = ReadRoute.match(request.path) {
+            return read(route, id: id, parameter: parameter, requestContext)
         }
         if request.method == "POST", segments.count == 3, segments[0] == "operations", let action = ApprovalAction(rawValue: String(segments[2])) {
             let id = String(segments[1])
@@ -160,7 +160,7 @@ extension Responder {
 
     /// A `/v1` read: ids checked, then only for an authenticated principal. A read the
     /// catalogue answers from Hostinger needs no case of its own (`readFromHostinger`).
-    private func read(_ route: ReadRoute, id: Substring?, _ requestContext: RequestContext) -> FastCGIResponse {
+    private func read(_ route: ReadRoute, id: Substring?, parameter: Substring?, _ requestContext: RequestContext) -> FastCGIResponse {
         switch route {
         case .listVPS: return authenticated(requestContext) { listVPS($0, $1) }
         case .listOperations: return authenticated(requestContext) { listOperations($0, $1) }
@@ -185,7 +185,7 @@ extension Responder {
                 guard let parsed = id.flatMap(PathID.parse) else { return notFound(requestContext) }
                 resource = parsed
             }
-            return authenticated(requestContext) { readFromHostinger(route, resource, $0, $1) }
+            return authenticated(requestContext) { readFromHostinger(route, resource, parameter: parameter, $0, $1) }
         }
     }
 

@@ -160,11 +160,42 @@ import VpsgateCore
     @Test(arguments: [
         ("/v1/vps", ReadRoute.listVPS, nil as String?), ("/v1/vps/12", .getVPS, "12"), ("/v1/vps/12/actions", .vpsActions, "12"),
         ("/v1/operations", .listOperations, nil), ("/v1/operations/abc", .getOperation, "abc"), ("/healthz", .healthz, nil),
+        ("/v1/vps/12/snapshot", .snapshot, "12"), ("/v1/vps/12/metrics", .vpsMetrics, "12"),
     ])
     func matches(path: String, route: ReadRoute, id: String?) throws {
         let match = try #require(ReadRoute.match(path))
         #expect(match.route == route)
         #expect(match.id.map(String.init) == id)
+    }
+
+    @Test(arguments: [
+        ("/v1/vps/12/docker/web", ReadRoute.dockerProject, "web"), ("/v1/vps/12/docker/web/containers", .dockerContainers, "web"),
+        ("/v1/vps/12/docker/web/logs", .dockerLogs, "web"), ("/v1/vps/12/actions/77", .vpsAction, "77"),
+    ])
+    func matchesTwoParameters(path: String, route: ReadRoute, parameter: String) throws {
+        let match = try #require(ReadRoute.match(path))
+        #expect(match.route == route)
+        #expect(match.id == "12" && match.parameter.map(String.init) == parameter)
+        #expect(route.filled("12", parameter) == path)
+    }
+
+    @Test func eachReadOfAVPSCallsItsOwnHostingerPath() throws {
+        let arguments = ReadRoute.ReadArguments(id: 7, page: 2, parameter: "web",
+                                                query: ["date_from": "2025-05-01T00:00:00+02:00", "date_to": "2025-05-02T00:00:00Z"])
+        let vm = "/api/vps/v1/virtual-machines/7"
+        let expected: [(ReadRoute, String)] = [
+            (.dockerProject, "\(vm)/docker/web"), (.dockerContainers, "\(vm)/docker/web/containers"), (.dockerLogs, "\(vm)/docker/web/logs"),
+            (.attachedKeys, "\(vm)/public-keys?page=2"), (.backups, "\(vm)/backups?page=2"), (.monarx, "\(vm)/monarx"),
+            (.snapshot, "\(vm)/snapshot"), (.vpsMetrics, "\(vm)/metrics?date_from=2025-05-01T00:00:00%2B02:00&date_to=2025-05-02T00:00:00Z"),
+        ]
+        for (route, path) in expected {
+            let request = try #require(route.hostinger?(arguments))
+            #expect(request.method == "GET" && request.path == path && request.repeatSafe, "\(route)")
+        }
+        var action = arguments
+        action.parameter = "77"
+        #expect(ReadRoute.vpsAction.hostinger?(action).path == "\(vm)/actions/77")
+        #expect(ReadRoute.vpsMetrics.required == ["date_from", "date_to"])
     }
 
     @Test(arguments: ["/v1/vps/", "/v1/vps/12/stop", "/v1", "/", "/v1/operations/a/b", "/v1/vps//actions"])

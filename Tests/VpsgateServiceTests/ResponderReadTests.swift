@@ -73,6 +73,25 @@ import VpsgateCore
         #expect(hostinger.calls.isEmpty)
     }
 
+    @Test(arguments: [("/v1/vps/1001/actions/abc", "", "actionId"), ("/v1/vps/1001/actions/0", "", "actionId"),
+                      ("/v1/vps/1001/metrics", "", "date_from"), ("/v1/vps/1001/metrics", "date_from=2025-05-01T00:00:00Z", "date_to"),
+                      ("/v1/vps/1001/metrics", "date_from=2025-05-01&date_to=2025-05-02T00:00:00Z", "date_from"),
+                      ("/v1/vps/1001/metrics", "date_from=2025-05-02T00:00:00Z&date_to=2025-05-01T00:00:00Z", "date_to")])
+    func badPathParametersAndMetricTimesAreRefusedWithTheirNameAndNothingIsSent(path: String, query: String, field: String) {
+        var responder = self.responder
+        let response = responder.respond(to: Fixture.request("GET", path, key: nil, principal: Fixture.principal, query: query))
+        #expect(response.status == 422)
+        #expect(response.json?["errors"]?[field] != nil)
+        #expect(hostinger.calls.isEmpty)
+    }
+
+    @Test func metricTimesArePassedOnAsGiven() {
+        var responder = self.responder
+        _ = responder.respond(to: Fixture.request("GET", "/v1/vps/1001/metrics", key: nil, principal: Fixture.principal,
+                                                  query: "date_from=2025-05-01T00:00:00+02:00&date_to=2025-05-02T00%3A00%3A00.25Z"))
+        #expect(hostinger.calls.map(\.path) == ["/api/vps/v1/virtual-machines/1001/metrics?date_from=2025-05-01T00:00:00%2B02:00&date_to=2025-05-02T00:00:00.25Z"])
+    }
+
     @Test func readsNeedAPrincipal() {
         #expect(get("/v1/operations", principal: nil).status == 401)
     }

@@ -59,3 +59,53 @@ def test_each_command_names_one_hostinger_write_and_every_command_is_in_the_tabl
     named = [re.fullmatch(r"`([a-z_.]+)`", answer).group(1) for answer in rows.values() if re.fullmatch(r"`([a-z_.]+)`", answer)]
     assert len(named) == len(set(named)), "a command is named for two Hostinger operations"
     assert {name.replace(".", "_") for name in named} == vpsgate_commands()
+
+
+# MARK: - The whole read surface
+
+READ_ROW = re.compile(r"^\| `GET (/[^`]*)` \| `([A-Za-z0-9_]+)` \| `GET (/v1/[^`]*)` \|$")
+# Hostinger's names for the id a vpsgate path calls {id}.
+HOSTINGER_IDS = re.compile(r"\{(virtualMachineId|firewallId|templateId|postInstallScriptId)\}")
+
+
+def hostinger_reads():
+    document = json.loads(DOCUMENT_PATH.read_text())
+    return {(path.removeprefix("/api/vps/v1"), operation["operationId"])
+            for path, item in document["paths"].items() for method, operation in item.items() if method == "get"}
+
+
+def api_doc_read_rows():
+    rows = {}
+    for line in (ROOT / "docs/api.md").read_text().splitlines():
+        match = READ_ROW.match(line)
+        if match:
+            rows[(match.group(1), match.group(2))] = match.group(3)
+    return rows
+
+
+def catalogue_reads():
+    """vpsgate read ⇒ the Hostinger read it calls, from docs/catalogue.md (generated from the
+    catalogue of reads, and kept current by test_commands.py)."""
+    reads = {}
+    for line in (ROOT / "docs/catalogue.md").read_text().split("## Reads", 1)[1].splitlines():
+        match = re.match(r"^\| `GET (/v1/[^`]*)` \| [^|]+ \| `GET /api/vps/v1([^`?]*)(?:\?[^`]*)?` \|", line)
+        if match:
+            reads[match.group(1)] = match.group(2)
+    return reads
+
+
+def test_every_hostinger_read_is_served_by_the_vpsgate_read_that_calls_it():
+    reads = hostinger_reads()
+    assert len(reads) == 21
+    rows = api_doc_read_rows()
+    missing = sorted(r for r in reads if r not in rows)
+    assert not missing, f"Hostinger reads with no row in docs/api.md: {missing}"
+    stray = sorted(r for r in rows if r not in reads)
+    assert not stray, f"docs/api.md rows for reads Hostinger's document does not have: {stray}"
+    document = json.loads((ROOT / "docs/openapi.json").read_text())
+    served = {path for path, item in document["paths"].items() if "get" in item}
+    calls = catalogue_reads()
+    for (path, operation_id), vpsgate in rows.items():
+        assert vpsgate in served, f"{operation_id}: vpsgate serves no GET {vpsgate}"
+        assert calls.get(vpsgate) == HOSTINGER_IDS.sub("{id}", path), f"{operation_id}: GET {vpsgate} calls {calls.get(vpsgate)}"
+    assert len(set(rows.values())) == len(rows), "a vpsgate read is named for two Hostinger reads"

@@ -4,6 +4,25 @@
 /// the service authorizes `permission` on the resource the path names and answers from
 /// `hostinger`.
 public struct ReadRoute: Sendable, Equatable, CustomStringConvertible {
+    /// What a read of Hostinger is asked with, every part checked by the service first.
+    public struct ReadArguments: Sendable {
+        /// The id the path names (the VPS's, …; 0 when it names none).
+        public var id: Int
+        /// The page asked for, from 1.
+        public var page: Int
+        /// The second path parameter (a project name, an action id), as text; empty without one.
+        public var parameter: String
+        /// The query values the read passes on to Hostinger (`date_from`), decoded.
+        public var query: [String: String]
+
+        public init(id: Int, page: Int = 1, parameter: String = "", query: [String: String] = [:]) {
+            self.id = id
+            self.page = page
+            self.parameter = parameter
+            self.query = query
+        }
+    }
+
     /// The path template: `/v1/vps/{id}/actions`.
     public let path: String
     /// The OpenAPI description.
@@ -17,9 +36,11 @@ public struct ReadRoute: Sendable, Equatable, CustomStringConvertible {
     public let permission: Permission?
     /// The kind of resource the `{id}` names or the list holds, whose grants give `permission`.
     public let on: ResourceKind?
-    /// The Hostinger read it answers from, for the path's id (0 when it has none) and the
-    /// `page` asked for; nil: vpsgate answers from its own data.
-    public let hostinger: (@Sendable (_ id: Int, _ page: Int) -> HostingerRequest)?
+    /// The Hostinger read it answers from, for the path's parameters and the query, checked
+    /// (`ReadArguments`); nil: vpsgate answers from its own data.
+    public let hostinger: (@Sendable (ReadArguments) -> HostingerRequest)?
+    /// The query parameters a request must carry (`date_from`): Hostinger requires them.
+    public let required: [String]
     /// How vpsgatectl names it: its group and verb (`vps get <id>`); nil: not a group's read.
     public let command: (group: String, verb: String)?
     /// The MCP server's read tool for it (`vps_get`); nil: no tool.
@@ -34,11 +55,34 @@ public struct ReadRoute: Sendable, Equatable, CustomStringConvertible {
         self.query = query
         self.permission = permission
         self.on = kind
-        self.hostinger = hostinger
+        if let hostinger {
+            self.hostinger = { @Sendable arguments in hostinger(arguments.id, arguments.page) }
+        } else {
+            self.hostinger = nil
+        }
+        self.required = []
         self.command = command.map { words in
             let parts = words.split(separator: " ", maxSplits: 1).map(String.init)
             return (parts[0], parts[1])
         }
+        self.tool = tool
+    }
+
+    /// A read of Hostinger under one VPS that takes more than its id and page: a second path
+    /// parameter (`{projectName}`, `{actionId}`) or query values Hostinger requires.
+    init(_ path: String, _ summary: String, schema: String, query: [(name: String, type: String, summary: String)] = [],
+         requires required: [String] = [], needs permission: Permission, read: @escaping @Sendable (ReadArguments) -> HostingerRequest,
+         command: String, tool: String) {
+        self.path = path
+        self.summary = summary
+        self.schema = schema
+        self.query = query
+        self.permission = permission
+        self.on = .vps
+        self.hostinger = read
+        self.required = required
+        let parts = command.split(separator: " ", maxSplits: 1).map(String.init)
+        self.command = (parts[0], parts[1])
         self.tool = tool
     }
 
@@ -58,6 +102,42 @@ public struct ReadRoute: Sendable, Equatable, CustomStringConvertible {
     public static let dockerProjects = ReadRoute("/v1/vps/{id}/docker", "The VPS's Docker Manager projects, from Hostinger (docker:read).",
                                                  schema: "DockerProjectList", needs: .dockerRead, on: .vps,
                                                  hostinger: { id, _ in .dockerProjects(vm: id) }, command: "vps docker")
+    public static let vpsAction = ReadRoute("/v1/vps/{id}/actions/{actionId}", "One of Hostinger's actions on the VPS (vps:read).",
+                                            schema: "Action", needs: .read, read: { .action(vm: $0.id, id: Int($0.parameter) ?? 0) },
+                                            command: "vps action", tool: "vps_action_get")
+    public static let dockerProject = ReadRoute(
+        "/v1/vps/{id}/docker/{projectName}", "One Docker Manager project's compose file and environment, from Hostinger (docker:read).",
+        schema: "DockerProjectContents", needs: .dockerRead, read: { .projectContents(vm: $0.id, project: $0.parameter) },
+        command: "vps docker-project", tool: "vps_docker_project_get")
+    public static let dockerContainers = ReadRoute(
+        "/v1/vps/{id}/docker/{projectName}/containers", "A Docker Manager project's containers with their stats, from Hostinger (docker:read).",
+        schema: "DockerContainerList", needs: .dockerRead, read: { .projectContainers(vm: $0.id, project: $0.parameter) },
+        command: "vps docker-containers", tool: "vps_docker_containers")
+    public static let dockerLogs = ReadRoute(
+        "/v1/vps/{id}/docker/{projectName}/logs", "A Docker Manager project's recent log entries by service, from Hostinger (docker:read).",
+        schema: "DockerLogList", needs: .dockerRead, read: { .projectLogs(vm: $0.id, project: $0.parameter) },
+        command: "vps docker-logs", tool: "vps_docker_logs")
+    public static let attachedKeys = ReadRoute("/v1/vps/{id}/public-keys", "The SSH public keys attached to the VPS, from Hostinger (vps:read).",
+                                               schema: "AttachedPublicKeyPage", query: page, needs: .read,
+                                               read: { .attachedPublicKeys(vm: $0.id, page: $0.page) }, command: "vps public-keys",
+                                               tool: "vps_public_keys")
+    public static let backups = ReadRoute("/v1/vps/{id}/backups", "The VPS's backups (what vps.backup.restore takes), from Hostinger (vps:read).",
+                                          schema: "BackupPage", query: page, needs: .read, read: { .backups(vm: $0.id, page: $0.page) },
+                                          command: "vps backups", tool: "vps_backups")
+    public static let monarx = ReadRoute("/v1/vps/{id}/monarx", "The Monarx malware scanner's last scan on the VPS, from Hostinger (vps:read).",
+                                         schema: "MonarxMetrics", needs: .read, read: { .monarxMetrics(vm: $0.id) }, command: "vps monarx",
+                                         tool: "vps_monarx")
+    public static let vpsMetrics = ReadRoute(
+        "/v1/vps/{id}/metrics", "The VPS's usage history (CPU, RAM, disk, traffic, uptime) between two times, from Hostinger (vps:read).",
+        schema: "VpsMetrics",
+        query: [("date_from", "date-time", "Required: the first time, RFC 3339 (2025-05-01T00:00:00Z), passed to Hostinger as given."),
+                ("date_to", "date-time", "Required: the last time, RFC 3339, after date_from, passed to Hostinger as given.")],
+        requires: ["date_from", "date_to"], needs: .read,
+        read: { .metrics(vm: $0.id, from: $0.query["date_from"] ?? "", to: $0.query["date_to"] ?? "") },
+        command: "vps metrics", tool: "vps_metrics")
+    public static let snapshot = ReadRoute("/v1/vps/{id}/snapshot", "The VPS's snapshot, from Hostinger; 404 when it has none (vps:read).",
+                                           schema: "Snapshot", needs: .read, read: { .snapshot(vm: $0.id) }, command: "vps snapshot",
+                                           tool: "vps_snapshot")
 
     // MARK: Operations, approvals and events, from the database
     public static let listOperations = ReadRoute(
@@ -134,7 +214,8 @@ public struct ReadRoute: Sendable, Equatable, CustomStringConvertible {
 
     /// Every read, in the OpenAPI document's order.
     public static let allCases: [ReadRoute] = [
-        listVPS, getVPS, vpsActions, dockerProjects, listOperations, getOperation, operationTimeline, approvals, events, templates, template, dataCenters,
+        listVPS, getVPS, vpsActions, vpsAction, dockerProjects, dockerProject, dockerContainers, dockerLogs, attachedKeys, backups, monarx,
+        vpsMetrics, snapshot, listOperations, getOperation, operationTimeline, approvals, events, templates, template, dataCenters,
         firewalls, firewall, publicKeys, scripts, script, me, batches, batch, healthz, readyz, openAPI, metrics,
     ]
 
@@ -147,31 +228,57 @@ public struct ReadRoute: Sendable, Equatable, CustomStringConvertible {
     /// Whether the path names one resource (`{id}` or `{operationId}`) rather than a list.
     public var namesOne: Bool { path.contains("{") }
 
-    /// The path with its one parameter filled in (`/v1/vps/1001`); the caller checks `value`.
-    public func filled(_ value: String) -> String {
-        guard let open = path.firstIndex(of: "{"), let close = path[open...].firstIndex(of: "}") else { return path }
-        return String(path[..<open]) + value + String(path[path.index(after: close)...])
+    /// The name of the path's second parameter (`projectName`, `actionId`), if it has one.
+    public var parameter: String? {
+        let names = templateSegments.filter { $0.hasPrefix("{") }
+        return names.count > 1 ? String(names[1].dropFirst().dropLast()) : nil
     }
 
-    /// The route whose template `path` fits, with its one id segment (VPS or operation id,
-    /// not yet validated), if any.
-    public static func match(_ path: String) -> (route: ReadRoute, id: Substring?)? {
+    /// The path with its parameters filled in, in order (`/v1/vps/1001`,
+    /// `/v1/vps/1001/docker/web`); the caller checks the values.
+    public func filled(_ values: String...) -> String { filled(values) }
+
+    /// The path with `values` in its parameters, in order.
+    public func filled(_ values: [String]) -> String {
+        var result = path
+        for value in values {
+            guard let open = result.firstIndex(of: "{"), let close = result[open...].firstIndex(of: "}") else { break }
+            result = String(result[..<open]) + value + String(result[result.index(after: close)...])
+        }
+        return result
+    }
+
+    /// What vpsgatectl's words after the verb give the read: ` <id>`, ` <id> <projectName>`,
+    /// ` <id> --date-from <date_from> --date-to <date_to>`.
+    public var commandArguments: String {
+        var words = namesOne ? " <id>" : ""
+        if let parameter { words += " <\(parameter)>" }
+        for name in required { words += " \(Self.flag(name)) <\(name)>" }
+        return words
+    }
+
+    /// The command-line flag of a required query parameter: `date_from` ⇒ `--date-from`.
+    public static func flag(_ name: String) -> String { "--" + name.replacing("_", with: "-") }
+
+    /// The route whose template `path` fits, with its id segment (VPS or operation id) and
+    /// its second parameter's segment (`{projectName}`, `{actionId}`), not yet validated.
+    public static func match(_ path: String) -> (route: ReadRoute, id: Substring?, parameter: Substring?)? {
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         for route in allCases {
             let template = route.templateSegments
             guard template.count == segments.count else { continue }
-            var id: Substring?
+            var values: [Substring] = []
             var matched = true
             for (pattern, segment) in zip(template, segments) {
                 if pattern.hasPrefix("{") {
                     guard !segment.isEmpty else { matched = false; break }
-                    id = segment
+                    values.append(segment)
                 } else if pattern != segment {
                     matched = false
                     break
                 }
             }
-            if matched { return (route, id) }
+            if matched { return (route, values.first, values.dropFirst().first) }
         }
         return nil
     }
