@@ -205,7 +205,9 @@ import VpsgateCore
         // What begin_command was told this decision means is what the client got.
         let declared = BeginDecision.Kind.auditAnswers[decision.kind.rawValue]
         #expect(declared?["http_status"]?.intValue == status)
-        #expect(declared?["problem_type"]?.stringValue == problemType(response))
+        // The audit row names the problem by its stable URN; the answer by its URL: one code.
+        #expect(declared?["problem_type"]?.stringValue.flatMap(Problem.code(ofType:)) == problemType(response).flatMap(Problem.code(ofType:)))
+        #expect(declared?["problem_type"]?.stringValue == Problem.typePrefix + type)
     }
 
     @Test func aBeginThatCannotReachTheDatabaseIs503AndAudited() {

@@ -358,11 +358,12 @@ def test_the_vps_now_is_quiet_when_refused_and_shows_hostile_values_and_a_reason
     tab = tabs()
     page = tab.page
     # Hostinger's view of the VPS refused (403), then gone (404): the page says so and goes on.
+    def refused(status):
+        body = json.dumps({"type": f"https://vpsgate.dev/docs/problems#{'forbidden' if status == 403 else 'not-found'}",
+                           "title": "no", "status": status})
+        return lambda route: route.fulfill(status=status, content_type="application/problem+json", body=body)
     for status in (403, 404):
-        page.route("**/v1/vps/1201", lambda route, status=status: route.fulfill(
-            status=status, content_type="application/problem+json",
-            body=json.dumps({"type": f"https://vpsgate.dev/docs/problems#{'forbidden' if status == 403 else 'not-found'}",
-                             "title": "no", "status": status})))
+        page.route("**/v1/vps/1201", refused(status))
         if status == 403:
             tab.sign_in(people["ben"][1], at=path)
         else:
@@ -456,14 +457,15 @@ def test_the_batch_pages_show_progress_and_children_and_cancel_and_resume_for_th
     assert viewer.page.locator("#batch-cancel, #batch-resume").count() == 0
     viewer.shot("batch-viewer")
     viewer.axe("batch (viewer)")
-    viewer.page.goto("/console/batches")
-    viewer.page.wait_for_selector("#batches")
-    assert "failed 1" in viewer.page.inner_text(f"#batches a[href='{path}'] >> xpath=ancestor::tr")
     viewer.clean()
 
-    # The requester resumes it from the page; it runs to its end.
+    # The requester's list shows its progress; the requester resumes it from its page and it runs to its end.
     requester = tabs()
-    requester.sign_in(people["ana"][1], at=path)
+    requester.sign_in(people["ana"][1], at="/console/batches")
+    requester.page.wait_for_selector("#batches")
+    assert "failed 1" in requester.page.inner_text(f"#batches tr:has(a[href='{path}'])")
+    requester.axe("batches")
+    requester.page.click(f"#batches a[href='{path}']")
     requester.page.wait_for_selector("#batch-resume")
     assert requester.page.locator("#batch-cancel").count() == 1
     requester.page.click("#batch-resume")
