@@ -174,6 +174,10 @@ def test_an_approver_sees_the_plan_approves_by_keyboard_and_follows_it_live(stac
         .reduce((sum, entry) => sum + entry.transferSize, 0)""")
     measurements["approvals_first_useful_paint_ms"] = round(drawn, 1)
     measurements["approvals_bytes_transferred"] = transferred
+    # Where the time goes: each request's start and end (ms from navigation), in the order made.
+    measurements["approvals_requests_ms"] = page.evaluate("""() => performance.getEntriesByType('resource')
+        .filter((e) => !new URL(e.name).pathname.startsWith('/v1/events'))
+        .map((e) => [new URL(e.name).pathname, Math.round(e.startTime), Math.round(e.responseEnd)])""")
     row = page.locator(f"#approvals tr[data-operation='{operation['id']}']")
     assert "vps.recreate" in row.inner_text() and "ana" in row.inner_text() and "0 of 1" in row.inner_text()
     tab.shot("approvals")
