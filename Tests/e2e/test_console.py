@@ -6,7 +6,10 @@ the operation to `succeeded` from the event feed without a reload; a requester a
 see no button they may not use (and the API refuses anyway); a denial needs a reason in the
 page and in the API; hostile names and reasons are shown as text under the console's
 Content-Security-Policy; axe finds no serious or critical violation on any page; a deep link
-opened before signing in is where sign-in lands. Screenshots of every page go to
+opened before signing in is where sign-in lands; an approval shows the VPS as Hostinger shows
+it now (quietly "not available" when refused or gone); the freezes page lists the windows in
+force and coming; a batch page shows progress by state and its children, with cancel and
+resume for the requester or an approver of every VPS only. Screenshots of every page go to
 .run/console-screenshots/, and the measurements (first useful paint and bytes of the
 approvals page, the live-update delay's p95) to .run/console-screenshots/measurements.json."""
 
