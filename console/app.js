@@ -18,6 +18,7 @@ const routes = [
   [new RegExp(`^/console/operations/(${UUID})$`), operationPage],
   [new RegExp('^/console/batches$'), batchesPage],
   [new RegExp('^/console/batches/([0-9]{1,18})$'), batchPage],
+  [new RegExp('^/console/freezes$'), freezesPage],
 ];
 
 /** What the page shown now stops when another replaces it (its feed listener). */
@@ -229,7 +230,38 @@ async function approvalPage(id) {
       h('h2', {}, 'Decisions'),
       h('ul', {}, approvalsGiven.decisions.map((d) => h('li', {}, `${d.decision} by ${d.principal}`, d.reason ? ` (${d.reason})` : '', ' at ', when(d.decided_at)))),
     ] : null,
+    vpsNow(operation),
     actions, message);
+}
+
+/** The id of the VPS an operation acts on, or null. */
+function vpsOf(operation) {
+  const resource = operation.resource || {};
+  if (resource.type === 'vps' && resource.id !== null && resource.id !== undefined) return resource.id;
+  return resource.type ? null : (operation.vps_id ?? null);
+}
+
+/** The VPS as Hostinger shows it now (GET /v1/vps/{id}, a read vpsgate caches briefly), drawn
+ * when it arrives so it never holds up the page; a VPS the caller may not read or that is gone
+ * says so quietly. */
+function vpsNow(operation) {
+  const vps = vpsOf(operation);
+  if (!/^[0-9]{1,18}$/.test(String(vps ?? ''))) return null;
+  const body = h('div', { id: 'vps-now', 'aria-busy': 'true' }, h('p', { class: 'muted' }, 'Loading…'));
+  api('GET', `/v1/vps/${vps}`).then((vm) => {
+    const template = vm && vm.template;
+    const addresses = ((vm && vm.ipv4) || []).map((ip) => (ip && typeof ip === 'object' ? ip.address : ip)).filter(Boolean);
+    fill(body, facts([
+      ['Hostname', vm.hostname ?? '—'],
+      ['State', stateBadge(vm.state)],
+      ['Template', template && typeof template === 'object' ? (template.name ?? String(template.id ?? '—')) : (template ?? '—')],
+      ['IPv4', addresses.length ? addresses.join(', ') : '—'],
+    ]));
+  }).catch((error) => {
+    const known = error instanceof ApiError && (error.status === 403 || error.status === 404);
+    fill(body, h('p', { class: 'muted' }, known ? 'Not available: the VPS is gone or you may not read it.' : 'Hostinger could not be read just now.'));
+  }).finally(() => body.removeAttribute('aria-busy'));
+  return [h('h2', {}, `VPS ${vps} now`), body];
 }
 
 // MARK: - Operations
@@ -350,9 +382,23 @@ async function batchesPage() {
           h('td', {}, progress(batch.counts)), h('td', {}, batch.requested_by || '—'))))));
 }
 
+const CHILD_STATES = ['pending', 'started', 'succeeded', 'failed', 'skipped', 'cancelled'];
+const BATCH_OPEN = ['awaiting_approval', 'running', 'halted'];
+
+/** `3 of 10 done: succeeded 2, failed 1, pending 7`: the children by state (those with any). */
 function progress(counts) {
-  if (!counts) return '—';
-  return Object.entries(counts).map(([name, count]) => `${name}: ${count}`).join(', ');
+  if (!counts || typeof counts !== 'object') return '—';
+  const total = Number(counts.total) || 0;
+  const done = ['succeeded', 'failed', 'skipped', 'cancelled'].reduce((sum, name) => sum + (Number(counts[name]) || 0), 0);
+  const parts = CHILD_STATES.filter((name) => Number(counts[name]) > 0).map((name) => `${name} ${counts[name]}`);
+  return `${done} of ${total} done${parts.length ? `: ${parts.join(', ')}` : ''}`;
+}
+
+/** Whether the caller holds vps:approve on every VPS of the batch (its grants, from /v1/me). */
+function approvesAll(caller, children) {
+  const approving = (caller.grants || []).filter((grant) => (grant.permissions || []).includes('vps:approve')).map((grant) => grant.resource);
+  if (approving.includes('vps:*')) return true;
+  return children.length > 0 && children.every((child) => approving.includes(`vps:${child.vps_id}`));
 }
 
 async function batchPage(id) {
@@ -368,20 +414,55 @@ async function batchPage(id) {
       message.textContent = error.message;
     }
   };
-  const mine = batch.requested_by === caller.principal;
-  const open = !['completed', 'cancelled', 'failed', 'halted_done'].includes(batch.state);
+  const children = batch.children || [];
+  // The API's rule: the requester, or a holder of vps:approve on every VPS of the batch.
+  const allowed = batch.requested_by === caller.principal || approvesAll(caller, children);
+  const open = BATCH_OPEN.includes(batch.state);
+  title(`Batch #${batch.id}`);
   fill(main, h('h1', {}, `Batch #${batch.id}: ${batch.command}`),
-    facts([['State', stateBadge(batch.state)], ['Progress', progress(batch.counts)], ['Requester', batch.requested_by],
-      batch.halt_reason ? ['Halted because', batch.halt_reason] : null]),
+    facts([['State', h('span', { id: 'batch-state' }, stateBadge(batch.state))], ['Progress', h('span', { id: 'batch-progress' }, progress(batch.counts))],
+      ['Requester', batch.requested_by], batch.reason ? ['Reason', batch.reason] : null,
+      batch.halt_reason ? ['Halted because', batch.halt_reason] : null,
+      ['Requested', when(batch.created_at)], ['Completed', when(batch.completed_at)]]),
     h('div', { class: 'actions' },
-      mine && open ? h('button', { type: 'button', id: 'batch-cancel', class: 'danger', onclick: () => act('cancel') }, 'Cancel batch') : null,
-      mine && batch.state === 'halted' ? h('button', { type: 'button', id: 'batch-resume', onclick: () => act('resume') }, 'Resume') : null),
+      allowed && open ? h('button', { type: 'button', id: 'batch-cancel', class: 'danger', onclick: () => act('cancel') }, 'Cancel batch') : null,
+      allowed && batch.state === 'halted' ? h('button', { type: 'button', id: 'batch-resume', onclick: () => act('resume') }, 'Resume') : null),
     message,
     h('h2', {}, 'Children'),
-    h('table', {}, h('thead', {}, h('tr', {}, ['VPS', 'State', 'Operation'].map((name) => h('th', { scope: 'col' }, name)))),
-      h('tbody', {}, (batch.children || []).map((child) => h('tr', {},
-        h('td', {}, String(child.vps_id ?? '—')), h('td', {}, stateBadge(child.state)),
+    h('table', { id: 'batch-children' }, h('thead', {}, h('tr', {}, ['VPS', 'State', 'Attempts', 'Operation'].map((name) => h('th', { scope: 'col' }, name)))),
+      h('tbody', {}, children.map((child) => h('tr', { 'data-vps': String(child.vps_id ?? '') },
+        h('td', {}, String(child.vps_id ?? '—')), h('td', {}, stateBadge(child.state)), h('td', {}, String(child.attempts ?? '—')),
         h('td', {}, child.operation_id ? link(`/console/operations/${child.operation_id}`, child.operation_id) : '—'))))));
+  // Live: any event of this batch or of one of its children redraws it.
+  const ids = new Set(children.map((child) => child.operation_id).filter(Boolean));
+  leave = listen((event) => {
+    const about = event.data && event.data.batch;
+    if ((about && String(about.id) === String(batch.id)) || ids.has(event.operation_id)) {
+      leave();
+      batchPage(id).catch(showError);
+    }
+  });
+}
+
+// MARK: - Freezes
+
+async function freezesPage() {
+  title('Freezes');
+  const page = await api('GET', '/v1/freezes');
+  const windows = page.data || [];
+  const text = (value) => (value ? `${value}` : '—');
+  fill(main, h('h1', {}, 'Freezes'),
+    h('p', { class: 'muted' }, 'Change freezes in force and coming: commands on the VPS they cover answer 423 until they end. Times are UTC.'),
+    windows.length === 0 ? h('p', { id: 'no-freezes' }, 'No freeze is in force or coming.') :
+      h('table', { id: 'freezes' },
+        h('caption', { class: 'muted' }, `${windows.filter((w) => w.state === 'active').length} in force, ${windows.filter((w) => w.state !== 'active').length} coming`),
+        h('thead', {}, h('tr', {}, ['Covers', 'State', 'Starts', 'Ends', 'Reason'].map((name) => h('th', { scope: 'col' }, name)))),
+        h('tbody', {}, windows.map((w) => h('tr', { 'data-freeze': String(w.id) },
+          h('td', {}, w.vps_id === null || w.vps_id === undefined ? 'every VPS' : `vps ${w.vps_id}`),
+          h('td', {}, w.state === 'active' ? 'in force' : 'coming'),
+          h('td', {}, h('time', { datetime: text(w.starts_at) }, text(w.starts_at))),
+          h('td', {}, h('time', { datetime: text(w.ends_at) }, text(w.ends_at))),
+          h('td', {}, text(w.reason)))))));
 }
 
 // MARK: - Start

@@ -101,8 +101,9 @@ struct Answer {
 
     func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
     var isProblem: Bool { status >= 400 }
-    /// `urn:vpsgate:problem:<code>` ⇒ `<code>`.
-    var problemCode: String? { body?["type"]?.stringValue.map { String($0.split(separator: ":").last ?? "") } }
+    /// `<base>/problems#<code>` ⇒ `<code>`; also the older `urn:vpsgate:problem:<code>`,
+    /// which answers stored before still carry when replayed.
+    var problemCode: String? { body?["type"]?.stringValue.flatMap { Problem.code(ofType: $0)?.rawValue } }
 
     /// Said when vpsgate answered with the stored answer of an earlier request under the same
     /// key (`Idempotent-Replayed: true`): nothing ran this time, whatever the answer says.

@@ -136,6 +136,14 @@ public struct Configuration: Sendable, Equatable {
     public var budgetMaxPauseSeconds: Int
     /// The most `VPSGATE_BUDGET_MAX_PAUSE` may be; the database caps every pause at it too.
     public static let budgetMaxPauseCeilingSeconds = 3600
+    /// `VPSGATE_PROBLEM_BASE_URL`: where docs/problems.md is published; a problem's `type` is
+    /// `<base>/problems#<code>` (default `https://vpsgate.dev/docs`).
+    public var problemBaseURL: String
+    /// The default of `VPSGATE_PROBLEM_BASE_URL`.
+    public static let defaultProblemBaseURL = "https://vpsgate.dev/docs"
+    /// `VPSGATE_CONSOLE_URL`: the console's address (`https://gate.example.com/console`);
+    /// when set, a webhook about an operation carries `console_url`, its page there.
+    public var consoleURL: String?
 
     /// Where the Hostinger token comes from; never printed.
     public enum TokenSource: Sendable, Equatable {
@@ -333,6 +341,20 @@ public struct Configuration: Sendable, Equatable {
             throw ConfigurationError("VPSGATE_LOG_FORMAT", format, "expected json or text")
         }
         logFormat = format
+
+        let problemBase = value("VPSGATE_PROBLEM_BASE_URL") ?? Self.defaultProblemBaseURL
+        switch PublicURL.validate(problemBase) {
+        case .success(let valid): problemBaseURL = valid
+        case .failure(let problem): throw ConfigurationError("VPSGATE_PROBLEM_BASE_URL", problemBase, problem.message)
+        }
+        if let console = value("VPSGATE_CONSOLE_URL") {
+            switch PublicURL.validate(console) {
+            case .success(let valid): consoleURL = valid
+            case .failure(let problem): throw ConfigurationError("VPSGATE_CONSOLE_URL", console, problem.message)
+            }
+        } else {
+            consoleURL = nil
+        }
 
         switch value("VPSGATE_DEBUG_ROUTES") {
         case nil, "0", "false": debugRoutes = false

@@ -44,7 +44,7 @@ public enum OpenAPIDocument {
             ("openapi", .string("3.1.0")),
             ("info", .object([
                 ("title", .string("vpsgate")), ("version", .string("1.0.0")),
-                ("description", .string("The control plane for Hostinger VPS mutations: explicit, authorized, idempotent commands with an audit trail. Problem types are urn:vpsgate:problem:<code>; see docs/problems.md.")),
+                ("description", .string("The control plane for Hostinger VPS mutations: explicit, authorized, idempotent commands with an audit trail. A problem's type is <VPSGATE_PROBLEM_BASE_URL>/problems#<code>, the code's section of docs/problems.md (answers stored before may be replayed with the older urn:vpsgate:problem:<code>).")),
             ])),
             ("security", .array([.object([("bearer", .array([]))])])),
             ("paths", .object(paths)),
@@ -299,7 +299,7 @@ public enum OpenAPIDocument {
             ]))])),
             ("schemas", .object([
                 ("Problem", object([
-                    ("type", .object([("type", .string("string")), ("pattern", .string("^urn:vpsgate:problem:[a-z-]+$"))])),
+                    ("type", .object([("type", .string("string")), ("pattern", .string("^(https://[^?#]+/problems#|urn:vpsgate:problem:)[a-z-]+$"))])),
                     ("title", type("string")), ("status", type("integer")), ("detail", type("string")), ("instance", type("string")),
                     ("correlation_id", type("string")),
                     ("errors", .object([("type", .string("object")), ("additionalProperties", .object([("type", .string("array")), ("items", type("string"))]))])),
@@ -392,6 +392,11 @@ public enum OpenAPIDocument {
                                    ("description", .string("A batch: {id, command, state, requested_by, request, max_in_flight, max_failures, pause_seconds, counts, halt_reason, approval, children (GET one)}."))])),
                 ("BatchPage", object([("data", .object([("type", .string("array")), ("items", reference("Batch"))])),
                                       ("next_before", type("integer", nullable: true))], required: ["data", "next_before"])),
+                ("FreezeList", object([("data", .object([("type", .string("array")), ("items", object([
+                    ("id", type("integer")), ("vps_id", type("integer", nullable: true)),
+                    ("state", .object([("type", .string("string")), ("enum", .array([.string("active"), .string("upcoming")]))])),
+                    ("starts_at", type("string")), ("ends_at", type("string")), ("reason", type("string")),
+                ], required: ["id", "vps_id", "state", "starts_at", "ends_at", "reason"]))]))], required: ["data"])),
                 ("FirewallPage", .object([("type", .string("object")), ("description", .string("Hostinger's firewall page ({data, meta}), filtered to the caller's grants."))])),
                 ("Firewall", .object([("type", .string("object")), ("description", .string("Hostinger's firewall with its rules, as Hostinger returns it."))])),
                 ("PublicKeyPage", .object([("type", .string("object")), ("description", .string("Hostinger's SSH key page ({data, meta}), filtered to the caller's grants."))])),

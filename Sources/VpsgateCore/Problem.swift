@@ -3,7 +3,7 @@
 /// The body is safe by construction: it holds only what the caller may see. Operator-only
 /// detail (SQL errors, C library messages) goes to the log under the same correlation id.
 public struct Problem: Sendable, Equatable {
-    /// A stable, documented problem kind: the last part of the `type` URI.
+    /// A stable, documented problem kind: the fragment of the `type` URL.
     public struct Code: Hashable, Sendable, RawRepresentable, CustomStringConvertible {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
@@ -38,7 +38,9 @@ public struct Problem: Sendable, Equatable {
         public static let internalError = Code(rawValue: "internal-error")
     }
 
-    /// The prefix of every `type`: `urn:vpsgate:problem:<code>`.
+    /// The prefix of the stable name `urn:vpsgate:problem:<code>`: what audit rows record as
+    /// `problem_type` (the same whatever `VPSGATE_PROBLEM_BASE_URL` says, and what the database's
+    /// own rows write), and what answers stored before problem types were URLs still carry.
     public static let typePrefix = "urn:vpsgate:problem:"
 
     public var code: Code
@@ -66,14 +68,35 @@ public struct Problem: Sendable, Equatable {
         self.errors = errors
     }
 
-    /// The `type` member: a URN naming `code`.
-    public var type: String { Self.typePrefix + code.rawValue }
+    /// The `type` member: `<base>/problems#<code>`, the code's section of docs/problems.md as
+    /// published at `base` (`VPSGATE_PROBLEM_BASE_URL`, validated without a trailing slash).
+    public func type(base: String) -> String { Self.type(of: code, base: base) }
 
-    /// The `application/problem+json` body, with the request's correlation id.
-    public func json(correlationID: CorrelationID) -> [UInt8] {
+    /// `<base>/problems#<code>`.
+    public static func type(of code: Code, base: String) -> String { base + "/problems#" + code.rawValue }
+
+    /// The code a `type` names: the fragment of `<base>/problems#<code>`, or the last part of
+    /// the older `urn:vpsgate:problem:<code>` (still in answers stored before, and replayed
+    /// as stored). Nil for anything else.
+    public static func code(ofType type: String) -> Code? {
+        let tail: Substring
+        if let hash = type.lastIndex(of: "#") {
+            tail = type[type.index(after: hash)...]
+        } else if type.hasPrefix(typePrefix) {
+            tail = type.dropFirst(typePrefix.count)
+        } else {
+            return nil
+        }
+        guard !tail.isEmpty, tail.allSatisfy({ $0.isASCII && ($0.isLowercase || $0 == "-") }) else { return nil }
+        return Code(rawValue: String(tail))
+    }
+
+    /// The `application/problem+json` body, with the request's correlation id; `type` is
+    /// under `base` (`Configuration.problemBaseURL`).
+    public func json(correlationID: CorrelationID, base: String) -> [UInt8] {
         var writer = JSONWriter()
         writer.beginObject()
-        writer.member("type", type)
+        writer.member("type", type(base: base))
         writer.member("title", title)
         writer.member("status", status)
         if let detail { writer.member("detail", detail) }

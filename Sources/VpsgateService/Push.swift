@@ -171,7 +171,7 @@ public final class WebhookSender: Sendable {
         case .failure(.unresolvable(let message)): return Attempt(outcome: .retry, error: message)
         case .failure(.refused(let refusal)): return Attempt(outcome: .retry, error: "refused: \(refusal)", refused: true)
         }
-        let body = delivery.event.json()
+        let body = delivery.event.webhookJSON(consoleURL: configuration.consoleURL)
         let timestamp = Int(Clock.realtimeMicroseconds() / 1_000_000)
         let id = delivery.event.publicID
         let request = HTTPClient.Request(

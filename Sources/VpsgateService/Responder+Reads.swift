@@ -85,6 +85,24 @@ extension Responder {
         }
     }
 
+    /// `{"data": [freeze…]}`: the windows in force and to come that the caller may see
+    /// (`FreezeWindow.visible(in:)`), so a client can say why a command would wait.
+    func listFreezes(_ principal: String, _ requestContext: RequestContext) -> FastCGIResponse {
+        do {
+            let scope = try store.readableScope(principal, of: .vps)
+            var writer = JSONWriter()
+            writer.beginObject()
+            writer.key("data")
+            writer.beginArray()
+            for window in try store.freezeWindows() where window.visible(in: scope) { window.write(to: &writer) }
+            writer.endArray()
+            writer.endObject()
+            return json(200, writer.bytes)
+        } catch {
+            return unavailable(requestContext, error)
+        }
+    }
+
     // MARK: - Account-level resources (docs/design.md#resources-and-grants)
 
     /// A page of the account's firewalls, keys or scripts, filtered to those the caller may

@@ -168,6 +168,7 @@ extension Responder {
         case .events: return authenticated(requestContext) { listEvents($0, $1) }
         case .me: return authenticated(requestContext) { me($0, $1) }
         case .batches: return authenticated(requestContext) { listBatches(principal: $0, $1) }
+        case .freezes: return authenticated(requestContext) { listFreezes($0, $1) }
         case .batch:
             guard let batch = id.flatMap(PathID.parse) else { return notFound(requestContext) }
             return authenticated(requestContext) { getBatch(batch, principal: $0, $1) }
@@ -301,7 +302,7 @@ extension Responder {
     func problem(_ problem: Problem, _ requestContext: RequestContext) -> FastCGIResponse {
         FastCGIResponse(status: problem.status,
                         headers: [.init("Content-Type", "application/problem+json"), .init("Cache-Control", "no-store")],
-                        body: problem.json(correlationID: requestContext.correlationID))
+                        body: problem.json(correlationID: requestContext.correlationID, base: context.configuration.problemBaseURL))
     }
 
     func notFound(_ requestContext: RequestContext) -> FastCGIResponse {

@@ -68,4 +68,19 @@ extension PostgresStore: ConsoleStore {
             }
         }
     }
+
+    public func freezeWindows() throws(StoreError) -> [FreezeWindow] {
+        let query = PostgresQuery(unsafeSQL: """
+            SELECT id, vps_id, (extract(epoch FROM starts_at) * 1000000)::bigint AS starts_us,
+                   (extract(epoch FROM ends_at) * 1000000)::bigint AS ends_us, reason, starts_at <= now() AS active
+            FROM freeze_windows WHERE ends_at > now() ORDER BY starts_at, id
+            """, binds: [])
+        return try run { () throws(PostgresError) in
+            try database.query(query.preparedOnce(), retryOnStaleConnection: true).map { row throws(PostgresError) in
+                FreezeWindow(id: try row.decode(Int.self, "id"), vpsID: try row.decode(Int?.self, "vps_id"),
+                             startsAt: Int64(try row.decode(Int.self, "starts_us")), endsAt: Int64(try row.decode(Int.self, "ends_us")),
+                             reason: try row.decode(String.self, "reason"), active: try row.decode(Bool.self, "active"))
+            }
+        }
+    }
 }

@@ -32,6 +32,19 @@ import Testing
         #expect(json["data"]?["operation"]?["state"]?.stringValue == "succeeded")
     }
 
+    @Test func aWebhookBodyLinksTheOperationsConsolePageWhenTheConsoleIsConfigured() throws {
+        let id = "0b7c1f7e-2f6a-4f7e-9a59-5f1d7c1e2a10"
+        let event = EventRecord(id: 7, type: "operation.succeeded", occurredAt: 1_780_000_000_123_456, vpsID: 1001,
+                                operationID: id, data: Array(#"{"operation":{"state":"succeeded"}}"#.utf8))
+        let linked = try JSONValue.parse(event.webhookJSON(consoleURL: "https://gate.example.com/console"))
+        #expect(linked["console_url"]?.stringValue == "https://gate.example.com/console/operations/" + id)
+        #expect(linked["data"]?["operation"]?["state"]?.stringValue == "succeeded")
+        #expect(event.webhookJSON(consoleURL: nil) == event.json(), "no console configured: the feed entry as it is")
+        #expect(try JSONValue.parse(event.json())["console_url"] == nil, "the feed carries no link")
+        let batch = EventRecord(id: 8, type: "batch.running", occurredAt: 1_780_000_000_123_456, vpsID: nil, operationID: nil, data: Array("{}".utf8))
+        #expect(try JSONValue.parse(batch.webhookJSON(consoleURL: "https://gate.example.com/console"))["console_url"] == nil)
+    }
+
     @Test func subscriptionsNameKnownTypesOrWildcards() {
         #expect(EventType.isSubscribable("operation.succeeded"))
         #expect(EventType.isSubscribable("operation.awaiting_approval"))

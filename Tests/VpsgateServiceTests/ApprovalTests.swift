@@ -45,7 +45,7 @@ import VpsgateCore
         store.decideAnswer = ApprovalOutcome(result: result, state: nil, approvals: 0, approvalsRequired: 1)
         let response = post("approve", as: "bob")
         #expect(response.status == status)
-        #expect(response.json?["type"]?.stringValue == "urn:vpsgate:problem:" + type)
+        #expect(response.json?["type"]?.stringValue == "https://vpsgate.dev/docs/problems#" + type)
         #expect(ApprovalResult.auditAnswers[result.rawValue]?["http_status"]?.intValue == status)
     }
 

@@ -30,6 +30,7 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
     var approvable: [OperationRecord] = []
     var pending: [String: PendingApproval] = [:]
     var timelines: [String: [TimelineEntry]] = [:]
+    var freezes: [FreezeWindow] = []
     var approvedQueue: [ApprovedDispatch] = []
     /// What `dispatchFacts` answers (nil: the operation is gone).
     var facts: DispatchFacts? = DispatchFacts(requesterHolds: true, policyApprovals: 1, approvals: [], batch: nil, released: [:])
@@ -120,6 +121,11 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
     func timeline(operationID: String) throws(StoreError) -> [TimelineEntry] {
         try check()
         return timelines[operationID] ?? []
+    }
+
+    func freezeWindows() throws(StoreError) -> [FreezeWindow] {
+        try check()
+        return freezes
     }
 
     func claimApproved(limit: Int, busyBoundSeconds: Int) throws(StoreError) -> [ApprovedDispatch] {

@@ -88,7 +88,7 @@ import VpsgateCore
         store.feedHorizon = 4
         let response = try get("/v1/events", query: "after=\(EventCursor(transaction: 1, id: 1))")
         #expect(response.status == 410)
-        #expect(response.json?["type"]?.stringValue == "urn:vpsgate:problem:cursor-expired")
+        #expect(response.json?["type"]?.stringValue == "https://vpsgate.dev/docs/problems#cursor-expired")
     }
 
     @Test func aCursorTheFeedDidNotGiveIs422() throws {

@@ -38,7 +38,7 @@ import VpsgateCore
     @Test func anUnknownQueryParameterIsRefusedBeforeAnythingIsSpent() {
         let response = send(Fixture.request("POST", "/v1/vps/1001/restart", query: "validate_only=maybe"))
         #expect(response.status == 400)
-        #expect(problemType(response) == "urn:vpsgate:problem:malformed-request")
+        #expect(problemType(response) == "https://vpsgate.dev/docs/problems#malformed-request")
         expectRefusedBeforeAnythingIsSpent(.invalid, status: 400)
     }
 
@@ -51,7 +51,7 @@ import VpsgateCore
     @Test func anInvalidFieldIs422WithTheFieldAndTheAuditKeepsTheRedactedBody() {
         let response = send(Fixture.request("PUT", "/v1/vps/1001/root-password", body: #"{"password":"short"}"#))
         #expect(response.status == 422)
-        #expect(problemType(response) == "urn:vpsgate:problem:validation-failed")
+        #expect(problemType(response) == "https://vpsgate.dev/docs/problems#validation-failed")
         #expect(response.json?["errors"]?["password"] != nil)
         expectRefusedBeforeAnythingIsSpent(.invalid, status: 422)
         #expect(store.audits.first?.requestParameters?["password"]?.stringValue == Redaction.marker)
@@ -60,7 +60,7 @@ import VpsgateCore
     @Test func aDestructiveCommandWithoutConfirmationIsConfirmationRequired() {
         let response = send(Fixture.request("POST", "/v1/vps/1001/snapshot/restore", body: "{}"))
         #expect(response.status == 422)
-        #expect(problemType(response) == "urn:vpsgate:problem:confirmation-required")
+        #expect(problemType(response) == "https://vpsgate.dev/docs/problems#confirmation-required")
         expectRefusedBeforeAnythingIsSpent(.invalid, status: 422)
     }
 
@@ -78,7 +78,7 @@ import VpsgateCore
         store.grants = [Fixture.principal: [1001: [.read]]]
         let response = send(Fixture.request("POST", "/v1/vps/1001/restart", key: "bad"))
         #expect(response.status == 403)
-        #expect(problemType(response) == "urn:vpsgate:problem:forbidden")
+        #expect(problemType(response) == "https://vpsgate.dev/docs/problems#forbidden")
         expectRefusedBeforeAnythingIsSpent(.denied, status: 403)
     }
 
@@ -141,14 +141,14 @@ import VpsgateCore
     @Test func aMissingKeyIs400() {
         let response = send(Fixture.request("POST", "/v1/vps/1001/restart", key: nil))
         #expect(response.status == 400)
-        #expect(problemType(response) == "urn:vpsgate:problem:idempotency-key-missing")
+        #expect(problemType(response) == "https://vpsgate.dev/docs/problems#idempotency-key-missing")
         expectRefusedBeforeAnythingIsSpent(.invalid, status: 400)
     }
 
     @Test func anInvalidKeyIs400() {
         let response = send(Fixture.request("POST", "/v1/vps/1001/restart", key: "short"))
         #expect(response.status == 400)
-        #expect(problemType(response) == "urn:vpsgate:problem:idempotency-key-invalid")
+        #expect(problemType(response) == "https://vpsgate.dev/docs/problems#idempotency-key-invalid")
         expectRefusedBeforeAnythingIsSpent(.invalid, status: 400)
     }
 
@@ -198,14 +198,16 @@ import VpsgateCore
         store.beginAnswer = decision
         let response = send(Fixture.request("POST", "/v1/vps/1001/restart"))
         #expect(response.status == status)
-        #expect(problemType(response) == "urn:vpsgate:problem:" + type)
+        #expect(problemType(response) == "https://vpsgate.dev/docs/problems#" + type)
         #expect(response.header("Retry-After") == retryAfter)
         #expect(hostinger.calls.isEmpty)
         #expect(store.audits.isEmpty, "begin_command wrote the row")
         // What begin_command was told this decision means is what the client got.
         let declared = BeginDecision.Kind.auditAnswers[decision.kind.rawValue]
         #expect(declared?["http_status"]?.intValue == status)
-        #expect(declared?["problem_type"]?.stringValue == problemType(response))
+        // The audit row names the problem by its stable URN; the answer by its URL: one code.
+        #expect(declared?["problem_type"]?.stringValue.flatMap(Problem.code(ofType:)) == problemType(response).flatMap(Problem.code(ofType:)))
+        #expect(declared?["problem_type"]?.stringValue == Problem.typePrefix + type)
     }
 
     @Test func aBeginThatCannotReachTheDatabaseIs503AndAudited() {
@@ -300,7 +302,7 @@ import VpsgateCore
                                                     fieldErrors: [("name", ["bad"])], attempts: 1))
         let response = send(Fixture.request("POST", "/v1/vps/1001/restart"))
         #expect(response.status == status)
-        #expect(problemType(response) == "urn:vpsgate:problem:" + type)
+        #expect(problemType(response) == "https://vpsgate.dev/docs/problems#" + type)
         #expect(response.json?["upstream"]?["message"]?.stringValue == "nope")
         let record = try #require(store.finished.first)
         #expect(record.keyEffect == .store)

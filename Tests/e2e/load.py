@@ -10,11 +10,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from vpsgate_e2e import http_request
+from vpsgate_e2e import http_request, problem_code
 
 COMMAND_OK = {200, 202}
 COMMAND_EXPECTED = COMMAND_OK | {409}  # 409: the VPS is busy with another operation
-KEY_IN_USE = "urn:vpsgate:problem:idempotency-key-in-use"
+KEY_IN_USE = "idempotency-key-in-use"  # a problem code: the fragment of its type
 
 
 @dataclass
@@ -112,7 +112,7 @@ class Load:
             while True:
                 status, operation = self.send("command", token, method, path, body, key)
                 in_doubt = status is None or status >= 500 or (
-                    status == 409 and (operation or {}).get("type") == KEY_IN_USE)
+                    status == 409 and problem_code(operation) == KEY_IN_USE)
                 if not (self.retry and in_doubt) or time.monotonic() > give_up:
                     break
                 # No answer, or the key is still held by the request that got none: the

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import openapi_check
-from vpsgate_e2e import (SHORT_WINDOWS, Client, as_superuser, new_key, operation_row, reset_change_control, sim_requests, sql,
+from vpsgate_e2e import (SHORT_WINDOWS, problem_code, Client, as_superuser, http_request, new_key, operation_row, reset_change_control, sim_requests, sql,
                          wait_operation_row)
 
 FIRST_VPS = 1101
@@ -171,7 +171,7 @@ def test_a_recreate_needs_another_principal_and_is_sent_once_after_the_approval(
     assert status == 202 and operation["state"] == "awaiting_approval" and operation["approval"]["required"] == 1
     location = headers["Location"]
     status, _, problem = people["ana"].json("POST", f"{location}/approve")
-    assert status == 403 and problem["type"] == "urn:vpsgate:problem:self-approval"
+    assert status == 403 and problem_code(problem) == "self-approval"
     time.sleep(1)
     assert posts(stack, "/recreate") == [], "nothing is sent before the approval"
     status, _, approved = people["ben"].json("POST", f"{location}/approve")
@@ -283,7 +283,7 @@ def test_deny_cancel_and_expiry_end_cancelled_with_no_call(stack, people, how):
     assert row["state"] == "cancelled" and row["error"]["reason"] == reason, row
     assert ended["state"] == "cancelled"
     status, _, problem = people["cleo"].json("POST", f"{location}/approve")
-    assert status == 409 and problem["type"] == "urn:vpsgate:problem:not-awaiting-approval"
+    assert status == 409 and problem_code(problem) == "not-awaiting-approval"
     assert sql(stack, f"SELECT count(*) FROM operation_requests WHERE operation_id = '{operation['id']}'") == "0"
     time.sleep(1)
     assert posts(stack, "/recreate") == []
@@ -319,10 +319,31 @@ def test_a_password_awaiting_approval_is_never_stored_in_clear_and_is_gone_after
 def test_a_freeze_refuses_commands_and_plans_say_frozen(stack, people):
     freeze(stack)
     status, _, problem = people["ana"].json("POST", f"/v1/vps/{FIRST_VPS + 7}/restart", key=new_key())
-    assert status == 423 and problem["type"] == "urn:vpsgate:problem:change-frozen" and problem["frozen_until"]
+    assert status == 423 and problem_code(problem) == "change-frozen" and problem["frozen_until"]
     status, _, plan = people["ana"].json("POST", f"/v1/vps/{FIRST_VPS + 7}/restart?validate_only=true")
     assert status == 200 and plan["decision"] == "frozen" and plan["freeze"]["reason"] == "release freeze"
     assert posts(stack) == []
+
+
+def test_the_freezes_in_force_and_coming_are_listed_to_those_who_may_read_their_vps(stack, people):
+    everywhere = freeze(stack, reason="<b>release</b> & freeze")
+    mine = freeze(stack, vps=str(FIRST_VPS), duration="2h", reason="olga's VPS")
+    other = freeze(stack, vps=str(FIRST_VPS + 1), duration="2h", reason="not olga's")
+    coming = int(stack.admin("freeze", "add", "--vps", "*", "--starts", "3h", "--for", "1h", "--reason", "next week",
+                             "--actor", "test").stdout.split()[1])
+    sql(stack, "INSERT INTO freeze_windows (vps_id, starts_at, ends_at, reason, created_by) "
+               "VALUES (NULL, now() - interval '2 hours', now() - interval '1 hour', 'over', 'test')")
+    status, _, seen = people["vera"].json("GET", "/v1/freezes")  # a viewer of every VPS
+    assert status == 200, seen
+    assert [w["id"] for w in seen["data"]] == [everywhere, mine, other, coming], seen
+    first = seen["data"][0]
+    assert first == {"id": everywhere, "vps_id": None, "state": "active", "starts_at": first["starts_at"],
+                     "ends_at": first["ends_at"], "reason": "<b>release</b> & freeze"}
+    assert seen["data"][3]["state"] == "upcoming" and seen["data"][1]["vps_id"] == FIRST_VPS
+    status, _, olgas = people["olga"].json("GET", "/v1/freezes")  # an operator of FIRST_VPS only
+    assert status == 200 and [w["id"] for w in olgas["data"]] == [everywhere, mine, coming], olgas
+    openapi_check.VPSGATE.validate("GET", "/v1/freezes", status, "application/json", olgas)
+    assert http_request(stack, "GET", "/v1/freezes")[0] == 401
 
 
 def test_an_approved_operation_waits_for_the_window_to_end(stack, people):

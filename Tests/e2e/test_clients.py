@@ -152,6 +152,7 @@ class Scripted(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         Scripted.requests.append(("GET", self.path))
+        # The older form of `type`, which answers stored before still carry: clients take its code too.
         data = json.dumps({"type": "urn:vpsgate:problem:not-found", "title": "scripted", "status": 404}).encode()
         self.send_response(404)
         self.send_header("Content-Type", "application/problem+json")
@@ -167,8 +168,8 @@ class Scripted(http.server.BaseHTTPRequestHandler):
         if status == 202:
             body = {"id": str(uuid.uuid4()), "state": "succeeded", "command": "vps.restart"}
         else:
-            code = {503: "upstream-budget", 429: "too-many-requests", 422: "validation-failed"}[status]
-            body = {"type": f"urn:vpsgate:problem:{code}", "title": "scripted", "status": status}
+            code = {503: "upstream-budget", 429: "too-many-requests", 422: "validation-failed", 409: "idempotency-key-in-use"}[status]
+            body = {"type": f"https://docs.example.com/vpsgate/problems#{code}", "title": "scripted", "status": status}
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json" if status == 202 else "application/problem+json")
@@ -199,7 +200,8 @@ def scripted():
 
 
 def test_503s_and_429s_are_retried_with_the_same_key_after_retry_after(stack, ctl, scripted):
-    Scripted.script = [503, 429, 503, 202]
+    # 409 idempotency-key-in-use is known by the fragment of its type URL, whatever the base.
+    Scripted.script = [409, 503, 429, 202]
     started = time.monotonic()
     done = run(ctl, stack, "token", "vps", "restart", "1001", url=scripted)
     assert done.returncode == 0, done.stderr

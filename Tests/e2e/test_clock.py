@@ -38,6 +38,6 @@ def test_operations_of_an_instance_with_another_clock_block_their_vps_and_are_no
     assert operation["created_at"].startswith(sql(stack, f"SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI') "
                                                          f"FROM operations WHERE id = '{operation['id']}'")), (operation, created)
     status, _, raw = clara.request("POST", "/v1/vps/1003/stop", key=str(uuid.uuid4()))
-    assert status == 409 and json.loads(raw)["type"].endswith(":vps-busy"), raw
+    assert status == 409 and json.loads(raw)["type"].endswith("#vps-busy"), raw
     time.sleep(2)  # a reconciler pass: still not stale
     assert sql(stack, f"SELECT stale FROM operations WHERE id = '{operation['id']}'") == "f"

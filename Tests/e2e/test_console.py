@@ -6,7 +6,10 @@ the operation to `succeeded` from the event feed without a reload; a requester a
 see no button they may not use (and the API refuses anyway); a denial needs a reason in the
 page and in the API; hostile names and reasons are shown as text under the console's
 Content-Security-Policy; axe finds no serious or critical violation on any page; a deep link
-opened before signing in is where sign-in lands. Screenshots of every page go to
+opened before signing in is where sign-in lands; an approval shows the VPS as Hostinger shows
+it now (quietly "not available" when refused or gone); the freezes page lists the windows in
+force and coming; a batch page shows progress by state and its children, with cancel and
+resume for the requester or an approver of every VPS only. Screenshots of every page go to
 .run/console-screenshots/, and the measurements (first useful paint and bytes of the
 approvals page, the live-update delay's p95) to .run/console-screenshots/measurements.json."""
 
@@ -20,7 +23,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import sync_playwright
 
-from vpsgate_e2e import SHORT_WINDOWS, Client, http_request, new_key, reset_change_control, sim_requests
+from vpsgate_e2e import SHORT_WINDOWS, Client, http_request, new_key, reset_change_control, sim_requests, sql
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / ".run" / "console-screenshots"
@@ -29,12 +32,13 @@ HOSTILE = "<img src=x onerror=alert(1)></script>"
 HOSTILE_KEY = "</script><img/src=x/onerror=alert(1)>"
 TEMPLATE = 1130
 LIVE_VPS = list(range(1301, 1311))
+BATCH_VPS = [1321, 1322, 1323]
 
 
 @pytest.fixture(scope="module")
 def stack(stack_factory):
     stack = stack_factory("console", destroy_approvals=None, extra_env=SHORT_WINDOWS)
-    for vps in [1201] + LIVE_VPS:
+    for vps in [1201] + LIVE_VPS + BATCH_VPS:
         stack.sim("POST", "/__sim/vms", {"id": vps})
     return stack
 
@@ -173,6 +177,10 @@ def test_an_approver_sees_the_plan_approves_by_keyboard_and_follows_it_live(stac
         .reduce((sum, entry) => sum + entry.transferSize, 0)""")
     measurements["approvals_first_useful_paint_ms"] = round(drawn, 1)
     measurements["approvals_bytes_transferred"] = transferred
+    # Where the time goes: each request's start and end (ms from navigation), in the order made.
+    measurements["approvals_requests_ms"] = page.evaluate("""() => performance.getEntriesByType('resource')
+        .filter((e) => !new URL(e.name).pathname.startsWith('/v1/events'))
+        .map((e) => [new URL(e.name).pathname, Math.round(e.startTime), Math.round(e.responseEnd)])""")
     row = page.locator(f"#approvals tr[data-operation='{operation['id']}']")
     assert "vps.recreate" in row.inner_text() and "ana" in row.inner_text() and "0 of 1" in row.inner_text()
     tab.shot("approvals")
@@ -185,6 +193,10 @@ def test_an_approver_sees_the_plan_approves_by_keyboard_and_follows_it_live(stac
     assert "Matrix7Password-Ok" not in text, "the password is redacted"
     assert page.locator("#effects li").count() >= 1
     assert f"/{1003}/recreate" in text
+    # The VPS as Hostinger shows it now, drawn after the page (a cached read).
+    page.wait_for_selector("#vps-now dl")
+    now = page.inner_text("#vps-now")
+    assert "srv1003.hstgr.cloud" in now and "running" in now, now
     tab.shot("approval")
     tab.axe("approval")
 
@@ -219,6 +231,7 @@ def test_the_requester_and_a_viewer_see_no_approve_button_and_the_api_refuses(st
     viewer.sign_in(people["vera"][1], at=path)
     viewer.page.wait_for_selector("h1:has-text('Approval request')")
     assert viewer.page.locator("#approve, #deny, #cancel").count() == 0
+    viewer.page.wait_for_selector("#vps-now dl")
     viewer.shot("approval-viewer")
     viewer.axe("approval (viewer)")
 
@@ -342,3 +355,140 @@ def test_a_deep_link_opened_before_signing_in_lands_there_after_sign_in(stack, p
     tab.page.wait_for_selector("#operation-state")
     assert operation["id"] in tab.page.inner_text("main")
     tab.clean()
+
+
+# MARK: - 7. The VPS now: refused or gone quietly, hostile values as text; the reason
+
+def test_the_vps_now_is_quiet_when_refused_and_shows_hostile_values_and_a_reason_as_text(stack, people, tabs):
+    operation = recreate(people["ana"][0], 1201)
+    path = f"/console/approvals/{operation['id']}"
+    tab = tabs()
+    page = tab.page
+    # Hostinger's view of the VPS refused (403), then gone (404): the page says so and goes on.
+    def refused(status):
+        body = json.dumps({"type": f"https://vpsgate.dev/docs/problems#{'forbidden' if status == 403 else 'not-found'}",
+                           "title": "no", "status": status})
+        return lambda route: route.fulfill(status=status, content_type="application/problem+json", body=body)
+    for status in (403, 404):
+        page.route("**/v1/vps/1201", refused(status))
+        if status == 403:
+            tab.sign_in(people["ben"][1], at=path)
+        else:
+            page.reload()
+        page.wait_for_selector("#vps-now:not([aria-busy])")
+        assert "Not available" in page.inner_text("#vps-now")
+        assert page.locator("#approve").count() == 1 and page.locator(".error[role=alert]").count() == 0
+        page.unroute("**/v1/vps/1201")
+    # Hostile values from Hostinger and a `reason` on the operation (when the API gives one) are text.
+    page.route("**/v1/vps/1201", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(
+        {"id": 1201, "hostname": HOSTILE, "state": HOSTILE_KEY, "template": {"id": 1, "name": HOSTILE}, "ipv4": [{"address": HOSTILE}]})))
+
+    def with_reason(route):
+        answer = route.fetch()
+        body = answer.json()
+        body["reason"] = HOSTILE
+        route.fulfill(response=answer, body=json.dumps(body))
+    page.route(f"**/v1/operations/{operation['id']}", with_reason)
+    page.reload()
+    page.wait_for_selector("#vps-now dl")
+    text = page.inner_text("main")
+    assert text.count(HOSTILE) >= 4 and HOSTILE_KEY in text, text
+    assert page.locator("img").count() == 0 and page.locator("main script").count() == 0
+    tab.axe("approval (VPS now)")
+    tab.errors = [e for e in tab.errors if "403" not in e and "404" not in e]  # the refusals, made on purpose
+    tab.clean()
+
+
+# MARK: - 8. Freezes
+
+def test_the_freezes_page_lists_the_windows_in_force_and_coming_as_text(stack, people, tabs):
+    def add(*args):
+        return int(stack.admin("freeze", "add", *args, "--actor", "test").stdout.split()[1])
+    everywhere = add("--vps", "*", "--for", "1h", "--reason", HOSTILE)
+    one = add("--vps", "1201", "--for", "2h", "--reason", "kernel upgrade on 1201")
+    coming = add("--vps", "*", "--starts", "3h", "--for", "1h", "--reason", "next release")
+    status, _, listed = people["vera"][0].json("GET", "/v1/freezes")
+    assert status == 200 and [w["id"] for w in listed["data"]] == [everywhere, one, coming]
+    tab = tabs()
+    page = tab.page
+    tab.sign_in(people["vera"][1], at="/console/freezes")
+    page.wait_for_selector("#freezes")
+    rows = page.locator("#freezes tbody tr")
+    assert rows.count() == 3
+    first, second, third = (rows.nth(i).inner_text() for i in range(3))
+    assert "every VPS" in first and "in force" in first and HOSTILE in first
+    assert listed["data"][0]["starts_at"] in first and listed["data"][0]["ends_at"] in first, "times as text"
+    assert "vps 1201" in second and "kernel upgrade" in second
+    assert "coming" in third and "next release" in third
+    assert page.locator("img").count() == 0
+    assert page.locator("#nav a[href='/console/freezes']").get_attribute("aria-current") == "page"
+    tab.shot("freezes")
+    tab.axe("freezes")
+    # None in force or coming: the page says so.
+    sql(stack, "DELETE FROM freeze_windows")
+    page.reload()
+    page.wait_for_selector("#no-freezes")
+    tab.clean()
+
+
+# MARK: - 9. Batches
+
+def halted_batch(stack, client, targets):
+    """A restart batch whose first child fails (422), so it halts at once (max_failures 0)."""
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": f"/{targets[0]}/restart$", "status": 422})
+    status, _, batch = client.json("POST", "/v1/batches", body={"command": "vps.restart", "vps": targets}, key=new_key())
+    assert status == 202, batch
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        _, _, batch = client.json("GET", f"/v1/batches/{batch['id']}")
+        if batch["state"] == "halted":
+            stack.sim("DELETE", "/__sim/faults")
+            return batch
+        time.sleep(0.2)
+    raise AssertionError(f"the batch did not halt: {batch}")
+
+
+def test_the_batch_pages_show_progress_and_children_and_cancel_and_resume_for_those_allowed(stack, people, tabs):
+    batch = halted_batch(stack, people["ana"][0], BATCH_VPS)
+    path = f"/console/batches/{batch['id']}"
+
+    # A viewer sees the progress by state and the children, and no button.
+    viewer = tabs()
+    viewer.sign_in(people["vera"][1], at=path)
+    viewer.page.wait_for_selector("#batch-children")
+    progress = viewer.page.inner_text("#batch-progress")
+    assert f"of {len(BATCH_VPS)} done" in progress and "failed 1" in progress, progress
+    children = viewer.page.locator("#batch-children tbody tr")
+    assert children.count() == len(BATCH_VPS)
+    assert "failed" in viewer.page.inner_text(f"#batch-children tr[data-vps='{BATCH_VPS[0]}']")
+    assert viewer.page.locator("#batch-cancel, #batch-resume").count() == 0
+    viewer.shot("batch-viewer")
+    viewer.axe("batch (viewer)")
+    viewer.clean()
+
+    # The requester's list shows its progress; the requester resumes it from its page and it runs to its end.
+    requester = tabs()
+    requester.sign_in(people["ana"][1], at="/console/batches")
+    requester.page.wait_for_selector("#batches")
+    assert "failed 1" in requester.page.inner_text(f"#batches tr:has(a[href='{path}'])")
+    requester.axe("batches")
+    requester.page.click(f"#batches a[href='{path}']")
+    requester.page.wait_for_selector("#batch-resume")
+    assert requester.page.locator("#batch-cancel").count() == 1
+    requester.page.click("#batch-resume")
+    requester.page.wait_for_selector("#batch-state [data-state='completed_with_failures']", timeout=20_000)
+    assert requester.page.locator("#batch-resume, #batch-cancel").count() == 0, "nothing to do on a finished batch"
+    requester.shot("batch-resumed")
+    requester.clean()
+
+    # An approver of every VPS (not the requester) may cancel a halted batch.
+    other = halted_batch(stack, people["ana"][0], BATCH_VPS)
+    approver = tabs()
+    approver.sign_in(people["ben"][1], at=f"/console/batches/{other['id']}")
+    approver.page.wait_for_selector("#batch-cancel")
+    assert approver.page.locator("#batch-resume").count() == 1
+    approver.page.click("#batch-cancel")
+    approver.page.wait_for_selector("#batch-state [data-state='cancelled']")
+    assert people["ana"][0].json("GET", f"/v1/batches/{other['id']}")[2]["state"] == "cancelled"
+    approver.axe("batch (approver)")
+    approver.clean()

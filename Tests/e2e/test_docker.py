@@ -86,7 +86,7 @@ def test_happy_path_sends_exactly_the_call_and_follows_its_action(stack, users, 
 def test_a_viewer_is_forbidden_and_nothing_is_sent(stack, users, case):
     _, method, path, body, *_ = case
     status, _, problem = users["vera"].json(method, path, body=body, key=str(uuid.uuid4()))
-    assert status == 403 and problem["type"].endswith(":forbidden"), problem
+    assert status == 403 and problem["type"].endswith("#forbidden"), problem
     assert [r for r in sim_requests(stack) if r["method"] != "GET"] == []
 
 
@@ -94,7 +94,7 @@ def test_a_viewer_is_forbidden_and_nothing_is_sent(stack, users, case):
 def test_a_vps_outside_the_grant_is_not_found_and_nothing_is_sent(stack, users, case):
     _, method, path, body, *_ = case
     status, _, problem = users["olaf"].json(method, path, body=body, key=str(uuid.uuid4()))
-    assert status == 404 and problem["type"].endswith(":not-found"), problem
+    assert status == 404 and problem["type"].endswith("#not-found"), problem
     assert [r for r in sim_requests(stack) if r["method"] != "GET"] == []
 
 

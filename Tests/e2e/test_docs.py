@@ -183,7 +183,7 @@ def problem_codes() -> set[str]:
     codes = set(re.findall(r'static let \w+ = Code\(rawValue: "([a-z-]+)"\)', swift))
     for path in (ROOT / "nginx").rglob("*"):
         if path.is_file():
-            codes |= set(re.findall(r"urn:vpsgate:problem:([a-z-]+)", path.read_text()))
+            codes |= set(re.findall(r"/problems#([a-z-]+)", path.read_text()))
     return codes
 
 
@@ -193,6 +193,22 @@ def test_every_problem_type_has_its_section_and_every_section_a_type():
     sections = {match for match in re.findall(r"^## ([a-z-]+)$", (ROOT / "docs/problems.md").read_text(), re.M)}
     assert not codes - sections, f"problem types without a section in docs/problems.md: {sorted(codes - sections)}"
     assert not sections - codes, f"sections for problem types nothing answers: {sorted(sections - codes)}"
+
+
+def test_every_problem_type_url_lands_on_its_codes_section():
+    """`type` is `<VPSGATE_PROBLEM_BASE_URL>/problems#<code>`: the fragment must be the anchor
+    of the code's section as a renderer makes it, for every code vpsgate or nginx answers."""
+    codes = problem_codes()
+    missing = sorted(code for code in codes if code not in anchors(ROOT / "docs/problems.md"))
+    assert not missing, f"no #<code> anchor in docs/problems.md for: {missing}"
+    swift = (ROOT / "Sources/VpsgateCore/Problem.swift").read_text()
+    assert 'base + "/problems#" + code.rawValue' in swift
+    for conf in ("nginx/vpsgate.conf", "nginx/local.conf.in"):
+        text = (ROOT / conf).read_text()
+        assert "urn:vpsgate:problem:" not in text, conf
+        assert '"type":"$vpsgate_problem_base/problems#' in text and 'default  "https://vpsgate.dev/docs";' in text, conf
+    configuration = (ROOT / "docs/configuration.md").read_text()
+    assert "VPSGATE_PROBLEM_BASE_URL" in configuration and "https://vpsgate.dev/docs" in configuration
 
 
 # MARK: - Versions

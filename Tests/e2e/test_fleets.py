@@ -149,7 +149,7 @@ def test_a_read_storm_during_the_batch_neither_opens_the_breaker_nor_delays_it_b
         client = Client(stack, users["fleet"].token)
         while not stop.is_set():
             status, _, body = client.json("GET", "/v1/vps")
-            kind = "ok" if status == 200 else "budget" if status == 503 and body["type"].endswith(":upstream-budget") else "other"
+            kind = "ok" if status == 200 else "budget" if status == 503 and body["type"].endswith("#upstream-budget") else "other"
             answers[kind] += 1
 
     threads = [threading.Thread(target=storm, daemon=True) for _ in range(8)]
@@ -216,7 +216,7 @@ def test_failures_past_max_failures_halt_the_batch_and_skip_the_rest(stack, user
 
 def test_a_batch_over_vps_the_caller_cannot_touch_is_403_naming_them_and_nothing_is_sent(stack, users):
     status, _, problem = create(users["half"], {"command": "vps.restart", "vps": [1001, 1002, 1003]})
-    assert status == 403 and problem["type"].endswith(":forbidden")
+    assert status == 403 and problem["type"].endswith("#forbidden")
     assert problem["refused_vps"] == "1002,1003"
     assert sql(stack, "SELECT count(*) FROM batches WHERE principal = 'half'") == "0"
     assert sim_requests(stack, "POST") == []
@@ -233,7 +233,7 @@ def test_the_batch_key_replays_the_batch_and_a_changed_body_is_refused(stack, us
     status, replayed_headers, again = create(users["fleet"], body, key)
     assert status == 202 and again["id"] == first["id"] and replayed_headers.get("Idempotent-Replayed") == "true"
     status, _, problem = create(users["fleet"], dict(body, vps=FLEET[:4]), key)
-    assert status == 422 and problem["type"].endswith(":idempotency-key-reused")
+    assert status == 422 and problem["type"].endswith("#idempotency-key-reused")
     assert sql(stack, f"SELECT count(*) FROM batches WHERE idempotency_key = '{key}'") == "1"
     wait_batch(users["fleet"], first["id"])
 

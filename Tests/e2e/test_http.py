@@ -11,7 +11,7 @@ import pytest
 
 from vpsgate_e2e import http_request
 
-PROBLEM_TYPE = re.compile(r"^urn:vpsgate:problem:[a-z-]+$")
+PROBLEM_TYPE = re.compile(r"^https://vpsgate\.dev/docs/problems#[a-z-]+$")  # the default VPSGATE_PROBLEM_BASE_URL
 
 
 def test_healthz_and_readyz_answer_over_verified_tls(stack):
@@ -58,7 +58,7 @@ def test_unknown_path_is_a_problem_with_the_correlation_id(stack):
     assert headers["Content-Type"] == "application/problem+json"
     problem = json.loads(body)
     assert PROBLEM_TYPE.match(problem["type"])
-    assert problem["type"].endswith(":not-found")
+    assert problem["type"].endswith("#not-found")
     assert problem["status"] == 404
     assert problem["correlation_id"] == "corr-404" == headers["X-Request-ID"]
     assert problem["instance"] == "/nothing/here"
@@ -69,7 +69,7 @@ def test_body_over_vpsgate_limit_is_413_problem(stack):
                                  {"Content-Type": "application/json", "X-Request-ID": "big-1"})
     assert status == 413
     problem = json.loads(body)
-    assert problem["type"].endswith(":payload-too-large")
+    assert problem["type"].endswith("#payload-too-large")
     assert problem["correlation_id"] == "big-1"
     # A body at the limit is read and routed normally (here: to a 404).
     status, _, _ = http_request(stack, "POST", "/anything", b"x" * (64 * 1024), {"Content-Type": "application/json"})
@@ -81,14 +81,14 @@ def test_body_over_nginx_limit_is_413_problem_too(stack):
     assert status == 413
     assert headers["Content-Type"] == "application/problem+json"
     problem = json.loads(body)
-    assert problem["type"].endswith(":payload-too-large")
+    assert problem["type"].endswith("#payload-too-large")
     assert problem["correlation_id"] == "huge-1"
 
 
 def test_wrong_method_on_health_is_405(stack):
     status, headers, body = http_request(stack, "POST", "/healthz", b"")
     assert status == 405
-    assert json.loads(body)["type"].endswith(":method-not-allowed")
+    assert json.loads(body)["type"].endswith("#method-not-allowed")
     assert headers["Allow"] == "GET, HEAD"
 
 

@@ -113,7 +113,7 @@ def test_readyz_follows_postgresql_without_restarting_vpsgate(stack):
         answers = [http_request(stack, "GET", "/readyz") for _ in range(6)]
         assert [a[0] for a in answers] == [503] * 6
         problem = json.loads(answers[0][2])
-        assert problem["type"].endswith(":not-ready")
+        assert problem["type"].endswith("#not-ready")
         assert answers[0][1]["Retry-After"] == "5"
         assert http_request(stack, "GET", "/healthz")[0] == 200  # alive, just not ready
     finally:

@@ -27,6 +27,7 @@ FIRST_VPS = 2101
 VPS_COUNT = 40  # the feed test's VPS
 OTHER = FIRST_VPS + VPS_COUNT  # the other tests' VPS
 TEST_HOST = "rebind.vpsgate.test"
+CONSOLE = "https://gate.example.com/console"  # VPSGATE_CONSOLE_URL: webhooks link each operation's page
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,7 @@ def stack(stack_factory):
         "VPSGATE_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1/32",
         "VPSGATE_WEBHOOK_RETRY_SCHEDULE": "300ms,600ms,900ms",
         "VPSGATE_WEBHOOK_TIMEOUT_MS": "3000",
+        "VPSGATE_CONSOLE_URL": CONSOLE,
     })
     stack.extra_env["VPSGATE_WEBHOOK_CA_FILE"] = str(stack.ca_file)
     stack.start()
@@ -341,7 +343,7 @@ def test_an_expired_cursor_answers_410(stack_factory):
     while int(sql(short, "SELECT count(*) FROM events")) and time.monotonic() < deadline:
         time.sleep(0.5)
     status, _, problem = client.json("GET", f"/v1/events?after={cursor}")
-    assert status == 410 and problem["type"].endswith(":cursor-expired"), problem
+    assert status == 410 and problem["type"].endswith("#cursor-expired"), problem
     # Without a cursor the feed starts again, from what is kept.
     status, _, page = client.json("GET", "/v1/events")
     assert status == 200 and page["data"] == []
@@ -449,6 +451,7 @@ def test_webhooks_are_signed_per_standard_webhooks_and_carry_only_what_the_princ
         {p["data"]["operation"]["state"] for p in payloads} >= {"accepted", "succeeded"}
     for _, headers, body, _ in received:
         assert headers["webhook-id"] == json.loads(body)["id"]
+    assert all(p["console_url"] == f"{CONSOLE}/operations/{p['operation_id']}" for p in payloads), payloads
     # A wrong secret does not verify: the check above can fail.
     with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
         standardwebhooks.Webhook("whsec_" + "A" * 43 + "=").verify(received[0][2], {k.lower(): v for k, v in received[0][1].items()})

@@ -55,9 +55,9 @@ def test_setup_ends_at_once_with_the_vm_in_result(stack, users):
 def test_an_operator_cannot_set_up_and_outside_the_grant_it_is_not_found(stack, users):
     body = {"template_id": 1130, "data_center_id": 19}
     status, _, problem = users["otto"].json("POST", "/v1/vps/1004/setup", body=body, key=str(uuid.uuid4()))
-    assert status == 403 and problem["type"].endswith(":forbidden")
+    assert status == 403 and problem["type"].endswith("#forbidden")
     status, _, problem = users["olaf"].json("POST", "/v1/vps/1004/setup", body=body, key=str(uuid.uuid4()))
-    assert status == 404 and problem["type"].endswith(":not-found")
+    assert status == 404 and problem["type"].endswith("#not-found")
     assert [c for c in sim_requests(stack) if c["method"] != "GET"] == []
 
 
@@ -80,7 +80,7 @@ def test_invalid_input_is_422_and_nothing_is_sent(stack, users, body, field):
 def test_a_vm_that_is_not_initial_is_hostingers_422_and_the_operation_fails(stack, users):
     status, _, problem = users["ada"].json("POST", "/v1/vps/1001/setup", body={"template_id": 1130, "data_center_id": 19},
                                            key=str(uuid.uuid4()))
-    assert status == 422 and problem["type"].endswith(":upstream-rejected"), problem
+    assert status == 422 and problem["type"].endswith("#upstream-rejected"), problem
     row = sql(stack, "SELECT state || ' ' || coalesce(result::text, '-') FROM operations WHERE command = 'vps.setup' AND vps_id = 1001")
     assert row == "failed -"
 
@@ -93,7 +93,7 @@ def test_the_catalogue_reads_need_a_principal_and_no_grant(stack, users):
     status, _, template = nobody.json("GET", "/v1/templates/1130")
     assert status == 200 and template["id"] == 1130
     status, _, problem = nobody.json("GET", "/v1/templates/999999")
-    assert status == 404 and problem["type"].endswith(":not-found")
+    assert status == 404 and problem["type"].endswith("#not-found")
     status, _, centers = nobody.json("GET", "/v1/data-centers")
     assert status == 200 and {19, 21} <= {c["id"] for c in centers}, centers
     for path in ("/v1/templates", "/v1/templates/1130", "/v1/data-centers"):

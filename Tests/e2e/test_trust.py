@@ -33,7 +33,7 @@ def send(client, method, path, body=None, raw_body=None, key=True):
 def test_a_dry_run_in_any_other_spelling_is_refused_and_nothing_is_sent(stack, alice, query):
     status, raw, correlation = send(alice, "POST", f"/v1/vps/1001/stop?{query}")
     assert status == 400, raw
-    assert json.loads(raw)["type"].endswith(":malformed-request")
+    assert json.loads(raw)["type"].endswith("#malformed-request")
     assert final_audit_rows(stack, correlation) == ["invalid|400"]
     assert sim_requests(stack, "POST") == []
     assert sql(stack, f"SELECT count(*) FROM operations WHERE correlation_id = '{correlation}'") == "0"

@@ -122,6 +122,18 @@ def new_key() -> str:
     return str(uuid.uuid4())
 
 
+PROBLEM_BASE = "https://vpsgate.dev/docs"  # VPSGATE_PROBLEM_BASE_URL's default
+
+
+def problem_code(problem) -> str | None:
+    """The code a problem's `type` names: the fragment of `<base>/problems#<code>`, or the
+    last part of the older `urn:vpsgate:problem:<code>` (answers stored before replay it)."""
+    kind = (problem or {}).get("type") or ""
+    if "#" in kind:
+        return kind.rsplit("#", 1)[1]
+    return kind.removeprefix("urn:vpsgate:problem:") if kind.startswith("urn:vpsgate:problem:") else None
+
+
 # MARK: - The database
 
 def sql(stack, query):

@@ -25,13 +25,18 @@ public struct EventRecord: Sendable, Equatable {
     public var publicID: String { "evt_\(id)" }
 
     /// `{id, type, occurred_at, vps_id, operation_id, data}`: a feed entry and a webhook's body.
-    public func write(to writer: inout JSONWriter) {
+    public func write(to writer: inout JSONWriter) { write(to: &writer, consoleURL: nil) }
+
+    /// The entry; with `consoleURL` (`VPSGATE_CONSOLE_URL`) and an operation, also
+    /// `console_url`, the operation's page in the console, after `operation_id`.
+    func write(to writer: inout JSONWriter, consoleURL: String?) {
         writer.beginObject()
         writer.member("id", publicID)
         writer.member("type", type)
         writer.member("occurred_at", Timestamp.rfc3339(microseconds: occurredAt))
         writer.member("vps_id", vpsID)
         writer.member("operation_id", operationID)
+        if let consoleURL, let operationID { writer.member("console_url", consoleURL + "/operations/" + operationID) }
         writer.key("data")
         writer.raw(data)
         writer.endObject()
@@ -40,6 +45,15 @@ public struct EventRecord: Sendable, Equatable {
     public func json() -> [UInt8] {
         var writer = JSONWriter()
         write(to: &writer)
+        return writer.bytes
+    }
+
+    /// A webhook's body: the feed entry, with `console_url` when `consoleURL` is set and the
+    /// event is about an operation. The same for every attempt of a delivery (one
+    /// `webhook-id`, one body) while the configuration stays.
+    public func webhookJSON(consoleURL: String?) -> [UInt8] {
+        var writer = JSONWriter()
+        write(to: &writer, consoleURL: consoleURL)
         return writer.bytes
     }
 }

@@ -206,6 +206,11 @@ public struct ReadRoute: Sendable, Equatable, CustomStringConvertible {
     public static let batch = ReadRoute("/v1/batches/{id}", "One batch with its children (its requester, or vps:read or vps:approve on every VPS of it).",
                                         schema: "Batch")
 
+    public static let freezes = ReadRoute(
+        "/v1/freezes",
+        "The change freezes in force now and those still to come, by start: a freeze over every VPS for any principal, one on a VPS for those who may read it (vps:read). Commands they cover answer 423 change-frozen.",
+        schema: "FreezeList")
+
     // MARK: The service's own routes, outside /v1 (no principal needed)
     public static let healthz = ReadRoute("/healthz", "Liveness.", schema: "Health")
     public static let readyz = ReadRoute("/readyz", "Readiness: database reachable and schema current.", schema: "Health")
@@ -216,7 +221,7 @@ public struct ReadRoute: Sendable, Equatable, CustomStringConvertible {
     public static let allCases: [ReadRoute] = [
         listVPS, getVPS, vpsActions, vpsAction, dockerProjects, dockerProject, dockerContainers, dockerLogs, attachedKeys, backups, monarx,
         vpsMetrics, snapshot, listOperations, getOperation, operationTimeline, approvals, events, templates, template, dataCenters,
-        firewalls, firewall, publicKeys, scripts, script, me, batches, batch, healthz, readyz, openAPI, metrics,
+        firewalls, firewall, publicKeys, scripts, script, me, batches, batch, freezes, healthz, readyz, openAPI, metrics,
     ]
 
     /// The service's own routes, outside `/v1` (no principal needed).

@@ -6,6 +6,45 @@ public protocol ConsoleStore {
     func pendingApprovals(operationIDs: [String]) throws(StoreError) -> [String: PendingApproval]
     /// The operation's audit rows, events and approval decisions, oldest first.
     func timeline(operationID: String) throws(StoreError) -> [TimelineEntry]
+    /// The freeze windows in force now or still to come (not those over), by start.
+    func freezeWindows() throws(StoreError) -> [FreezeWindow]
+}
+
+/// A change freeze (`vpsgate freeze add`): commands on its VPS (every VPS when `vpsID` is
+/// nil) are refused with 423 change-frozen between its start and its end.
+public struct FreezeWindow: Sendable, Equatable {
+    public var id: Int
+    public var vpsID: Int?
+    /// Microseconds since the epoch.
+    public var startsAt: Int64
+    public var endsAt: Int64
+    public var reason: String
+    /// In force now (else still to come), by the database's clock.
+    public var active: Bool
+
+    public init(id: Int, vpsID: Int?, startsAt: Int64, endsAt: Int64, reason: String, active: Bool) {
+        self.id = id
+        self.vpsID = vpsID
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+        self.reason = reason
+        self.active = active
+    }
+
+    /// Who may see it: a freeze over every VPS, any principal (it holds their commands too);
+    /// a freeze on one VPS, those who may read that VPS (`scope`), as its events.
+    public func visible(in scope: ReadScope) -> Bool { vpsID.map(scope.contains) ?? true }
+
+    public func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        writer.member("id", id)
+        writer.member("vps_id", vpsID)
+        writer.member("state", active ? "active" : "upcoming")
+        writer.member("starts_at", Timestamp.rfc3339(microseconds: startsAt))
+        writer.member("ends_at", Timestamp.rfc3339(microseconds: endsAt))
+        writer.member("reason", reason)
+        writer.endObject()
+    }
 }
 
 /// One approve or deny.
