@@ -336,6 +336,7 @@ class Stack:
         # The walkthrough's two people (docs/getting-started.md): one asks, the other approves.
         self.requester_token: str | None = None
         self.approver_token: str | None = None
+        self.audit_url = ""
         # nginx/vpsgate.conf (the production configuration) instead of nginx/local.conf.in
         self.production = production
         self.auth = auth
@@ -437,6 +438,11 @@ class Stack:
         self.requester_token = self.create_token("requester")
         self.grant("approver", "*", "approver")
         self.approver_token = self.create_token("approver")
+        # `auditor`: a database login in vpsgate_auditor, as a DBA would give one, for the
+        # documented audit queries (VPSGATE_AUDIT_DATABASE_URL in the env file).
+        self.postgres.psql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'auditor') THEN "
+                           "CREATE ROLE auditor LOGIN IN ROLE vpsgate_auditor; END IF; END $$")
+        self.audit_url = f"postgresql://auditor@127.0.0.1:{self.postgres.port}/vpsgate"
 
     def grant_resource(self, principal: str, resource: str, role: str) -> None:
         """A grant on `firewall:4001`, `public_key:*`, `post_install_script:6001` or `account`."""
@@ -742,6 +748,7 @@ http {{
             "VPSGATE_DEMO_TOKEN": self.demo_token or "",
             "VPSGATE_REQUESTER_TOKEN": self.requester_token or "",
             "VPSGATE_APPROVER_TOKEN": self.approver_token or "",
+            "VPSGATE_AUDIT_DATABASE_URL": self.audit_url,
         }
         path.write_text("".join(f"export {k}='{v}'\n" for k, v in lines.items()))
 
