@@ -71,9 +71,6 @@ enum OperationRow {
         result::text AS result
         """
 
-    /// The open states as a SQL array literal, from the one list of them.
-    static let openStates = "{" + OperationState.inFlight.map(\.rawValue).joined(separator: ",") + "}"
-
     /// The terminal states as a SQL array literal.
     static let terminalStates = "{" + OperationState.allCases.filter(\.isTerminal).map(\.rawValue).joined(separator: ",") + "}"
 
