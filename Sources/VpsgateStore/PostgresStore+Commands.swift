@@ -56,6 +56,8 @@ extension PostgresStore: CommandStore {
             case .awaitingApproval?:
                 return .awaitingApproval(createdAt: Int64(try row.decode(Int.self, "created_us")),
                                          approvalsRequired: try row.decode(Int.self, "approvals_required"))
+            case .reasonRequired?:
+                return .reasonRequired
             case nil:
                 throw PostgresError(.decoding, "begin_command decided \(decision)")
             }
