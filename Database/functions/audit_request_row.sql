@@ -21,14 +21,16 @@ BEGIN
     -- command functions would be planned again on every row).
     INSERT INTO audit_events (kind, operation_id, outcome, http_status, problem_type, correlation_id, trace_id, principal,
                               auth_type, client_address, user_agent, method, path, command, vps_id, request_params,
-                              idempotency_key, hostinger_status, hostinger_correlation_id, hostinger_action_id, duration_ms)
+                              idempotency_key, hostinger_status, hostinger_correlation_id, hostinger_action_id, duration_ms,
+                              reason)
     SELECT p_kind, p_operation_id, p_outcome, p_http_status, p_problem_type, coalesce(p_correlation_id, a.correlation_id),
            a.trace_id, p_principal, a.auth_type, a.client_address, a.user_agent, a.method, a.path,
            coalesce(p_command, a.command), coalesce(p_vps_id, a.vps_id), a.request_params, p_key, a.hostinger_status,
-           a.hostinger_correlation_id, p_hostinger_action_id, p_duration_ms
+           a.hostinger_correlation_id, p_hostinger_action_id, p_duration_ms, a.reason
     FROM jsonb_to_record(p_audit) AS a(correlation_id text, trace_id text, auth_type text, client_address text,
                                        user_agent text, method text, path text, command text, vps_id bigint,
-                                       request_params jsonb, hostinger_status integer, hostinger_correlation_id text);
+                                       request_params jsonb, hostinger_status integer, hostinger_correlation_id text,
+                                       reason text);
 END
 $$;
 

@@ -18,7 +18,8 @@ BEGIN
         INTO children FROM batch_children c WHERE c.batch_id = b.id;
     END IF;
     RETURN jsonb_build_object(
-        'id', b.id, 'command', b.command, 'state', b.state, 'requested_by', b.principal, 'request', b.request,
+        'id', b.id, 'command', b.command, 'state', b.state, 'requested_by', b.principal, 'reason', b.reason,
+        'request', b.request,
         'max_in_flight', b.max_in_flight, 'max_failures', b.max_failures, 'pause_seconds', b.pause_seconds,
         'counts', counts, 'halt_reason', b.halt_reason, 'idempotency_key', b.idempotency_key, 'correlation_id', b.correlation_id,
         'approval', CASE WHEN b.approvals_required > 0 THEN jsonb_build_object(

@@ -3,7 +3,9 @@
 -- the operation and its audit rows, all in one transaction. p_answers says what each of its
 -- own answers means (BeginDecision.Kind.auditAnswers). p_request's `reaches_vps` (absent:
 -- none; null: not known; an array: these VPS) is what the call reaches besides p_vps_id,
--- for the freeze decision.
+-- for the freeze decision. p_audit's `reason` (the Vpsgate-Reason header, checked by vpsgate)
+-- is kept on the operation; a policy with require_reason refuses a command without one
+-- (reason_required), before the VPS's slot or an operation is taken.
 CREATE OR REPLACE FUNCTION begin_command(
     p_principal text, p_key text, p_fingerprints text[], p_resource_type text, p_resource_id bigint, p_vps_id bigint,
     p_command text, p_operation_id uuid, p_correlation_id text, p_busy_bound interval, p_audit jsonb, p_answers jsonb,
@@ -67,6 +69,18 @@ BEGIN
         RETURN;
     END LOOP;
 
+    IF p_audit ->> 'reason' IS NULL AND coalesce((SELECT a.require_reason FROM vpsgate_policy(p_command, p_permission, p_vps_id) v
+                                                  JOIN approval_policies a ON a.id = v.id), false) THEN
+        DELETE FROM idempotency_keys k WHERE k.principal = p_principal AND k.key = p_key;
+        meaning := p_answers -> 'reason_required';
+        PERFORM audit_request_row('final', meaning ->> 'outcome', (meaning ->> 'http_status')::integer,
+                                  meaning ->> 'problem_type', NULL, p_principal, p_key, p_command, p_vps_id,
+                                  p_correlation_id, NULL, elapsed, p_audit);
+        RETURN QUERY SELECT 'reason_required'::text, NULL::uuid, NULL::integer, NULL::text, NULL::bytea, NULL::uuid,
+                            NULL::double precision, NULL::bigint, NULL::bigint, NULL::integer;
+        RETURN;
+    END IF;
+
     -- One operation per VPS at a time, across instances: serialise on the VPS id.
     IF p_vps_id IS NOT NULL THEN
         PERFORM pg_advisory_xact_lock(hashtextextended('vpsgate.vps:' || p_vps_id, 0));
@@ -89,17 +103,19 @@ BEGIN
     created := clock_timestamp();
     IF verdict.decision = 'needs_approval' THEN
         INSERT INTO operations (id, vps_id, resource_type, resource_id, command, state, requested_by, correlation_id,
-                                idempotency_key, created_at, updated_at, approvals_required, approval_expires_at, emergency_reason)
+                                idempotency_key, created_at, updated_at, approvals_required, approval_expires_at, emergency_reason,
+                                reason)
         VALUES (p_operation_id, p_vps_id, p_resource_type, own_id, p_command, 'awaiting_approval', p_principal, p_correlation_id,
-                p_key, created, created, verdict.approvals_required, created + verdict.approval_ttl, p_emergency_reason);
+                p_key, created, created, verdict.approvals_required, created + verdict.approval_ttl, p_emergency_reason,
+                p_audit ->> 'reason');
         INSERT INTO operation_requests (operation_id, name, method, path, repeat_safe, sealed_body, key_id, fingerprint)
         VALUES (p_operation_id, p_request ->> 'name', p_request ->> 'method', p_request ->> 'path',
                 (p_request ->> 'repeat_safe')::boolean, p_sealed_body, p_key_id, p_fingerprints[1]);
     ELSE
         INSERT INTO operations (id, vps_id, resource_type, resource_id, command, state, requested_by, correlation_id,
-                                idempotency_key, created_at, updated_at, dispatched_at)
+                                idempotency_key, created_at, updated_at, dispatched_at, reason)
         VALUES (p_operation_id, p_vps_id, p_resource_type, own_id, p_command, 'accepted', p_principal, p_correlation_id, p_key,
-                created, created, created);
+                created, created, created, p_audit ->> 'reason');
     END IF;
     UPDATE idempotency_keys k SET operation_id = p_operation_id WHERE k.principal = p_principal AND k.key = p_key;
     PERFORM audit_request_row('received', 'received', NULL, NULL, p_operation_id, p_principal, p_key, p_command, p_vps_id,

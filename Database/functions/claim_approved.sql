@@ -26,7 +26,7 @@ BEGIN
         IF candidate.vps_id IS NOT NULL THEN
             PERFORM pg_advisory_xact_lock(hashtextextended('vpsgate.vps:' || candidate.vps_id, 0));
             CONTINUE WHEN EXISTS (
-                SELECT FROM operations o WHERE o.vps_id = candidate.vps_id AND o.state IN ('accepted', 'dispatched', 'running', 'unknown')
+                SELECT FROM operations o WHERE o.vps_id = candidate.vps_id AND o.state = ANY(vpsgate_in_flight_states())
                   AND coalesce(o.dispatched_at, o.created_at) > clock_timestamp() - p_busy_bound);
             -- An earlier one that may go now goes first (FIFO per VPS).
             CONTINUE WHEN EXISTS (

@@ -9,6 +9,7 @@ DECLARE
     created batches%ROWTYPE;
     required integer;
     ttl interval;
+    reason_required boolean;
     body bytea;
 BEGIN
     INSERT INTO idempotency_keys (principal, key, fingerprint, state) VALUES (p_principal, p_key, p_fingerprints[1], 'in_flight')
@@ -28,13 +29,24 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT coalesce(max(p.approvals), 0), min(p.ttl) INTO required, ttl
-    FROM jsonb_array_elements(p_children) AS c, LATERAL vpsgate_policy(p_command, p_permission, (c ->> 'vps_id')::bigint) AS p;
+    SELECT coalesce(max(p.approvals), 0), min(p.ttl), coalesce(bool_or(a.require_reason), false) INTO required, ttl, reason_required
+    FROM jsonb_array_elements(p_children) AS c
+         CROSS JOIN LATERAL vpsgate_policy(p_command, p_permission, (c ->> 'vps_id')::bigint) AS p
+         JOIN approval_policies a ON a.id = p.id;
+    -- p_audit's `reason`: the Vpsgate-Reason header. A policy of any child that requires one
+    -- refuses the batch without it, before anything is kept (the key is freed).
+    IF reason_required AND p_audit ->> 'reason' IS NULL THEN
+        DELETE FROM idempotency_keys k WHERE k.principal = p_principal AND k.key = p_key;
+        PERFORM audit_request_row('final', 'invalid', 422, 'urn:vpsgate:problem:reason-required', NULL, p_principal,
+                                  p_key, 'batch.create', NULL, p_correlation_id, NULL, NULL, p_audit);
+        RETURN QUERY SELECT 'reason_required'::text, NULL::bigint, NULL::integer, NULL::text, NULL::bytea;
+        RETURN;
+    END IF;
     INSERT INTO batches (principal, command, permission, request, idempotency_key, correlation_id, max_in_flight, max_failures,
-                         pause_seconds, state, approvals_required, approval_expires_at, seal)
+                         pause_seconds, state, approvals_required, approval_expires_at, seal, reason)
     VALUES (p_principal, p_command, p_permission, p_request, p_key, p_correlation_id, p_max_in_flight, p_max_failures,
             p_pause_seconds, CASE WHEN required > 0 THEN 'awaiting_approval' ELSE 'running' END, required,
-            CASE WHEN required > 0 THEN clock_timestamp() + coalesce(ttl, interval '24 hours') END, p_seal)
+            CASE WHEN required > 0 THEN clock_timestamp() + coalesce(ttl, interval '24 hours') END, p_seal, p_audit ->> 'reason')
     RETURNING * INTO created;
     INSERT INTO batch_children (batch_id, position, vps_id, name, method, path, repeat_safe, sealed_body, key_id)
     SELECT created.id, c.ordinality, (c.value ->> 'vps_id')::bigint, c.value ->> 'name', c.value ->> 'method', c.value ->> 'path',

@@ -7,7 +7,7 @@ BEGIN
         'command', o.command, 'state', o.state,
         'hostinger_action', CASE WHEN o.hostinger_action_id IS NULL THEN NULL ELSE jsonb_build_object(
             'id', o.hostinger_action_id, 'name', o.hostinger_action_name, 'state', o.hostinger_action_state) END,
-        'error', o.error, 'requested_by', o.requested_by, 'correlation_id', o.correlation_id,
+        'error', o.error, 'requested_by', o.requested_by, 'reason', o.reason, 'correlation_id', o.correlation_id,
         'idempotency_key', o.idempotency_key, 'created_at', vpsgate_time(o.created_at),
         'updated_at', vpsgate_time(o.updated_at), 'completed_at', vpsgate_time(o.completed_at));
     IF o.result IS NOT NULL THEN

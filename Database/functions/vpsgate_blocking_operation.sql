@@ -11,7 +11,7 @@ BEGIN
     SELECT o.id, extract(epoch FROM clock_timestamp() - o.created_at)::double precision
     FROM operations o
     WHERE o.vps_id = p_vps_id
-      AND ((o.state IN ('accepted', 'dispatched', 'running', 'unknown')
+      AND ((o.state = ANY(vpsgate_in_flight_states())
             AND coalesce(o.dispatched_at, o.created_at) > clock_timestamp() - p_busy_bound)
            OR o.state = 'approved')
     ORDER BY o.created_at DESC LIMIT 1;

@@ -16,9 +16,4 @@ BEGIN
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION approval_event() FROM PUBLIC;
-
-CREATE OR REPLACE TRIGGER approvals_event AFTER INSERT ON approvals
-    FOR EACH ROW EXECUTE FUNCTION approval_event();
-CREATE OR REPLACE TRIGGER approvals_changed_event AFTER UPDATE OF decision ON approvals
-    FOR EACH ROW WHEN (OLD.decision IS DISTINCT FROM NEW.decision) EXECUTE FUNCTION approval_event();
+SELECT vpsgate_event_triggers('approvals', 'decision', 'approval_event', 'approvals_event', 'approvals_changed_event');

@@ -35,18 +35,17 @@ $$;
 
 REVOKE EXECUTE ON FUNCTION audit_admin_change() FROM PUBLIC;
 
-CREATE OR REPLACE TRIGGER grants_audited AFTER INSERT OR UPDATE OR DELETE ON grants
-    FOR EACH ROW EXECUTE FUNCTION audit_admin_change();
-CREATE OR REPLACE TRIGGER api_tokens_audited AFTER INSERT OR UPDATE OR DELETE ON api_tokens
-    FOR EACH ROW EXECUTE FUNCTION audit_admin_change();
-CREATE OR REPLACE TRIGGER role_permissions_audited AFTER INSERT OR UPDATE OR DELETE ON role_permissions
-    FOR EACH ROW EXECUTE FUNCTION audit_admin_change();
-CREATE OR REPLACE TRIGGER approval_policies_audited AFTER INSERT OR UPDATE OR DELETE ON approval_policies
-    FOR EACH ROW EXECUTE FUNCTION audit_admin_change();
-CREATE OR REPLACE TRIGGER freeze_windows_audited AFTER INSERT OR UPDATE OR DELETE ON freeze_windows
-    FOR EACH ROW EXECUTE FUNCTION audit_admin_change();
-CREATE OR REPLACE TRIGGER webhook_endpoints_audited AFTER INSERT OR UPDATE OR DELETE ON webhook_endpoints
-    FOR EACH ROW EXECUTE FUNCTION audit_admin_change();
+-- One trigger `<table>_audited` a table, made alike for each.
+DO $$
+DECLARE
+    audited text;
+BEGIN
+    FOREACH audited IN ARRAY ARRAY['grants', 'api_tokens', 'role_permissions', 'approval_policies', 'freeze_windows', 'webhook_endpoints'] LOOP
+        EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %I FOR EACH ROW EXECUTE FUNCTION audit_admin_change()',
+                       audited || '_audited', audited);
+    END LOOP;
+END
+$$;
 CREATE OR REPLACE TRIGGER upstream_budgets_resumed AFTER UPDATE OF paused_until ON upstream_budgets
     FOR EACH ROW WHEN (OLD.paused_until IS NOT NULL AND (NEW.paused_until IS NULL OR NEW.paused_until < OLD.paused_until))
     EXECUTE FUNCTION audit_admin_change();

@@ -8,8 +8,4 @@ BEGIN
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION batch_event() FROM PUBLIC;
-
-CREATE OR REPLACE TRIGGER batches_created_event AFTER INSERT ON batches FOR EACH ROW EXECUTE FUNCTION batch_event();
-CREATE OR REPLACE TRIGGER batches_state_event AFTER UPDATE OF state ON batches
-    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION batch_event();
+SELECT vpsgate_event_triggers('batches', 'state', 'batch_event', 'batches_created_event', 'batches_state_event');

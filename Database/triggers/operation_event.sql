@@ -8,9 +8,4 @@ BEGIN
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION operation_event() FROM PUBLIC;
-
-CREATE OR REPLACE TRIGGER operations_created_event AFTER INSERT ON operations
-    FOR EACH ROW EXECUTE FUNCTION operation_event();
-CREATE OR REPLACE TRIGGER operations_state_event AFTER UPDATE OF state ON operations
-    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION operation_event();
+SELECT vpsgate_event_triggers('operations', 'state', 'operation_event', 'operations_created_event', 'operations_state_event');

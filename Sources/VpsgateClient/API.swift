@@ -118,11 +118,20 @@ struct Answer {
 /// in tests, which then need no server.
 protocol VpsgateRequests: Sendable {
     func send(_ method: String, _ path: String, body: JSONValue?, key: String?, timeoutSeconds: Int) -> Result<Answer, HTTPClientError>
+    /// The same, with why the command is asked for as its `Vpsgate-Reason` header (nil: none).
+    func send(_ method: String, _ path: String, body: JSONValue?, key: String?, reason: String?, timeoutSeconds: Int) -> Result<Answer, HTTPClientError>
 }
 
 extension VpsgateRequests {
-    func send(_ method: String, _ path: String, body: JSONValue? = nil, key: String? = nil) -> Result<Answer, HTTPClientError> {
-        send(method, path, body: body, key: key, timeoutSeconds: 70)
+    /// A stand-in that does not look at the reason sends without it.
+    func send(_ method: String, _ path: String, body: JSONValue?, key: String?, reason: String?, timeoutSeconds: Int) -> Result<Answer, HTTPClientError> {
+        send(method, path, body: body, key: key, timeoutSeconds: timeoutSeconds)
+    }
+}
+
+extension VpsgateRequests {
+    func send(_ method: String, _ path: String, body: JSONValue? = nil, key: String? = nil, reason: String? = nil) -> Result<Answer, HTTPClientError> {
+        send(method, path, body: body, key: key, reason: reason, timeoutSeconds: 70)
     }
 }
 
@@ -146,9 +155,14 @@ final class API: VpsgateRequests, @unchecked Sendable {
     }
 
     func send(_ method: String, _ path: String, body: JSONValue?, key: String?, timeoutSeconds: Int) -> Result<Answer, HTTPClientError> {
+        send(method, path, body: body, key: key, reason: nil, timeoutSeconds: timeoutSeconds)
+    }
+
+    func send(_ method: String, _ path: String, body: JSONValue?, key: String?, reason: String?, timeoutSeconds: Int) -> Result<Answer, HTTPClientError> {
         var headers: [(name: String, value: String)] = [("Authorization", "Bearer \(settings.token)"), ("Accept", "application/json"),
                                                         ("User-Agent", BuildInfo.userAgent("vpsgatectl"))]
         if let key { headers.append(("Idempotency-Key", key)) }
+        if let reason { headers.append((CommandReason.header, reason)) }
         var bytes: [UInt8]?
         if let body {
             headers.append(("Content-Type", "application/json"))

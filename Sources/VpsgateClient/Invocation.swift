@@ -135,7 +135,7 @@ struct Invocation {
 
     /// Help for one command: its usage, what it does, its permission, its fields and effects.
     static func help(_ command: Command) -> String {
-        var lines = ["USAGE: vpsgatectl \(usage(command)) [--wait|--no-wait] [--key <key>] [--plan] [--yes] [-o json|table]", "",
+        var lines = ["USAGE: vpsgatectl \(usage(command)) [--wait|--no-wait] [--key <key>] [--reason <text>] [--plan] [--yes] [-o json|table]", "",
                      command.summary, "", "Permission: \(command.permission.rawValue) on \(command.scope == .account ? "the account" : "the \(command.scope.noun)")."]
         if command.destructive { lines.append("Destructive: --confirm must repeat the VPS id.") }
         if command.irreversible {

@@ -151,6 +151,9 @@ struct ToolCatalogue: Sendable {
         }
         properties["idempotency_key"] = .object(["type": .string("string"), "description": .string(
             "Optional. By default the key is derived from the call (keyed by this server process), so repeating the same call does not run the command twice, and the answer says it was a replay; give a new key to run it again on purpose.")])
+        properties["reason"] = .object(["type": .string("string"), "minLength": .int(1), "maxLength": .int(CommandReason.maximumLength),
+                                        "description": .string(
+            "Optional. Why the command is asked for, one line: kept with the operation and shown to the people who approve it. Not part of the derived key.")])
         properties["wait_seconds"] = .object(["type": .string("integer"), "minimum": .int(0), "maximum": .int(50),
                                               "description": .string("Seconds to wait for the operation to end (default 30).")])
         return .object(["type": .string("object"), "properties": .object(properties), "required": .array(required),
@@ -182,7 +185,11 @@ struct ToolCatalogue: Sendable {
         let invocation = Invocation(command: command, target: Target(command.scope, id), parameters: parameters,
                                     body: members.isEmpty ? nil : .object(members))
         let key = arguments["idempotency_key"]?.stringValue ?? Self.derivedKey(name, arguments)
-        let sent = api.send(command.method, invocation.path, body: invocation.body, key: key)
+        let reason = arguments["reason"]?.stringValue
+        if let reason, case .failure(let invalid) = CommandReason.parse(reason) {
+            return Self.error("\(name): reason: \(CommandReason.message(invalid)); nothing was sent")
+        }
+        let sent = api.send(command.method, invocation.path, body: invocation.body, key: key, reason: reason)
         // A replay is said, whatever follows: the agent must not believe the command ran again.
         let replay: [Tool.Content] = (try? sent.get())?.replayNote.map {
             [.text(text: "\($0). To run it again on purpose, call it with a new idempotency_key.")]
@@ -212,7 +219,7 @@ struct ToolCatalogue: Sendable {
     /// audit); an unkeyed hash of the arguments would let any of them test a guessed password
     /// against it. Secret fields enter nothing but this HMAC, whose key never leaves the process.
     static func derivedKey(_ name: String, _ arguments: [String: Value]) -> String {
-        let canonical = JSONValue.object(arguments.filter { $0.key != "idempotency_key" && $0.key != "wait_seconds" }
+        let canonical = JSONValue.object(arguments.filter { !["idempotency_key", "wait_seconds", "reason"].contains($0.key) }
             .sorted { $0.key < $1.key }.map { ($0.key, json($0.value)) })
         var hmac = HMAC<SHA256>(key: SymmetricKey(data: keySecret))
         hmac.update(data: Array(name.utf8) + [0])

@@ -55,8 +55,8 @@ struct Runner {
             Self.error("\(error)")
             return Exit.usage
         }
-        let (invocation, output, wait, plan, key, timeout, emergency, yes) =
-            (call.invocation, call.output, call.wait, call.plan, call.key, call.timeout, call.emergency, call.yes)
+        let (invocation, output, wait, plan, key, timeout, emergency, yes, reason) =
+            (call.invocation, call.output, call.wait, call.plan, call.key, call.timeout, call.emergency, call.yes, call.reason)
         var query = ""
         if let emergency { query = "?emergency=true&reason=" + Self.percentEncoded(emergency) }
         if plan {
@@ -68,7 +68,7 @@ struct Runner {
         let chosen = key ?? Self.newKey()
         // Printed before sending: killed at any point, the same key runs it once.
         Self.error("idempotency key \(chosen) (to retry this command: --key \(chosen))")
-        let answer = try sent(api.send(command.method, invocation.path + query, body: invocation.body, key: chosen))
+        let answer = try sent(api.send(command.method, invocation.path + query, body: invocation.body, key: chosen, reason: reason))
         if let note = answer.replayNote { Self.error("\(note) (a new --key runs it again)") }
         guard !answer.isProblem, let operation = answer.body, let id = operation["id"]?.stringValue else { return show(answer, output: output) }
         let state = operation["state"]?.stringValue ?? ""
@@ -295,6 +295,8 @@ struct CatalogueCall {
     var emergency: String?
     /// `--yes` / `-y`: send an irreversible command without asking.
     var yes = false
+    /// `--reason TEXT`: why, sent as the `Vpsgate-Reason` header (kept with the operation, shown to approvers).
+    var reason: String?
 
     /// The catalogue command `words` name (`vps restart 1001 …`), parsed; refused when no
     /// command of the catalogue has that name.
@@ -319,9 +321,13 @@ struct CatalogueCall {
             case "--no-wait": call.wait = false
             case "--plan": call.plan = true
             case "--yes", "-y": call.yes = true
-            case "--key", "--timeout", "--emergency":
+            case "--key", "--timeout", "--emergency", "--reason":
                 guard let value else { throw UsageError("\(flag) needs a value") }
                 if flag == "--key" { call.key = value }
+                if flag == "--reason" {
+                    if case .failure(let invalid) = CommandReason.parse(value) { throw UsageError("--reason: \(CommandReason.message(invalid))") }
+                    call.reason = value
+                }
                 if flag == "--emergency" { call.emergency = value }
                 if flag == "--timeout" {
                     guard let seconds = Int(value), seconds >= 0 else { throw UsageError("--timeout takes seconds") }

@@ -143,6 +143,8 @@ public enum BatchCreation: Sendable, Equatable {
     case created(StoredAnswer)
     case replay(StoredAnswer)
     case reused
+    /// A policy of one of its VPS requires a reason (`Vpsgate-Reason`) and the request gave none: nothing was kept.
+    case reasonRequired
 }
 
 /// What a principal may do with a batch.

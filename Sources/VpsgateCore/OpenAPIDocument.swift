@@ -74,6 +74,7 @@ public enum OpenAPIDocument {
             ("description", .string("Required unless validate_only=true: 8 to 255 visible ASCII characters, bare or as a structured-field string.")),
             ("schema", .object([("type", .string("string")), ("minLength", .number("8")), ("maxLength", .number("257"))])),
         ]))
+        parameters.append(reasonHeader)
         parameters.append(.object([
             ("name", .string("validate_only")), ("in", .string("query")), ("required", .bool(false)),
             ("description", .string("true: check everything, call nothing, answer 200 with the plan: the decision the command would meet now, what would be sent, the policy, the VPS and the call's side effects.")),
@@ -115,6 +116,18 @@ public enum OpenAPIDocument {
         return .object(members)
     }
 
+    /// The `Vpsgate-Reason` header (`CommandReason`) every command and batch creation accepts.
+    private static let reasonHeader: JSONValue = {
+        let limit: String = String(CommandReason.maximumLength)
+        let description: String = "Why the command is asked for: 1 to " + limit + " characters after trimming, no control characters "
+            + "(422 validation-failed otherwise). Kept with the operation (field reason), its audit rows and events, and shown to approvers. "
+            + "Required when the command's approval policy says so (422 reason-required). Not part of the idempotency fingerprint: "
+            + "a retry under the same key with another reason replays the first answer."
+        let schema: JSONValue = .object([("type", .string("string")), ("minLength", .number("1")), ("maxLength", .number(limit))])
+        return .object([("name", .string(CommandReason.header)), ("in", .string("header")), ("required", .bool(false)),
+                        ("description", .string(description)), ("schema", schema)])
+    }()
+
     private static func createBatchOperation() -> JSONValue {
         let integer = { (minimum: Int, maximum: Int, summary: String) -> JSONValue in
             .object([("type", .string("integer")), ("minimum", .number(String(minimum))), ("maximum", .number(String(maximum))),
@@ -126,7 +139,7 @@ public enum OpenAPIDocument {
             ("parameters", .array([.object([
                 ("name", .string("Idempotency-Key")), ("in", .string("header")), ("required", .bool(true)),
                 ("schema", .object([("type", .string("string")), ("minLength", .number("8")), ("maxLength", .number("257"))])),
-            ])])),
+            ]), reasonHeader])),
             ("requestBody", .object([("required", .bool(true)), ("content", .object([("application/json", .object([("schema", .object([
                 ("type", .string("object")), ("additionalProperties", .bool(false)), ("required", .array([.string("command"), .string("vps")])),
                 ("properties", .object([
@@ -317,7 +330,8 @@ public enum OpenAPIDocument {
                         ("id", type("integer")), ("name", type("string", nullable: true)), ("state", type("string", nullable: true)),
                     ], required: ["id", "name", "state"])]))])),
                     ("error", .object([("type", .array([.string("object"), .string("null")]))])),
-                    ("requested_by", type("string")), ("correlation_id", type("string")), ("idempotency_key", type("string")),
+                    ("requested_by", type("string")), ("reason", type("string", nullable: true)),
+                    ("correlation_id", type("string")), ("idempotency_key", type("string")),
                     ("created_at", .object([("type", .string("string")), ("format", .string("date-time"))])),
                     ("updated_at", .object([("type", .string("string")), ("format", .string("date-time"))])),
                     ("completed_at", .object([("type", .array([.string("string"), .string("null")])), ("format", .string("date-time"))])),
@@ -325,7 +339,7 @@ public enum OpenAPIDocument {
                         "What Hostinger answered a synchronous command with (vps.setup: the VM); absent for commands that answer an action."))])),
                     ("approval", object([("required", type("integer")), ("expires_at", type("string", nullable: true)),
                                          ("dispatched_at", type("string", nullable: true))], required: ["required"])),
-                ], required: ["id", "vps_id", "resource", "command", "state", "hostinger_action", "error", "requested_by", "correlation_id",
+                ], required: ["id", "vps_id", "resource", "command", "state", "hostinger_action", "error", "requested_by", "reason", "correlation_id",
                               "idempotency_key", "created_at", "updated_at", "completed_at"])),
                 ("OperationPage", object([("data", .object([("type", .string("array")), ("items", reference("Operation"))])),
                                           ("next_before", type("string", nullable: true))], required: ["data", "next_before"])),
@@ -389,7 +403,7 @@ public enum OpenAPIDocument {
                                    ("permissions", .object([("type", .string("array")), ("items", type("string"))])),
                                ], required: ["resource", "role", "permissions"]))]))], required: ["principal", "grants"])),
                 ("Batch", .object([("type", .string("object")), ("required", .array(["id", "command", "state", "counts"].map { .string($0) })),
-                                   ("description", .string("A batch: {id, command, state, requested_by, request, max_in_flight, max_failures, pause_seconds, counts, halt_reason, approval, children (GET one)}."))])),
+                                   ("description", .string("A batch: {id, command, state, requested_by, reason, request, max_in_flight, max_failures, pause_seconds, counts, halt_reason, approval, children (GET one)}."))])),
                 ("BatchPage", object([("data", .object([("type", .string("array")), ("items", reference("Batch"))])),
                                       ("next_before", type("integer", nullable: true))], required: ["data", "next_before"])),
                 ("FreezeList", object([("data", .object([("type", .string("array")), ("items", object([

@@ -26,6 +26,8 @@ public struct OperationRecord: Sendable, Equatable {
     /// What Hostinger answered a synchronous command with (a VM, a firewall, a key): shown
     /// as `result`; nil for commands that answer an action.
     public var result: JSONValue?
+    /// Why it was asked for: the request's `Vpsgate-Reason` header (`CommandReason`), or nil.
+    public var reason: String?
 
     public init(id: String, target: Target, command: String, state: OperationState, actionID: Int? = nil, actionName: String? = nil,
                 actionState: String? = nil, error: JSONValue? = nil, requestedBy: String, correlationID: String,
@@ -77,6 +79,7 @@ public struct OperationRecord: Sendable, Equatable {
         writer.key("error")
         if let error { error.write(to: &writer) } else { writer.null() }
         writer.member("requested_by", requestedBy)
+        writer.member("reason", reason)
         writer.member("correlation_id", correlationID)
         writer.member("idempotency_key", idempotencyKey)
         writer.member("created_at", Timestamp.rfc3339(microseconds: createdAt))

@@ -35,6 +35,8 @@ public struct Problem: Sendable, Equatable {
         public static let upstreamBudget = Code(rawValue: "upstream-budget")
         /// A batch decision its state does not allow (approve a running batch, resume a finished one).
         public static let batchState = Code(rawValue: "batch-state")
+        /// The command's approval policy requires a `Vpsgate-Reason` header and the request had none.
+        public static let reasonRequired = Code(rawValue: "reason-required")
         public static let internalError = Code(rawValue: "internal-error")
     }
 

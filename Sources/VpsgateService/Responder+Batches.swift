@@ -22,6 +22,12 @@ extension Responder {
                 throw CommandEnd(batchProblem(.validationFailed, 422, "Invalid request", "Some fields are not valid.", requestContext,
                                               errors: errors.fields), .invalid, .validationFailed)
             }
+            switch CommandReason.parse(request.header(CommandReason.header)) {
+            case .success(let reason): audit.reason = reason
+            case .failure(let error):
+                throw CommandEnd(batchProblem(.validationFailed, 422, "Invalid request", "Some fields are not valid.", requestContext,
+                                              errors: [(CommandReason.header, [CommandReason.message(error)])]), .invalid, .validationFailed)
+            }
             let key: String
             switch IdempotencyKey.parse(request.header("Idempotency-Key")) {
             case .success(let parsed): key = parsed
@@ -75,6 +81,8 @@ extension Responder {
                 return problem(Problem(.idempotencyKeyReused, status: 422, title: "Idempotency-Key reused",
                                        detail: "This key was used for a different request (method, path or body).", instance: requestContext.path),
                                requestContext)
+            case .reasonRequired:
+                return problem(CommandReason.requiredProblem(instance: requestContext.path), requestContext)
             }
         } catch {
             audit.outcome = error.outcome

@@ -16,6 +16,7 @@ extension Responder {
         do {
             let query = try parseQuery(requestContext)
             let body = try parseBody(request, requestContext)
+            audit.reason = try reason(request, requestContext)
             audit.requestParameters = body.map {
                 Redaction.auditable($0, declared: Set(command.fields.map(\.name)), secrets: command.secretFields,
                                     hashed: command.hashedFields)
@@ -56,6 +57,17 @@ extension Responder {
             return try JSONValue.parse(request.body)
         } catch {
             throw invalid(.malformedRequest, 400, "Malformed JSON", "The body is not valid JSON: \(error).", requestContext)
+        }
+    }
+
+    /// The `Vpsgate-Reason` header (`CommandReason`), checked like a field of the body: a
+    /// request with an unusable one changes nothing.
+    func reason(_ request: FastCGIRequest, _ requestContext: RequestContext) throws(CommandEnd) -> String? {
+        switch CommandReason.parse(request.header(CommandReason.header)) {
+        case .success(let reason): return reason
+        case .failure(let error):
+            throw invalid(.validationFailed, 422, "Invalid request", "Some fields are not valid.", requestContext,
+                          errors: [(CommandReason.header, [CommandReason.message(error)])])
         }
     }
 
@@ -233,9 +245,10 @@ extension Responder {
         }
         switch decision {
         case .proceed(let createdAt):
-            let operation = OperationRecord(id: operationID, target: target, command: command.name, state: .accepted, requestedBy: principal,
+            var operation = OperationRecord(id: operationID, target: target, command: command.name, state: .accepted, requestedBy: principal,
                                             correlationID: requestContext.correlationID.value, idempotencyKey: key,
                                             createdAt: createdAt, updatedAt: createdAt)
+            operation.reason = audit.reason
             return Begun(operation: operation, begunAt: Clock.monotonicMicroseconds(), principal: principal)
         case .replay(let stored):
             var headers: [FastCGIResponse.Header] = [
@@ -248,6 +261,8 @@ extension Responder {
             throw refusal(decision.kind, target, blocking: nil, permission: command.permission, audited: true, requestContext)
         case .busy(let blocking):
             throw refusal(.busy, target, blocking: blocking, audited: true, requestContext)
+        case .reasonRequired:
+            throw refusal(.reasonRequired, target, blocking: nil, audited: true, requestContext)
         case .frozen(let until):
             throw refusal(.frozen, target, blocking: nil, audited: true, frozenUntil: until, requestContext)
         case .awaitingApproval(let createdAt, let required):
@@ -256,6 +271,7 @@ extension Responder {
                                             idempotencyKey: key, createdAt: createdAt, updatedAt: createdAt)
             operation.approvalsRequired = required
             operation.approvalExpiresAt = nil
+            operation.reason = audit.reason
             throw awaitingApproval(operation, principal: principal, audit: audit, requestContext)
         }
     }

@@ -100,8 +100,9 @@ public struct Admin {
     // MARK: - Change control (docs/design.md#change-control)
 
     /// Sets the approvals `subject` (a permission or a command name) needs on `vps` (nil:
-    /// every VPS), replacing the row for the same subject and scope.
-    public func setPolicy(subject: String, vps: Int?, approvals: Int, ttlSeconds: Int) throws {
+    /// every VPS), replacing the row for the same subject and scope. `requireReason`: a
+    /// command it covers without a `Vpsgate-Reason` is refused (`reason-required`).
+    public func setPolicy(subject: String, vps: Int?, approvals: Int, ttlSeconds: Int, requireReason: Bool = false) throws {
         guard (0...5).contains(approvals) else { throw AdminError(description: "--approvals takes 0 to 5") }
         guard (60...30 * 86_400).contains(ttlSeconds) else { throw AdminError(description: "--ttl takes 1 minute to 30 days") }
         try change { database in
@@ -110,10 +111,10 @@ public struct Admin {
                 """)
             guard !known.isEmpty || Command.named(subject) != nil else { throw AdminError(description: "unknown subject \(subject): a permission (vps:destroy) or a command (vps.recreate)") }
             try database.query("""
-                INSERT INTO approval_policies (subject, vps_id, approvals, ttl, created_by)
-                VALUES (\(subject), \(vps), \(approvals), make_interval(secs => \(ttlSeconds)), \(actor))
+                INSERT INTO approval_policies (subject, vps_id, approvals, ttl, created_by, require_reason)
+                VALUES (\(subject), \(vps), \(approvals), make_interval(secs => \(ttlSeconds)), \(actor), \(requireReason))
                 ON CONFLICT (subject, coalesce(vps_id, 0)) DO UPDATE SET approvals = EXCLUDED.approvals, ttl = EXCLUDED.ttl,
-                    created_by = EXCLUDED.created_by, created_at = now()
+                    require_reason = EXCLUDED.require_reason, created_by = EXCLUDED.created_by, created_at = now()
                 """)
         }
     }
@@ -130,9 +131,10 @@ public struct Admin {
 
     public func listPolicies() throws -> [[String]] {
         try database.query("""
-            SELECT id::text, subject, coalesce(vps_id::text, '*') AS vps, approvals::text, ttl::text, created_by
+            SELECT id::text, subject, coalesce(vps_id::text, '*') AS vps, approvals::text, ttl::text,
+                   CASE WHEN require_reason THEN 'yes' ELSE 'no' END AS reason, created_by
             FROM approval_policies ORDER BY subject, vps_id NULLS FIRST
-            """).map { row in try ["id", "subject", "vps", "approvals", "ttl", "created_by"].map { try row.decode(String.self, $0) } }
+            """).map { row in try ["id", "subject", "vps", "approvals", "ttl", "reason", "created_by"].map { try row.decode(String.self, $0) } }
     }
 
     /// Adds a freeze window on `vps` (nil: every VPS) from `startsInSeconds` (0: now) for

@@ -129,7 +129,10 @@ public struct Migrator {
         let recorded = try Self.appliedObjects(on: database)
         report.changedObjects = SchemaObjectPlan.changed(available: objects, applied: recorded)
         report.removedObjects = SchemaObjectPlan.removed(available: objects, applied: recorded)
-        guard !report.changedObjects.isEmpty || !report.removedObjects.isEmpty else { return report }
+        guard !report.changedObjects.isEmpty || !report.removedObjects.isEmpty else {
+            if let mismatch = try rulesMismatch(on: database) { throw MigrationError(mismatch) }
+            return report
+        }
         report.droppedFunctions = try database.transaction { database in try applyObjects(on: database) }
         report.objectsApplied = objects.count
         return report
@@ -144,6 +147,8 @@ public struct Migrator {
                 throw MigrationError("Database/\(object.fileName): \(error)")
             }
         }
+        // Before anything is recorded: a disagreement rolls the files back.
+        if let mismatch = try rulesMismatch(on: database) { throw MigrationError(mismatch) }
         // A function none of the files created or replaced in this transaction: its pg_proc
         // row was not written by it. Functions of extensions are not the files' to keep.
         let stale: PostgresQuery = """
@@ -178,6 +183,24 @@ public struct Migrator {
         return dropped
     }
 
+    /// The file that states the in-flight states in SQL (`vpsgate_in_flight_states()`).
+    static let inFlightStatesFile = "functions/vpsgate_in_flight_states.sql"
+
+    /// Why the database's rules disagree with this build's (nil: they agree): the in-flight
+    /// states `vpsgate_in_flight_states()` returns against `OperationState.inFlight`, as sets.
+    /// Checked whenever the build ships the file (every real build: `Database/ORDER` must list
+    /// every file), so a build and a schema that disagree never run together.
+    func rulesMismatch(on database: PostgresConnection, retry: Bool = false) throws(PostgresError) -> String? {
+        guard objects.contains(where: { $0.fileName == Self.inFlightStatesFile }) else { return nil }
+        let query: PostgresQuery = "SELECT array_to_string(vpsgate_in_flight_states(), ',') AS states"
+        let text = try database.query(query.preparedOnce(), retryOnStaleConnection: retry).first?.decode(String.self, "states") ?? ""
+        let sql = Set(text.split(separator: ",").map(String.init))
+        let swift = Set(OperationState.inFlight.map(\.rawValue))
+        guard sql != swift else { return nil }
+        return "vpsgate_in_flight_states() returns {\(sql.sorted().joined(separator: ","))} but this build's OperationState.inFlight is "
+            + "{\(swift.sorted().joined(separator: ","))}: the in-flight states must agree (Database/\(Self.inFlightStatesFile))"
+    }
+
     static func record(_ migration: Migration, on database: PostgresConnection) throws(PostgresError) {
         try database.query(
             """
@@ -191,7 +214,8 @@ public struct Migrator {
     /// they are (for readiness).
     public func isCurrent(on database: PostgresConnection) throws(PostgresError) -> Bool {
         guard MigrationPlan.isCurrent(available: migrations, applied: try Self.applied(on: database, retry: true)) else { return false }
-        return SchemaObjectPlan.isCurrent(available: objects, applied: try Self.appliedObjects(on: database, retry: true))
+        guard SchemaObjectPlan.isCurrent(available: objects, applied: try Self.appliedObjects(on: database, retry: true)) else { return false }
+        return try rulesMismatch(on: database, retry: true) == nil
     }
 
     static func applied(on database: PostgresConnection, retry: Bool = false) throws(PostgresError) -> [AppliedMigration] {

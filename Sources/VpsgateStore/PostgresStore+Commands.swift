@@ -56,6 +56,8 @@ extension PostgresStore: CommandStore {
             case .awaitingApproval?:
                 return .awaitingApproval(createdAt: Int64(try row.decode(Int.self, "created_us")),
                                          approvalsRequired: try row.decode(Int.self, "approvals_required"))
+            case .reasonRequired?:
+                return .reasonRequired
             case nil:
                 throw PostgresError(.decoding, "begin_command decided \(decision)")
             }
@@ -241,7 +243,7 @@ extension PostgresStore: HealthStore {
         let lag: PostgresQuery = """
             SELECT coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 AS lag,
                    count(*) FILTER (WHERE stale) AS stale
-            FROM operations WHERE state = ANY(\(OperationRow.openStates)::text[])
+            FROM operations WHERE state = ANY(vpsgate_in_flight_states())
             """
         let unsealed: PostgresQuery = """
             SELECT count(*) AS n FROM audit_events WHERE id > coalesce((SELECT max(audit_id) FROM audit_seals), 0)

@@ -57,6 +57,7 @@ extension PostgresStore: FleetStore, BatchStore {
             guard let row = try database.query(query.preparedOnce()).first else { throw PostgresError(.decoding, "create_batch returned nothing") }
             let decision = try row.decode(String.self, "decision")
             if decision == "reused" { return .reused }
+            if decision == "reason_required" { return .reasonRequired }
             let answer = StoredAnswer(status: try row.decode(Int.self, "response_status"),
                                       location: try row.decode(String?.self, "response_location"),
                                       body: SQLText.bytes(fromBytea: try row.decode(String.self, "response_body")))

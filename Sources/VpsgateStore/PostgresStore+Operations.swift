@@ -35,7 +35,7 @@ extension PostgresStore: OperationStore {
     public func claimRefresh(id: String, intervalMilliseconds: Int) throws(StoreError) -> Bool {
         let claim: PostgresQuery = """
             UPDATE operations SET refreshed_at = clock_timestamp()
-            WHERE id = \(id)::uuid AND state = ANY(\(OperationRow.openStates)::text[])
+            WHERE id = \(id)::uuid AND state = ANY(vpsgate_in_flight_states())
               AND (refreshed_at IS NULL OR refreshed_at < clock_timestamp() - make_interval(secs => \(Double(intervalMilliseconds) / 1000)))
             RETURNING id
             """

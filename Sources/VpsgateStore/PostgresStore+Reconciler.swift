@@ -6,10 +6,10 @@ extension PostgresStore: ReconcilerStore {
     public func flagStale(busyBoundSeconds: Int) throws(StoreError) -> [OperationRecord] {
         let query = PostgresQuery(unsafeSQL: """
             UPDATE operations SET stale = true
-            WHERE state = ANY($2::text[]) AND NOT stale
+            WHERE state = ANY(vpsgate_in_flight_states()) AND NOT stale
               AND coalesce(dispatched_at, created_at) < clock_timestamp() - make_interval(secs => $1)
             RETURNING \(OperationRow.columns)
-            """, binds: [String(busyBoundSeconds), OperationRow.openStates])
+            """, binds: [String(busyBoundSeconds)])
         return try transaction { database in
             let stale = try database.query(query.preparedOnce()).map(OperationRow.decode)
             for operation in stale {
@@ -24,14 +24,14 @@ extension PostgresStore: ReconcilerStore {
             UPDATE operations SET lease_owner = $1, lease_until = clock_timestamp() + make_interval(secs => $2), checks = checks + 1
             WHERE id IN (
                 SELECT id FROM operations
-                WHERE state = ANY($5::text[])
+                WHERE state = ANY(vpsgate_in_flight_states())
                   AND next_check_at <= clock_timestamp()
                   AND (lease_until IS NULL OR lease_until < clock_timestamp())
                   AND (state <> 'accepted' OR coalesce(dispatched_at, created_at) < clock_timestamp() - make_interval(secs => $3))
                 ORDER BY next_check_at LIMIT $4
                 FOR UPDATE SKIP LOCKED)
             RETURNING \(OperationRow.columns), checks, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us
-            """, binds: [owner, String(leaseSeconds), String(Double(graceMilliseconds) / 1000), String(limit), OperationRow.openStates])
+            """, binds: [owner, String(leaseSeconds), String(Double(graceMilliseconds) / 1000), String(limit)])
         return try run { () throws(PostgresError) in
             let rows = try database.query(claim.preparedOnce())
             return Claim(operations: try rows.map { row throws(PostgresError) in (try OperationRow.decode(row), try row.decode(Int.self, "checks")) },

@@ -68,11 +68,8 @@ enum OperationRow {
         (extract(epoch FROM completed_at) * 1000000)::bigint AS completed_us,
         (extract(epoch FROM dispatched_at) * 1000000)::bigint AS dispatched_us,
         approvals_required, (extract(epoch FROM approval_expires_at) * 1000000)::bigint AS approval_expires_us,
-        result::text AS result
+        result::text AS result, reason
         """
-
-    /// The open states as a SQL array literal, from the one list of them.
-    static let openStates = "{" + OperationState.inFlight.map(\.rawValue).joined(separator: ",") + "}"
 
     /// The terminal states as a SQL array literal.
     static let terminalStates = "{" + OperationState.allCases.filter(\.isTerminal).map(\.rawValue).joined(separator: ",") + "}"
@@ -101,6 +98,7 @@ enum OperationRow {
         operation.approvalsRequired = try row.decode(Int.self, "approvals_required")
         operation.approvalExpiresAt = try row.decode(Int?.self, "approval_expires_us").map(Int64.init)
         operation.result = try row.decode(String?.self, "result").flatMap { try? JSONValue.parse($0) }
+        operation.reason = try row.decode(String?.self, "reason")
         return operation
     }
 }
@@ -139,7 +137,7 @@ extension AuditEntry {
             ("command", text(command)), ("vps_id", vpsID.map { .number(String($0)) } ?? .null),
             ("request_params", requestParameters ?? .null),
             ("hostinger_status", hostingerStatus.map { .number(String($0)) } ?? .null),
-            ("hostinger_correlation_id", text(hostingerCorrelationID)),
+            ("hostinger_correlation_id", text(hostingerCorrelationID)), ("reason", text(reason)),
         ] + extra)
     }
 

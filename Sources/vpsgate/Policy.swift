@@ -27,11 +27,14 @@ struct Policy: ParsableCommand {
         @Option(help: "A VPS id, or '*' for every VPS.") var vps: String = "*"
         @Option(help: "Approvals required, 0 to 5 (0: none).") var approvals: Int
         @Option(help: "How long a request may wait for its approvals, e.g. 24h (default 24h).") var ttl: String = "24h"
+        @Flag(help: "Refuse a command it covers without a reason (the Vpsgate-Reason header): 422 reason-required.")
+        var requireReason = false
         @OptionGroup var admin: AdminOptions
         func run() throws {
             guard let seconds = DurationText.seconds(ttl) else { throw ValidationError("--ttl takes a duration such as 90m, 24h or 7d") }
-            try adminSession(admin.actor).setPolicy(subject: subject, vps: try Grant.vps(vps), approvals: approvals, ttlSeconds: seconds)
-            print("\(subject) on \(vps) needs \(approvals) approval(s)")
+            try adminSession(admin.actor).setPolicy(subject: subject, vps: try Grant.vps(vps), approvals: approvals, ttlSeconds: seconds,
+                                                    requireReason: requireReason)
+            print("\(subject) on \(vps) needs \(approvals) approval(s)\(requireReason ? " and a reason" : "")")
         }
     }
 
@@ -49,7 +52,7 @@ struct Policy: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List approval policies.")
         func run() throws {
-            printTable(["ID", "SUBJECT", "VPS", "APPROVALS", "TTL", "CREATED BY"], try adminSession(nil).listPolicies())
+            printTable(["ID", "SUBJECT", "VPS", "APPROVALS", "TTL", "REASON", "CREATED BY"], try adminSession(nil).listPolicies())
         }
     }
 }

@@ -169,4 +169,42 @@ import VpsgateStore
         for row in rows { live[try row.decode(String.self, "name")] = try row.decode(Int.self, "n") }
         #expect(!live.isEmpty && live == defined)
     }
+    /// The in-flight states are stated once in SQL, `vpsgate_in_flight_states()`: a Database/
+    /// file or a database that says otherwise than this build's `OperationState.inFlight` is
+    /// refused by the migrator (the files rolled back) and is not current (readiness).
+    @Test func inFlightStatesThatDisagreeWithTheBuildAreRefused() throws {
+        let (url, migrations) = try TestDatabase.makeMigrated()
+        let database = PostgresConnection(url: url)
+        let objects = try TestDatabase.objects()
+        let file = "functions/vpsgate_in_flight_states.sql"
+        #expect(objects.contains { $0.fileName == file })
+        let migrator = Migrator(migrations: migrations, objects: objects)
+        #expect(try migrator.isCurrent(on: database))
+        #expect(try migrator.upgrade(on: database).isEmpty)
+        let edited = objects.map { $0.fileName == file ? SchemaObject(fileName: file, sql: $0.sql.replacing("'dispatched', ", with: "")) : $0 }
+        #expect(edited != objects)
+        #expect(throws: MigrationError.self) { try Migrator(migrations: migrations, objects: edited).upgrade(on: database) }
+        let count = try #require(try database.query("SELECT cardinality(vpsgate_in_flight_states()) AS n").first).decode(Int.self, "n")
+        #expect(count == OperationState.inFlight.count, "rolled back")
+        #expect(try migrator.isCurrent(on: database))
+        try database.execute(script: """
+            CREATE OR REPLACE FUNCTION vpsgate_in_flight_states() RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+                SELECT ARRAY['accepted', 'running', 'unknown']::text[] $$
+            """)
+        #expect(try !migrator.isCurrent(on: database))
+        #expect(throws: MigrationError.self) { try migrator.upgrade(on: database) }
+    }
+
+    /// `state = ANY(vpsgate_in_flight_states())` is folded to the constant array at planning,
+    /// so the partial index over the in-flight states (operations_active) still serves it.
+    @Test func theInFlightStatesFunctionKeepsThePartialIndexUsable() throws {
+        let (url, _) = try TestDatabase.makeMigrated()
+        let database = PostgresConnection(url: url)
+        let plan = try database.transaction { database in
+            try database.execute(script: "SET LOCAL enable_seqscan = off")
+            return try database.query("EXPLAIN SELECT id FROM operations WHERE vps_id = 1001 AND state = ANY(vpsgate_in_flight_states())")
+                .map { try $0.decode(String.self, "QUERY PLAN") }.joined(separator: "\n")
+        }
+        #expect(plan.contains("operations_active"), "\(plan)")
+    }
 }

@@ -84,6 +84,16 @@ import VpsgateCore
         #expect(try parse(["vps", "restart", "1001", "--emergency", "outage"]).emergency == "outage")
     }
 
+    /// `--reason`: sent as the Vpsgate-Reason header; one the server would refuse is refused here, before anything is sent.
+    @Test func aReason() throws {
+        #expect(try parse(["vps", "restart", "1001", "--reason", "ticket OPS-42"]).reason == "ticket OPS-42")
+        #expect(try parse(["vps", "restart", "1001", "--reason=why not"]).reason == "why not")
+        #expect(try parse(["vps", "restart", "1001"]).reason == nil)
+        #expect(refusal(["vps", "restart", "1001", "--reason", "a\nb"])?.contains("--reason") == true)
+        #expect(refusal(["vps", "restart", "1001", "--reason", String(repeating: "x", count: 501)])?.contains("--reason") == true)
+        #expect(refusal(["vps", "restart", "1001", "--reason"]) != nil)
+    }
+
     @Test func anAccountCommandTakesNoID() throws {
         let call = try parse(["firewall", "create", "--name", "edge"])
         #expect(call.invocation.target == Target(.account, nil))

@@ -108,6 +108,19 @@ final class StandInVpsgate: VpsgateRequests {
 
     /// A command tool's input is the OpenAPI document's request body, property for property,
     /// patterns and limits included (the project name's pattern, the compose file's size).
+    /// A command tool takes an optional `reason` (the Vpsgate-Reason header), which is not part of
+    /// the derived key: the same call with another reason is the same command, as for the server.
+    @Test func aReasonIsAnOptionalArgumentOutsideTheDerivedKey() throws {
+        let restart = try #require(Command.named("vps.restart"))
+        guard case .object(let schema) = ToolCatalogue.schema(restart), case .object(let properties)? = schema["properties"] else {
+            Issue.record("no properties")
+            return
+        }
+        #expect(properties["reason"] != nil)
+        #expect(ToolCatalogue.derivedKey("vps_restart", ["id": .int(1001), "reason": .string("ticket OPS-42")])
+                == ToolCatalogue.derivedKey("vps_restart", ["id": .int(1001)]))
+    }
+
     @Test func aToolsInputSchemaIsTheDocumentsBodySchema() throws {
         let document = OpenAPIDocument.generate()
         for command in Command.catalogue where !command.fields.isEmpty {

@@ -375,7 +375,79 @@ def test_the_emergency_override_needs_an_approver(stack, people):
     assert status == 400, "an emergency needs a reason"
 
 
-# MARK: - 7. A dispatcher killed mid-call
+# MARK: - 7. Reasons (docs/change-control.md#reasons)
+
+HOSTILE_REASON = "<img src=x onerror=alert(1)>"
+
+
+def test_a_reason_is_kept_and_shown_to_approvers_in_audit_and_events(stack, people):
+    vps = FIRST_VPS + 20
+    key = new_key()
+    body = {"template_id": 1130, "password": "Matrix7Password-Ok", "confirm": vps}
+    status, headers, operation = people["ana"].json("POST", f"/v1/vps/{vps}/recreate", body=body, key=key,
+                                                     headers={"Vpsgate-Reason": f"  {HOSTILE_REASON} "})
+    assert status == 202 and operation["state"] == "awaiting_approval" and operation["reason"] == HOSTILE_REASON, operation
+    assert people["ana"].json("GET", headers["Location"])[2]["reason"] == HOSTILE_REASON
+    listed = people["ana"].json("GET", f"/v1/operations?vps={vps}")[2]["data"]
+    assert [o["reason"] for o in listed if o["id"] == operation["id"]] == [HOSTILE_REASON]
+    approvals = people["ben"].json("GET", "/v1/approvals")[2]["data"]
+    assert [o["reason"] for o in approvals if o["id"] == operation["id"]] == [HOSTILE_REASON], "the approvers see why"
+    assert sql(stack, f"SELECT kind, reason FROM audit_events WHERE operation_id = '{operation['id']}' ORDER BY id").splitlines() \
+        == [f"received|{HOSTILE_REASON}", f"final|{HOSTILE_REASON}"]
+    assert sql(stack, f"SELECT reason FROM audit_mutations WHERE operation_id = '{operation['id']}'") == HOSTILE_REASON
+    event = sql(stack, f"SELECT data -> 'operation' ->> 'reason' FROM events WHERE operation_id = '{operation['id']}' "
+                       "AND type = 'operation.awaiting_approval'")
+    assert event == HOSTILE_REASON
+    # Not part of the fingerprint: another reason under the same key replays the first answer.
+    status, headers, replayed = people["ana"].json("POST", f"/v1/vps/{vps}/recreate", body=body, key=key,
+                                                    headers={"Vpsgate-Reason": "another"})
+    assert status == 202 and headers.get("Idempotent-Replayed") == "true" and replayed["reason"] == HOSTILE_REASON
+    # A command without a header has none.
+    status, _, plain = people["ana"].json("POST", f"/v1/vps/{vps + 1}/restart", key=new_key())
+    assert status == 202 and plain["reason"] is None
+
+
+@pytest.mark.parametrize("reason", ["   ", "x" * 501, "a\tb", "a\x1b[31mb"])
+def test_an_unusable_reason_is_refused_and_changes_nothing(stack, people, reason):
+    vps = FIRST_VPS + 22
+    key = new_key()
+    correlation = "reason-" + uuid.uuid4().hex
+    status, _, problem = people["ana"].json("POST", f"/v1/vps/{vps}/restart", key=key,
+                                            headers={"Vpsgate-Reason": reason, "X-Request-ID": correlation})
+    assert status == 422 and problem["type"] == "urn:vpsgate:problem:validation-failed", problem
+    assert "Vpsgate-Reason" in problem["errors"]
+    assert sql(stack, f"SELECT count(*) FROM operations WHERE idempotency_key = '{key}'") == "0"
+    assert sql(stack, f"SELECT kind, outcome, http_status, reason IS NULL FROM audit_events WHERE correlation_id = '{correlation}'") \
+        == "final|invalid|422|t"
+    time.sleep(0.3)
+    assert posts(stack, "/restart") == []
+
+
+def test_a_policy_that_requires_a_reason_refuses_a_command_without_one_before_anything_is_spent(stack, people):
+    vps = FIRST_VPS + 23
+    stack.admin("policy", "set", "--subject", "vps.restart", "--vps", str(vps), "--approvals", "0", "--require-reason", "--actor", "test")
+    key = new_key()
+    status, _, problem = people["ana"].json("POST", f"/v1/vps/{vps}/restart", key=key)
+    assert status == 422 and problem["type"] == "urn:vpsgate:problem:reason-required", problem
+    assert sql(stack, f"SELECT count(*) FROM operations WHERE idempotency_key = '{key}'") == "0"
+    assert sql(stack, f"SELECT outcome, http_status, problem_type FROM audit_events WHERE idempotency_key = '{key}'") \
+        == "invalid|422|urn:vpsgate:problem:reason-required"
+    status, _, batch = people["ana"].json("POST", "/v1/batches", body={"command": "vps.restart", "vps": [vps]}, key=new_key())
+    assert status == 422 and batch["type"] == "urn:vpsgate:problem:reason-required", batch
+    time.sleep(0.3)
+    assert posts(stack, "/restart") == [], "nothing was sent"
+    # The same key with a reason: the key was left free, the command runs.
+    status, _, operation = people["ana"].json("POST", f"/v1/vps/{vps}/restart", key=key, headers={"Vpsgate-Reason": "ticket OPS-42"})
+    assert status == 202 and operation["reason"] == "ticket OPS-42"
+    assert wait_operation_row(stack, operation["id"])["state"] == "succeeded"
+    status, _, batch = people["ana"].json("POST", "/v1/batches", body={"command": "vps.restart", "vps": [vps]}, key=new_key(),
+                                          headers={"Vpsgate-Reason": "rolling restart"})
+    assert status == 202 and batch["reason"] == "rolling restart", batch
+    # Another VPS, which the policy row does not cover, needs none.
+    assert people["ana"].json("POST", f"/v1/vps/{vps + 1}/restart", key=new_key())[0] == 202
+
+
+# MARK: - 8. A dispatcher killed mid-call
 
 def test_killing_the_dispatcher_mid_call_never_sends_twice(stack, people):
     vps = FIRST_VPS + 10

@@ -25,12 +25,15 @@ public enum BeginDecision: Sendable, Equatable {
     case frozen(until: Int64)
     /// Recorded `awaiting_approval` at `createdAt`: nothing is sent until it is approved.
     case awaitingApproval(createdAt: Int64, approvalsRequired: Int)
+    /// The command's policy requires a reason (`Vpsgate-Reason`) and the request gave none.
+    case reasonRequired
 
     public enum Kind: String, Sendable, CaseIterable {
         case forbidden, proceed, replay, reused, busy, frozen
         case notFound = "not_found"
         case inUse = "in_use"
         case awaitingApproval = "awaiting_approval"
+        case reasonRequired = "reason_required"
     }
 
     public var kind: Kind {
@@ -44,6 +47,7 @@ public enum BeginDecision: Sendable, Equatable {
         case .busy: .busy
         case .frozen: .frozen
         case .awaitingApproval: .awaitingApproval
+        case .reasonRequired: .reasonRequired
         }
     }
 }
@@ -73,6 +77,7 @@ extension BeginDecision.Kind {
         case .replay: .replayed
         case .inUse, .reused: .conflict
         case .busy: .busy
+        case .reasonRequired: .invalid
         }
     }
 
@@ -108,6 +113,8 @@ extension BeginDecision.Kind {
                                   detail: "Operation \(blocking) on \(target) is not finished yet.", instance: instance)
             problem.extensions = [("operation_id", blocking), ("operation", "/v1/operations/\(blocking)")]
             return (problem, 5)
+        case .reasonRequired:
+            return (CommandReason.requiredProblem(instance: instance), nil)
         }
     }
 

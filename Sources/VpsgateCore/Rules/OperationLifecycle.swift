@@ -14,7 +14,9 @@ public enum OperationState: String, Sendable, CaseIterable {
     public var isTerminal: Bool { self == .succeeded || self == .failed || self == .cancelled }
 
     /// The states of a request that may have reached Hostinger and is not settled: they
-    /// block their VPS (within the busy bound) and the reconciler follows them.
+    /// block their VPS (within the busy bound) and the reconciler follows them. SQL states
+    /// them once, in `vpsgate_in_flight_states()`; the migrator and readiness refuse a
+    /// database whose function says otherwise (`Migrator.rulesMismatch`).
     public static let inFlight: [OperationState] = [.accepted, .dispatched, .running, .unknown]
 
     /// The state that follows Hostinger's action state: Hostinger is authoritative.

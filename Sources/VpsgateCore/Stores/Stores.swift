@@ -293,6 +293,9 @@ public struct AuditEntry: Sendable, Equatable {
     public var hostingerCorrelationID: String?
     public var hostingerActionID: Int?
     public var durationMilliseconds: Double?
+    /// The request's `Vpsgate-Reason` (`CommandReason`): kept on the row, and by
+    /// `begin_command` and `create_batch` on the operation or batch it makes.
+    public var reason: String?
 
     public init(_ kind: Kind = .final, outcome: AuditOutcome, identity: RequestIdentity, command: String? = nil, vpsID: Int? = nil) {
         self.kind = kind
