@@ -28,7 +28,7 @@ import VpsgateCore
 
     @Test func theProblemForAMissingReasonIs422ReasonRequired() {
         let problem = CommandReason.requiredProblem(instance: "/v1/vps/1001/stop")
-        #expect(problem.status == 422 && problem.type == "urn:vpsgate:problem:reason-required")
+        #expect(problem.status == 422 && problem.code == .reasonRequired)
         #expect(BeginDecision.Kind.reasonRequired.auditOutcome == .invalid)
         #expect(BeginDecision.Kind.auditAnswers["reason_required"]?["problem_type"]?.stringValue == "urn:vpsgate:problem:reason-required")
     }
