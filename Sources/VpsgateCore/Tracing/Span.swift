@@ -26,6 +26,19 @@ public struct FinishedSpan: Sendable, Equatable {
     /// An error status with this message; nil: unset (OTLP's default, meaning fine).
     public var errorMessage: String?
 
+    public init(traceID: [UInt8], spanID: [UInt8], parentSpanID: [UInt8], name: String, kind: Kind, startNanoseconds: UInt64,
+                endNanoseconds: UInt64, attributes: [(key: String, value: SpanAttributeValue)], errorMessage: String? = nil) {
+        self.traceID = traceID
+        self.spanID = spanID
+        self.parentSpanID = parentSpanID
+        self.name = name
+        self.kind = kind
+        self.startNanoseconds = startNanoseconds
+        self.endNanoseconds = endNanoseconds
+        self.attributes = attributes
+        self.errorMessage = errorMessage
+    }
+
     public static func == (lhs: FinishedSpan, rhs: FinishedSpan) -> Bool {
         lhs.traceID == rhs.traceID && lhs.spanID == rhs.spanID && lhs.parentSpanID == rhs.parentSpanID && lhs.name == rhs.name
             && lhs.kind == rhs.kind && lhs.startNanoseconds == rhs.startNanoseconds && lhs.endNanoseconds == rhs.endNanoseconds
