@@ -87,6 +87,18 @@ def test_concurrent_commands_through_the_pool_are_sent_once_with_one_final_audit
     # pooler lends, transaction by transaction.
     instances = sql(stack, "SELECT DISTINCT instance FROM audit_events WHERE kind = 'final' AND outcome = 'accepted'")
     assert set(instances.splitlines()) <= {"vpsgate-1", "vpsgate-2"} and instances
+    # One instance holds the metrics lease through the pool (a row, not a session lock),
+    # and the operation counts it exports are the table's.
+    from fastcgi_client import fastcgi_get
+    held, operations = [], 0.0
+    for index in (1, 2):
+        status, body = fastcgi_get(stack.socket_path(index), "/metrics")
+        assert status == 200
+        lines = body.decode().splitlines()
+        held += [line for line in lines if line == "vpsgate_metrics_lease_held 1"]
+        operations += sum(float(line.split()[-1]) for line in lines if line.startswith("vpsgate_operations{"))
+    assert len(held) == 1
+    assert operations == int(sql(stack, "SELECT count(*) FROM operations"))
 
 
 def test_an_approval_through_the_pool_dispatches_once(stack, people):
