@@ -298,3 +298,16 @@ def test_logs_are_json_lines_with_correlation_ids_and_no_secrets(stack, story):
     assert {"instance", "principal", "command", "vps_id", "operation_id", "duration_ms"} <= set(command[0])
     assert command[0]["command"] == "vps.root_password.set" and command[0]["principal"] == "amy"
     assert any(r["message"] == "hostinger attempt" for r in mine)
+
+
+def test_log_lines_carry_the_callers_trace_id_with_no_traces_exported(stack, story):
+    """Traces are off on this stack (no OTEL_EXPORTER_OTLP_ENDPOINT): the trace id is still
+    in the request's log lines, so that logs join the caller's trace; no span id is."""
+    trace_id = uuid.uuid4().hex
+    status, _, _ = story["amy"].json("POST", "/v1/vps/1001/start", key=str(uuid.uuid4()),
+                                     headers={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"})
+    assert status in (202, 409)  # started, or busy with the story's operation: logged either way
+    lines = [json.loads(line) for index in (1, 2)
+             for line in stack.log_path(f"vpsgate-{index}").read_text().splitlines() if trace_id in line]
+    assert any(line["message"] == "command" for line in lines), lines
+    assert all(line["trace_id"] == trace_id and "span_id" not in line for line in lines), lines
