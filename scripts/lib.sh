@@ -54,9 +54,10 @@ ensure_packages() {
     # standardwebhooks: the reference verifier the webhook tests check signatures with; mcp:
     # the official MCP client the tests of `vpsgatectl mcp` connect with; playwright and
     # axe-playwright-python: the console's browser tests (Playwright's driver ships in its
-    # wheel; the browser is Debian's chromium above).
-    local python_packages=(pytest openapi-schema-validator prometheus-client schemathesis standardwebhooks mcp playwright axe-playwright-python)
-    if [ "$purpose" = test ] && ! python3 -c 'import pytest, openapi_schema_validator, prometheus_client, schemathesis, standardwebhooks, mcp, playwright, axe_playwright_python' 2>/dev/null; then
+    # wheel; the browser is Debian's chromium above); opentelemetry-proto: the trace tests'
+    # OTLP receiver decodes what vpsgate exports with it.
+    local python_packages=(pytest openapi-schema-validator prometheus-client schemathesis standardwebhooks mcp playwright axe-playwright-python opentelemetry-proto)
+    if [ "$purpose" = test ] && ! python3 -c 'import pytest, openapi_schema_validator, prometheus_client, schemathesis, standardwebhooks, mcp, playwright, axe_playwright_python, opentelemetry.proto' 2>/dev/null; then
         echo "[vpsgate] installing ${python_packages[*]}" >&2
         python3 -m pip install --quiet "${python_packages[@]}" 2>/dev/null \
             || python3 -m pip install --quiet --break-system-packages "${python_packages[@]}"

@@ -145,7 +145,11 @@ public final class HostingerClient: HostingerCalling {
             }
             // Durations count from here: a wait for the budget is not the attempt's.
             let sentAt = MonotonicClock.milliseconds()
-            let attempt = send(request, correlationID: correlationID, trace: trace, timeout: remaining - (sentAt - now))
+            // Each attempt is a client span of the request's trace, and the `traceparent`
+            // Hostinger receives names it.
+            let span = attemptSpan(request, number: number)
+            let attempt = send(request, correlationID: correlationID, traceparent: span?.traceparent ?? trace.traceparent,
+                               timeout: remaining - (sentAt - now))
             result.attempts = number
             let finished = MonotonicClock.milliseconds()
             let attemptResult: AttemptResult
@@ -165,6 +169,16 @@ public final class HostingerClient: HostingerCalling {
                 circuit.record(success: false, now: finished)
             }
             observe(request.name, number, attemptResult, Double(finished - sentAt) / 1000)
+            if let span {
+                switch attemptResult {
+                case .status(let status):
+                    span.set("http.response.status_code", status)
+                    if status >= 500 { span.fail("\(status)") }
+                case .notSent: span.fail("not sent")
+                case .lost: span.fail("lost")
+                }
+                span.end()
+            }
             logger.info("hostinger attempt", metadata: [
                 "operation": "\(request.name)", "attempt": "\(number)", "result": "\(attemptResult)",
                 "duration_ms": "\(finished - sentAt)", "hostinger_correlation_id": "\(result.hostingerCorrelationID ?? "-")",
@@ -195,13 +209,32 @@ public final class HostingerClient: HostingerCalling {
 
     // MARK: - One attempt
 
-    private func send(_ request: HostingerRequest, correlationID: CorrelationID, trace: TraceContext, timeout: Int) -> Result<HTTPClient.Response, HTTPClientError> {
+    /// The attempt's span, when the request is traced: its method, its path's template (no
+    /// query, numbers as `{id}`), its retry number; never a header or a body.
+    private func attemptSpan(_ request: HostingerRequest, number: Int) -> Span? {
+        guard let parent = Tracing.current else { return nil }
+        let template = Self.template(request.path)
+        let span = parent.child("\(request.method) \(template)", kind: .client)
+        span.set("http.request.method", request.method)
+        span.set("url.template", template)
+        span.set("vpsgate.hostinger.operation", request.name)
+        if number > 1 { span.set("http.request.resend_count", number - 1) }
+        return span
+    }
+
+    /// `path` without its query, each all-digit segment as `{id}`.
+    static func template(_ path: String) -> String {
+        path.prefix { $0 != "?" }.split(separator: "/", omittingEmptySubsequences: false)
+            .map { $0.allSatisfy(\.isASCIIDigit) && !$0.isEmpty ? "{id}" : String($0) }.joined(separator: "/")
+    }
+
+    private func send(_ request: HostingerRequest, correlationID: CorrelationID, traceparent: String, timeout: Int) -> Result<HTTPClient.Response, HTTPClientError> {
         var headers: [(name: String, value: String)] = [
             ("Authorization", "Bearer \(settings.token.value)"),
             ("Accept", "application/json"),
             ("User-Agent", settings.userAgent),
             ("X-Correlation-ID", correlationID.value),
-            ("traceparent", trace.traceparent),
+            ("traceparent", traceparent),
         ]
         var body: [UInt8]?
         if let json = request.body {
@@ -232,6 +265,10 @@ public final class HostingerClient: HostingerCalling {
             RetryAfter.milliseconds($0, nowSeconds: Clock.realtimeMicroseconds() / 1_000_000)
         }
     }
+}
+
+extension Character {
+    fileprivate var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }
 
 extension RetryDecision {

@@ -24,6 +24,10 @@ public final class PostgresConnection {
     private var connection: OpaquePointer?
     /// Prepared statement name by SQL text, on the current connection.
     private var preparedStatements: [String: String] = [:]
+    /// Told of each statement's SQL text (with `$n` placeholders, never the values) before
+    /// it runs; the closure it returns, if any, is called when the statement ended, with its
+    /// error (for tracing: one span per statement).
+    public var statementObserver: ((_ sql: String) -> ((_ error: PostgresError?) -> Void)?)?
 
     /// A connection to `url` (a libpq URI), opened lazily; `pooled` when `url` names a
     /// pooler in transaction mode (see the type's notes).
@@ -90,11 +94,20 @@ public final class PostgresConnection {
     /// for statements that are safe to repeat.
     @discardableResult
     public func query(_ query: PostgresQuery, retryOnStaleConnection: Bool = false) throws(PostgresError) -> PostgresRows {
+        let ended = statementObserver?(query.sql)
         let wasConnected = connection != nil
         do {
-            return try run(query)
-        } catch where error.code == .connectionLost && wasConnected && retryOnStaleConnection {
-            return try run(query)
+            let rows: PostgresRows
+            do {
+                rows = try run(query)
+            } catch where error.code == .connectionLost && wasConnected && retryOnStaleConnection {
+                rows = try run(query)
+            }
+            ended?(nil)
+            return rows
+        } catch {
+            ended?(error)
+            throw error
         }
     }
 

@@ -7,17 +7,21 @@ public struct TraceContext: Sendable, Equatable {
     public var traceID: String
     /// 16 lower-case hex digits, not all zero: this hop's span.
     public var spanID: String
+    /// The caller's span (16 hex digits) when its `traceparent` parsed.
+    public var parentSpanID: String?
     public var sampled: Bool
 
-    /// A child of `incoming` when it parses, else the root of a new trace.
-    public init(continuing incoming: String?) {
+    /// A child of `incoming` when it parses, else the root of a new trace, sampled only when
+    /// `sampleNewTraces` (tracing is on: vpsgate records the traces it starts).
+    public init(continuing incoming: String?, sampleNewTraces: Bool = false) {
         spanID = Self.nonZeroHex(bytes: 8)
         if let incoming, let parent = Self.parse(incoming) {
             traceID = parent.traceID
+            parentSpanID = parent.parentID
             sampled = parent.sampled
         } else {
             traceID = Self.nonZeroHex(bytes: 16)
-            sampled = false
+            sampled = sampleNewTraces
         }
     }
 

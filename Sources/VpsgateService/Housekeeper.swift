@@ -5,7 +5,7 @@ import VpsgateStore
 
 /// The upkeep every instance does, whether or not it runs the reconciler: outcome writes
 /// that waited for the database, audit sealing, the purge of expired idempotency keys and
-/// of events past their retention.
+/// of events past their retention, the metrics lease (and, while held, the operation counts).
 ///
 /// Sealing takes an advisory lock (one instance seals at a time) and purging is a single
 /// statement, so any number of instances can run it. It owns one database connection.
@@ -24,6 +24,7 @@ public final class Housekeeper: Sendable {
         var lastPurge = 0
         var lastExpiry = 0
         var lastEventPrune = 0
+        var lastLease = 0
     }
 
     public func start() {
@@ -55,6 +56,15 @@ public final class Housekeeper: Sendable {
                 if expired > 0 { state.logger.info("approvals expired", metadata: ["operations": "\(expired)"]) }
                 let batches = try state.store.expireBatches()
                 if batches > 0 { state.logger.info("batch approvals expired", metadata: ["children": "\(batches)"]) }
+            }
+        }
+        if now - state.lastLease >= MetricsLease.renewEveryMilliseconds {
+            state.lastLease = now
+            task("metrics lease", &state) { state in
+                let held = try state.store.renewMetricsLease(holder: context.instance, ttlSeconds: MetricsLease.ttlSeconds)
+                context.metricsLease.renewed(held, now: now)
+                // The holder alone folds the operation counts' changes: one folder at a time.
+                if held { try state.store.foldOperationStateCounts() }
             }
         }
         if now - state.lastSeal >= configuration.sealIntervalMilliseconds || state.lastSeal == 0 {

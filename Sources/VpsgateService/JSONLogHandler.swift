@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// One JSON object per line on standard error: `time`, `level`, `message`, `label` and the
-/// metadata (instance, correlation id, principal, command, VPS, operation, duration, …).
+/// metadata (instance, correlation id, trace and span ids, principal, command, VPS, operation, duration, …).
 /// Secrets never reach a logger in vpsgate, so nothing is filtered here.
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
@@ -33,7 +33,12 @@ public struct JSONLogHandler: LogHandler {
         writer.member("level", event.level.rawValue)
         writer.member("message", "\(event.message)")
         writer.member("label", label)
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        var merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        // The span the thread works in (a traced request's), so that logs and traces join.
+        if let span = Tracing.current {
+            merged["trace_id"] = "\(span.traceIDText)"
+            merged["span_id"] = "\(span.spanIDText)"
+        }
         for key in merged.keys.sorted() {
             writer.member(key, "\(merged[key]!)")
         }

@@ -90,11 +90,16 @@ public final class Metrics: Sendable {
     public static let readCacheHits = Family("vpsgate_read_cache_hits_total", .counter,
                                              "Reads answered from a recent or coalesced Hostinger answer instead of a call.")
 
+    public static let traceSpansExported = Family("vpsgate_trace_spans_exported_total", .counter,
+                                                  "Spans sent to the OTLP collector, by result (exported, failed).")
+    public static let traceSpansDropped = Family("vpsgate_trace_spans_dropped_total", .counter,
+                                                 "Spans dropped because the export queue was full.")
+
     /// Every family, in output order.
     static let families: [Family] = [
         requests, requestDuration, commandOutcomes, replays, busyRejections, hostingerCalls, hostingerRetries,
         hostingerCallDuration, databaseDuration, outcomeWritesDeferred, webhookDeliveries, webhookDeliveryLag,
-        budgetWaitSeconds, budgetRefusals, hostinger429s, readCacheHits, eventFeedRereads,
+        budgetWaitSeconds, budgetRefusals, hostinger429s, readCacheHits, eventFeedRereads, traceSpansExported, traceSpansDropped,
     ]
 
     public init() {

@@ -19,9 +19,9 @@ struct RequestContext {
     let startedAt: Int64
     var logger: Logger
 
-    init(_ request: FastCGIRequest, logger base: Logger) {
+    init(_ request: FastCGIRequest, logger base: Logger, tracing: Bool = false) {
         correlationID = CorrelationID(validating: request.parameters["REQUEST_ID"])
-        trace = TraceContext(continuing: request.parameters["HTTP_TRACEPARENT"])
+        trace = TraceContext(continuing: request.parameters["HTTP_TRACEPARENT"], sampleNewTraces: tracing)
         let user = request.parameters["REMOTE_USER"] ?? ""
         principal = user.isEmpty ? nil : user
         authType = request.parameters["AUTH_TYPE"].flatMap { $0.isEmpty ? nil : $0 }
@@ -33,6 +33,9 @@ struct RequestContext {
         startedAt = Clock.monotonicMicroseconds()
         logger = base
         logger[metadataKey: "correlation_id"] = "\(correlationID)"
+        // The caller's trace (or the one begun here) even when no span is exported; while a
+        // span is current the log handler adds its `span_id`.
+        logger[metadataKey: "trace_id"] = "\(trace.traceID)"
         if let principal { logger[metadataKey: "principal"] = "\(principal)" }
     }
 

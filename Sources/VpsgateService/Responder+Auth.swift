@@ -33,7 +33,7 @@ extension Responder {
                    _ requestContext: RequestContext) throws(CommandEnd) {
         let access: Access
         do {
-            access = try store.access(principal, to: target, for: permission)
+            access = try Tracing.span("authorize") { _ throws(StoreError) in try store.access(principal, to: target, for: permission) }
         } catch {
             throw CommandEnd(unavailable(requestContext, error), .unavailable, .unavailable)
         }

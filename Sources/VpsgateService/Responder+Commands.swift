@@ -21,7 +21,9 @@ extension Responder {
                 Redaction.auditable($0, declared: Set(command.fields.map(\.name)), secrets: command.secretFields,
                                     hashed: command.hashedFields)
             }
-            let call = try validate(command, target: target, parameters: parameters, body: body, requestContext)
+            let call = try Tracing.span("validate") { _ throws(CommandEnd) in
+                try validate(command, target: target, parameters: parameters, body: body, requestContext)
+            }
             if query.validateOnly {
                 try plan(command, target: target, call, principal: principal, query: query,
                          reach: try reach(command, target: target, principal: principal, requestContext), requestContext)
@@ -31,10 +33,15 @@ extension Responder {
             }
             let reach = try reach(command, target: target, principal: principal, requestContext)
             // Decides the grant, a freeze, the approval policy and a busy VPS, in one transaction.
-            let begun = try begin(command, target: target, parameters: parameters, body: body, call: call, principal: principal, query: query,
-                                  reach: reach, audit: audit, requestContext)
-            let result = hostinger.call(call, correlationID: requestContext.correlationID, trace: requestContext.trace)
-            return finish(begun, result, audit: audit, principal: principal, requestContext)
+            let begun = try Tracing.span("begin") { _ throws(CommandEnd) in
+                try begin(command, target: target, parameters: parameters, body: body, call: call, principal: principal, query: query,
+                          reach: reach, audit: audit, requestContext)
+            }
+            let result = Tracing.span("hostinger") { span in
+                span?.set("vpsgate.hostinger.operation", call.name)
+                return hostinger.call(call, correlationID: requestContext.correlationID, trace: requestContext.trace)
+            }
+            return Tracing.span("finish") { _ in finish(begun, result, audit: audit, principal: principal, requestContext) }
         } catch {
             return end(error, audit: audit, requestContext)
         }

@@ -39,21 +39,33 @@ extension Responder where Store == PostgresStore, Upstream == HostingerClient {
 extension Responder {
 
     public mutating func respond(to request: FastCGIRequest) -> FastCGIResponse {
-        let requestContext = RequestContext(request, logger: context.logger)
-        var response: FastCGIResponse
-        if request.bodyExceededLimit {
-            response = problem(Problem(.payloadTooLarge, status: 413, title: "Request body too large",
-                                       detail: "The body exceeds \(context.configuration.maxBodyBytes) bytes.", instance: request.path),
-                               requestContext)
-            auditRefusedCommand(request, response, outcome: .invalid, problem: .payloadTooLarge, requestContext)
-        } else {
-            response = route(request, requestContext)
+        let requestContext = RequestContext(request, logger: context.logger, tracing: context.tracer != nil)
+        let internalCheck = request.parameters["VPSGATE_INTERNAL"] != nil
+        let routeLabel = internalCheck ? "token-check" : Self.routeLabel(method: request.method, path: request.path)
+        let span = context.tracer?.serverSpan(routeLabel.hasPrefix(request.method + " ") ? routeLabel : "\(request.method) \(routeLabel)",
+                                              continuing: requestContext.trace)
+        span?.set("http.request.method", request.method)
+        span?.set("http.route", routeLabel)
+        span?.set("vpsgate.correlation_id", requestContext.correlationID.value)
+        var response: FastCGIResponse = Tracing.within(span) {
+            if request.bodyExceededLimit {
+                let response = problem(Problem(.payloadTooLarge, status: 413, title: "Request body too large",
+                                               detail: "The body exceeds \(context.configuration.maxBodyBytes) bytes.", instance: request.path),
+                                       requestContext)
+                auditRefusedCommand(request, response, outcome: .invalid, problem: .payloadTooLarge, requestContext)
+                return response
+            }
+            return route(request, requestContext)
+        }
+        if let span {
+            span.set("http.response.status_code", response.status)
+            if response.status >= 500 { span.fail("\(response.status)") }
+            span.end()
         }
         response.headers.append(.init("X-Request-ID", requestContext.correlationID.value))
-        if request.parameters["VPSGATE_INTERNAL"] == nil {
-            let route = Self.routeLabel(method: request.method, path: request.path)
-            metrics.increment(Metrics.requests, [("route", route), ("status", String(response.status))])
-            metrics.observe(Metrics.requestDuration, [("route", route)], seconds: requestContext.elapsedMilliseconds / 1000)
+        if !internalCheck {
+            metrics.increment(Metrics.requests, [("route", routeLabel), ("status", String(response.status))])
+            metrics.observe(Metrics.requestDuration, [("route", routeLabel)], seconds: requestContext.elapsedMilliseconds / 1000)
         } else {
             metrics.increment(Metrics.requests, [("route", "token-check"), ("status", String(response.status))])
         }
@@ -242,7 +254,23 @@ extension Responder {
             ("vpsgate_waiting_requests", "Requests waiting (?wait=) for an operation or an event on this instance.", [],
              Double(context.push.waitingRequests)),
             ("vpsgate_waiting_requests_max", "VPSGATE_MAX_WAITERS: waiting places on this instance.", [], Double(context.push.maxWaiters)),
+            ("vpsgate_build_info", "The build this instance runs: always 1, its labels say which.",
+             [("version", BuildInfo.version), ("commit", BuildInfo.commit)], 1),
         ]
+        // The database-wide gauges come from the metrics lease's holder alone, so that sums
+        // over instances count each row once; the others only say whether they reach the database.
+        let exporter = context.metricsLease.isHeld
+        gauges.append(("vpsgate_metrics_lease_held", "1 on the instance that exports the database-wide gauges.", [], exporter ? 1 : 0))
+        guard exporter else {
+            do {
+                _ = try store.budgetState(name: SharedBudget<Store>.name(context))
+                gauges.append(("vpsgate_database_up", "Whether the scrape could read the database.", [], 1))
+            } catch {
+                requestContext.logger.warning("metrics: database unavailable", metadata: ["error": "\(error)"])
+                gauges.append(("vpsgate_database_up", "Whether the scrape could read the database.", [], 0))
+            }
+            return gauges
+        }
         do {
             let database = try store.gauges()
             for (state, count) in database.operationsByState {

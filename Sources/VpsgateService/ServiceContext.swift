@@ -66,6 +66,10 @@ public struct ServiceContext: Sendable {
     let budgetPause = BudgetPause()
     /// Recent reads from Hostinger, and reads in progress that others wait for.
     let readCache = ReadCache()
+    /// Whether this instance exports the database-wide gauges (its housekeeper holds the lease).
+    public let metricsLease = MetricsLease()
+    /// Starts each request's trace when tracing is on (`OTEL_EXPORTER_OTLP_ENDPOINT`); nil when off.
+    public var tracer: Tracer?
     /// vpsgate's OpenAPI document, served at `/openapi.json`.
     public let openAPIDocument: [UInt8] = OpenAPIDocument.generate().serialized()
 

@@ -236,8 +236,10 @@ extension PostgresStore: HealthStore {
     }
 
     public func gauges() throws(StoreError) -> DatabaseGauges {
+        // The counts as of the last fold plus the changes appended since: no scan of operations.
         let byState: PostgresQuery = """
-            SELECT s.state, (SELECT count(*) FROM operations o WHERE o.state = s.state) AS n
+            SELECT s.state, (coalesce((SELECT sum(c.n) FROM operation_state_counts c WHERE c.state = s.state), 0)
+                             + coalesce((SELECT sum(d.delta) FROM operation_state_changes d WHERE d.state = s.state), 0))::bigint AS n
             FROM unnest(\(SQLText.array(OperationState.allCases.map(\.rawValue)))::text[]) AS s(state)
             """
         let lag: PostgresQuery = """

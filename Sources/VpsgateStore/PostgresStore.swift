@@ -25,6 +25,23 @@ public final class PostgresStore {
         self.objects = objects
         self.pending = pending
         self.logger = logger
+        // One span per statement while a request is traced; named, never valued.
+        database.statementObserver = { sql in
+            guard let parent = Tracing.current else { return nil }
+            let name = SQLStatementName.of(sql)
+            let span = parent.child(name, kind: .client)
+            span.set("db.system.name", "postgresql")
+            if name.contains(" ") || name == name.uppercased() {
+                span.set("db.operation.name", String(name.prefix { $0 != " " }))
+            } else {
+                span.set("db.operation.name", "SELECT")
+                span.set("db.stored_procedure.name", name)
+            }
+            return { error in
+                if let error { span.fail("\(error.code)") }
+                span.end()
+            }
+        }
     }
 
     /// Runs database work, reporting failures as the core's `StoreError`.

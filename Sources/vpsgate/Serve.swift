@@ -51,8 +51,23 @@ struct Serve: ParsableCommand {
         func breaker() -> HostingerCircuit {
             HostingerCircuit(failureThreshold: configuration.breakerFailures, coolDownMilliseconds: configuration.breakerCoolDownMilliseconds)
         }
-        let context = ServiceContext(configuration: configuration, migrations: migrations, objects: objects, logger: serviceLogger, instance: instance,
+        var configured = ServiceContext(configuration: configuration, migrations: migrations, objects: objects, logger: serviceLogger, instance: instance,
                                      hostinger: hostinger, circuit: breaker(), readCircuit: breaker(), keys: keys)
+        // Traces: off unless OpenTelemetry's endpoint variables name a collector.
+        let traceSettings: OTLPSettings?
+        do throws(OTLPSettings.Invalid) {
+            traceSettings = try OTLPSettings.from(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ValidationError("configuration: \(error)")
+        }
+        let exporter = traceSettings.map { TraceExporter(settings: $0, instance: instance, metrics: configured.metrics, logger: serviceLogger) }
+        if let exporter, let traceSettings {
+            configured.tracer = Tracer(recorder: exporter, now: { UInt64(Clock.realtimeMicroseconds()) * 1000 })
+            exporter.start()
+            serviceLogger.info("exporting traces over OTLP/HTTP", metadata: ["service_name": "\(traceSettings.serviceName)"])
+        }
+        defer { exporter?.stop() }
+        let context = configured
         try refusePrivilegedDatabaseRole(configuration, logger: serviceLogger)
 
         let address: FastCGIServer.Address =

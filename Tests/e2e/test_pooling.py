@@ -93,6 +93,18 @@ def test_concurrent_commands_through_the_pool_are_sent_once_with_one_final_audit
     sessions = stack.postgres.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'vpsgate_app' "
                                    "AND backend_type = 'client backend' AND query NOT ILIKE 'LISTEN%'")
     assert 0 < int(sessions) <= POOL_SIZE, sessions
+    # One instance holds the metrics lease through the pool (a row, not a session lock),
+    # and the operation counts it exports are the table's.
+    from fastcgi_client import fastcgi_get
+    held, operations = [], 0.0
+    for index in range(1, stack.instance_count + 1):
+        status, body = fastcgi_get(stack.socket_path(index), "/metrics")
+        assert status == 200
+        lines = body.decode().splitlines()
+        held += [line for line in lines if line == "vpsgate_metrics_lease_held 1"]
+        operations += sum(float(line.split()[-1]) for line in lines if line.startswith("vpsgate_operations{"))
+    assert len(held) == 1
+    assert operations == int(sql(stack, "SELECT count(*) FROM operations"))
 
 
 def test_an_approval_through_the_pool_dispatches_once(stack, people):
