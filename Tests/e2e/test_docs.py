@@ -273,25 +273,66 @@ def walkthrough_stack(stack_factory, tmp_path_factory):
     return stack, env
 
 
-def shell_blocks(section: str) -> list[str]:
-    text = (ROOT / "docs/getting-started.md").read_text()
-    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```sh\n(.*?)```", body, re.S)
+FENCE = re.compile(r"^```(sh|text|console)\n(.*?)^```", re.S | re.M)
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+BLOCK_END = "@@vpsgate-walkthrough-block-end@@"
+
+
+def walkthrough_blocks(text: str) -> list[tuple[str, str | None]]:
+    """The page's `sh` blocks in order, each with the `text` block right after it (what it
+    prints) or None; `console` blocks are shown, not run."""
+    blocks: list[list] = []
+    for kind, body in FENCE.findall(text):
+        if kind == "sh":
+            blocks.append([body, None])
+        elif kind == "text":
+            assert blocks and blocks[-1][1] is None, f"a text block that follows no sh block: {body[:80]!r}"
+            blocks[-1][1] = body
+    return [(body, shown) for body, shown in blocks]
+
+
+def normalized(text: str) -> list[str]:
+    """Lines as compared: ids and times replaced, runs of spaces as one, blank ends dropped."""
+    text = TIME.sub("<time>", UUID.sub("<id>", text))
+    return [re.sub(r"\s+", " ", line).strip() for line in text.strip().splitlines()]
+
+
+def run_walkthrough(text: str, env: Path) -> list[tuple[str, str | None, str]]:
+    """Runs the blocks of `text` in order in one shell; each block with what it printed."""
+    blocks = walkthrough_blocks(text)
+    script = "set -euo pipefail\n" + "".join(f"{body}\necho '{BLOCK_END}'\n" for body, _ in blocks)
+    done = subprocess.run(["bash", "-c", script.replace(". .run/env", f". {env}")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    printed = done.stdout.split(BLOCK_END + "\n")
+    assert len(printed) == len(blocks) + 1 and printed[-1] == "", done.stdout
+    return [(body, shown, out) for (body, shown), out in zip(blocks, printed)]
 
 
 def test_the_getting_started_walkthrough_runs_as_written(walkthrough_stack):
     stack, env = walkthrough_stack
-    blocks = shell_blocks("A first command, and its approval")
-    assert len(blocks) == 2
-    script = "set -euo pipefail\n" + "\n".join(blocks).replace(". .run/env", f". {env}") + \
-        '\nVPSGATE_TOKEN=$VPSGATE_REQUESTER_TOKEN $B/vpsgatectl operations get "$OP"\n'
-    done = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stdout + done.stderr
-    last = json.loads(done.stdout[done.stdout.rindex("\n{"):] if "\n{" in done.stdout else done.stdout)
-    assert last["command"] == "vps.backup.restore" and last["state"] == "succeeded", last
-    assert last["requested_by"] == "requester"
+    ran = run_walkthrough((ROOT / "docs/getting-started.md").read_text(), env)
+    assert len(ran) >= 6 and sum(shown is not None for _, shown, _ in ran) >= 6
+    for body, shown, printed in ran:
+        if shown is not None:
+            assert normalized(printed) == normalized(shown), f"{body}\nprinted:\n{printed}"
     restores = [r for r in stack.sim("GET", "/__sim/requests")[2] if r["path"].endswith("/backups/3001/restore")]
     assert len(restores) == 1, "approved once, sent once"
+
+
+def test_the_walkthrough_fails_when_an_answer_changes_shape(tmp_path):
+    """What the walkthrough test compares: a changed column, a missing line or a changed
+    value is a difference; another id, time or column width is not."""
+    shown = "COMMAND  STATE\nvps.restart  succeeded   9bb21df8-aa20-4fab-86df-54c1b5bbfc4c 2026-12-04T20:38:16.507805Z\n"
+    same = "COMMAND STATE\nvps.restart succeeded 11111111-2222-3333-4444-555555555555 2027-01-01T00:00:00Z\n\n"
+    assert normalized(shown) == normalized(same)
+    for changed in (shown.replace("STATE", "STATUS"), shown.split("\n")[0], shown.replace("succeeded", "failed")):
+        assert normalized(shown) != normalized(changed)
+    page = "```sh\necho a\n```\n\n```text\na\n```\n\n```console\nnot run\n```\n```sh\nprintf 'b\\nc\\n'\n```\n"
+    assert walkthrough_blocks(page) == [("echo a\n", "a\n"), ("printf 'b\\nc\\n'\n", None)]
+    ran = run_walkthrough(page, tmp_path / "env")
+    assert [printed for _, _, printed in ran] == ["a\n", "b\nc\n"]
 
 
 def test_healthz_user_agents_and_mcp_report_the_binaries_version(walkthrough_stack):
