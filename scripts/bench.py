@@ -207,6 +207,52 @@ def prepare(stack: Stack, vps_count: int) -> dict:
             "VPSGATE_BENCH_VPS_FIRST": "1005", "VPSGATE_BENCH_VPS_COUNT": str(vps_count)}
 
 
+def command_variant(args, binary: Path, env_extra: dict, what: str, pgbouncer: bool = False) -> dict:
+    """The command scenario at each concurrency on a stack of its own, set up as the command
+    scenario's (two instances, the same workers) but for `env_extra` and `pgbouncer`; the
+    ratios compare it with the command scenario of the same run."""
+    root = Path(tempfile.mkdtemp(prefix="vpsgate-bench-"))
+    root.chmod(0o755)
+    stack = Stack(root, instances=2, workers=args.workers, binary=binary, extra_env=env_extra, pgbouncer=pgbouncer)
+    if stack.pgbouncer:
+        stack.pgbouncer.pool_size = POOL_SIZE
+    runs = {}
+    try:
+        stack.start()
+        env = prepare(stack, 256)
+        for concurrency in CONCURRENCY:
+            print(f"[bench] command {what} c={concurrency}", file=sys.stderr, flush=True)
+            runs[str(concurrency)] = Bench(stack, args.seconds).wrk(stack.url, concurrency, "command.lua", env)
+    finally:
+        stack.stop()
+    return runs
+
+
+def otlp_sink():
+    """An OTLP/HTTP receiver on a free loopback port that reads every export and answers 200;
+    returns the server (serving on a thread) and its byte count."""
+    import http.server
+    import threading
+    received = {"bytes": 0, "requests": 0}
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received["bytes"] += len(body)
+            received["requests"] += 1
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
+
+
 def run(args) -> Path:
     binary = Path(args.binary)
     out = ROOT / "results" / time.strftime("bench-%Y%m%d-%H%M%S")
@@ -295,23 +341,19 @@ def run(args) -> Path:
         finally:
             stack.stop()
 
-    # Through PgBouncer in transaction mode (VPSGATE_DATABASE_POOL_MODE=transaction): the same
-    # two instances and workers as the command scenario, over a pool of 40 server connections
-    # (docs/failover.md's sizing); compared with the command scenario of this run.
-    root = Path(tempfile.mkdtemp(prefix="vpsgate-bench-"))
-    root.chmod(0o755)
-    stack = Stack(root, instances=2, workers=args.workers, binary=binary, extra_env=env_extra, pgbouncer=True)
-    stack.pgbouncer.pool_size = POOL_SIZE
+    # Through PgBouncer in transaction mode (VPSGATE_DATABASE_POOL_MODE=transaction), over a
+    # pool of 40 server connections (docs/failover.md's sizing).
+    results["scenarios"]["command_pgbouncer"] = command_variant(args, binary, env_extra, "through pgbouncer",
+                                                                pgbouncer=True)
+    # Tracing on: every request's spans exported over OTLP/HTTP to a receiver in this process
+    # (it reads and drops them).
+    receiver, received = otlp_sink()
     try:
-        stack.start()
-        env = prepare(stack, 256)
-        results["scenarios"]["command_pgbouncer"] = {}
-        for concurrency in CONCURRENCY:
-            print(f"[bench] command through pgbouncer c={concurrency}", file=sys.stderr, flush=True)
-            results["scenarios"]["command_pgbouncer"][str(concurrency)] = Bench(stack, args.seconds).wrk(
-                stack.url, concurrency, "command.lua", env)
+        results["scenarios"]["command_traced"] = command_variant(args, binary, dict(
+            env_extra, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.server_address[1]}"), "with tracing on")
     finally:
-        stack.stop()
+        receiver.shutdown()
+    results["otlp_bytes_received"] = received["bytes"]
 
     results["ratios"] = ratios(results)
     results["targets"] = targets(results)
@@ -348,6 +390,7 @@ def ratios(r: dict) -> dict:
         "notify_commit_over_commit_c64": round(get("pg_commit_notify", 64) / get("pg_commit", 64), 3),
         "pgbouncer_command_over_direct_c64": round(get("command_pgbouncer", 64) / get("command", 64), 3),
         "pgbouncer_command_minus_direct_p50_ms_c1": round(get("command_pgbouncer", 1, "p50_ms") - get("command", 1, "p50_ms"), 3),
+        "traced_command_over_command_c64": round(get("command_traced", 64) / get("command", 64), 3),
         "scale_2_over_1": round(r["scale"]["2"]["rps"] / r["scale"]["1"]["rps"], 3),
         "scale_4_over_1": round(r["scale"]["4"]["rps"] / r["scale"]["1"]["rps"], 3),
     }
@@ -361,6 +404,7 @@ def targets(r: dict) -> dict:
         "command >= 0.8 of the composed floor at c=64": q["command_over_composed_floor_c64"] >= 0.8,
         "vpsgate CPU per command <= 2x the insert scenario's": q["command_cpu_over_insert_cpu_c64"] <= 2.0,
         "replay >= 0.7 of the insert floor at c=64": q["replay_over_insert_c64"] >= 0.7,
+        "command with tracing on >= 0.95 of off at c=64": q["traced_command_over_command_c64"] >= 0.95,
         "command p50 - direct p50 at c=1 <= one durable commit + 1.5 ms":
             q["command_minus_direct_p50_ms_c1"] <= (q["durable_commit_ms_c1"] or 0) + 1.5,
         "2 instances (same total workers) >= 0.9 of 1": q["scale_2_over_1"] >= 0.9,

@@ -199,26 +199,26 @@ def check_nothing_lost(stack, clients, first_request, feed_reader, cursor):
         assert seen and seen[0] == "accepted" and seen[-1] == state and len(seen) == len(set(seen)), (operation_id, seen)
 
 
-@pytest.mark.slow
-def test_a_planned_switchover_under_load_loses_nothing_and_answers_only_503(stack, load_token):
+def switch_under_load(stack, token, switch, what):
+    """Runs the load while `switch(old primary)` changes the primary, then checks the answers
+    and that nothing was lost; returns the answers by status."""
     cluster = stack.postgres
-    reader = Client(stack, load_token)
+    reader = Client(stack, token)
     cursor = feed_end(reader)
     old_primary = cluster.primary()
-    clients, switched_at, first_request = under_load(stack, load_token, cluster.switchover)
-    check_answers(clients, switched_at, "switchover")
+    clients, switched_at, first_request = under_load(stack, token, lambda: switch(old_primary))
+    statuses = check_answers(clients, switched_at, what)
     assert cluster.primary() != old_primary
     check_nothing_lost(stack, clients, first_request, reader, cursor)
+    return statuses
+
+
+@pytest.mark.slow
+def test_a_planned_switchover_under_load_loses_nothing_and_answers_only_503(stack, load_token):
+    switch_under_load(stack, load_token, lambda old_primary: stack.postgres.switchover(), "switchover")
 
 
 @pytest.mark.slow
 def test_killing_the_primary_under_load_loses_nothing_and_answers_only_503_meanwhile(stack, load_token):
-    cluster = stack.postgres
-    reader = Client(stack, load_token)
-    cursor = feed_end(reader)
-    old_primary = cluster.primary()
-    clients, killed_at, first_request = under_load(stack, load_token, lambda: cluster.kill_node(old_primary))
-    statuses = check_answers(clients, killed_at, "failover")
-    assert cluster.primary() != old_primary
+    statuses = switch_under_load(stack, load_token, stack.postgres.kill_node, "failover")
     assert statuses[503] > 0, "the switch was not seen at all: did the kill happen?"
-    check_nothing_lost(stack, clients, first_request, reader, cursor)
