@@ -26,7 +26,7 @@ public struct VpsgateCtl: AsyncParsableCommand {
             """,
         version: BuildInfo.versionLine(program: "vpsgatectl"),
         subcommands: [VPS.self, Firewall.self, PublicKey.self, Script.self, Operations.self, Approvals.self, Batches.self, Events.self,
-                      Catalogue.self, Me.self, Commands.self, MCPCommand.self, ContextCommand.self, CompletionCommand.self])
+                      Catalogue.self, Freezes.self, Me.self, Commands.self, MCPCommand.self, ContextCommand.self, CompletionCommand.self])
 
     public init() {}
 
@@ -343,6 +343,15 @@ struct Me: ParsableCommand {
             standardError("context: \(runner.api.settings.context ?? "none (the environment's VPSGATE_*)") at \(runner.api.settings.url)\n")
             return try runner.read(ReadRoute.me.path, output: options.output)
         }
+    }
+}
+
+struct Freezes: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The change freezes in force now and those still to come (a command they cover answers 423 change-frozen).")
+    @OptionGroup var options: OutputOptions
+    func run() throws {
+        try exiting { try Runner().read(ReadRoute.freezes.path, output: options.output) }
     }
 }
 

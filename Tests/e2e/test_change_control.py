@@ -344,6 +344,13 @@ def test_the_freezes_in_force_and_coming_are_listed_to_those_who_may_read_their_
     assert status == 200 and [w["id"] for w in olgas["data"]] == [everywhere, mine, coming], olgas
     openapi_check.VPSGATE.validate("GET", "/v1/freezes", status, "application/json", olgas)
     assert http_request(stack, "GET", "/v1/freezes")[0] == 401
+    # vpsgatectl freezes: the same list, as olga may see it.
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(stack.run_dir), "VPSGATE_URL": stack.url,
+           "VPSGATE_TOKEN": people["olga"].token, "VPSGATE_CA_FILE": str(stack.ca_file)}
+    listed = subprocess.run([str(Path(stack.binary).parent / "vpsgatectl"), "freezes", "-o", "json"], env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    assert [w["id"] for w in json.loads(listed.stdout)["data"]] == [everywhere, mine, coming], listed.stdout
 
 
 def test_an_approved_operation_waits_for_the_window_to_end(stack, people):

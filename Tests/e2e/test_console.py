@@ -139,9 +139,10 @@ def tabs(browser, stack):
         tab.close()
 
 
-def recreate(client, vps, key=None):
+def recreate(client, vps, key=None, reason=None):
     status, headers, operation = client.json("POST", f"/v1/vps/{vps}/recreate", key=key or new_key(),
-                                             body={"template_id": TEMPLATE, "password": "Matrix7Password-Ok", "confirm": vps})
+                                             body={"template_id": TEMPLATE, "password": "Matrix7Password-Ok", "confirm": vps},
+                                             headers={"Vpsgate-Reason": reason} if reason else None)
     assert status == 202 and operation["state"] == "awaiting_approval", operation
     return operation
 
@@ -162,7 +163,7 @@ def tab_to(page, element_id, limit=40):
 # MARK: - 1. Approve and follow
 
 def test_an_approver_sees_the_plan_approves_by_keyboard_and_follows_it_live(stack, people, tabs, measurements):
-    operation = recreate(people["ana"][0], 1003)
+    operation = recreate(people["ana"][0], 1003, reason="rebuild after the kernel bug (OPS-7)")
     tab = tabs()
     page = tab.page
     tab.sign_in(people["ben"][1])
@@ -193,6 +194,7 @@ def test_an_approver_sees_the_plan_approves_by_keyboard_and_follows_it_live(stac
     assert "Matrix7Password-Ok" not in text, "the password is redacted"
     assert page.locator("#effects li").count() >= 1
     assert f"/{1003}/recreate" in text
+    assert "rebuild after the kernel bug (OPS-7)" in text, "the requester's reason"
     # The VPS as Hostinger shows it now, drawn after the page (a cached read).
     page.wait_for_selector("#vps-now dl")
     now = page.inner_text("#vps-now")

@@ -143,6 +143,8 @@ DEFINERS = {
     "audit_seals_stay_keyed()": set(),
     "batch_event()": set(),
     "operation_event()": set(),
+    # Appends the per-state counts the metrics lease holder folds (operation_state_counts).
+    "operation_state_change()": set(),
     "redeliver_webhooks(bigint,bigint)": {"vpsgate_admin"},
     "vpsgate_emit(text,text,bigint,bigint,uuid,jsonb,boolean)": set(),
 }

@@ -21,6 +21,7 @@ is itself an outcome those tests accept.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -61,7 +62,16 @@ def make_stack(name: str, **settings) -> Stack:
     # The pipeline's tests send destructive commands directly; the change-control tests
     # (test_change_control.py) pass destroy_approvals=None to run with the shipped default.
     settings.setdefault("destroy_approvals", 0)
-    return Stack(root, extra_env=extra_env, **settings)
+    # VPSGATE_E2E_POOLED=1: every stack reaches PostgreSQL through PgBouncer in transaction
+    # mode, as 4 instances x 64 workers over a pool of 40 server connections (docs/failover.md;
+    # run by hand over the command, approval and push modules, not in scripts/test).
+    pooled = os.environ.get("VPSGATE_E2E_POOLED") == "1" and not settings.get("production")
+    if pooled:
+        settings.update(pgbouncer=True, instances=max(settings.get("instances", 2), 4), workers=64)
+    stack = Stack(root, extra_env=extra_env, **settings)
+    if pooled:
+        stack.pgbouncer.pool_size = 40
+    return stack
 
 
 # MARK: - HTTP
