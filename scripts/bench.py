@@ -371,44 +371,58 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {memory} GiB, {platform.system()} {platform.release()}"
 
 
+def quotient(a, b):
+    """a / b to three places; None when a run measured nothing (a short run under load can
+    finish no request at c=64)."""
+    return round(a / b, 3) if a is not None and b else None
+
+
+def difference(a, b):
+    return round(a - b, 3) if a is not None and b is not None else None
+
+
 def ratios(r: dict) -> dict:
     s = r["scenarios"]
-    get = lambda name, c, field="rps": s[name][str(c)][field]
+    get = lambda name, c, field="rps": s[name][str(c)].get(field)
     # The composed floor of a command: nginx's auth subrequest (about /healthz), two durable
     # single-row commits (about 2 x insert) and one HTTPS call to the simulator (direct).
-    floor = 1 / (1 / get("healthz", 64) + 2 / get("insert", 64) + 1 / get("direct", 64))
+    parts = [get("healthz", 64), get("insert", 64), get("direct", 64)]
+    floor = 1 / (1 / parts[0] + 2 / parts[1] + 1 / parts[2]) if all(parts) else None
     return {
-        "composed_floor_rps_c64": round(floor, 1),
-        "command_over_composed_floor_c64": round(get("command", 64) / floor, 3),
-        "command_cpu_over_insert_cpu_c64": round(get("command", 64, "vpsgate_cpu_ms_per_request")
-                                                 / get("insert", 64, "vpsgate_cpu_ms_per_request"), 3),
-        "replay_over_insert_c64": round(get("replay", 64) / get("insert", 64), 3),
-        "command_minus_direct_p50_ms_c1": round(get("command", 1, "p50_ms") - get("direct", 1, "p50_ms"), 3),
+        "composed_floor_rps_c64": round(floor, 1) if floor else None,
+        "command_over_composed_floor_c64": quotient(get("command", 64), floor),
+        "command_cpu_over_insert_cpu_c64": quotient(get("command", 64, "vpsgate_cpu_ms_per_request"),
+                                                    get("insert", 64, "vpsgate_cpu_ms_per_request")),
+        "replay_over_insert_c64": quotient(get("replay", 64), get("insert", 64)),
+        "command_minus_direct_p50_ms_c1": difference(get("command", 1, "p50_ms"), get("direct", 1, "p50_ms")),
         "durable_commit_ms_c1": s["pg_commit"]["1"]["p50_ms"],
         # Notifying commits are serialized by PostgreSQL's notify lock (completion push).
-        "notify_commit_over_commit_c16": round(get("pg_commit_notify", 16) / get("pg_commit", 16), 3),
-        "notify_commit_over_commit_c64": round(get("pg_commit_notify", 64) / get("pg_commit", 64), 3),
-        "pgbouncer_command_over_direct_c64": round(get("command_pgbouncer", 64) / get("command", 64), 3),
-        "pgbouncer_command_minus_direct_p50_ms_c1": round(get("command_pgbouncer", 1, "p50_ms") - get("command", 1, "p50_ms"), 3),
-        "traced_command_over_command_c64": round(get("command_traced", 64) / get("command", 64), 3),
-        "scale_2_over_1": round(r["scale"]["2"]["rps"] / r["scale"]["1"]["rps"], 3),
-        "scale_4_over_1": round(r["scale"]["4"]["rps"] / r["scale"]["1"]["rps"], 3),
+        "notify_commit_over_commit_c16": quotient(get("pg_commit_notify", 16), get("pg_commit", 16)),
+        "notify_commit_over_commit_c64": quotient(get("pg_commit_notify", 64), get("pg_commit", 64)),
+        "pgbouncer_command_over_direct_c64": quotient(get("command_pgbouncer", 64), get("command", 64)),
+        "pgbouncer_command_minus_direct_p50_ms_c1": difference(get("command_pgbouncer", 1, "p50_ms"), get("command", 1, "p50_ms")),
+        "traced_command_over_command_c64": quotient(get("command_traced", 64), get("command", 64)),
+        "scale_2_over_1": quotient(r["scale"]["2"]["rps"], r["scale"]["1"]["rps"]),
+        "scale_4_over_1": quotient(r["scale"]["4"]["rps"], r["scale"]["1"]["rps"]),
     }
 
 
 def targets(r: dict) -> dict:
-    """The goals of the performance issue, each met or not, from this run alone."""
+    """The goals of the performance issue, each met or not, from this run alone (a ratio the
+    run could not measure is not met)."""
     q = r["ratios"]
+    at_least = lambda name, bound: q[name] is not None and q[name] >= bound
+    at_most = lambda name, bound: q[name] is not None and q[name] <= bound
     rss = max(i["peak_rss_mb"] for i in r["instances"].values())
     return {
-        "command >= 0.8 of the composed floor at c=64": q["command_over_composed_floor_c64"] >= 0.8,
-        "vpsgate CPU per command <= 2x the insert scenario's": q["command_cpu_over_insert_cpu_c64"] <= 2.0,
-        "replay >= 0.7 of the insert floor at c=64": q["replay_over_insert_c64"] >= 0.7,
-        "command with tracing on >= 0.95 of off at c=64": q["traced_command_over_command_c64"] >= 0.95,
+        "command >= 0.8 of the composed floor at c=64": at_least("command_over_composed_floor_c64", 0.8),
+        "vpsgate CPU per command <= 2x the insert scenario's": at_most("command_cpu_over_insert_cpu_c64", 2.0),
+        "replay >= 0.7 of the insert floor at c=64": at_least("replay_over_insert_c64", 0.7),
+        "command with tracing on >= 0.95 of off at c=64": at_least("traced_command_over_command_c64", 0.95),
         "command p50 - direct p50 at c=1 <= one durable commit + 1.5 ms":
-            q["command_minus_direct_p50_ms_c1"] <= (q["durable_commit_ms_c1"] or 0) + 1.5,
-        "2 instances (same total workers) >= 0.9 of 1": q["scale_2_over_1"] >= 0.9,
-        "4 instances (same total workers) >= 0.9 of 1": q["scale_4_over_1"] >= 0.9,
+            at_most("command_minus_direct_p50_ms_c1", (q["durable_commit_ms_c1"] or 0) + 1.5),
+        "2 instances (same total workers) >= 0.9 of 1": at_least("scale_2_over_1", 0.9),
+        "4 instances (same total workers) >= 0.9 of 1": at_least("scale_4_over_1", 0.9),
         "<= 64 MB RSS per instance with 64 workers": rss <= 64 and r["instances"][next(iter(r["instances"]))]["workers"] >= 64,
         "/readyz 200 within 300 ms of start": r["readyz_after_start_ms"] <= 300,
     }
