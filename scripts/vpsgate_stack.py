@@ -82,6 +82,10 @@ def pg_bindir() -> Path:
     return Path(candidates[-1]).parent
 
 
+# VPSGATE_PROBLEM_BASE_URL's default (Configuration.defaultProblemBaseURL).
+DEFAULT_PROBLEM_BASE = "https://vpsgate.dev/docs"
+
+
 class Postgres:
     """A local cluster on 127.0.0.1:port with trust authentication, for development and tests only."""
 
@@ -309,7 +313,7 @@ class Stack:
                  binary: Path | None = None, extra_env: dict[str, str] | None = None,
                  read_timeout: str = "60s", production: bool = False, auth: str = "token",
                  token_cache: bool = False, oidc_url: str | None = None, tcp: bool = False,
-                 destroy_approvals: int | None = None, pgbouncer: bool = False):
+                 destroy_approvals: int | None = None, pgbouncer: bool = False, serve_docs: bool = False):
         self.run_dir = runtime_dir(run_dir)
         # Approvals vps:destroy commands need (None: the shipped default policy, 1).
         self.destroy_approvals = destroy_approvals
@@ -337,6 +341,9 @@ class Stack:
         self.requester_token: str | None = None
         self.approver_token: str | None = None
         self.audit_url = ""
+        # scripts/run: nginx serves docs/ at /docs/, and problem types point there (their
+        # sections dereference on the local stack); otherwise VPSGATE_PROBLEM_BASE_URL's default.
+        self.serve_docs = serve_docs
         # nginx/vpsgate.conf (the production configuration) instead of nginx/local.conf.in
         self.production = production
         self.auth = auth
@@ -470,6 +477,8 @@ class Stack:
         if self.pgbouncer and not database_url:
             env.update({"VPSGATE_DATABASE_URL": self.pgbouncer.url, "VPSGATE_DATABASE_POOL_MODE": "transaction",
                         "VPSGATE_LISTEN_DATABASE_URL": self.postgres.url})
+        if self.serve_docs:
+            env["VPSGATE_PROBLEM_BASE_URL"] = self.problem_base
         if IS_ROOT:
             env["VPSGATE_SOCKET_GROUP"] = "www-data"
         if not env["VPSGATE_LISTEN"].startswith("unix:"):
@@ -563,6 +572,7 @@ class Stack:
             "@UPSTREAM_KEEPALIVE@": keepalive, "@KEEP_CONN@": keep_conn,
             "@USER_DIRECTIVE@": "user www-data;" if IS_ROOT else "", "@READ_TIMEOUT@": self.read_timeout,
             "@CONSOLE_ROOT@": str(self.install_console()),
+            "@PROBLEM_BASE@": self.problem_base, "@DOCS_ROOT@": str(self.install_docs()),
         }
         text = text.replace("@SIM_SERVER@", sim_server)
         def render(template: str) -> str:
@@ -576,6 +586,23 @@ class Stack:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(render(source.read_text()))
         self.nginx_conf.write_text(render(text))
+
+    @property
+    def problem_base(self) -> str:
+        """The base of problem `type` URLs: this stack's /docs with `serve_docs`, else the default."""
+        return f"{self.url}/docs" if self.serve_docs else DEFAULT_PROBLEM_BASE
+
+    def install_docs(self) -> Path:
+        """docs/*.md copied under the runtime directory (which nginx's workers may read)."""
+        root = self.run_dir / "docs-root"
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir()
+        for page in (ROOT / "docs").glob("*.md"):
+            shutil.copy(page, root / page.name)
+        if IS_ROOT:
+            subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
+        return root
 
     def install_console(self) -> Path:
         """console/ copied under the runtime directory (which nginx's workers may read) as
@@ -758,7 +785,7 @@ http {{
 def command_run(args) -> int:
     stack = Stack(ROOT / ".run", https_port=args.port, pg_port=args.pg_port, instances=args.instances,
                   binary=Path(args.binary) if args.binary else None, keep_conn=args.keep_conn,
-                  workers=args.workers)
+                  workers=args.workers, serve_docs=True)
     stopping = False
 
     def on_signal(signum, frame):

@@ -206,7 +206,8 @@ def test_every_problem_type_url_lands_on_its_codes_section():
     for conf in ("nginx/vpsgate.conf", "nginx/local.conf.in"):
         text = (ROOT / conf).read_text()
         assert "urn:vpsgate:problem:" not in text, conf
-        assert '"type":"$vpsgate_problem_base/problems#' in text and 'default  "https://vpsgate.dev/docs";' in text, conf
+        default = "@PROBLEM_BASE@" if conf.endswith(".in") else "https://vpsgate.dev/docs"
+        assert '"type":"$vpsgate_problem_base/problems#' in text and f'default  "{default}";' in text, conf
     configuration = (ROOT / "docs/configuration.md").read_text()
     assert "VPSGATE_PROBLEM_BASE_URL" in configuration and "https://vpsgate.dev/docs" in configuration
 
@@ -264,7 +265,7 @@ def test_both_binaries_print_one_version_with_commit_and_build_date():
 def walkthrough_stack(stack_factory, tmp_path_factory):
     """A stack as scripts/run makes it: the shipped approval policy, principals demo,
     requester and approver, and an env file like .run/env."""
-    stack = stack_factory("docs", destroy_approvals=None)
+    stack = stack_factory("docs", destroy_approvals=None, serve_docs=True)
     stack.grant("demo", "*", "admin")
     stack.demo_token = stack.create_token("demo")
     stack.add_walkthrough_principals()
@@ -333,6 +334,24 @@ def test_the_walkthrough_fails_when_an_answer_changes_shape(tmp_path):
     assert walkthrough_blocks(page) == [("echo a\n", "a\n"), ("printf 'b\\nc\\n'\n", None)]
     ran = run_walkthrough(page, tmp_path / "env")
     assert [printed for _, _, printed in ran] == ["a\n", "b\nc\n"]
+
+
+def test_on_the_local_stack_a_problem_type_dereferences_to_its_section(walkthrough_stack):
+    stack, _ = walkthrough_stack
+    answers = {
+        # nginx's own problem (no credential), and one vpsgate answers (no Idempotency-Key).
+        "unauthenticated": http_request(stack, "POST", "/v1/vps/1001/restart", b"{}"),
+        "idempotency-key-missing": http_request(stack, "POST", "/v1/vps/1001/restart", b"{}", {
+            "Authorization": f"Bearer {stack.demo_token}", "Content-Type": "application/json"}),
+    }
+    for code, (status, _, body) in answers.items():
+        kind = json.loads(body)["type"]
+        assert kind == f"{stack.url}/docs/problems#{code}", (status, kind)
+        page_status, headers, page = http_request(stack, "GET", kind.removeprefix(stack.url).split("#")[0])
+        assert page_status == 200 and headers["Content-Type"].startswith("text/markdown"), (page_status, headers)
+        assert f"\n## {code}\n".encode() in page, code
+    assert http_request(stack, "GET", "/docs/../Package.swift")[0] in (400, 404)
+    assert http_request(stack, "GET", "/docs/no-such-page")[0] == 404
 
 
 def test_healthz_user_agents_and_mcp_report_the_binaries_version(walkthrough_stack):
