@@ -1,6 +1,6 @@
-/// A statement's name for its span, from its SQL text: the function a `SELECT f(…)` (or
-/// `SELECT … FROM f(…)`) calls, else the verb and the table (`SELECT operations`,
-/// `UPDATE api_tokens`), else the verb (`BEGIN`).
+/// A statement's name for its span, from its SQL text: the function a select calls (in its
+/// list or its FROM), else the verb, a space and the table (a select from `operations`, an
+/// update of `api_tokens`), else the verb alone (`BEGIN`).
 ///
 /// Only keywords and identifiers are kept, never a literal: vpsgate binds every value as a
 /// parameter, and a name made of identifiers could not carry one even if it did not.
