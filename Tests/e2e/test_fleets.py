@@ -107,40 +107,20 @@ def breaker_open(stack):
     return False
 
 
-# MARK: - The budget: 100 restarts over two instances at 60 a minute
+# MARK: - The budget: 100 restarts over two instances at 60 a minute, under a read storm
 
-
-RUNS = {}
-
-
-@pytest.mark.slow
-def test_a_batch_of_100_restarts_stays_within_60_a_minute_with_no_429(stack, users):
-    started = time.monotonic()
-    status, headers, batch = create(users["fleet"], {"command": "vps.restart", "vps": FLEET, "max_in_flight": 10})
-    assert status == 202 and batch["state"] == "running" and batch["counts"]["total"] == 100, batch
-    done = wait_batch(users["fleet"], batch["id"])
-    elapsed = time.monotonic() - started
-    RUNS["alone"] = elapsed
-    assert done["state"] == "succeeded", done["counts"]
-    assert restarts_per_vps(stack) == {vps: 1 for vps in FLEET}
-    log = hostinger_log(stack)
-    assert [r for _, r in log if r.get("rate_limited")] == [], "Hostinger answered 429"
-    assert most_in_a_minute([at for at, _ in log]) <= LIMIT
-    # Children are ordinary operations, each with its own key, in a space no client key holds.
-    children = done["children"]
-    assert len({c["operation_id"] for c in children}) == 100
-    keys = sql(stack, f"SELECT string_agg(DISTINCT split_part(idempotency_key, ' vps ', 1), ',') FROM operations "
-                      f"WHERE id IN ({','.join(repr(c['operation_id']) for c in children)})")
-    assert keys == f"batch {batch['id']}"
-    # The throughput against the limit (issue 20, acceptance 6).
-    calls = len(log)
-    print(f"\nbatch of 100 restarts: {elapsed:.0f} s, {calls} Hostinger calls, {calls / elapsed * 60:.1f}/min "
-          f"against a limit of {LIMIT}/min (ratio {calls / elapsed * 60 / LIMIT:.2f}); restarts {100 / elapsed * 60:.1f}/min")
+# The budget spaces calls at 0.95 of the limit (docs/design.md#the-shared-budget).
+PACE_PER_MINUTE = 0.95 * LIMIT
 
 
 @pytest.mark.slow
-def test_a_read_storm_during_the_batch_neither_opens_the_breaker_nor_delays_it_by_20_percent(stack, users):
-    assert "alone" in RUNS, "needs the batch alone first"
+def test_a_batch_of_100_restarts_under_a_read_storm_stays_within_60_a_minute_at_the_budgets_pace(stack, users):
+    """One batch of 100 restarts while 8 clients loop `GET /v1/vps`: no 429, at most 60 calls in
+    any minute, every VPS restarted once, the breaker never open, every read answered (from the
+    cache, a coalesced read, or an `upstream-budget` 503), and the batch no more than 20 % slower
+    than its own Hostinger calls take at the budget's pace. That pace is what the batch alone
+    measured (229 s for 219 calls, 0.95 of the limit, in the run docs/fleets.md records), so one
+    batch shows both without running 100 restarts twice."""
     stop = threading.Event()
     answers = {"ok": 0, "budget": 0, "other": 0}
     breaker = []
@@ -158,11 +138,12 @@ def test_a_read_storm_during_the_batch_neither_opens_the_breaker_nor_delays_it_b
         thread.start()
     try:
         status, _, batch = create(users["fleet"], {"command": "vps.restart", "vps": FLEET, "max_in_flight": 10})
-        assert status == 202
+        assert status == 202 and batch["state"] == "running" and batch["counts"]["total"] == 100, batch
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             breaker.append(breaker_open(stack))
             status, _, current = users["fleet"].json("GET", f"/v1/batches/{batch['id']}")
+            assert status == 200, current
             if current["state"] != "running" and current["counts"]["started"] == 0:
                 break
             time.sleep(1)
@@ -172,15 +153,27 @@ def test_a_read_storm_during_the_batch_neither_opens_the_breaker_nor_delays_it_b
         for thread in threads:
             thread.join(timeout=30)
     assert current["state"] == "succeeded", current["counts"]
+    assert restarts_per_vps(stack) == {vps: 1 for vps in FLEET}
     assert not any(breaker), "the breaker opened"
     assert answers["other"] == 0, answers
     assert answers["ok"] > 0
     log = hostinger_log(stack)
-    assert [r for _, r in log if r.get("rate_limited")] == []
+    assert [r for _, r in log if r.get("rate_limited")] == [], "Hostinger answered 429"
     assert most_in_a_minute([at for at, _ in log]) <= LIMIT
-    print(f"\nwith 8 readers: {elapsed:.0f} s against {RUNS['alone']:.0f} s alone (ratio {elapsed / RUNS['alone']:.2f}); "
-          f"reads {answers}")
-    assert elapsed <= RUNS["alone"] * 1.2
+    # Children are ordinary operations, each with its own key, in a space no client key holds.
+    _, _, done = users["fleet"].json("GET", f"/v1/batches/{batch['id']}")
+    children = done["children"]
+    assert len({c["operation_id"] for c in children}) == 100
+    keys = sql(stack, f"SELECT string_agg(DISTINCT split_part(idempotency_key, ' vps ', 1), ',') FROM operations "
+                      f"WHERE id IN ({','.join(repr(c['operation_id']) for c in children)})")
+    assert keys == f"batch {batch['id']}"
+    # The batch's own calls (its restarts and the reads of their actions), not the storm's list reads.
+    own = [r for _, r in log if r["method"] == "POST" or "/actions" in r["path"]]
+    at_pace = len(own) / PACE_PER_MINUTE * 60
+    print(f"\nbatch of 100 restarts with 8 readers: {elapsed:.0f} s, {len(own)} of its own Hostinger calls "
+          f"({at_pace:.0f} s at the budget's pace; ratio {elapsed / at_pace:.2f}), {len(log)} calls in all "
+          f"({len(log) / elapsed * 60:.1f}/min against a limit of {LIMIT}/min); reads {answers}")
+    assert elapsed <= at_pace * 1.2
 
 
 # MARK: - Halting, authorization, kills
