@@ -11,9 +11,11 @@ import VpsgateTools
 /// the API request of the same name, routed here with the caller's identity, so it has
 /// exactly the caller's permissions, approvals, freezes and audit rows.
 extension Responder {
-    /// The random secret under which this process derives tool calls' idempotency keys, with
-    /// the caller's principal: the same call by the same caller to this instance is one command.
-    static var mcpKeySecret: [UInt8] { MCPKeySecret.value }
+    /// The secret under which tool calls' idempotency keys are derived, with the caller's
+    /// principal: an HMAC under vpsgate's current secret key (`VPSGATE_SECRET_KEY_FILE`), so
+    /// every instance derives the same key and a retried call is one command whichever
+    /// instance takes it; no one without the secret key can recompute a key from a guess.
+    var mcpKeySecret: [UInt8] { Array(context.keys.mac([Array("vpsgate /mcp idempotency keys".utf8)]).utf8) }
 
     func mcp(_ request: FastCGIRequest, _ requestContext: RequestContext) -> FastCGIResponse {
         guard request.method == "POST" else {
@@ -52,7 +54,7 @@ extension Responder {
             return json(400, MCPEndpoint.error(id: .null, code: -32700, "Parse error: \(error)").serialized())
         }
         let sender = RoutedRequests(responder: self, original: request, requestContext: requestContext)
-        guard let answer = MCPEndpoint.answer(message, scope: scope, via: sender, keySecret: Self.mcpKeySecret, keyContext: principal) else {
+        guard let answer = MCPEndpoint.answer(message, scope: scope, via: sender, keySecret: mcpKeySecret, keyContext: principal) else {
             return FastCGIResponse(status: 202, headers: [], body: [])
         }
         return json(200, answer.serialized(), headers: [.init("Cache-Control", "no-store")])
@@ -109,11 +111,6 @@ final class RoutedRequests<Store: ResponderStore, Upstream: HostingerCalling>: T
             + "; this is vpsgate's stored answer to it, and the command was not run again" : nil
         return .success(ToolAnswer(status: response.status, body: answer, replayNote: note))
     }
-}
-
-/// The process's secret for the keys `/mcp` derives: random at start, never written or shown.
-enum MCPKeySecret {
-    static let value = RandomBytes.generate(32)
 }
 
 extension String {

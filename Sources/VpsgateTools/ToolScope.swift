@@ -2,7 +2,7 @@ import VpsgateCore
 
 /// A named group of tools an agent may be narrowed to (`--toolsets`, `?toolsets=`): the
 /// catalogue's resource kinds, and `operations` for what follows commands (operations, the
-/// event feed, batches, the plan tool and the caller).
+/// event feed, batches and the plan tool).
 public enum Toolset: String, Sendable, CaseIterable {
     case vps
     case firewall
@@ -30,7 +30,7 @@ public enum Toolset: String, Sendable, CaseIterable {
         case .publicKey: "the account's SSH public keys"
         case .postInstallScript: "the account's post-install scripts"
         case .account: "the account's catalogue (templates, data centers) and purchases"
-        case .operations: "operations, the event feed, batches, the caller (me) and plan"
+        case .operations: "operations, the event feed, batches, and plan (of the other toolsets' commands)"
         }
     }
 }
