@@ -31,6 +31,19 @@ extension Responder {
             response.headers.append(.init("WWW-Authenticate", "Bearer"))
             return response
         }
+        // A browser on another site must not drive an agent's endpoint with credentials it
+        // attaches by itself (a client certificate): no Origin is accepted (MCP asks servers to
+        // check it), and only application/json, which a browser cannot send cross-site
+        // without a CORS preflight that vpsgate never grants.
+        if let origin = request.header("Origin") {
+            return problem(Problem(.forbidden, status: 403, title: "Forbidden",
+                                   detail: "/mcp is for agents, not browsers: requests with an Origin (\(origin.prefix(100))) are refused.",
+                                   instance: request.path), requestContext)
+        }
+        guard request.parameters["CONTENT_TYPE"]?.split(separator: ";").first?.trimmingSpaces.lowercased() == "application/json" else {
+            return problem(Problem(.malformedRequest, status: 415, title: "Unsupported media type",
+                                   detail: "POST one JSON-RPC message as Content-Type: application/json.", instance: request.path), requestContext)
+        }
         if let version = request.header("MCP-Protocol-Version"), !MCPEndpoint.protocolVersions.contains(version) {
             return malformed("MCP-Protocol-Version \(version) is not supported; use one of \(MCPEndpoint.protocolVersions.joined(separator: ", ")).",
                              requestContext)
@@ -110,6 +123,15 @@ final class RoutedRequests<Store: ResponderStore, Upstream: HostingerCalling>: T
             + (answer?["created_at"]?.stringValue.map { "at \($0)" } ?? "earlier")
             + "; this is vpsgate's stored answer to it, and the command was not run again" : nil
         return .success(ToolAnswer(status: response.status, body: answer, replayNote: note))
+    }
+}
+
+extension Substring {
+    fileprivate var trimmingSpaces: String {
+        var text = self
+        while text.first == " " { text = text.dropFirst() }
+        while text.last == " " { text = text.dropLast() }
+        return String(text)
     }
 }
 

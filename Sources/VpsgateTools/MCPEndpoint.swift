@@ -5,7 +5,7 @@ import VpsgateCore
 /// any instance may take any message. Pure: what a tool sends goes through `ToolRequests`.
 public enum MCPEndpoint {
     /// The protocol versions answered; the first is offered to a client asking for another.
-    public static let protocolVersions = ["2025-06-18", "2025-03-26"]
+    public static let protocolVersions = ["2025-11-25", "2025-06-18", "2025-03-26"]
 
     /// The JSON-RPC answer to `message`, or nil for a notification or a client's response
     /// (HTTP 202, no body). Every tool call and listing goes through `api` as the caller.

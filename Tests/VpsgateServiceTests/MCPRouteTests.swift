@@ -21,6 +21,7 @@ import VpsgateCore
         var responder = self.responder
         var request = Fixture.request("POST", "/mcp", body: message, key: nil, principal: principal, query: query)
         request.parameters["AUTH_TYPE"] = "token"
+        request.parameters["CONTENT_TYPE"] = "application/json"
         return responder.respond(to: request)
     }
 
@@ -63,8 +64,15 @@ import VpsgateCore
         var responder = self.responder
         let get = responder.respond(to: Fixture.request("GET", "/mcp", key: nil))
         #expect(get.status == 405 && get.headers.contains { $0.name == "Allow" && $0.value == "POST" })
-        var unsupported = Fixture.request("POST", "/mcp", body: #"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, key: nil)
+        var ping = Fixture.request("POST", "/mcp", body: #"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, key: nil)
+        #expect(responder.respond(to: ping).status == 415, "no Content-Type: not application/json")
+        ping.parameters["CONTENT_TYPE"] = "application/json; charset=utf-8"
+        #expect(responder.respond(to: ping).status == 200)
+        var unsupported = ping
         unsupported.parameters["HTTP_MCP_PROTOCOL_VERSION"] = "1999-01-01"
         #expect(responder.respond(to: unsupported).status == 400)
+        var browser = ping
+        browser.parameters["HTTP_ORIGIN"] = "https://evil.example"
+        #expect(responder.respond(to: browser).status == 403)
     }
 }

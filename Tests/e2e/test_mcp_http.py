@@ -111,6 +111,12 @@ def test_the_transport_answers_notifications_202_and_refuses_an_unknown_protocol
     assert status == 400 and "1999-01-01" in problem["detail"]
     status, _, answer = post(stack, {"jsonrpc": "2.0", "id": 2, "method": "no/such"}, token)
     assert status == 200 and answer["error"]["code"] == -32601
+    # Not for browsers: an Origin is refused, and only application/json (which needs a CORS
+    # preflight cross-site) is taken, so no web page can drive it with a credential the browser adds.
+    status, _, problem = post(stack, {"jsonrpc": "2.0", "id": 3, "method": "ping"}, token, headers={"Origin": "https://evil.example"})
+    assert status == 403, problem
+    status, _, _ = post(stack, {"jsonrpc": "2.0", "id": 4, "method": "ping"}, token, headers={"Content-Type": "text/plain"})
+    assert status == 415
 
 
 # MARK: - An agent at work
