@@ -302,6 +302,21 @@ def test_a_viewer_sees_only_read_tools_and_every_irreversible_command_is_destruc
     assert recreate.input_schema["properties"]["template_id"]["type"] == "integer"
 
 
+def test_operations_list_pages_with_limit_and_cursor(stack, ctl, tokens):
+    for _ in range(2):
+        assert run(ctl, stack, tokens["cli-op"], "vps", "restart", "1001", "--wait").returncode == 0
+    first = run(ctl, stack, tokens["cli-op"], "operations", "list", "--vps", "1001", "--limit", "1")
+    assert first.returncode == 0, first.stderr
+    page = json.loads(first.stdout)
+    cursor = re.search(r"more: --cursor (\S+)", first.stderr).group(1)
+    assert len(page["data"]) == 1 and cursor == page["next_before"] == page["data"][0]["id"]
+    second = run(ctl, stack, tokens["cli-op"], "operations", "list", "--vps", "1001", "--limit", "1", "--cursor", cursor)
+    older = json.loads(second.stdout)["data"]
+    assert len(older) == 1 and older[0]["id"] != cursor and older[0]["created_at"] <= page["data"][0]["created_at"]
+    refused = run(ctl, stack, tokens["cli-op"], "operations", "list", "--cursor", "../x")
+    assert refused.returncode == 64 and writes(stack) == [("POST", f"{VM}/1001/restart")] * 2
+
+
 def test_read_only_and_toolsets_narrow_the_stdio_servers_tools_and_refuse_calls_outside_them(stack, ctl, tokens):
     async def listing_and_restart(client):
         return (await client.list_tools()).tools, await client.call_tool("vps_restart", {"id": 1001})
