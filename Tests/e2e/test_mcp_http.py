@@ -225,3 +225,23 @@ def test_batches_and_the_event_feed_as_tools(stack, tokens):
     assert not events.is_error and events.structured_content["data"], text(events)
     # The feed after the cursor: this batch's operations (and the batch's own events, on no VPS).
     assert {event["vps_id"] for event in events.structured_content["data"]} - {None} == {1001, 1003}
+
+
+def test_every_read_tools_answer_conforms_to_its_output_schema(stack, tokens):
+    """The client checks structured content against the tool's outputSchema and raises when
+    it does not conform: every read a caller can make without more than an id answers."""
+    async def read_everything(mcp):
+        answered = {}
+        for tool in (await mcp.list_tools()).tools:
+            required = set(tool.input_schema.get("required", []))
+            if not tool.annotations.read_only_hint or tool.name == "plan" or not required <= {"id"}:
+                continue
+            result = await mcp.call_tool(tool.name, {"id": 1001} if required else {})
+            answered[tool.name] = result
+        return answered
+
+    answered = agent(stack, tokens["mcp-admin"], read_everything)
+    good = {name for name, result in answered.items() if not result.is_error}
+    assert {"vps_list", "vps_get", "vps_actions", "vps_backups", "operation_list", "event_list", "batch_list",
+            "templates_list", "data_centers_list"} <= good, {name: text(r)[:200] for name, r in answered.items() if r.is_error}
+    assert isinstance(answered["vps_list"].structured_content["items"], list)  # a list is wrapped: structured content is an object
