@@ -1,6 +1,5 @@
 import FastCGI
 import Hostinger
-import Platform
 import VpsgateCore
 import VpsgateTools
 
