@@ -119,11 +119,11 @@ public enum ToolCatalogue {
     /// and the batch tools.
     public static func tools(held: [ResourceKind: Set<String>], scope: ToolScope) -> [ToolDefinition] {
         var tools: [ToolDefinition] = []
-        for read in reads where read.permission.map({ held[read.on ?? .vps]?.contains($0.rawValue) ?? false }) ?? true {
-            tools.append(definition(read))
+        for (read, tool) in readTools where read.permission.map({ held[read.on ?? .vps]?.contains($0.rawValue) ?? false }) ?? true {
+            tools.append(tool)
         }
         let commands = Command.catalogue.filter { held[$0.scope]?.contains($0.permission.rawValue) ?? false }
-        tools += commands.map(definition)
+        tools += commandTools.filter { held[$0.command.scope]?.contains($0.command.permission.rawValue) ?? false }.map(\.tool)
         if commands.contains(where: { scope.allows(toolset($0), readOnly: true) }) { tools.append(planDefinition) }
         if commands.contains(where: { $0.scope == .vps }) { tools += [batchCreateDefinition, batchCancelDefinition] }
         return tools.filter { scope.allows($0.toolset, readOnly: $0.readOnly) }
@@ -155,6 +155,10 @@ public enum ToolCatalogue {
                                    reason: arguments["reason"]?.stringValue), wraps: false)
         }
     }
+
+    /// Every read's and command's tool, built once: they depend on the catalogue alone.
+    static let readTools: [(read: ReadRoute, tool: ToolDefinition)] = reads.map { ($0, definition($0)) }
+    static let commandTools: [(command: Command, tool: ToolDefinition)] = Command.catalogue.map { ($0, definition($0)) }
 
     static func kind(_ name: String) -> Kind? {
         if let read = reads.first(where: { $0.tool == name }) { return .read(read) }
