@@ -15,7 +15,7 @@ import VpsgateTools
 struct MCPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mcp", abstract: "Serve vpsgate's commands and reads to an MCP client on stdio.",
-        discussion: "Toolsets: " + Toolset.allCases.map { "\($0.rawValue) (\($0.summary))" }.joined(separator: "; ") + ".")
+        discussion: "Toolsets (--toolsets):\n" + Toolset.allCases.map { "  \($0.rawValue): \($0.summary)" }.joined(separator: "\n"))
 
     @Flag(name: .customLong("read-only"), help: "Only the tools that change nothing (reads, plan).")
     var readOnly = false

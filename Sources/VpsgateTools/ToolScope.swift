@@ -25,12 +25,12 @@ public enum Toolset: String, Sendable, CaseIterable {
     /// One line for `--help` and docs/clients.md.
     public var summary: String {
         switch self {
-        case .vps: "the VPS commands and reads (power, hostname, Docker, snapshots, backups, metrics, …)"
+        case .vps: "the commands and reads on a VPS: power, hostname, Docker, snapshots, backups, metrics, …"
         case .firewall: "firewalls and their rules"
         case .publicKey: "the account's SSH public keys"
         case .postInstallScript: "the account's post-install scripts"
-        case .account: "the account's catalogue (templates, data centers) and purchases"
-        case .operations: "operations, the event feed, batches, and plan (of the other toolsets' commands)"
+        case .account: "the account's catalogue of templates and data centers, and purchases"
+        case .operations: "operations, the event feed, batches, and plan for the other toolsets' commands"
         }
     }
 }
