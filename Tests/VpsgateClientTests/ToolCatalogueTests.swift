@@ -58,6 +58,11 @@ final class StandInVpsgate: VpsgateRequests {
             // Reads: read-only, never destructive.
             let list = try #require(byName["vps_list"])
             #expect(list.annotations.readOnlyHint == true)
+            // A title, and the answer's schema (a list wrapped as items: structured content is an object).
+            #expect(list.title == "VPS: list")
+            #expect(list.outputSchema?.objectValue?["properties"]?.objectValue?["items"] != nil)
+            #expect(byName["vps_restart"]?.outputSchema?.objectValue?["properties"]?.objectValue?["state"] != nil)
+            #expect(byName["plan"] != nil && byName["batch_create"] != nil && byName["event_list"] != nil)
             #expect(list.annotations.destructiveHint == false)
 
             // A command that can be undone, and one that cannot.
