@@ -71,9 +71,16 @@ let package = Package(
         .target(
             name: "VpsgateService",
             dependencies: [
-                "VpsgateCore", "VpsgateStore", "FastCGI", "Hostinger", "Platform",
+                "VpsgateCore", "VpsgateStore", "VpsgateTools", "FastCGI", "Hostinger", "Platform",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        // The MCP tools, derived from the catalogue, and MCP's JSON-RPC messages: shared by
+        // `vpsgatectl mcp` (stdio) and the service's `POST /mcp` (Streamable HTTP).
+        .target(
+            name: "VpsgateTools",
+            dependencies: ["VpsgateCore", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // A faithful stand-in for Hostinger's VPS API, for tests and local runs.
@@ -102,7 +109,7 @@ let package = Package(
         .target(
             name: "VpsgateClient",
             dependencies: [
-                "VpsgateCore", "HTTPClient", "Platform",
+                "VpsgateCore", "VpsgateTools", "HTTPClient", "Platform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "MCP", package: "swift-sdk"),
@@ -123,7 +130,7 @@ let package = Package(
         // The command line's parsing and the MCP tools, with vpsgate stood in for: no I/O.
         .testTarget(
             name: "VpsgateClientTests",
-            dependencies: ["VpsgateClient", "VpsgateCore", "HTTPClient", .product(name: "MCP", package: "swift-sdk")]
+            dependencies: ["VpsgateClient", "VpsgateCore", "VpsgateTools", "HTTPClient", .product(name: "MCP", package: "swift-sdk")]
         ),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient"], swiftSettings: strict),
         .testTarget(

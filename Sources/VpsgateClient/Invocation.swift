@@ -176,12 +176,6 @@ extension BodyField.Kind {
     }
 }
 
-extension Command {
-    /// Whether sending its Hostinger request twice has the effect of sending it once, read
-    /// from the request the catalogue builds for a sample of valid input.
-    var repeatSafe: Bool { sampleRequest?.repeatSafe ?? false }
-}
-
 extension Substring {
     var replacingUnderscores: String { String(map { $0 == "-" ? "_" : $0 }) }
 }

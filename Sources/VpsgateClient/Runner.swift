@@ -165,6 +165,17 @@ struct Runner {
 
     func read(_ path: String, output: String) throws -> Int32 { show(try sent(api.send("GET", path)), output: output) }
 
+    /// A read of one page: the answer, then, when there is a next page, its `--cursor` on
+    /// stderr (a table does not show the answer's `cursor` member).
+    func read(_ path: String, output: String, cursor member: String) throws -> Int32 {
+        let answer = try sent(api.send("GET", path))
+        let code = show(answer, output: output)
+        if !answer.isProblem, let next = answer.body?[member].flatMap({ $0.stringValue ?? $0.intValue.map(String.init) }) {
+            Self.error("more: --cursor \(next)")
+        }
+        return code
+    }
+
     func post(_ path: String, body: JSONValue?, key: String? = nil, output: String) throws -> Int32 {
         if let key { Self.error("idempotency key \(key) (to retry: --key \(key))") }
         let answer = try sent(api.send("POST", path, body: body, key: key))

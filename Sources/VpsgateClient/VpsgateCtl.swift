@@ -107,8 +107,15 @@ extension Group {
     static func read(_ words: [String]) -> String? {
         guard let verb = words.first,
               let route = ReadRoute.allCases.first(where: { $0.command?.group == name && $0.command?.verb == verb }) else { return nil }
-        guard route.namesOne else { return words.count == 1 ? route.path : nil }
         var rest = Array(words.dropFirst())
+        // A read Hostinger answers in pages takes `--page N` (from 1) anywhere after its verb.
+        var page: String?
+        if route.query.contains(where: { $0.name == "page" }), let index = rest.firstIndex(of: "--page") {
+            guard index + 1 < rest.count, let number = Int(rest[index + 1]), number >= 1 else { return nil }
+            page = "page=\(number)"
+            rest.removeSubrange(index...index + 1)
+        }
+        guard route.namesOne else { return rest.isEmpty ? route.path + (page.map { "?" + $0 } ?? "") : nil }
         guard let first = rest.first, let id = PathID.parse(Substring(first)) else { return nil }
         rest.removeFirst()
         var values = [String(id)]
@@ -124,6 +131,7 @@ extension Group {
             rest.removeSubrange(index...index + 1)
         }
         guard rest.isEmpty else { return nil }
+        if let page { query.append(page) }
         return route.filled(values) + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
     }
 
@@ -205,11 +213,18 @@ struct Operations: ParsableCommand {
     struct List: ParsableCommand {
         @Option var vps: Int?
         @Option var state: String?
+        @Option(help: "Operations a page (1 to 200, default 50).") var limit: Int?
+        @Option(help: "The page after this cursor: the previous page's next_before (printed on stderr).") var cursor: String?
         @OptionGroup var options: OutputOptions
+        func validate() throws {
+            if let limit, !(1...200).contains(limit) { throw ValidationError("--limit must be 1 to 200") }
+            if let cursor { try checkOperationID(cursor) }
+        }
         func run() throws {
-            var query = [vps.map { "vps=\($0)" }, state.map { "state=\(Runner.percentEncoded($0))" }].compactMap { $0 }.joined(separator: "&")
+            var query = [vps.map { "vps=\($0)" }, state.map { "state=\(Runner.percentEncoded($0))" }, limit.map { "limit=\($0)" },
+                         cursor.map { "before=\($0)" }].compactMap { $0 }.joined(separator: "&")
             if !query.isEmpty { query = "?" + query }
-            try exiting { try Runner().read(ReadRoute.listOperations.path + query, output: options.output) }
+            try exiting { try Runner().read(ReadRoute.listOperations.path + query, output: options.output, cursor: "next_before") }
         }
     }
     struct Get: ParsableCommand {
@@ -286,8 +301,18 @@ struct Batches: ParsableCommand {
         }
     }
     struct List: ParsableCommand {
+        @Option(help: "Batches a page (1 to 200, default 50).") var limit: Int?
+        @Option(help: "The page after this cursor: the previous page's next_before (printed on stderr).") var cursor: Int?
         @OptionGroup var options: OutputOptions
-        func run() throws { try exiting { try Runner().read(ReadRoute.batches.path, output: options.output) } }
+        func validate() throws {
+            if let limit, !(1...200).contains(limit) { throw ValidationError("--limit must be 1 to 200") }
+            if let cursor, cursor < 1 { throw ValidationError("--cursor must be a batch id") }
+        }
+        func run() throws {
+            var query = [limit.map { "limit=\($0)" }, cursor.map { "before=\($0)" }].compactMap { $0 }.joined(separator: "&")
+            if !query.isEmpty { query = "?" + query }
+            try exiting { try Runner().read(ReadRoute.batches.path + query, output: options.output, cursor: "next_before") }
+        }
     }
     struct Get: ParsableCommand {
         @Argument var id: Int

@@ -74,6 +74,7 @@ extension Responder {
 
     /// A bounded label for a path: the read's template, or the command's name.
     static func routeLabel(method: String, path: String) -> String {
+        if path == "/mcp" { return "\(method == "POST" ? "POST" : "other") /mcp" }
         if let route = ReadRoute.match(path)?.route, method == "GET" || method == "HEAD" || route.isService {
             return route.label
         }
@@ -98,6 +99,11 @@ extension Responder {
     }
 
     // MARK: - Routing
+
+    /// An API request made inside this worker (a tool call of `/mcp`), routed as one from nginx.
+    func routed(_ request: FastCGIRequest) -> FastCGIResponse {
+        route(request, RequestContext(request, logger: context.logger, tracing: context.tracer != nil))
+    }
 
     private func route(_ request: FastCGIRequest, _ requestContext: RequestContext) -> FastCGIResponse {
         if request.parameters["VPSGATE_INTERNAL"] == "token-check" {
@@ -126,6 +132,8 @@ extension Responder {
             } catch {
                 return unavailable(requestContext, error)
             }
+        case (_, "/mcp"):
+            return mcp(request, requestContext)
         case ("GET", "/v1/__debug/params") where context.configuration.debugRoutes:
             return json(200, Self.receivedParameters(request).serialized(sortedKeys: true))
         case (_, "/healthz"), (_, "/readyz"):

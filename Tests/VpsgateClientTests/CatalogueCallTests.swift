@@ -148,6 +148,29 @@ import VpsgateCore
         #expect(list == "/v1/firewalls")
     }
 
+    /// A read Hostinger answers in pages takes `--page N`; another read, or a page that is not
+    /// a whole number from 1, is not a read.
+    @Test func pages() throws {
+        guard case .read(let second, _) = try Firewall.resolve(["list", "--page", "2"]),
+              case .read(let third, _) = try VPS.resolve(["actions", "--page", "3", "1001"]) else {
+            Issue.record("not a read")
+            return
+        }
+        #expect(second == "/v1/firewalls?page=2")
+        #expect(third == "/v1/vps/1001/actions?page=3")
+        #expect(VPS.read(["actions", "1001", "--page", "0"]) == nil)
+        #expect(VPS.read(["actions", "1001", "--page"]) == nil)
+        #expect(VPS.read(["get", "1001", "--page", "2"]) == nil)
+    }
+
+    @Test func operationAndBatchListsTakeALimitAndACursor() throws {
+        #expect(throws: (any Error).self) { try Operations.List.parse(["--limit", "0"]) }
+        #expect(throws: (any Error).self) { try Operations.List.parse(["--cursor", "../x"]) }
+        #expect(throws: (any Error).self) { try Batches.List.parse(["--cursor", "0"]) }
+        let list = try Operations.List.parse(["--limit", "5", "--cursor", "5f0c7a52-3c1e-4f43-9d67-0c8d1b8f2a10"])
+        #expect(list.limit == 5 && list.cursor == "5f0c7a52-3c1e-4f43-9d67-0c8d1b8f2a10")
+    }
+
     @Test func help() throws {
         guard case .help(let text) = try VPS.resolve(["restart", "--help"]) else {
             Issue.record("not help")

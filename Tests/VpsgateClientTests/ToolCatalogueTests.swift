@@ -3,6 +3,7 @@ import MCP
 import Synchronization
 import Testing
 import VpsgateCore
+import VpsgateTools
 @testable import VpsgateClient
 
 /// vpsgate stood in for: `GET /v1/me` answers the token's grants, and every request is
@@ -34,7 +35,7 @@ final class StandInVpsgate: VpsgateRequests {
 
     /// A client connected to the server of `vpsgate`'s tools; `body` runs with it.
     func withClient(_ body: (Client) async throws -> Void) async throws {
-        let server = await MCPCommand.server(ToolCatalogue(api: vpsgate))
+        let server = await MCPCommand.server(ToolCatalogueServer(api: vpsgate))
         let (clientTransport, serverTransport) = await InMemoryTransport.createConnectedPair()
         try await server.start(transport: serverTransport)
         let client = Client(name: "tests", version: "1.0.0")
@@ -57,6 +58,11 @@ final class StandInVpsgate: VpsgateRequests {
             // Reads: read-only, never destructive.
             let list = try #require(byName["vps_list"])
             #expect(list.annotations.readOnlyHint == true)
+            // A title, and the answer's schema (a list wrapped as items: structured content is an object).
+            #expect(list.title == "VPS: list")
+            #expect(list.outputSchema?.objectValue?["properties"]?.objectValue?["items"] != nil)
+            #expect(byName["vps_restart"]?.outputSchema?.objectValue?["properties"]?.objectValue?["state"] != nil)
+            #expect(byName["plan"] != nil && byName["batch_create"] != nil && byName["event_list"] != nil)
             #expect(list.annotations.destructiveHint == false)
 
             // A command that can be undone, and one that cannot.
@@ -112,13 +118,17 @@ final class StandInVpsgate: VpsgateRequests {
     /// the derived key: the same call with another reason is the same command, as for the server.
     @Test func aReasonIsAnOptionalArgumentOutsideTheDerivedKey() throws {
         let restart = try #require(Command.named("vps.restart"))
-        guard case .object(let schema) = ToolCatalogue.schema(restart), case .object(let properties)? = schema["properties"] else {
+        guard case .object(let schema) = ToolCatalogueServer.value(ToolCatalogue.schema(restart)), case .object(let properties)? = schema["properties"] else {
             Issue.record("no properties")
             return
         }
         #expect(properties["reason"] != nil)
-        #expect(ToolCatalogue.derivedKey("vps_restart", ["id": .int(1001), "reason": .string("ticket OPS-42")])
-                == ToolCatalogue.derivedKey("vps_restart", ["id": .int(1001)]))
+        let secret = ToolCatalogueServer.keySecret
+        #expect(ToolCatalogue.derivedKey("vps_restart", ["id": .number("1001"), "reason": .string("ticket OPS-42")], secret: secret)
+                == ToolCatalogue.derivedKey("vps_restart", ["id": .number("1001")], secret: secret))
+        // Where one process serves many callers, the caller is part of the key.
+        #expect(ToolCatalogue.derivedKey("vps_restart", ["id": .number("1001")], secret: secret, context: "alice")
+                != ToolCatalogue.derivedKey("vps_restart", ["id": .number("1001")], secret: secret, context: "bob"))
     }
 
     @Test func aToolsInputSchemaIsTheDocumentsBodySchema() throws {
@@ -126,17 +136,17 @@ final class StandInVpsgate: VpsgateRequests {
         for command in Command.catalogue where !command.fields.isEmpty {
             let operation = try #require(document["paths"]?[command.pathTemplate]?[command.method.lowercased()])
             let body = try #require(operation["requestBody"]?["content"]?["application/json"]?["schema"]?["properties"])
-            guard case .object(let schema) = ToolCatalogue.schema(command), case .object(let properties)? = schema["properties"] else {
+            guard case .object(let schema) = ToolCatalogueServer.value(ToolCatalogue.schema(command)), case .object(let properties)? = schema["properties"] else {
                 Issue.record("\(command.name): no properties")
                 continue
             }
             for field in command.fields {
-                let expected = ToolCatalogue.value(try #require(body[field.name]))
+                let expected = ToolCatalogueServer.value(try #require(body[field.name]))
                 #expect(properties[field.name] == expected, "\(command.name).\(field.name)")
             }
         }
         let create = try #require(Command.named("vps.docker.create"))
-        guard case .object(let schema) = ToolCatalogue.schema(create), case .object(let properties)? = schema["properties"],
+        guard case .object(let schema) = ToolCatalogueServer.value(ToolCatalogue.schema(create)), case .object(let properties)? = schema["properties"],
               case .object(let name)? = properties["project_name"], case .object(let content)? = properties["content"] else {
             Issue.record("vps_docker_create has no project_name or content")
             return

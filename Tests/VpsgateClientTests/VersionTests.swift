@@ -24,7 +24,7 @@ import VpsgateCore
     }
 
     @Test func theMCPServerReportsTheSameVersion() async {
-        let server = await MCPCommand.server(ToolCatalogue(api: StandInVpsgate(grants: [])))
+        let server = await MCPCommand.server(ToolCatalogueServer(api: StandInVpsgate(grants: [])))
         #expect(server.version == BuildInfo.version)
     }
 }

@@ -238,12 +238,12 @@ def test_every_command_of_the_catalogue_is_reachable_from_vpsgatectl(stack, ctl,
 # MARK: - 4 and 5. The MCP server
 
 
-def mcp(stack, ctl, token, body):
+def mcp(stack, ctl, token, body, *options):
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
     async def session():
-        parameters = StdioServerParameters(command=str(ctl), args=["mcp"], env=env(stack, token))
+        parameters = StdioServerParameters(command=str(ctl), args=["mcp", *options], env=env(stack, token))
         async with stdio_client(parameters) as (read, write):
             async with ClientSession(read, write) as client:
                 await client.initialize()
@@ -286,6 +286,8 @@ def test_a_viewer_sees_only_read_tools_and_every_irreversible_command_is_destruc
             assert tool.annotations.read_only_hint is False
             assert tool.annotations.destructive_hint == expected[tool.name], tool.name
             assert tool.annotations.idempotent_hint is not None
+        elif tool.name in ("batch_create", "batch_cancel"):  # batches change things; nothing they do is irreversible
+            assert tool.annotations.read_only_hint is False and tool.annotations.destructive_hint is False
         else:
             assert tool.annotations.read_only_hint is True and tool.annotations.destructive_hint is False
     assert {t.name for t in admin if t.annotations.destructive_hint} == {n for n in IRREVERSIBLE if n.startswith("vps_")} - {"vps_purchase"}
@@ -298,6 +300,37 @@ def test_a_viewer_sees_only_read_tools_and_every_irreversible_command_is_destruc
     recreate = next(t for t in admin if t.name == "vps_recreate")
     assert set(recreate.input_schema["required"]) == {"id", "template_id", "confirm"}
     assert recreate.input_schema["properties"]["template_id"]["type"] == "integer"
+
+
+def test_operations_list_pages_with_limit_and_cursor(stack, ctl, tokens):
+    for _ in range(2):
+        assert run(ctl, stack, tokens["cli-op"], "vps", "restart", "1001", "--wait").returncode == 0
+    first = run(ctl, stack, tokens["cli-op"], "operations", "list", "--vps", "1001", "--limit", "1")
+    assert first.returncode == 0, first.stderr
+    page = json.loads(first.stdout)
+    cursor = re.search(r"more: --cursor (\S+)", first.stderr).group(1)
+    assert len(page["data"]) == 1 and cursor == page["next_before"] == page["data"][0]["id"]
+    second = run(ctl, stack, tokens["cli-op"], "operations", "list", "--vps", "1001", "--limit", "1", "--cursor", cursor)
+    older = json.loads(second.stdout)["data"]
+    assert len(older) == 1 and older[0]["id"] != cursor and older[0]["created_at"] <= page["data"][0]["created_at"]
+    refused = run(ctl, stack, tokens["cli-op"], "operations", "list", "--cursor", "../x")
+    assert refused.returncode == 64 and writes(stack) == [("POST", f"{VM}/1001/restart")] * 2
+
+
+def test_read_only_and_toolsets_narrow_the_stdio_servers_tools_and_refuse_calls_outside_them(stack, ctl, tokens):
+    async def listing_and_restart(client):
+        return (await client.list_tools()).tools, await client.call_tool("vps_restart", {"id": 1001})
+
+    tools, restart = mcp(stack, ctl, tokens["cli-admin"], listing_and_restart, "--read-only", "--toolsets", "vps,operations")
+    names = {tool.name for tool in tools}
+    assert {"vps_get", "operation_get", "event_list", "plan"} <= names and all(tool.annotations.read_only_hint for tool in tools)
+    assert not {name for name in names if name.startswith(("firewall_", "templates_"))}
+    assert restart.is_error and "outside this session's tools" in restart.content[0].text
+    assert writes(stack) == []
+    for tool in tools:
+        assert tool.title and tool.output_schema["type"] == "object", tool.name
+    refused = run(ctl, stack, tokens["cli-admin"], "mcp", "--toolsets", "vps,dns")
+    assert refused.returncode == 64 and "unknown toolset dns" in refused.stderr, refused.stderr
 
 
 @pytest.mark.usefixtures("recreate_needs_approval")

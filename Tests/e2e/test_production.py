@@ -103,7 +103,7 @@ def test_nginx_accepts_every_variant(prod, auth, token_cache):
     assert "syntax is ok" in result.stderr and "test is successful" in result.stderr
     rendered = (prod.nginx_conf.parent / "vpsgate/vpsgate.conf").read_text()
     marked = [line for line in rendered.splitlines() if line.rstrip().endswith("# AUTH")]
-    assert len(marked) == 3 and all(f"vpsgate/auth/{auth}/" in line for line in marked), marked
+    assert len(marked) == 4 and all(f"vpsgate/auth/{auth}/" in line for line in marked), marked
 
 
 # MARK: - built-in tokens
@@ -301,3 +301,28 @@ def test_oidc_endpoint_down_is_503_not_an_open_door(prod):
         finally:
             prod.oidc_url = saved
             use_variant(prod, "token")
+
+
+# MARK: - MCP over HTTP, under each variant
+
+def mcp_list(prod, headers=None, context=None):
+    """`tools/list` at /mcp through the production nginx: (status, headers, raw body)."""
+    message = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
+    return http_request(prod, "POST", "/mcp", message, {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+                                                         **(headers or {})}, context=context, timeout=30)
+
+
+def test_mcp_takes_the_same_authentication_as_the_api_in_every_variant(prod):
+    good = issue_client_certificate(prod.tls_dir, "dave", "/O=vpsgate-clients/CN=mtls-dave")
+    mtls = prod.ssl_context()
+    mtls.load_cert_chain(*good)
+    for auth, headers, context in (("token", bearer(prod.tokens["prod-bob"]), None), ("mtls", {}, mtls),
+                                   ("oidc", bearer("oidc-good-token-1"), None)):
+        use_variant(prod, auth)
+        status, _, body = mcp_list(prod, headers, context)
+        assert status == 200, (auth, body)
+        names = {tool["name"] for tool in json.loads(body)["result"]["tools"]}
+        assert "vps_get" in names and "vps_restart" not in names, (auth, names)  # viewers: reads only
+        problem = is_problem(*mcp_list(prod), 401)
+        assert problem["type"] == f"{PROBLEM_BASE}/problems#unauthenticated", auth
+    use_variant(prod, "token")

@@ -168,7 +168,8 @@ public struct ReadRoute: Sendable, Equatable, CustomStringConvertible {
         schema: "EventPage",
         query: [("after", "string", "The `next` cursor of the previous page (absent: from the oldest event kept)."),
                 ("limit", "integer", "1 to 500, default 100."),
-                ("wait", "integer", "Seconds (0 to 50) an empty page waits for the next event.")])
+                ("wait", "integer", "Seconds (0 to 50) an empty page waits for the next event.")],
+        tool: "event_list")
 
     // MARK: The account's catalogue, which every principal may read
     public static let templates = ReadRoute("/v1/templates", "The OS templates VMs can be set up or recreated with, from Hostinger (any principal).",
@@ -202,9 +203,10 @@ public struct ReadRoute: Sendable, Equatable, CustomStringConvertible {
     public static let me = ReadRoute("/v1/me", "The caller: its principal and grants, each with its role's permissions (what a client may offer it).",
                                      schema: "Me")
     public static let batches = ReadRoute("/v1/batches", "The caller's batches, newest first.", schema: "BatchPage",
-                                          query: [("limit", "integer", "1 to 200, default 50."), ("before", "integer", "Continue after this batch id.")])
+                                          query: [("limit", "integer", "1 to 200, default 50."), ("before", "integer", "Continue after this batch id.")],
+                                          tool: "batch_list")
     public static let batch = ReadRoute("/v1/batches/{id}", "One batch with its children (its requester, or vps:read or vps:approve on every VPS of it).",
-                                        schema: "Batch")
+                                        schema: "Batch", tool: "batch_get")
 
     public static let freezes = ReadRoute(
         "/v1/freezes",
