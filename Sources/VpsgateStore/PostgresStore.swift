@@ -85,7 +85,7 @@ enum OperationRow {
         (extract(epoch FROM completed_at) * 1000000)::bigint AS completed_us,
         (extract(epoch FROM dispatched_at) * 1000000)::bigint AS dispatched_us,
         approvals_required, (extract(epoch FROM approval_expires_at) * 1000000)::bigint AS approval_expires_us,
-        result::text AS result, reason
+        result::text AS result, reason, traceparent
         """
 
     /// The terminal states as a SQL array literal.
@@ -116,6 +116,7 @@ enum OperationRow {
         operation.approvalExpiresAt = try row.decode(Int?.self, "approval_expires_us").map(Int64.init)
         operation.result = try row.decode(String?.self, "result").flatMap { try? JSONValue.parse($0) }
         operation.reason = try row.decode(String?.self, "reason")
+        operation.traceparent = try row.decode(String?.self, "traceparent")
         return operation
     }
 }
@@ -155,6 +156,7 @@ extension AuditEntry {
             ("request_params", requestParameters ?? .null),
             ("hostinger_status", hostingerStatus.map { .number(String($0)) } ?? .null),
             ("hostinger_correlation_id", text(hostingerCorrelationID)), ("reason", text(reason)),
+            ("traceparent", text(identity.traceparent)),
         ] + extra)
     }
 
