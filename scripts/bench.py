@@ -277,7 +277,11 @@ def tracing_pair(args, binary: Path, env_extra: dict, rounds: int = 2) -> tuple[
                 for which in ((0, 1) if round_ % 2 == 0 else (1, 0)):
                     print(f"[bench] command tracing {'on' if which else 'off'} c={concurrency} round {round_ + 1}",
                           file=sys.stderr, flush=True)
+                    before = instrumentation(stacks[which]) if concurrency == 1 else None
                     result = Bench(stacks[which], args.seconds).wrk(stacks[which].url, concurrency, "command.lua", envs[which])
+                    if before is not None:
+                        # Where a command's time goes inside vpsgate at c=1 (its histograms).
+                        result["profile"] = profile(before, instrumentation(stacks[which]))
                     runs[which].setdefault(str(concurrency), []).append(result)
     finally:
         for stack in stacks:
@@ -291,7 +295,8 @@ def tracing_pair(args, binary: Path, env_extra: dict, rounds: int = 2) -> tuple[
     merged = [{c: {"rps": mean(rs, "rps"), "requests": sum(r["requests"] for r in rs), "p50_ms": mean(rs, "p50_ms"),
                    "p99_ms": mean(rs, "p99_ms"), "errors": sum(r["errors"] for r in rs),
                    "vpsgate_cpu_ms_per_request": mean(rs, "vpsgate_cpu_ms_per_request"),
-                   "machine_cpu_busy": mean(rs, "machine_cpu_busy"), "rounds_rps": [r["rps"] for r in rs]}
+                   "machine_cpu_busy": mean(rs, "machine_cpu_busy"), "rounds_rps": [r["rps"] for r in rs],
+                   **({"profile_rounds": [r["profile"] for r in rs]} if "profile" in rs[0] else {})}
                for c, rs in variant.items()} for variant in runs]
     return merged[0], merged[1], received["bytes"]
 
@@ -314,6 +319,12 @@ def run_tracing_only(args) -> Path:
         for c, m in variant.items():
             lines.append(f"| {name} | {c} | {m['rps']} | {', '.join(str(v) for v in m['rounds_rps'])} | {m['p50_ms']} | "
                          f"{m['p99_ms']} | {m['vpsgate_cpu_ms_per_request']} | {m['machine_cpu_busy']} | {m['errors']} |")
+    lines += ["", "Inside vpsgate at c=1 (mean ms per command, its histograms, each round):", "",
+              "| scenario | vpsgate total | begin_command | Hostinger call | finish_command |", "|---|---|---|---|---|"]
+    for name, variant in results["scenarios"].items():
+        for p in variant["1"].get("profile_rounds", []):
+            lines.append(f"| {name} | {p['vpsgate_total_ms']} | {p['begin_command_ms']} | {p['hostinger_call_ms']} | "
+                         f"{p['finish_command_ms']} |")
     lines += ["", "| ratio | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in results["ratios"].items()]
     lines += ["", f"OTLP bytes received: {sent}", "", "| goal | met |", "|---|---|"]
     lines += [f"| {k} | {'met' if v else 'not met'} |" for k, v in results["targets"].items()]

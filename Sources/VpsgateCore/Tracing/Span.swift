@@ -179,9 +179,10 @@ public final class Span: Sendable {
     public var spanIDText: String { Hex.encode(spanID) }
 
     static func newSpanID() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
         while true {
-            let bytes = RandomBytes.generate(8)
-            if bytes.contains(where: { $0 != 0 }) { return bytes }
+            let value: UInt64 = generator.next()
+            if value != 0 { return withUnsafeBytes(of: value) { Array($0) } }
         }
     }
 }
