@@ -70,13 +70,14 @@ class Collector:
                 return spans
             time.sleep(0.05)
 
-    def linked(self, trace_id: str, name: str, timeout: float = 15):
-        """The root spans named `name` (their own traces) linked to a span of `trace_id`."""
+    def linked(self, trace_id: str, name: str, timeout: float = 15, until=bool):
+        """The root spans named `name` (their own traces) linked to a span of `trace_id`, once
+        `until(roots)` holds (some by default)."""
         deadline = time.monotonic() + timeout
         while True:
             with self.lock:
                 roots = [s for _, s in self.spans if s.name == name and any(l.trace_id.hex() == trace_id for l in s.links)]
-            if roots or time.monotonic() > deadline:
+            if until(roots) or time.monotonic() > deadline:
                 return roots
             time.sleep(0.05)
 
@@ -319,6 +320,28 @@ def test_an_approved_command_is_dispatched_in_a_trace_linked_to_the_request(stac
     headers = {name.lower(): value for name, value in sent["headers"].items()}
     assert headers["traceparent"] == f"00-{dispatch.trace_id.hex()}-{attempt.span_id.hex()}-01"
     assert any(s.name == "dispatch_context" for _, s in spans), [s.name for _, s in spans]
+
+
+def test_a_batchs_children_are_dispatched_in_traces_linked_to_the_batchs_request(stack, collector):
+    reset_sim(stack)
+    client = admin_client(stack, "bea")
+    trace_id = secrets.token_hex(16)
+    status, _, batch = client.json("POST", "/v1/batches", {"command": "vps.restart", "vps": [1001, 1003], "max_in_flight": 2},
+                                   key=new_key(), headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"})
+    assert status == 202, batch
+    spans = collector.trace(trace_id, lambda spans: any(s.kind == s.SPAN_KIND_SERVER and attributes(s)["http.route"] != "token-check"
+                                                        for s in spans))
+    [server] = [s for _, s in spans if s.kind == s.SPAN_KIND_SERVER and attributes(s)["http.route"] != "token-check"]
+    assert sql(stack, f"SELECT traceparent FROM batches WHERE id = {batch['id']}") == f"00-{trace_id}-{server.span_id.hex()}-01"
+    dispatches = collector.linked(trace_id, "dispatch", until=lambda roots: len(roots) == 2)
+    assert len(dispatches) == 2, dispatches
+    for dispatch in dispatches:
+        assert_linked_root(dispatch, server, trace_id)
+    children = sql(stack, f"SELECT o.id, o.traceparent FROM batch_children c JOIN operations o ON o.id = c.operation_id "
+                          f"WHERE c.batch_id = {batch['id']}").splitlines()
+    assert [child.split("|")[1] for child in children] == [f"00-{trace_id}-{server.span_id.hex()}-01"] * 2
+    for child in children:
+        wait_operation_row(stack, child.split("|")[0])  # the VPS free again for the next test
 
 
 # MARK: - Metrics that sum over instances
