@@ -253,7 +253,91 @@ def otlp_sink():
     return server, received
 
 
+def tracing_pair(args, binary: Path, env_extra: dict, rounds: int = 2) -> tuple[dict, dict, int]:
+    """The command scenario with tracing off and on, side by side: two stacks set up alike
+    (but for the OTLP endpoint of the second, a receiver in this process that reads and
+    drops every export), both up at once, their wrk runs interleaved at each concurrency
+    (off, on, then on, off, … `rounds` times each), so that a machine whose load drifts (other
+    builds) weighs on both alike. Returns (off, on, OTLP bytes received): per concurrency the
+    mean of the rounds' req/s and latencies, errors summed, and the rounds' req/s."""
+    receiver, received = otlp_sink()
+    stacks, envs = [], []
+    try:
+        for extra in ({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}"}):
+            root = Path(tempfile.mkdtemp(prefix="vpsgate-bench-"))
+            root.chmod(0o755)
+            stack = Stack(root, instances=2, workers=args.workers, binary=binary, extra_env=dict(env_extra, **extra))
+            stack.sim_action_delay_ms = 0
+            stacks.append(stack)
+            stack.start()
+            envs.append(prepare(stack, 256))
+        runs: list[dict] = [{}, {}]
+        for concurrency in CONCURRENCY:
+            for round_ in range(rounds):
+                for which in ((0, 1) if round_ % 2 == 0 else (1, 0)):
+                    print(f"[bench] command tracing {'on' if which else 'off'} c={concurrency} round {round_ + 1}",
+                          file=sys.stderr, flush=True)
+                    before = instrumentation(stacks[which]) if concurrency == 1 else None
+                    result = Bench(stacks[which], args.seconds).wrk(stacks[which].url, concurrency, "command.lua", envs[which])
+                    if before is not None:
+                        # Where a command's time goes inside vpsgate at c=1 (its histograms).
+                        result["profile"] = profile(before, instrumentation(stacks[which]))
+                    runs[which].setdefault(str(concurrency), []).append(result)
+    finally:
+        for stack in stacks:
+            stack.stop()
+        receiver.shutdown()
+
+    def mean(results: list[dict], field: str):
+        values = [r[field] for r in results if r.get(field) is not None]
+        return round(sum(values) / len(values), 3) if values else None
+
+    merged = [{c: {"rps": mean(rs, "rps"), "requests": sum(r["requests"] for r in rs), "p50_ms": mean(rs, "p50_ms"),
+                   "p99_ms": mean(rs, "p99_ms"), "errors": sum(r["errors"] for r in rs),
+                   "vpsgate_cpu_ms_per_request": mean(rs, "vpsgate_cpu_ms_per_request"),
+                   "machine_cpu_busy": mean(rs, "machine_cpu_busy"), "rounds_rps": [r["rps"] for r in rs],
+                   **({"profile_rounds": [r["profile"] for r in rs]} if "profile" in rs[0] else {})}
+               for c, rs in variant.items()} for variant in runs]
+    return merged[0], merged[1], received["bytes"]
+
+
+def run_tracing_only(args) -> Path:
+    """`--only tracing`: the tracing pair alone (about 2 minutes), its ratio and goal."""
+    out = ROOT / "results" / time.strftime("bench-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True)
+    env_extra = {"VPSGATE_DEBUG_ROUTES": "1", "VPSGATE_WORKERS": str(args.workers), "VPSGATE_LOG_LEVEL": "warning"}
+    off, on, sent = tracing_pair(args, Path(args.binary), env_extra)
+    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), "seconds_per_run": args.seconds,
+               "scenarios": {"command_untraced": off, "command_traced": on}, "otlp_bytes_received": sent}
+    results["ratios"] = {f"traced_command_over_untraced_c{c}": quotient(on[str(c)]["rps"], off[str(c)]["rps"]) for c in CONCURRENCY}
+    ratio = results["ratios"]["traced_command_over_untraced_c64"]
+    results["targets"] = {"command with tracing on >= 0.95 of off at c=64": ratio is not None and ratio >= 0.95}
+    lines = [f"Run {results['date']} on {results['machine']}; {args.seconds} s per run, interleaved off/on.", "",
+             "| scenario | c | req/s (mean) | rounds' req/s | p50 ms | p99 ms | vpsgate CPU ms/req | machine CPU busy | errors |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, variant in results["scenarios"].items():
+        for c, m in variant.items():
+            lines.append(f"| {name} | {c} | {m['rps']} | {', '.join(str(v) for v in m['rounds_rps'])} | {m['p50_ms']} | "
+                         f"{m['p99_ms']} | {m['vpsgate_cpu_ms_per_request']} | {m['machine_cpu_busy']} | {m['errors']} |")
+    lines += ["", "Inside vpsgate at c=1 (mean ms per command, its histograms, each round):", "",
+              "| scenario | vpsgate total | begin_command | Hostinger call | finish_command |", "|---|---|---|---|---|"]
+    for name, variant in results["scenarios"].items():
+        for p in variant["1"].get("profile_rounds", []):
+            lines.append(f"| {name} | {p['vpsgate_total_ms']} | {p['begin_command_ms']} | {p['hostinger_call_ms']} | "
+                         f"{p['finish_command_ms']} |")
+    lines += ["", "| ratio | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in results["ratios"].items()]
+    lines += ["", f"OTLP bytes received: {sent}", "", "| goal | met |", "|---|---|"]
+    lines += [f"| {k} | {'met' if v else 'not met'} |" for k, v in results["targets"].items()]
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"[bench] written to {out}", file=sys.stderr)
+    return out
+
+
 def run(args) -> Path:
+    if args.only == "tracing":
+        return run_tracing_only(args)
     binary = Path(args.binary)
     out = ROOT / "results" / time.strftime("bench-%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
@@ -345,15 +429,10 @@ def run(args) -> Path:
     # pool of 40 server connections (docs/failover.md's sizing).
     results["scenarios"]["command_pgbouncer"] = command_variant(args, binary, env_extra, "through pgbouncer",
                                                                 pgbouncer=True)
-    # Tracing on: every request's spans exported over OTLP/HTTP to a receiver in this process
-    # (it reads and drops them).
-    receiver, received = otlp_sink()
-    try:
-        results["scenarios"]["command_traced"] = command_variant(args, binary, dict(
-            env_extra, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.server_address[1]}"), "with tracing on")
-    finally:
-        receiver.shutdown()
-    results["otlp_bytes_received"] = received["bytes"]
+    # Tracing on (every request's spans exported over OTLP/HTTP to a receiver in this
+    # process) against off, interleaved on two stacks alike.
+    (results["scenarios"]["command_untraced"], results["scenarios"]["command_traced"],
+     results["otlp_bytes_received"]) = tracing_pair(args, binary, env_extra)
 
     results["ratios"] = ratios(results)
     results["targets"] = targets(results)
@@ -401,7 +480,7 @@ def ratios(r: dict) -> dict:
         "notify_commit_over_commit_c64": quotient(get("pg_commit_notify", 64), get("pg_commit", 64)),
         "pgbouncer_command_over_direct_c64": quotient(get("command_pgbouncer", 64), get("command", 64)),
         "pgbouncer_command_minus_direct_p50_ms_c1": difference(get("command_pgbouncer", 1, "p50_ms"), get("command", 1, "p50_ms")),
-        "traced_command_over_command_c64": quotient(get("command_traced", 64), get("command", 64)),
+        "traced_command_over_command_c64": quotient(get("command_traced", 64), get("command_untraced", 64)),
         "scale_2_over_1": quotient(r["scale"]["2"]["rps"], r["scale"]["1"]["rps"]),
         "scale_4_over_1": quotient(r["scale"]["4"]["rps"], r["scale"]["1"]["rps"]),
     }
@@ -521,6 +600,9 @@ def main() -> int:
     parser.add_argument("--binary", required=True)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=64)
+    parser.add_argument("--only", choices=["tracing"],
+                        help="run only these scenarios: tracing = the command with tracing off and on, interleaved "
+                             "(about 2 minutes)")
     run(parser.parse_args())
     return 0
 

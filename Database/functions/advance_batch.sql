@@ -4,6 +4,7 @@
 -- * the halt stops the children waiting for dispatch;
 -- * children's keys live where no client key can: `batch <id> vps <vps>[ attempt <n>]`
 --   (client keys have no space), one per batch id, whatever the batch's own key;
+-- * a child's operation keeps the batch's `traceparent`: its dispatch links to the batch's request;
 -- * a child's approval lives 24 hours: it waits that long through an outage;
 -- * a child whose operation failed without reaching Hostinger (its error's reason one of
 --   p_retry_reasons) starts again with a new key, up to p_max_attempts attempts in all. Both
@@ -89,9 +90,9 @@ BEGIN
         op_id := gen_random_uuid();
         key := 'batch ' || b.id || ' vps ' || child.vps_id || CASE WHEN child.attempts > 0 THEN ' attempt ' || child.attempts ELSE '' END;
         INSERT INTO operations (id, vps_id, resource_type, command, state, requested_by, correlation_id, idempotency_key,
-                                created_at, updated_at, approved_at, approval_expires_at)
+                                created_at, updated_at, approved_at, approval_expires_at, traceparent)
         VALUES (op_id, child.vps_id, 'vps', b.command, 'approved', b.principal, b.correlation_id, key, clock_timestamp(),
-                clock_timestamp(), clock_timestamp(), clock_timestamp() + interval '24 hours');
+                clock_timestamp(), clock_timestamp(), clock_timestamp() + interval '24 hours', b.traceparent);
         INSERT INTO operation_requests (operation_id, name, method, path, repeat_safe, sealed_body, key_id, fingerprint)
         VALUES (op_id, child.name, child.method, child.path, child.repeat_safe, child.sealed_body, child.key_id, 'batch:' || b.id);
         UPDATE batch_children SET state = 'started', operation_id = op_id WHERE batch_id = b.id AND position = child.position;

@@ -4,7 +4,8 @@
 -- own answers means (BeginDecision.Kind.auditAnswers). p_request's `reaches_vps` (absent:
 -- none; null: not known; an array: these VPS) is what the call reaches besides p_vps_id,
 -- for the freeze decision. p_audit's `reason` (the Vpsgate-Reason header, checked by vpsgate)
--- is kept on the operation; a policy with require_reason refuses a command without one
+-- is kept on the operation, and so is its `traceparent` (the request's span, which background
+-- work on the operation links to); a policy with require_reason refuses a command without one
 -- (reason_required), before the VPS's slot or an operation is taken.
 CREATE OR REPLACE FUNCTION begin_command(
     p_principal text, p_key text, p_fingerprints text[], p_resource_type text, p_resource_id bigint, p_vps_id bigint,
@@ -104,18 +105,18 @@ BEGIN
     IF verdict.decision = 'needs_approval' THEN
         INSERT INTO operations (id, vps_id, resource_type, resource_id, command, state, requested_by, correlation_id,
                                 idempotency_key, created_at, updated_at, approvals_required, approval_expires_at, emergency_reason,
-                                reason)
+                                reason, traceparent)
         VALUES (p_operation_id, p_vps_id, p_resource_type, own_id, p_command, 'awaiting_approval', p_principal, p_correlation_id,
                 p_key, created, created, verdict.approvals_required, created + verdict.approval_ttl, p_emergency_reason,
-                p_audit ->> 'reason');
+                p_audit ->> 'reason', p_audit ->> 'traceparent');
         INSERT INTO operation_requests (operation_id, name, method, path, repeat_safe, sealed_body, key_id, fingerprint)
         VALUES (p_operation_id, p_request ->> 'name', p_request ->> 'method', p_request ->> 'path',
                 (p_request ->> 'repeat_safe')::boolean, p_sealed_body, p_key_id, p_fingerprints[1]);
     ELSE
         INSERT INTO operations (id, vps_id, resource_type, resource_id, command, state, requested_by, correlation_id,
-                                idempotency_key, created_at, updated_at, dispatched_at, reason)
+                                idempotency_key, created_at, updated_at, dispatched_at, reason, traceparent)
         VALUES (p_operation_id, p_vps_id, p_resource_type, own_id, p_command, 'accepted', p_principal, p_correlation_id, p_key,
-                created, created, created, p_audit ->> 'reason');
+                created, created, created, p_audit ->> 'reason', p_audit ->> 'traceparent');
     END IF;
     UPDATE idempotency_keys k SET operation_id = p_operation_id WHERE k.principal = p_principal AND k.key = p_key;
     PERFORM audit_request_row('received', 'received', NULL, NULL, p_operation_id, p_principal, p_key, p_command, p_vps_id,

@@ -43,10 +43,11 @@ BEGIN
         RETURN;
     END IF;
     INSERT INTO batches (principal, command, permission, request, idempotency_key, correlation_id, max_in_flight, max_failures,
-                         pause_seconds, state, approvals_required, approval_expires_at, seal, reason)
+                         pause_seconds, state, approvals_required, approval_expires_at, seal, reason, traceparent)
     VALUES (p_principal, p_command, p_permission, p_request, p_key, p_correlation_id, p_max_in_flight, p_max_failures,
             p_pause_seconds, CASE WHEN required > 0 THEN 'awaiting_approval' ELSE 'running' END, required,
-            CASE WHEN required > 0 THEN clock_timestamp() + coalesce(ttl, interval '24 hours') END, p_seal, p_audit ->> 'reason')
+            CASE WHEN required > 0 THEN clock_timestamp() + coalesce(ttl, interval '24 hours') END, p_seal, p_audit ->> 'reason',
+            p_audit ->> 'traceparent')
     RETURNING * INTO created;
     INSERT INTO batch_children (batch_id, position, vps_id, name, method, path, repeat_safe, sealed_body, key_id)
     SELECT created.id, c.ordinality, (c.value ->> 'vps_id')::bigint, c.value ->> 'name', c.value ->> 'method', c.value ->> 'path',

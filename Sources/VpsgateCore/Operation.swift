@@ -28,6 +28,9 @@ public struct OperationRecord: Sendable, Equatable {
     public var result: JSONValue?
     /// Why it was asked for: the request's `Vpsgate-Reason` header (`CommandReason`), or nil.
     public var reason: String?
+    /// The `traceparent` of the request that made it (nil before migration 0022): the span
+    /// the traces of background work on it link to. Never shown.
+    public var traceparent: String?
 
     public init(id: String, target: Target, command: String, state: OperationState, actionID: Int? = nil, actionName: String? = nil,
                 actionState: String? = nil, error: JSONValue? = nil, requestedBy: String, correlationID: String,

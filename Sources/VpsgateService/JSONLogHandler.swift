@@ -34,10 +34,12 @@ public struct JSONLogHandler: LogHandler {
         writer.member("message", "\(event.message)")
         writer.member("label", label)
         var merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        // The span the thread works in (a traced request's), so that logs and traces join.
-        if let span = Tracing.current {
-            merged["trace_id"] = "\(span.traceIDText)"
-            merged["span_id"] = "\(span.spanIDText)"
+        // The span the thread works in, or the trace it works for when none is recorded (a
+        // request's, a piece of background work's), so that logs, traces and Hostinger's
+        // `traceparent` join: every module's lines carry it, the Hostinger client's and the store's too.
+        if let ids = Tracing.logIDs {
+            merged["trace_id"] = "\(ids.traceID)"
+            merged["span_id"] = "\(ids.spanID)"
         }
         for key in merged.keys.sorted() {
             writer.member(key, "\(merged[key]!)")

@@ -118,7 +118,29 @@ public final class WebhookSender: Sendable {
             state.seen = context.push.wait(for: PushBoard.deliveries, after: state.seen, until: MonotonicClock.milliseconds() + 1000)
             return 0
         }
-        let attempt = attempt(delivery, context: context)
+        // Each delivery attempt is a trace of its own, linked to the request that made the
+        // event's operation. Its attributes name the delivery, never its URL or body.
+        Tracing.background("webhook delivery", tracer: context.tracer, linkedTo: delivery.traceparent) { span in
+            span?.set("vpsgate.webhook.delivery_id", Int(delivery.id))
+            span?.set("vpsgate.webhook.endpoint_id", Int(delivery.endpointID))
+            span?.set("vpsgate.event.type", delivery.event.type)
+            span?.set("vpsgate.webhook.attempt", delivery.attempts)
+            if let operation = delivery.event.operationID { span?.set("vpsgate.operation.id", operation) }
+            deliver(delivery, &state, context: context)
+        }
+        return 0
+    }
+
+    /// Sends a leased delivery and records how it went.
+    static func deliver(_ delivery: LeasedDelivery, _ state: inout State, context: ServiceContext) {
+        let configuration = context.configuration
+        let attempt: Attempt = Tracing.span("POST", kind: .client) { span in
+            let sent = Self.attempt(delivery, context: context)
+            span?.set("http.request.method", "POST")
+            if let status = sent.status { span?.set("http.response.status_code", status) }
+            if sent.outcome != .delivered { span?.fail(sent.refused ? "refused" : sent.outcome.rawValue) }
+            return sent
+        }
         let retryIn = configuration.webhookRetrySchedule.delay(afterAttempts: delivery.attempts, unit: Double.random(in: 0..<1))
         do {
             let after = try state.store.completeDelivery(delivery.id, owner: state.owner, outcome: attempt.outcome, status: attempt.status,
@@ -141,7 +163,6 @@ public final class WebhookSender: Sendable {
             // The lease runs out and the delivery is sent again: at least once, same webhook-id.
             state.logger.warning("webhook outcome not recorded", metadata: ["delivery": "\(delivery.id)", "error": "\(error)"])
         }
-        return 0
     }
 
     struct Attempt {

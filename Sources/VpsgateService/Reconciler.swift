@@ -108,7 +108,13 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
         for (operation, checks) in claim.operations {
             if stopping.load(ordering: .acquiring) { break }
             do {
-                try apply(step(operation, checks: checks), to: operation)
+                // Each look is a trace of its own, linked to the request that made the operation.
+                try Tracing.background("reconcile", tracer: context.tracer, linkedTo: operation.traceparent) { span throws(StoreError) in
+                    span?.set("vpsgate.operation.id", operation.id)
+                    span?.set("vpsgate.command", operation.command)
+                    span?.set("vpsgate.operation.state", operation.state.rawValue)
+                    try apply(step(operation, checks: checks), to: operation)
+                }
             } catch {
                 logger.warning("reconciler: could not settle", metadata: ["operation_id": "\(operation.id)", "error": "\(error)"])
             }
@@ -119,7 +125,7 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
     /// What Hostinger says about `operation`, decided.
     func step(_ operation: OperationRecord, checks: Int) throws(StoreError) -> ReconcileStep {
         let correlation = CorrelationID(validating: operation.correlationID)
-        let trace = TraceContext(continuing: nil)
+        let trace = Tracing.trace ?? TraceContext(continuing: nil)
         guard let vps = operation.vpsID else {
             let deletes = Command.named(operation.command).map { $0.method == "DELETE" && $0.pathSuffix.isEmpty } ?? false
             let read = deletes ? readResource(operation.target, correlation, trace) : .unreadable("no read settles \(operation.command)")
@@ -255,7 +261,15 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
             let claimed = try store.claimApproved(limit: 1, busyBoundSeconds: context.configuration.busyBoundSeconds)
             guard let approved = claimed.first else { break }
             dispatched += 1
-            if try dispatch(approved) == .notSent {
+            // A trace of its own, linked to the request that asked for the operation (a batch
+            // child's: the batch's request).
+            let outcome = try Tracing.background("dispatch", tracer: context.tracer, linkedTo: approved.operation.traceparent) {
+                span throws(StoreError) in
+                span?.set("vpsgate.operation.id", approved.operation.id)
+                span?.set("vpsgate.command", approved.operation.command)
+                return try dispatch(approved)
+            }
+            if outcome == .notSent {
                 dispatchRest = min(max(dispatchRest * 2, 500), 30_000)
                 dispatchRestsUntil = MonotonicClock.milliseconds() + dispatchRest
                 break
@@ -288,7 +302,8 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
             }
             return nil
         }
-        let result = hostinger.call(request, correlationID: CorrelationID(validating: operation.correlationID), trace: TraceContext(continuing: nil))
+        let result = hostinger.call(request, correlationID: CorrelationID(validating: operation.correlationID),
+                                    trace: Tracing.trace ?? TraceContext(continuing: nil))
         if result.outcome == .notSent, let nonce = approved.nonce, let claim = approved.claim {
             // Certainly not sent: it waits for Hostinger (until its approval's time ends), and
             // the ledger says this claim sent nothing, under the key.

@@ -57,8 +57,10 @@ struct RequestContext {
 
     /// The request as the audit trail names it.
     var identity: RequestIdentity {
-        RequestIdentity(correlationID: correlationID.value, traceID: trace.traceID, principal: principal, authType: authType,
-                        clientAddress: clientAddress, userAgent: userAgent, method: method, path: path)
+        var identity = RequestIdentity(correlationID: correlationID.value, traceID: trace.traceID, principal: principal, authType: authType,
+                                       clientAddress: clientAddress, userAgent: userAgent, method: method, path: path)
+        identity.traceparent = trace.traceparent
+        return identity
     }
 
     /// An audit row about this request, its duration so far filled in.

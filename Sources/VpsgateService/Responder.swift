@@ -47,7 +47,8 @@ extension Responder {
         span?.set("http.request.method", request.method)
         span?.set("http.route", routeLabel)
         span?.set("vpsgate.correlation_id", requestContext.correlationID.value)
-        var response: FastCGIResponse = Tracing.within(span) {
+        // The request's trace names every line logged while it is answered, exported or not.
+        var response: FastCGIResponse = Tracing.within(requestContext.trace, span) {
             if request.bodyExceededLimit {
                 let response = problem(Problem(.payloadTooLarge, status: 413, title: "Request body too large",
                                                detail: "The body exceeds \(context.configuration.maxBodyBytes) bytes.", instance: request.path),

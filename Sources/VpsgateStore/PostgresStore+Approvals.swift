@@ -43,7 +43,7 @@ extension PostgresStore: ApprovalStore {
         let query: PostgresQuery = """
             SELECT c.id::text AS id, c.vps_id, o.resource_type, o.resource_id, c.command, c.requested_by, c.correlation_id,
                    c.idempotency_key, c.created_us, c.dispatched_us, c.emergency, c.name, c.method, c.path, c.repeat_safe, c.envelope,
-                   c.key_id, c.fingerprint, c.nonce, c.claim, o.reason
+                   c.key_id, c.fingerprint, c.nonce, c.claim, o.reason, o.traceparent
             FROM claim_approved(\(limit), make_interval(secs => \(busyBoundSeconds))) c JOIN operations o ON o.id = c.id
             """
         return try run { () throws(PostgresError) in
@@ -57,6 +57,7 @@ extension PostgresStore: ApprovalStore {
                     updatedAt: Int64(try row.decode(Int.self, "dispatched_us")))
                 operation.dispatchedAt = operation.updatedAt
                 operation.reason = try row.decode(String?.self, "reason")
+                operation.traceparent = try row.decode(String?.self, "traceparent")
                 return ApprovedDispatch(
                     operation: operation, emergency: try row.decode(Bool.self, "emergency"),
                     request: SealedRequest(

@@ -40,13 +40,14 @@ extension PostgresStore: EventStore, DeliveryStore {
 
     public func leaseDeliveries(owner: String, limit: Int, leaseSeconds: Int) throws(StoreError) -> [LeasedDelivery] {
         let query: PostgresQuery = """
-            SELECT id, attempts, endpoint_id, url, principal, sealed_secret, key_id, event_id, type, occurred_at_us, vps_id,
-                   operation_id::text AS operation_id, data::text AS data, readable
-            FROM lease_deliveries(\(owner), \(limit)::int, make_interval(secs => \(leaseSeconds)))
+            SELECT l.id, l.attempts, l.endpoint_id, l.url, l.principal, l.sealed_secret, l.key_id, l.event_id, l.type, l.occurred_at_us,
+                   l.vps_id, l.operation_id::text AS operation_id, l.data::text AS data, l.readable, o.traceparent
+            FROM lease_deliveries(\(owner), \(limit)::int, make_interval(secs => \(leaseSeconds))) l
+                 LEFT JOIN operations o ON o.id = l.operation_id
             """
         return try run { () throws(PostgresError) in
             try database.query(query.preparedOnce(), retryOnStaleConnection: true).map { row throws(PostgresError) in
-                LeasedDelivery(
+                var delivery = LeasedDelivery(
                     id: try row.decode(Int64.self, "id"), attempts: try row.decode(Int.self, "attempts"),
                     endpointID: try row.decode(Int64.self, "endpoint_id"), url: try row.decode(String.self, "url"),
                     principal: try row.decode(String.self, "principal"),
@@ -57,6 +58,8 @@ extension PostgresStore: EventStore, DeliveryStore {
                         occurredAt: try row.decode(Int64.self, "occurred_at_us"), vpsID: try row.decode(Int?.self, "vps_id"),
                         operationID: try row.decode(String?.self, "operation_id"), data: Array(try row.decode(String.self, "data").utf8)),
                     readable: try row.decode(Bool?.self, "readable") ?? false)
+                delivery.traceparent = try row.decode(String?.self, "traceparent")
+                return delivery
             }
         }
     }

@@ -25,10 +25,13 @@ public final class PostgresStore {
         self.objects = objects
         self.pending = pending
         self.logger = logger
-        // One span per statement while a request is traced; named, never valued.
+        // One span per statement while a request is traced; named, never valued. The names
+        // are kept per SQL text (the connection's statements are few and their texts fixed):
+        // reading one from its text costs more than the rest of the span.
+        let names = StatementNames()
         database.statementObserver = { sql in
             guard let parent = Tracing.current else { return nil }
-            let name = SQLStatementName.of(sql)
+            let name = names.name(of: sql)
             let span = parent.child(name, kind: .client)
             span.set("db.system.name", "postgresql")
             if name.contains(" ") || name == name.uppercased() {
@@ -85,7 +88,7 @@ enum OperationRow {
         (extract(epoch FROM completed_at) * 1000000)::bigint AS completed_us,
         (extract(epoch FROM dispatched_at) * 1000000)::bigint AS dispatched_us,
         approvals_required, (extract(epoch FROM approval_expires_at) * 1000000)::bigint AS approval_expires_us,
-        result::text AS result, reason
+        result::text AS result, reason, traceparent
         """
 
     /// The terminal states as a SQL array literal.
@@ -116,7 +119,21 @@ enum OperationRow {
         operation.approvalExpiresAt = try row.decode(Int?.self, "approval_expires_us").map(Int64.init)
         operation.result = try row.decode(String?.self, "result").flatMap { try? JSONValue.parse($0) }
         operation.reason = try row.decode(String?.self, "reason")
+        operation.traceparent = try row.decode(String?.self, "traceparent")
         return operation
+    }
+}
+
+/// Statement names (`SQLStatementName`) by SQL text, for one connection's thread: up to 512
+/// texts are kept, and a text past that is named anew each time.
+final class StatementNames {
+    private var names: [String: String] = [:]
+
+    func name(of sql: String) -> String {
+        if let name = names[sql] { return name }
+        let name = SQLStatementName.of(sql)
+        if names.count < 512 { names[sql] = name }
+        return name
     }
 }
 
@@ -155,6 +172,7 @@ extension AuditEntry {
             ("request_params", requestParameters ?? .null),
             ("hostinger_status", hostingerStatus.map { .number(String($0)) } ?? .null),
             ("hostinger_correlation_id", text(hostingerCorrelationID)), ("reason", text(reason)),
+            ("traceparent", text(identity.traceparent)),
         ] + extra)
     }
 

@@ -20,6 +20,21 @@ import VpsgateCore
             """)
     }
 
+    /// A root span with a link to another trace's span (`Span.Link`, remote and sampled).
+    @Test func linksMatchTheReferenceEncoding() throws {
+        let link = try #require(SpanLink(traceparent: "00-0102030405060708090a0b0c0d0e0f10-2122232425262728-01"))
+        let span = FinishedSpan(traceID: Array(0x41...0x50), spanID: Array(0x51...0x58), parentSpanID: [], name: "reconcile", kind: .internal,
+                                startNanoseconds: 5, endNanoseconds: 7, attributes: [], links: [link])
+        let bytes = OTLPTraceEncoding.exportRequest([span], resource: [("service.name", .string("vpsgate-test"))],
+                                                    scopeName: "vpsgate", scopeVersion: "1.0")
+        #expect(Hex.encode(bytes) == """
+            0a9a010a200a1e0a0c736572766963652e6e616d65120e0a0c767073676174652d7465737412760a0e0a07767073676174651203312e3012640a\
+            104142434445464748494a4b4c4d4e4f50120851525354555657582a097265636f6e63696c6530013905000000000000004107000000000000006a\
+            210a100102030405060708090a0b0c0d0e0f10120821222324252627283501030000850100010000
+            """)
+        #expect(SpanLink(traceparent: "00-0102-2122232425262728-01") == nil)
+    }
+
     @Test func statementNamesKeepNoValues() {
         #expect(SQLStatementName.of("SELECT begin_command($1::jsonb) AS decision") == "begin_command")
         #expect(SQLStatementName.of("SELECT * FROM read_events($1, $2)") == "read_events")
@@ -82,5 +97,37 @@ import VpsgateCore
         // A caller that asked not to sample is not traced; one without a traceparent is, when tracing is on.
         #expect(tracer.serverSpan("x", continuing: TraceContext(continuing: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00")) == nil)
         #expect(tracer.serverSpan("x", continuing: TraceContext(continuing: nil, sampleNewTraces: true)) != nil)
+    }
+
+    /// Background work: a trace of its own whose ids log lines carry, and with a tracer a root
+    /// span linked to the request it continues.
+    @Test func backgroundWorkIsATraceOfItsOwnLinkedToTheRequest() {
+        let request = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        // Tracing off: no span, but ids to log, the same as the traceparent sent on.
+        let untraced: (String, String)? = Tracing.background("reconcile", tracer: nil, linkedTo: request) { span in
+            #expect(span == nil)
+            return Tracing.logIDs.map { ($0.traceID, $0.spanID) }
+        }
+        #expect(untraced.map { $0.0 } != "0af7651916cd43dd8448eb211c80319c")
+        #expect(untraced?.0.count == 32 && untraced?.1.count == 16)
+        #expect(Tracing.logIDs == nil)
+
+        let collected = Collected()
+        let tracer = Tracer(recorder: collected, now: { 1 })
+        let ids: (String, String)? = Tracing.background("dispatch", tracer: tracer, linkedTo: request) { span in
+            Tracing.span("hostinger") { _ in }
+            return Tracing.logIDs.map { ($0.traceID, $0.spanID) }
+        }
+        let spans = collected.spans.withLock { $0 }
+        #expect(spans.map(\.name) == ["hostinger", "dispatch"])
+        let root = spans[1]
+        #expect(root.parentSpanID.isEmpty && spans[0].parentSpanID == root.spanID)
+        #expect(ids.map { $0.0 } == Hex.encode(root.traceID) && ids.map { $0.1 } == Hex.encode(root.spanID))
+        #expect(root.links == [SpanLink(traceparent: request)!])
+        #expect(Hex.encode(root.traceID) != "0af7651916cd43dd8448eb211c80319c")
+        // A request's trace names its lines when no span is recorded.
+        let trace = TraceContext(continuing: request)
+        let requestIDs = Tracing.within(trace, nil) { Tracing.logIDs.map { ($0.traceID, $0.spanID) } }
+        #expect(requestIDs.map { $0.0 } == "0af7651916cd43dd8448eb211c80319c" && requestIDs.map { $0.1 } == trace.spanID)
     }
 }

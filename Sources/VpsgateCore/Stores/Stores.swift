@@ -187,6 +187,9 @@ public struct LeasedDelivery: Sendable, Equatable {
     public var event: EventRecord
     /// Whether the endpoint's principal may still read the event's VPS.
     public var readable: Bool
+    /// The `traceparent` of the request that made the event's operation (nil: none known):
+    /// the delivery's trace links to it.
+    public var traceparent: String?
 
     public init(id: Int64, attempts: Int, endpointID: Int64, url: String, principal: String, sealedSecret: [UInt8], keyID: String,
                 event: EventRecord, readable: Bool) {
@@ -249,6 +252,9 @@ public struct RequestIdentity: Sendable, Equatable {
     public var userAgent: String?
     public var method: String?
     public var path: String?
+    /// The request's span as W3C Trace Context names it: kept with the operation or batch it
+    /// makes, for the traces of the background work on it to link to.
+    public var traceparent: String?
 
     public init(correlationID: String, traceID: String? = nil, principal: String? = nil, authType: String? = nil,
                 clientAddress: String? = nil, userAgent: String? = nil, method: String? = nil, path: String? = nil) {

@@ -32,7 +32,9 @@ public enum OTLPTraceEncoding {
 
     /// `Span`: trace_id = 1, span_id = 2, parent_span_id = 4, name = 5, kind = 6,
     /// start_time_unix_nano = 7 (fixed64), end_time_unix_nano = 8 (fixed64), attributes = 9,
-    /// status = 15 (`Status { string message = 2; StatusCode code = 3; }`, ERROR = 2),
+    /// links = 13 (`Link { bytes trace_id = 1; bytes span_id = 2; fixed32 flags = 6; }`, flags as
+    /// the span's, with the trace flags' sampled bit: the linked span is another process's or
+    /// another time's, so remote), status = 15 (`Status { string message = 2; StatusCode code = 3; }`, ERROR = 2),
     /// flags = 16 (fixed32: 0x100, the parent's remoteness is known; 0x200 when it is remote).
     static func encode(_ span: FinishedSpan) -> [UInt8] {
         var writer = ProtoWriter()
@@ -44,6 +46,13 @@ public enum OTLPTraceEncoding {
         writer.fixed64Field(7, span.startNanoseconds)
         writer.fixed64Field(8, span.endNanoseconds)
         for attribute in span.attributes { writer.message(9, keyValue(attribute.key, attribute.value)) }
+        for link in span.links {
+            var message = ProtoWriter()
+            message.bytesField(1, link.traceID)
+            message.bytesField(2, link.spanID)
+            message.fixed32Field(6, 0x300 | (link.sampled ? 1 : 0))
+            writer.message(13, message.bytes)
+        }
         if let message = span.errorMessage {
             var status = ProtoWriter()
             status.string(2, message)

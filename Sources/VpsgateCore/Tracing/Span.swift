@@ -7,6 +7,29 @@ public enum SpanAttributeValue: Sendable, Equatable {
     case bool(Bool)
 }
 
+/// Another trace's span that a span follows from (OTLP's `Span.Link`): background work's
+/// root span names the request whose work it continues, which ended long before.
+public struct SpanLink: Sendable, Equatable {
+    /// 16 bytes.
+    public var traceID: [UInt8]
+    /// 8 bytes.
+    public var spanID: [UInt8]
+    public var sampled: Bool
+
+    public init(traceID: [UInt8], spanID: [UInt8], sampled: Bool) {
+        self.traceID = traceID
+        self.spanID = spanID
+        self.sampled = sampled
+    }
+
+    /// The span a `traceparent` names; nil when it does not parse.
+    public init?(traceparent: String) {
+        guard let parts = TraceContext.parse(traceparent), let trace = Hex.decode(parts.traceID), let span = Hex.decode(parts.parentID)
+        else { return nil }
+        self.init(traceID: trace, spanID: span, sampled: parts.sampled)
+    }
+}
+
 /// A span once it ended: what an exporter sends.
 public struct FinishedSpan: Sendable, Equatable {
     public enum Kind: Int, Sendable { case `internal` = 1, server = 2, client = 3 }
@@ -25,9 +48,11 @@ public struct FinishedSpan: Sendable, Equatable {
     public var attributes: [(key: String, value: SpanAttributeValue)]
     /// An error status with this message; nil: unset (OTLP's default, meaning fine).
     public var errorMessage: String?
+    public var links: [SpanLink]
 
     public init(traceID: [UInt8], spanID: [UInt8], parentSpanID: [UInt8], name: String, kind: Kind, startNanoseconds: UInt64,
-                endNanoseconds: UInt64, attributes: [(key: String, value: SpanAttributeValue)], errorMessage: String? = nil) {
+                endNanoseconds: UInt64, attributes: [(key: String, value: SpanAttributeValue)], errorMessage: String? = nil,
+                links: [SpanLink] = []) {
         self.traceID = traceID
         self.spanID = spanID
         self.parentSpanID = parentSpanID
@@ -37,12 +62,13 @@ public struct FinishedSpan: Sendable, Equatable {
         self.endNanoseconds = endNanoseconds
         self.attributes = attributes
         self.errorMessage = errorMessage
+        self.links = links
     }
 
     public static func == (lhs: FinishedSpan, rhs: FinishedSpan) -> Bool {
         lhs.traceID == rhs.traceID && lhs.spanID == rhs.spanID && lhs.parentSpanID == rhs.parentSpanID && lhs.name == rhs.name
             && lhs.kind == rhs.kind && lhs.startNanoseconds == rhs.startNanoseconds && lhs.endNanoseconds == rhs.endNanoseconds
-            && lhs.errorMessage == rhs.errorMessage
+            && lhs.errorMessage == rhs.errorMessage && lhs.links == rhs.links
             && lhs.attributes.map(\.key) == rhs.attributes.map(\.key) && lhs.attributes.map(\.value) == rhs.attributes.map(\.value)
     }
 }
@@ -71,6 +97,15 @@ public struct Tracer: Sendable {
         return Span(tracer: self, traceID: Hex.decode(trace.traceID) ?? [], spanID: Hex.decode(trace.spanID) ?? [],
                     parentSpanID: trace.parentSpanID.flatMap { Hex.decode($0) } ?? [], name: name, kind: .server)
     }
+
+    /// The root span of background work's own trace, begun with `trace`'s ids (a new trace:
+    /// its `parentSpanID` is ignored), linked to `link` when given.
+    public func rootSpan(_ name: String, trace: TraceContext, linkedTo link: SpanLink?) -> Span {
+        let span = Span(tracer: self, traceID: Hex.decode(trace.traceID) ?? [], spanID: Hex.decode(trace.spanID) ?? [],
+                        parentSpanID: [], name: name, kind: .internal)
+        if let link { span.link(link) }
+        return span
+    }
 }
 
 /// A span in progress, used by the thread that handles its request; its attributes are
@@ -82,7 +117,8 @@ public final class Span: Sendable {
     let name: String
     let kind: FinishedSpan.Kind
     let tracer: Tracer
-    private let state: Mutex<(start: UInt64, attributes: [(key: String, value: SpanAttributeValue)], error: String?, ended: Bool)>
+    private let state: Mutex<(start: UInt64, attributes: [(key: String, value: SpanAttributeValue)], error: String?, links: [SpanLink],
+                              ended: Bool)>
 
     init(tracer: Tracer, traceID: [UInt8], spanID: [UInt8], parentSpanID: [UInt8], name: String, kind: FinishedSpan.Kind) {
         self.tracer = tracer
@@ -91,7 +127,7 @@ public final class Span: Sendable {
         self.parentSpanID = parentSpanID
         self.name = name
         self.kind = kind
-        state = Mutex((tracer.now(), [], nil, false))
+        state = Mutex((tracer.now(), [], nil, [], false))
     }
 
     /// A new span whose parent is this one; started now.
@@ -113,6 +149,11 @@ public final class Span: Sendable {
     public func set(_ key: String, _ value: String) { set(key, .string(value)) }
     public func set(_ key: String, _ value: Int) { set(key, .int(Int64(value))) }
 
+    /// Adds a link to another trace's span.
+    public func link(_ link: SpanLink) {
+        state.withLock { $0.links.append(link) }
+    }
+
     /// Marks the span failed; `message` names the kind of failure, never data.
     public func fail(_ message: String) {
         state.withLock { $0.error = message }
@@ -126,7 +167,7 @@ public final class Span: Sendable {
             state.ended = true
             return FinishedSpan(traceID: traceID, spanID: spanID, parentSpanID: parentSpanID, name: name, kind: kind,
                                 startNanoseconds: state.start, endNanoseconds: max(end, state.start),
-                                attributes: state.attributes, errorMessage: state.error)
+                                attributes: state.attributes, errorMessage: state.error, links: state.links)
         }
         if let finished { tracer.recorder.record(finished) }
     }
@@ -138,9 +179,10 @@ public final class Span: Sendable {
     public var spanIDText: String { Hex.encode(spanID) }
 
     static func newSpanID() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
         while true {
-            let bytes = RandomBytes.generate(8)
-            if bytes.contains(where: { $0 != 0 }) { return bytes }
+            let value: UInt64 = generator.next()
+            if value != 0 { return withUnsafeBytes(of: value) { Array($0) } }
         }
     }
 }
@@ -149,6 +191,44 @@ public final class Span: Sendable {
 /// outside any task lives in a thread-local, for the duration of `withValue`'s body.
 public enum Tracing {
     @TaskLocal public static var current: Span? = nil
+    /// The trace the thread works for, exported or not: a request's (its caller's
+    /// `traceparent`'s, or one vpsgate began) or a piece of background work's. Log lines
+    /// carry its ids when no span is current, so that they name the trace Hostinger was told.
+    @TaskLocal public static var trace: TraceContext? = nil
+
+    /// The `trace_id` and `span_id` a log line written now carries: the current span's, else
+    /// the current trace's (its hop's span, the parent Hostinger receives); nil outside both.
+    public static var logIDs: (traceID: String, spanID: String)? {
+        if let span = current { return (span.traceIDText, span.spanIDText) }
+        if let trace { return (trace.traceID, trace.spanID) }
+        return nil
+    }
+
+    /// Runs `body` as background work in a trace of its own (the reconciler's look at an
+    /// operation, a dispatch, a webhook delivery): new ids, in every line logged meanwhile;
+    /// with `tracer`, a root span `name` (the current span, handed to `body`) linked to the
+    /// span `linkedTo` names, the request whose work this continues.
+    public static func background<T, E: Error>(_ name: String, tracer: Tracer?, linkedTo traceparent: String?,
+                                               _ body: (Span?) throws(E) -> T) throws(E) -> T {
+        let trace = TraceContext(continuing: nil, sampleNewTraces: tracer != nil)
+        let span = tracer?.rootSpan(name, trace: trace, linkedTo: traceparent.flatMap(SpanLink.init(traceparent:)))
+        defer { span?.end() }
+        let result: Result<T, E> = $trace.withValue(trace) {
+            do throws(E) {
+                return .success(try within(span) { () throws(E) -> T in try body(span) })
+            } catch {
+                span?.fail("\(type(of: error))")
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Runs `body` with `trace` as the current trace and `span` as the current span (a
+    /// request's, from its start to its answer).
+    public static func within<T>(_ trace: TraceContext, _ span: Span?, _ body: () -> T) -> T {
+        $trace.withValue(trace) { $current.withValue(span) { body() } }
+    }
 
     /// Runs `body` inside a child span of the current one named `name` (and as the current
     /// span); with no current span (tracing off, or not in a request), runs it alone.
