@@ -71,6 +71,6 @@ export async function signIn(token) {
  * (signed in as its subject), an ApiError 401 otherwise. */
 export async function signInWithCertificate() {
   const me = await api('GET', '/v1/me', { token: null });
-  session.setCertificate(me.principal);
+  if (!session.signedIn) session.setCertificate(me.principal);  // a token signed in meanwhile stays
   return me;
 }
