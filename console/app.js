@@ -1,12 +1,14 @@
 // vpsgate console: a page per route under /console/, drawn from the public API only.
 
-import { api, ApiError, session, signIn } from './api.js';
+import { api, ApiError, session, signIn, signInWithCertificate } from './api.js';
 import { h, fill, link, when, stateBadge, facts, resourceText, code } from './dom.js';
 import { listen, stop as stopFeed } from './feed.js';
 
 const main = document.getElementById('main');
 const statusLine = document.getElementById('status');
 const AFTER_SIGN_IN = 'vpsgate.after';
+/** Set by signing out: the sign-in page then waits to be asked before using a certificate. */
+const SIGNED_OUT = 'vpsgate.signedout';
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 
 const routes = [
@@ -39,10 +41,11 @@ async function render() {
   leave();
   leave = () => {};
   const path = location.pathname;
-  const signedIn = Boolean(session.token);
+  const signedIn = session.signedIn;
   document.getElementById('nav').hidden = !signedIn;
   document.getElementById('signout').hidden = !signedIn;
-  document.getElementById('who').textContent = signedIn ? `Signed in as ${session.principal}` : '';
+  document.getElementById('who').textContent = !signedIn ? ''
+    : `Signed in as ${session.principal}${session.byCertificate ? ' (client certificate)' : ''}`;
   for (const a of document.querySelectorAll('#nav a')) {
     if (path.startsWith(a.getAttribute('href'))) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
@@ -100,6 +103,12 @@ function signInPage() {
     h('label', { for: 'token' }, 'API token'), input,
     h('p', { class: 'muted' }, 'The token stays in this tab only; closing it signs you out.'),
     h('div', {}, h('button', { type: 'submit', class: 'primary' }, 'Sign in')), error);
+  const landing = () => {
+    sessionStorage.removeItem(SIGNED_OUT);
+    const after = sessionStorage.getItem(AFTER_SIGN_IN);
+    sessionStorage.removeItem(AFTER_SIGN_IN);
+    go(after && /^\/console\/[a-z0-9/-]*$/.test(after) && after !== '/console/signin' ? after : '/console/approvals', true);
+  };
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     error.textContent = '';
@@ -111,12 +120,26 @@ function signInPage() {
       error.textContent = failure instanceof ApiError && failure.status === 401 ? 'This token is not valid.' : failure.message;
       return;
     }
-    const after = sessionStorage.getItem(AFTER_SIGN_IN);
-    sessionStorage.removeItem(AFTER_SIGN_IN);
-    go(after && /^\/console\/[a-z0-9/-]*$/.test(after) && after !== '/console/signin' ? after : '/console/approvals', true);
+    landing();
   });
-  fill(main, h('h1', { id: 'signin-title' }, 'Sign in'), form);
+  // Mutual TLS: the browser's certificate is the identity. GET /v1/me without a token is 200
+  // where nginx verified one (signed in as its subject) and 401 elsewhere (the form stays).
+  const byCertificate = async (asked) => {
+    try {
+      me = await signInWithCertificate();
+    } catch (failure) {
+      if (asked) error.textContent = failure instanceof ApiError && failure.status === 401 ? 'No valid client certificate was presented.' : failure.message;
+      return;
+    }
+    if (location.pathname === '/console/signin') landing();
+  };
+  const certificate = h('button', { type: 'button', id: 'use-certificate' }, 'Sign in with a client certificate');
+  certificate.addEventListener('click', () => { error.textContent = ''; byCertificate(true); });
+  const signedOut = sessionStorage.getItem(SIGNED_OUT) === '1';
+  fill(main, h('h1', { id: 'signin-title' }, 'Sign in'), form,
+    signedOut ? h('p', {}, 'Signed out. A browser with a client certificate may sign in with it again: ', certificate) : null);
   input.focus();
+  if (!signedOut) byCertificate(false);
 }
 
 // MARK: - Approvals
@@ -475,6 +498,7 @@ document.addEventListener('click', (event) => {
 });
 window.addEventListener('popstate', render);
 document.getElementById('signout').addEventListener('click', () => {
+  if (session.byCertificate) sessionStorage.setItem(SIGNED_OUT, '1');
   session.clear();
   me = null;
   stopFeed();

@@ -37,7 +37,7 @@ BEGIN
         END IF;
         now_ts := clock_timestamp();
         UPDATE operations o SET state = 'accepted', dispatched_at = now_ts, updated_at = now_ts,
-            next_check_at = now_ts + interval '1 second'
+            next_check_at = now_ts + interval '250 milliseconds'
         WHERE o.id = candidate.id AND o.state = 'approved';
         CONTINUE WHEN NOT FOUND;
         request := NULL;

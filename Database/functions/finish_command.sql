@@ -26,7 +26,7 @@ BEGIN
         state = p_state, hostinger_action_id = p_action_id, hostinger_action_name = p_action_name,
         hostinger_action_state = p_action_state, error = p_error, updated_at = now_ts, refreshed_at = now_ts,
         completed_at = CASE WHEN p_state IN ('succeeded', 'failed') THEN now_ts END,
-        next_check_at = clock_timestamp() + interval '1 second'
+        next_check_at = clock_timestamp() + interval '250 milliseconds'
     WHERE id = p_operation_id
       AND (state = 'accepted' OR (state = 'unknown' AND hostinger_action_id IS NULL AND p_action_id IS NOT NULL));
     IF FOUND AND p_action_id IS NOT NULL THEN

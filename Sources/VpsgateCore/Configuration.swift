@@ -87,7 +87,8 @@ public struct Configuration: Sendable, Equatable {
     public var breakerCoolDownMilliseconds: Int
 
     /// The reconciler: `VPSGATE_RECONCILER` (1; 0 turns it off in this instance),
-    /// `VPSGATE_RECONCILE_INTERVAL_MS` (500) between looks for work,
+    /// `VPSGATE_RECONCILE_INTERVAL_MS` (500) at most between looks for work (less when an
+    /// open operation is due sooner),
     /// `VPSGATE_RECONCILE_GRACE_MS` (the Hostinger deadline + 5 s) before an `accepted`
     /// operation is presumed orphaned by its instance, `VPSGATE_SETTLE_WINDOW_MS` (30000)
     /// after dispatch before an action that is absent from Hostinger's list counts as never

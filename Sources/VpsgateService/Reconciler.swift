@@ -46,6 +46,7 @@ public final class Reconciler: Sendable {
             return State(worker: worker)
         }, pass: { state, stopping in
             var worked = 0
+            var due: Int?
             do {
                 worked = try state.worker.advanceBatches(stopping: stopping)
                 worked += try state.worker.dispatchApproved(stopping: stopping)
@@ -55,11 +56,27 @@ public final class Reconciler: Sendable {
                     state.lastScan = now
                     try state.worker.scanForUnclaimedActions()
                 }
+                if worked < Self.batchSize {
+                    due = try state.worker.store.nextCheckDue(graceMilliseconds: context.configuration.reconcileGraceMilliseconds)
+                }
             } catch {
                 state.worker.logger.warning("reconciler: pass failed", metadata: ["error": "\(error)"])
             }
-            return worked < Self.batchSize ? context.configuration.reconcileIntervalMilliseconds : 0
+            return Self.pause(worked: worked, due: due, interval: context.configuration.reconcileIntervalMilliseconds)
         })
+    }
+
+    /// The shortest pause between passes: an operation due now that another instance holds
+    /// (its row locked) does not make the loop spin.
+    static let minimumPauseMilliseconds = 20
+
+    /// How long the loop rests after a pass: none after a full batch (more may be due); else
+    /// until the earliest open operation is due (`due` milliseconds from now, nil: none
+    /// open), at least `minimumPauseMilliseconds` and at most `interval`, which also bounds
+    /// how late an operation another request or instance opened meanwhile is first seen.
+    static func pause(worked: Int, due: Int?, interval: Int) -> Int {
+        if worked >= batchSize { return 0 }
+        return min(max(due ?? interval, minimumPauseMilliseconds), interval)
     }
 
     /// Asks the loop to stop and waits (bounded) for it to finish its current item.

@@ -49,6 +49,21 @@ extension PostgresStore: ReconcilerStore {
         try run { () throws(PostgresError) in _ = try database.query(query.preparedOnce()) }
     }
 
+    /// Milliseconds until the earliest open operation is due for a look, as `claim` would
+    /// take it (its lease run out; an `accepted` one past the grace period); nil when none is
+    /// open. Negative when one is due now. Reads the `operations_reconcile` index's rows only.
+    public func nextCheckDue(graceMilliseconds: Int) throws(StoreError) -> Int? {
+        let query = PostgresQuery(unsafeSQL: """
+            SELECT floor(extract(epoch FROM min(greatest(next_check_at, lease_until,
+                       CASE WHEN state = 'accepted' THEN coalesce(dispatched_at, created_at) + make_interval(secs => $1) END))
+                   - clock_timestamp()) * 1000)::bigint AS due_ms
+            FROM operations WHERE state = ANY(vpsgate_in_flight_states())
+            """, binds: [String(Double(graceMilliseconds) / 1000)])
+        return try run { () throws(PostgresError) in
+            try database.query(query.preparedOnce()).first?.decode(Int?.self, "due_ms") ?? nil
+        }
+    }
+
     public func recordDrift(_ drift: Drift, vps: Int, operationID: String?) throws(StoreError) {
         try run { () throws(PostgresError) in _ = try database.query(Self.driftQuery(drift, vps: vps, operationID: operationID).preparedOnce()) }
     }

@@ -120,6 +120,22 @@ import VpsgateStore
         #expect(try finalRows().count == 1)
     }
 
+    @Test func theFirstLookAtAnAcceptedActionIsDueAQuarterSecondAfterTheAnswer() throws {
+        #expect(try store.nextCheckDue(graceMilliseconds: 60_000) == nil, "nothing open")
+        let first = try begin()
+        // Accepted, its answer not recorded yet: the reconciler leaves it to its instance for the grace period.
+        let accepted = try #require(try store.nextCheckDue(graceMilliseconds: 60_000))
+        #expect(accepted > 55_000 && accepted <= 60_000)
+        #expect(try finish(first) == .recorded)
+        let running = try #require(try store.nextCheckDue(graceMilliseconds: 60_000))
+        #expect(running > -1_000 && running <= 250, "first look 250 ms after Hostinger accepted")
+        try database.query("UPDATE operations SET next_check_at = clock_timestamp() - interval '1 second'")
+        #expect(try #require(try store.nextCheckDue(graceMilliseconds: 60_000)) < 0, "due now")
+        #expect(try store.claim(owner: "test", leaseSeconds: 30, graceMilliseconds: 60_000, limit: 10).operations.count == 1)
+        // Leased: due for another instance when the lease runs out.
+        #expect(try #require(try store.nextCheckDue(graceMilliseconds: 60_000)) > 25_000)
+    }
+
     @Test func aReleasedKeyStartsAFreshCommand() throws {
         let first = try begin()
         #expect(try finish(first, effect: .release) == .recorded)

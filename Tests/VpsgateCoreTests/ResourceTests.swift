@@ -103,6 +103,14 @@ import VpsgateCore
         #expect(doubt.state == .unknown && doubt.error?["reason"]?.stringValue == "answer_lost")
     }
 
+    @Test func looksAtAnOpenOperationBackOffFrom250MillisecondsTo10Seconds() {
+        #expect((0...9).map { ReconcileDecision.backoffMilliseconds(checks: $0) }
+            == [250, 250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000])
+        #expect(ReconcileDecision.backoffMilliseconds(checks: 1_000) == 10_000)
+        // An unreadable resource is retried for about as long as before (16 s) before doubt.
+        #expect((1..<7).map { ReconcileDecision.backoffMilliseconds(checks: $0) }.reduce(0, +) == 15_750)
+    }
+
     @Test func aLostCreationBecomesUnknownWithWhatToCheckOnce() {
         let create = operation("firewall.create", .account)
         guard case .apply(let doubt) = ReconcileDecision.resourceAnswerLost(create, deletes: false, read: .unreadable("-"), checks: 1) else {

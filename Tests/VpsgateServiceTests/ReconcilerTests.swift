@@ -58,8 +58,16 @@ import VpsgateCore
         hostinger.answer("get_action", Fixture.accepted(Fixture.action(9001, "ct_restart", "delayed")))
         try pass(operation, checks: 3)
         #expect(store.settled.isEmpty)
-        #expect(store.rescheduled.map(\.delay) == [4000])
+        #expect(store.rescheduled.map(\.delay) == [1000])
         #expect(store.rescheduled.first?.actionState == "delayed")
+    }
+
+    @Test func theLoopRestsUntilTheEarliestOperationIsDueWithinItsInterval() {
+        #expect(Reconciler.pause(worked: 10, due: 400, interval: 500) == 0, "a full batch: more may be due")
+        #expect(Reconciler.pause(worked: 0, due: nil, interval: 500) == 500, "nothing open")
+        #expect(Reconciler.pause(worked: 2, due: 180, interval: 500) == 180)
+        #expect(Reconciler.pause(worked: 0, due: 9_000, interval: 500) == 500, "what opens meanwhile is seen within the interval")
+        #expect(Reconciler.pause(worked: 0, due: -40, interval: 500) == Reconciler.minimumPauseMilliseconds, "due now: no spin")
     }
 
     @Test mutating func anActionHostingerDoesNotKnowFailsTheOperationWithDrift() throws {

@@ -24,6 +24,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import sync_playwright
 
 from vpsgate_e2e import SHORT_WINDOWS, Client, http_request, new_key, reset_change_control, sim_requests, sql
+from vpsgate_stack import issue_client_certificate
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / ".run" / "console-screenshots"
@@ -31,7 +32,7 @@ CSP = "default-src 'self'; frame-ancestors 'none'"
 HOSTILE = "<img src=x onerror=alert(1)></script>"
 HOSTILE_KEY = "</script><img/src=x/onerror=alert(1)>"
 TEMPLATE = 1130
-LIVE_VPS = list(range(1301, 1311))
+LIVE_VPS = list(range(1301, 1321))  # 20 operations: the live-update delay's p95
 BATCH_VPS = [1321, 1322, 1323]
 
 
@@ -84,16 +85,23 @@ class Tab:
     """One browser context and page, recording what must never happen: a dialog, a console
     error, an uncaught exception, a console response without the CSP."""
 
-    def __init__(self, browser, stack):
+    def __init__(self, browser, stack, **options):
         self.stack = stack
-        self.context = browser.new_context(base_url=stack.url, ignore_https_errors=True, viewport={"width": 1200, "height": 800})
+        self.context = browser.new_context(base_url=stack.url, ignore_https_errors=True, viewport={"width": 1200, "height": 800},
+                                           **options)
         self.page = self.context.new_page()
         self.dialogs, self.errors, self.without_csp, self.requests = [], [], [], []
         self.page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
-        self.page.on("console", lambda message: self.errors.append(message.text) if message.type == "error" else None)
+        self.page.on("console", self._console)
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         self.page.on("request", lambda request: self.requests.append((request.method, request.url)))
         self.page.on("response", self._response)
+
+    def _console(self, message):
+        # The sign-in page asks GET /v1/me without a token first (a client certificate signs
+        # in where nginx verifies them); its 401 where none is presented is expected.
+        if message.type == "error" and not (message.location.get("url", "").endswith("/v1/me") and "401" in message.text):
+            self.errors.append(message.text)
 
     def _response(self, response):
         path = response.url.removeprefix(self.stack.url)
@@ -313,7 +321,7 @@ def test_every_page_passes_axe_and_the_operations_list_follows_the_feed(stack, p
         tab.axe(name)
     tab_to(page, "filter-vps")
 
-    # Live updates: ten restarts at once; each row turns `succeeded` from the event feed.
+    # Live updates: twenty restarts at once; each row turns `succeeded` from the event feed.
     page.wait_for_function("() => document.documentElement.dataset.feed === 'live'")
     page.evaluate("""() => {
         window.__succeeded = {};
@@ -337,9 +345,12 @@ def test_every_page_passes_axe_and_the_operations_list_follows_the_feed(stack, p
     seen = page.evaluate("window.__succeeded")
     # The simulator completes an action delay_ms after it received it (at most `started`).
     delays = sorted(seen[id] - (sent[id] * 1000 + delay_ms) for id in sent)
-    measurements["live_update_delay_ms"] = {"p50": round(statistics.median(delays)), "p95": round(delays[int(0.95 * (len(delays) - 1) + 0.5)]),
-                                            "max": round(delays[-1]), "count": len(delays)}
-    assert delays[-1] < 10_000
+    p95 = delays[int(0.95 * (len(delays) - 1) + 0.5)]
+    measurements["live_update_delay_ms"] = {"p50": round(statistics.median(delays)), "p95": round(p95),
+                                            "max": round(delays[-1]), "count": len(delays), "goal_p95": 1000}
+    assert len(delays) == 20
+    # The goal is 1 s (recorded above); a machine busy with other builds gets some slack here.
+    assert p95 < 3000, delays
     tab.clean()
 
 
@@ -494,3 +505,84 @@ def test_the_batch_pages_show_progress_and_children_and_cancel_and_resume_for_th
     assert people["ana"][0].json("GET", f"/v1/batches/{other['id']}")[2]["state"] == "cancelled"
     approver.axe("batch (approver)")
     approver.clean()
+
+
+# MARK: - Mutual TLS: the browser's certificate is the identity
+
+def test_with_mutual_tls_the_browser_certificate_signs_in_without_a_token_or_cookie(stack_factory, browser):
+    """The shipped nginx with its mutual-TLS variant: a browser presenting a certificate is
+    signed in as its subject, with no token form, no token kept and no cookie, follows an
+    operation live, and stays signed out once it signs out until asked; a browser without
+    one gets the token form; a request another site's page started does not count."""
+    mtls = stack_factory("console-mtls", production=True, tcp=True, auth="mtls")
+    approver = "CN=mtls-ben,O=vpsgate-clients"
+    mtls.grant(approver, "*", "approver")
+    mtls.grant("CN=mtls-ana,O=vpsgate-clients", "1001", "operator")
+    ben = issue_client_certificate(mtls.tls_dir, "ben", "/O=vpsgate-clients/CN=mtls-ben")
+    ana = issue_client_certificate(mtls.tls_dir, "ana", "/O=vpsgate-clients/CN=mtls-ana")
+
+    def as_ana(method, path, headers=None):
+        context = mtls.ssl_context()
+        context.load_cert_chain(*ana)
+        status, _, body = http_request(mtls, method, path, b"" if method == "POST" else None,
+                                       dict({"Content-Type": "application/json"}, **(headers or {})), context=context, timeout=30)
+        return status, json.loads(body) if body else None
+
+    # Another site's page cannot borrow the certificate; this site's pages and other clients can.
+    assert as_ana("GET", "/v1/me", {"Sec-Fetch-Site": "cross-site"})[0] == 401
+    assert as_ana("GET", "/v1/me", {"Sec-Fetch-Site": "same-site"})[0] == 401
+    assert as_ana("GET", "/v1/me", {"Sec-Fetch-Site": "same-origin"})[1]["principal"] == "CN=mtls-ana,O=vpsgate-clients"
+    assert as_ana("GET", "/v1/me")[0] == 200
+
+    tab = Tab(browser, mtls, client_certificates=[{"origin": mtls.url, "certPath": str(ben[0]), "keyPath": str(ben[1])}])
+    set_cookies, authorized = [], []
+    tab.page.on("response", lambda response: set_cookies.append(response.url) if response.headers.get("set-cookie") else None)
+    tab.page.on("request", lambda request: authorized.append(request.url) if "authorization" in request.headers else None)
+    try:
+        page = tab.page
+        page.goto("/console/")
+        page.wait_for_function("() => document.documentElement.dataset.page === '/console/approvals'")
+        assert page.inner_text("#who") == f"Signed in as {approver} (client certificate)"
+        kept = page.evaluate("() => Object.fromEntries(Object.entries(sessionStorage))")
+        assert "vpsgate.token" not in kept and kept["vpsgate.principal"] == approver, kept
+        assert page.evaluate("document.cookie") == "" and set_cookies == []
+        tab.shot("signin-mtls-approvals")
+
+        # An operation followed live over the event feed, signed in by certificate.
+        page.goto("/console/operations")
+        page.wait_for_function("() => document.documentElement.dataset.feed === 'live'")
+        status, operation = as_ana("POST", "/v1/vps/1001/restart", {"Idempotency-Key": new_key()})
+        assert status == 202, operation
+        page.wait_for_selector(f"#operations-body tr[data-operation='{operation['id']}'] [data-state='succeeded']", timeout=30_000)
+
+        # Signing out stays signed out (the browser still holds the certificate) until asked.
+        page.click("#signout")
+        page.wait_for_selector("#use-certificate")
+        assert page.inner_text("#who") == "" and page.is_visible("#token")
+        page.click("#use-certificate")
+        page.wait_for_function("() => document.documentElement.dataset.page === '/console/approvals'")
+        assert approver in page.inner_text("#who")
+        tab.axe("approvals (mutual TLS)")
+        assert authorized == [], "no request carried Authorization: the certificate is the identity"
+        tab.clean()
+    finally:
+        tab.close()
+
+    # No certificate: the token form, quietly (the probe's 401 is expected), and this
+    # variant takes no token.
+    bare = Tab(browser, mtls)
+    try:
+        bare.page.goto("/console/approvals")
+        bare.page.wait_for_url("**/console/signin")
+        bare.page.wait_for_selector("#token")
+        bare.page.wait_for_load_state("networkidle")
+        assert bare.page.url.endswith("/console/signin") and bare.page.inner_text("#who") == ""
+        bare.page.fill("#token", "vpsg_" + "A" * 43)
+        bare.page.press("#token", "Enter")
+        bare.page.wait_for_function("() => document.querySelector('main .error').textContent !== ''")
+        assert "not valid" in bare.page.inner_text("main .error")
+        bare.errors = [e for e in bare.errors if "401" not in e]  # the refused token, tried on purpose
+        bare.clean()
+    finally:
+        bare.close()
+

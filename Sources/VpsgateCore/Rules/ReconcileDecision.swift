@@ -20,8 +20,10 @@ public enum ActionRead: Sendable, Equatable {
 }
 
 public enum ReconcileDecision {
-    /// The pause before the `checks`-th look at an operation still open: 1 s doubling to 10 s.
-    public static func backoffMilliseconds(checks: Int) -> Int { min(1000 << min(max(checks - 1, 0), 4), 10_000) }
+    /// The pause before the `checks`-th look at an operation still open: 250 ms doubling to
+    /// 10 s (250, 500, 1000, 2000, 4000, 8000, then 10 000), so a short action is seen soon
+    /// after it ends and a long one costs one read each 10 s.
+    public static func backoffMilliseconds(checks: Int) -> Int { min(250 << min(max(checks - 1, 0), 6), 10_000) }
 
     /// An operation that knows its action: follow it.
     public static func following(_ operation: OperationRecord, read: ActionRead, checks: Int) -> ReconcileStep {
@@ -81,7 +83,7 @@ extension ReconcileDecision {
                 ("reason", .string("not_applied")),
                 ("detail", .string("Hostinger still shows \(operation.target): the delete did not happen; a new key may try again.")),
             ]), outcome: .notApplied))
-        case (true, .unreadable(let why)) where checks < 5:
+        case (true, .unreadable(let why)) where checks < 7:  // about 16 s of backoff
             return .later(delayMilliseconds: backoffMilliseconds(checks: checks), actionState: nil, reason: "resource read failed: \(why)")
         default:
             if operation.state == .unknown, operation.error?["reason"]?.stringValue == "answer_lost" {
