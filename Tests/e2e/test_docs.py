@@ -442,3 +442,11 @@ def test_the_module_graph_names_the_packages_targets():
     assert named and named <= targets, sorted(named - targets)
     # Every target of vpsgate's own but the tests appears in the graph.
     assert {t for t in targets if not t.endswith("Tests")} <= named, sorted({t for t in targets if not t.endswith("Tests")} - named)
+
+
+def test_the_readme_shows_the_console_with_a_screenshot_in_the_repository():
+    images = re.findall(r"!\[[^\]]+\]\(([^)]+\.png)\)", (ROOT / "README.md").read_text())
+    assert images, "README.md shows no screenshot"
+    for image in images:
+        data = (ROOT / image).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{image} is not a PNG"
