@@ -335,6 +335,110 @@ def run_tracing_only(args) -> Path:
     return out
 
 
+def quick(args) -> Path:
+    """--quick: the c=1 part of a command's cost only (about a minute): the durable commit,
+    the direct call, the command with vpsgate's histograms and pg_stat_statements (track =
+    all), and the TLS handshakes of hostinger-sim's server, full against resumed
+    (`openssl s_time`). For comparing code, not for the goals."""
+    binary = Path(args.binary)
+    out = ROOT / "results" / time.strftime("bench-quick-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True)
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), "seconds_per_run": args.seconds,
+                     "scenarios": {}}
+    env_extra = {"VPSGATE_DEBUG_ROUTES": "1", "VPSGATE_WORKERS": str(args.workers), "VPSGATE_LOG_LEVEL": "warning"}
+    if args.database_dir:
+        env_extra["VPSGATE_DATABASE_DIR"] = args.database_dir
+    root = Path(tempfile.mkdtemp(prefix="vpsgate-bench-"))
+    root.chmod(0o755)
+    stack = Stack(root, instances=2, workers=args.workers, binary=binary, extra_env=env_extra)
+    stack.sim_action_delay_ms = 0
+    stack.postgres.settings["shared_preload_libraries"] = "pg_stat_statements"
+    try:
+        stack.start()
+        track_statements(stack, False)
+        env = prepare(stack, 256)
+        bench = Bench(stack, args.seconds)
+        print("[bench] pg_commit c=1", file=sys.stderr, flush=True)
+        results["scenarios"]["pg_commit"] = {"1": pgbench(stack, 1, args.seconds)}
+        print("[bench] direct c=1", file=sys.stderr, flush=True)
+        results["scenarios"]["direct"] = {"1": bench.wrk(stack.sim_url, 1, "direct.lua", env)}
+        print("[bench] command c=1", file=sys.stderr, flush=True)
+        before = instrumentation(stack)
+        sim_log = stack.run_dir / "hostinger-sim-access.log"
+        log_start = sim_log.stat().st_size if sim_log.exists() else 0
+        results["scenarios"]["command"] = {"1": bench.wrk(stack.url, 1, "command.lua", env)}
+        results["profile_command_c1"] = profile(before, instrumentation(stack))
+        results["sim_connections_command_c1"] = sim_connections(sim_log, log_start)
+        print("[bench] statements of a command (c=1, pg_stat_statements)", file=sys.stderr, flush=True)
+        track_statements(stack, True)
+        bench.wrk(stack.url, 1, "command.lua", env)
+        results["statements_command_c1"] = statements(stack, top=40)
+        track_statements(stack, False)
+        results["tls_handshakes"] = tls_handshakes(stack, args.seconds)
+    finally:
+        stack.stop()
+    p = results["profile_command_c1"]
+    direct = results["scenarios"]["direct"]["1"]["p50_ms"]
+    results["ratios"] = {
+        "durable_commit_ms_c1": results["scenarios"]["pg_commit"]["1"]["p50_ms"],
+        "command_minus_direct_p50_ms_c1": difference(results["scenarios"]["command"]["1"]["p50_ms"], direct),
+        "hostinger_call_mean_minus_direct_p50_ms_c1": difference(p["hostinger_call_ms"], direct),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    text = json.dumps({k: results[k] for k in ("profile_command_c1", "sim_connections_command_c1", "tls_handshakes", "ratios")},
+                      indent=2)
+    rows = ["| level | calls/command | mean ms | ms/command | statement |", "|---|---|---|---|---|"]
+    rows += [f"| {row['level']} | {row['calls_per_command']} | {row['mean_ms']} | {row['ms_per_command']} | "
+             f"`{row['statement'].replace('|', '/')}` |" for row in results["statements_command_c1"]]
+    scen = "\n".join(f"| {n} | 1 | {m['1']['rps']:,.0f} | {m['1']['p50_ms']} | {m['1']['p99_ms']} |"
+                     for n, m in results["scenarios"].items())
+    (out / "results.md").write_text(f"Run {results['date']} on {results['machine']}\n\n| scenario | c | req/s | p50 ms | p99 ms |\n"
+                                    f"|---|---|---|---|---|\n{scen}\n\n" + "\n".join(rows) + "\n\n```\n" + text + "\n```\n")
+    print((out / "results.md").read_text())
+    print(f"[bench] written to {out}", file=sys.stderr)
+    return out
+
+
+def sim_connections(log: Path, start: int) -> dict:
+    """hostinger-sim's nginx log since `start`: requests, connections, and how many of the
+    connections resumed a TLS session (nginx/hostinger-sim.conf.in)."""
+    if not log.exists():
+        return {}
+    with log.open("rb") as f:
+        f.seek(start)
+        lines = f.read().decode(errors="replace").splitlines()
+    first = [l for l in lines if " requests=1 " in l]
+    return {"requests": len(lines), "connections": len(first),
+            "resumed": sum(1 for l in first if "reused=r" in l)}
+
+
+def tls_handshakes(stack: Stack, seconds: int) -> dict:
+    """Connections per second to hostinger-sim's TLS server, each a full handshake (-new)
+    and each resuming the first one's session (-reuse), from `openssl s_time` (TLS 1.3, the
+    version vpsgate's libcurl negotiates with it)."""
+    rates = {}
+    for mode in ("new", "reuse"):
+        output = subprocess.run(["openssl", "s_time", "-connect", f"127.0.0.1:{stack.sim_port}", f"-{mode}", "-www", "/healthz", "-time",
+                                 str(seconds), "-CAfile", str(stack.ca_file)], capture_output=True, text=True,
+                                timeout=seconds * 3 + 30).stdout
+        match = re.findall(r"([\d.]+) connections/user sec", output)
+        real = re.findall(r"(\d+) connections in (\d+) real seconds", output)
+        rates[mode] = {"connections_per_cpu_second": float(match[-1]) if match else None,
+                       "ms_per_connection_wall": round(int(real[-1][1]) * 1000 / int(real[-1][0]), 3) if real and int(real[-1][0]) else None}
+    # libcurl's own handshake time (appconnect - connect) on 41 new connections of one curl:
+    # the first a full handshake, the others resuming its session.
+    url = f"https://127.0.0.1:{stack.sim_port}/healthz"
+    output = subprocess.run(["curl", "-s", "--cacert", str(stack.ca_file), "-H", "Connection: close",
+                             "-w", "%{time_connect} %{time_appconnect}\\n"] + ["-o", "/dev/null", url] * 41, capture_output=True, text=True,
+                            timeout=120).stdout.split()
+    handshakes = [(float(b) - float(a)) * 1000 for a, b in zip(output[::2], output[1::2])]
+    if handshakes:
+        rest = sorted(handshakes[1:])
+        rates["curl_handshake_ms"] = {"full": round(handshakes[0], 3),
+                                      "resumed_p50": round(rest[len(rest) // 2], 3) if rest else None}
+    return rates
+
+
 def run(args) -> Path:
     if args.only == "tracing":
         return run_tracing_only(args)
@@ -474,6 +578,9 @@ def ratios(r: dict) -> dict:
                                                     get("insert", 64, "vpsgate_cpu_ms_per_request")),
         "replay_over_insert_c64": quotient(get("replay", 64), get("insert", 64)),
         "command_minus_direct_p50_ms_c1": difference(get("command", 1, "p50_ms"), get("direct", 1, "p50_ms")),
+        # vpsgate's mean Hostinger call (histogram) over wrk's p50 of the same call on a kept-alive connection.
+        "hostinger_call_mean_minus_direct_p50_ms_c1": difference((r.get("profile_command_c1") or {}).get("hostinger_call_ms"),
+                                                                get("direct", 1, "p50_ms")),
         "durable_commit_ms_c1": s["pg_commit"]["1"]["p50_ms"],
         # Notifying commits are serialized by PostgreSQL's notify lock (completion push).
         "notify_commit_over_commit_c16": quotient(get("pg_commit_notify", 16), get("pg_commit", 16)),
@@ -498,6 +605,8 @@ def targets(r: dict) -> dict:
         "vpsgate CPU per command <= 2x the insert scenario's": at_most("command_cpu_over_insert_cpu_c64", 2.0),
         "replay >= 0.7 of the insert floor at c=64": at_least("replay_over_insert_c64", 0.7),
         "command with tracing on >= 0.95 of off at c=64": at_least("traced_command_over_command_c64", 0.95),
+        "Hostinger call (vpsgate's mean) - direct p50 at c=1 <= 0.5 ms":
+            at_most("hostinger_call_mean_minus_direct_p50_ms_c1", 0.5),
         "command p50 - direct p50 at c=1 <= one durable commit + 1.5 ms":
             at_most("command_minus_direct_p50_ms_c1", (q["durable_commit_ms_c1"] or 0) + 1.5),
         "2 instances (same total workers) >= 0.9 of 1": at_least("scale_2_over_1", 0.9),
@@ -603,7 +712,10 @@ def main() -> int:
     parser.add_argument("--only", choices=["tracing"],
                         help="run only these scenarios: tracing = the command with tracing off and on, interleaved "
                              "(about 2 minutes)")
-    run(parser.parse_args())
+    parser.add_argument("--quick", action="store_true", help="only the c=1 cost of a command (see quick())")
+    parser.add_argument("--database-dir", help="--quick: the instances' Database/ files (to compare SQL)")
+    args = parser.parse_args()
+    quick(args) if args.quick else run(args)
     return 0
 
 

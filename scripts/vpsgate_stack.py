@@ -622,7 +622,8 @@ class Stack:
         listens = [f"127.0.0.1:{self.sim_port}"] + [f"{ip}:{self.sim_port}" for ip in self.sim_extra_listen]
         return ((ROOT / "nginx/hostinger-sim.conf.in").read_text()
                 .replace("@SIM_LISTEN@", " ssl;\n        listen              ".join(listens))
-                .replace("@SIM_SOCKET@", str(self.sim_socket)).replace("@TLS_DIR@", str(self.tls_dir)))
+                .replace("@SIM_SOCKET@", str(self.sim_socket)).replace("@TLS_DIR@", str(self.tls_dir))
+                .replace("@RUN_DIR@", str(self.run_dir)))
 
     def render_production_nginx(self) -> None:
         """nginx/vpsgate.conf as shipped, installed under a test prefix: the files of nginx/ go

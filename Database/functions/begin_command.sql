@@ -6,7 +6,7 @@
 -- for the freeze decision. p_audit's `reason` (the Vpsgate-Reason header, checked by vpsgate)
 -- is kept on the operation, and so is its `traceparent` (the request's span, which background
 -- work on the operation links to); a policy with require_reason refuses a command without one
--- (reason_required), before the VPS's slot or an operation is taken.
+-- (reason_required), before the frozen and busy answers and before an operation is taken.
 CREATE OR REPLACE FUNCTION begin_command(
     p_principal text, p_key text, p_fingerprints text[], p_resource_type text, p_resource_id bigint, p_vps_id bigint,
     p_command text, p_operation_id uuid, p_correlation_id text, p_busy_bound interval, p_audit jsonb, p_answers jsonb,
@@ -70,8 +70,17 @@ BEGIN
         RETURN;
     END LOOP;
 
-    IF p_audit ->> 'reason' IS NULL AND coalesce((SELECT a.require_reason FROM vpsgate_policy(p_command, p_permission, p_vps_id) v
-                                                  JOIN approval_policies a ON a.id = v.id), false) THEN
+    -- One operation per VPS at a time, across instances: serialise on the VPS id.
+    IF p_vps_id IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('vpsgate.vps:' || p_vps_id, 0));
+    END IF;
+    SELECT * INTO verdict FROM vpsgate_resource_command_decision(p_principal, p_resource_type, p_resource_id, p_vps_id, p_command,
+                                                                 p_permission, p_busy_bound, p_emergency_reason IS NOT NULL,
+                                                                 p_min_approvals, true, reaches);
+    -- The policy the decision applied (looked up once, there) may require a reason: that
+    -- answer comes before frozen or busy, and before an operation is taken.
+    IF p_audit ->> 'reason' IS NULL AND verdict.policy_id IS NOT NULL
+       AND coalesce((SELECT a.require_reason FROM approval_policies a WHERE a.id = verdict.policy_id), false) THEN
         DELETE FROM idempotency_keys k WHERE k.principal = p_principal AND k.key = p_key;
         meaning := p_answers -> 'reason_required';
         PERFORM audit_request_row('final', meaning ->> 'outcome', (meaning ->> 'http_status')::integer,
@@ -81,14 +90,6 @@ BEGIN
                             NULL::double precision, NULL::bigint, NULL::bigint, NULL::integer;
         RETURN;
     END IF;
-
-    -- One operation per VPS at a time, across instances: serialise on the VPS id.
-    IF p_vps_id IS NOT NULL THEN
-        PERFORM pg_advisory_xact_lock(hashtextextended('vpsgate.vps:' || p_vps_id, 0));
-    END IF;
-    SELECT * INTO verdict FROM vpsgate_resource_command_decision(p_principal, p_resource_type, p_resource_id, p_vps_id, p_command,
-                                                                 p_permission, p_busy_bound, p_emergency_reason IS NOT NULL,
-                                                                 p_min_approvals, true, reaches);
     IF verdict.decision IN ('not_found', 'forbidden', 'frozen', 'busy') THEN
         DELETE FROM idempotency_keys k WHERE k.principal = p_principal AND k.key = p_key;
         meaning := p_answers -> verdict.decision;

@@ -9,27 +9,36 @@ CREATE OR REPLACE FUNCTION finish_command(
 ) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     now_ts timestamptz := 'epoch'::timestamptz + p_now_us * interval '1 microsecond';
-    first_answer boolean;
+    first_answer boolean := true;  -- until the usual UPDATE misses
+    moved boolean;
+    again boolean := false;
     sharer uuid;
 BEGIN
-    -- A synchronous answer's resource is kept first: an update of no state, so no event; the
-    -- state change below writes the event with the result in it. Only while the dispatcher
-    -- may still write the operation.
-    IF p_result IS NOT NULL THEN
-        UPDATE operations SET result = p_result WHERE id = p_operation_id AND state = 'accepted' AND result IS NULL;
-    END IF;
-
-    UPDATE operations SET answered_at = clock_timestamp() WHERE id = p_operation_id AND answered_at IS NULL;
-    first_answer := FOUND;
-
-    UPDATE operations SET
+    -- One UPDATE in the usual case, the request's first answer moving the operation (only
+    -- while the dispatcher may still write it, or when an unknown outcome learns its
+    -- action): its state, the answer's time and a synchronous answer's resource (kept only
+    -- while accepted, with none yet), one row version, so the state triggers see one
+    -- transition. Otherwise (an answer already recorded, an operation the reconciler moved
+    -- first) the answer's time alone, once, then the same UPDATE without that condition.
+    LOOP
+        UPDATE operations SET
+        result = CASE WHEN state = 'accepted' AND result IS NULL THEN p_result ELSE result END,
+        answered_at = coalesce(answered_at, clock_timestamp()),
         state = p_state, hostinger_action_id = p_action_id, hostinger_action_name = p_action_name,
         hostinger_action_state = p_action_state, error = p_error, updated_at = now_ts, refreshed_at = now_ts,
         completed_at = CASE WHEN p_state IN ('succeeded', 'failed') THEN now_ts END,
         next_check_at = clock_timestamp() + interval '250 milliseconds'
-    WHERE id = p_operation_id
-      AND (state = 'accepted' OR (state = 'unknown' AND hostinger_action_id IS NULL AND p_action_id IS NOT NULL));
-    IF FOUND AND p_action_id IS NOT NULL THEN
+        WHERE id = p_operation_id
+          AND (state = 'accepted' OR (state = 'unknown' AND hostinger_action_id IS NULL AND p_action_id IS NOT NULL))
+          AND (answered_at IS NULL OR again);
+        moved := FOUND;
+        EXIT WHEN moved OR again;
+        UPDATE operations SET answered_at = clock_timestamp() WHERE id = p_operation_id AND answered_at IS NULL;
+        first_answer := FOUND;
+        again := true;
+    END LOOP;
+
+    IF moved AND p_action_id IS NOT NULL THEN
         SELECT o.id INTO sharer FROM operations o
         WHERE o.hostinger_action_id = p_action_id AND o.id <> p_operation_id ORDER BY o.created_at LIMIT 1;
         IF FOUND THEN

@@ -4,7 +4,9 @@ import CCurlShim
 /// A blocking HTTPS client on one libcurl easy handle, owned by one thread.
 ///
 /// The handle is reused across calls so connections to the same host stay open
-/// (keep-alive). TLS peers are always verified. Not `Sendable`.
+/// (keep-alive). TLS peers are always verified. Clients given the same ``HTTPShare`` resume
+/// each other's TLS sessions, so a new connection (``Request/freshConnection``) costs an
+/// abbreviated handshake once any of them has talked to the host. Not `Sendable`.
 public final class HTTPClient {
     /// One request.
     public struct Request: Sendable {
@@ -62,17 +64,25 @@ public final class HTTPClient {
 
     private let handle: UnsafeMutableRawPointer
     private let caFile: String?
+    /// Kept for the handle's life: libcurl uses it on every transfer.
+    private let share: HTTPShare?
 
     /// Initialises libcurl for the process; call once before any thread makes a client.
     public static func initializeLibrary() {
         curl_global_init(Int(CURL_GLOBAL_ALL))
     }
 
-    /// A client verifying TLS peers against `caFile` (PEM), or the system's store when nil.
-    public init(caFile: String? = nil) {
+    /// A client verifying TLS peers against `caFile` (PEM), or the system's store when nil;
+    /// with `share`, TLS sessions and resolved names are those of every client sharing it.
+    public init(caFile: String? = nil, share: HTTPShare? = nil) {
         guard let handle = curl_easy_init() else { fatalError("curl_easy_init failed: out of memory") }
         self.handle = handle
         self.caFile = caFile
+        self.share = share
+        // Set once: curl_easy_reset keeps a handle's share.
+        if let share, CCurlShim_setopt_share(handle, share.pointer) != CURLE_OK {
+            fatalError("CURLOPT_SHARE failed")
+        }
     }
 
     deinit {
@@ -177,6 +187,29 @@ public final class HTTPClient {
 
     private static func text(_ code: CURLcode) -> String {
         String(cString: curl_easy_strerror(code))
+    }
+}
+
+/// What several ``HTTPClient``s share, each on its own thread: libcurl's TLS session cache
+/// and DNS cache (a share handle, locked by a mutex per kind of data, so safe across
+/// threads). Connections are not shared: each client keeps its own, so a request on a
+/// new connection is still sent at most once. A session is only resumed with the TLS
+/// settings it was made with (libcurl matches the CA file and verification), and
+/// resumption verifies nothing less: the server proves it holds the session's secret.
+///
+/// Not for clients that pin addresses (``Request/pinned``): a pinned name would be the
+/// answer every sharer gets.
+public final class HTTPShare: @unchecked Sendable {
+    // @unchecked: libcurl locks the shared data itself, through the shim's mutexes.
+    fileprivate let pointer: OpaquePointer
+
+    public init() {
+        guard let pointer = CCurlShim_share_new() else { fatalError("curl_share_init failed: out of memory") }
+        self.pointer = pointer
+    }
+
+    deinit {
+        CCurlShim_share_free(pointer)
     }
 }
 

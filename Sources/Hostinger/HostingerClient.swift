@@ -79,6 +79,10 @@ public final class HostingerClient: HostingerCalling {
     private let commandCircuit: HostingerCircuit
     private let readCircuit: HostingerCircuit
     private let http: HTTPClient
+    /// One per process: every thread's client resumes the TLS sessions any of them made with
+    /// Hostinger, so a mutation's new connection (never a reused one: see
+    /// HTTPClient.Request.freshConnection) costs an abbreviated handshake, not a full one.
+    private static let share = HTTPShare()
     private let logger: Logger
     private let observe: @Sendable (_ operation: String, _ attempt: Int, _ result: AttemptResult, _ seconds: Double) -> Void
     private var random = SystemRandomNumberGenerator()
@@ -99,7 +103,7 @@ public final class HostingerClient: HostingerCalling {
         self.settings = settings
         self.commandCircuit = circuit
         self.readCircuit = readCircuit ?? circuit
-        self.http = HTTPClient(caFile: settings.caFile)
+        self.http = HTTPClient(caFile: settings.caFile, share: Self.share)
         self.logger = logger
         self.observe = observe
     }

@@ -102,18 +102,22 @@ import Glibc
         }
     }
 
-    func postsReceived(freshConnection: Bool) -> Int {
+    /// The POSTs the server read when a client sends one after a kept-alive GET. With
+    /// `share`, the clients share TLS sessions and names; with `fromAnotherClient`, the POST
+    /// goes through a second client of the share, which has no connection of its own.
+    func postsReceived(freshConnection: Bool, share: HTTPShare? = nil, fromAnotherClient: Bool = false) -> Int {
         HTTPClient.initializeLibrary()
         let server = DroppingServer()
         let thread = server.serve(connections: 3)
-        let client = HTTPClient()
+        let client = HTTPClient(share: share)
+        let poster = fromAnotherClient ? HTTPClient(share: share) : client
         let url = "http://127.0.0.1:\(server.port)"
         guard case .success(let first) = client.perform(.init(method: "GET", url: url + "/first", timeoutMilliseconds: 3000)) else {
             Issue.record("the first request failed")
             return -1
         }
         #expect(first.status == 200)
-        let second = client.perform(.init(method: "POST", url: url + "/recreate", body: Array("{}".utf8), timeoutMilliseconds: 3000,
+        let second = poster.perform(.init(method: "POST", url: url + "/recreate", body: Array("{}".utf8), timeoutMilliseconds: 3000,
                                           freshConnection: freshConnection))
         if case .success(let response) = second { Issue.record("expected the dropped request to fail, got \(response.status)") }
         // Unblock the server's last accept, if libcurl made fewer connections than it waits for.
@@ -129,5 +133,96 @@ import Glibc
     @Test func aRequestOnAFreshConnectionIsNeverResentByLibcurl() {
         #expect(postsReceived(freshConnection: true) == 1)
         #expect(postsReceived(freshConnection: false) == 2)
+    }
+
+    /// The same with clients sharing TLS sessions and names (HTTPShare), as vpsgate's
+    /// Hostinger clients do: the POST on a new connection, closed under it, is still sent
+    /// once (and libcurl's resend on a reused one is still real); and a share lends no
+    /// connection: another client's kept-alive one is never used for a POST.
+    @Test func aSharedSessionCacheNeverLeadsToASecondSend() {
+        let share = HTTPShare()
+        #expect(postsReceived(freshConnection: true, share: share) == 1)
+        #expect(postsReceived(freshConnection: false, share: share) == 2)
+        #expect(postsReceived(freshConnection: false, share: share, fromAnotherClient: true) == 1)
+    }
+
+    /// `openssl s_server -www` on a loopback port with a fresh self-signed certificate for
+    /// 127.0.0.1; its page says "Reused" or "New" for each connection's TLS session. Nil when
+    /// openssl is missing.
+    final class SessionServer {
+        let port: Int
+        let caFile: String
+        private let process: Process
+        private let directory: URL
+
+        init?(port: Int) {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("vpsgate-tls-\(UUID().uuidString)")
+            try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let certificate = directory.appendingPathComponent("server.crt").path
+            let key = directory.appendingPathComponent("server.key").path
+            guard Self.run(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", certificate])
+            else { return nil }
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            process.arguments = ["s_server", "-www", "-accept", "127.0.0.1:\(port)", "-cert", certificate, "-key", key, "-quiet"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            guard (try? process.run()) != nil else { return nil }
+            self.port = port
+            caFile = certificate
+        }
+
+        deinit {
+            // SIGKILL: a test runner's child may have SIGTERM blocked.
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            try? FileManager.default.removeItem(at: directory)
+        }
+
+        static func run(_ arguments: [String]) -> Bool {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            guard (try? process.run()) != nil else { return false }
+            process.waitUntilExit()
+            return process.terminationStatus == 0
+        }
+    }
+
+    /// Whether each of `clients`' GETs, every one on a new connection, resumed a TLS session.
+    func sessionsResumed(_ clients: [HTTPClient], server: SessionServer) -> [Bool] {
+        clients.map { client in
+            let request = HTTPClient.Request(method: "GET", url: "https://127.0.0.1:\(server.port)/", timeoutMilliseconds: 5000,
+                                             freshConnection: true)
+            // Up to half a second for the server to listen.
+            for _ in 0..<50 {
+                if case .success(let response) = client.perform(request) {
+                    return String(decoding: response.body, as: UTF8.self).contains("Reused, ")
+                }
+                usleep(10_000)
+            }
+            Issue.record("no answer from openssl s_server")
+            return false
+        }
+    }
+
+    /// Clients of one share resume each other's TLS sessions on new connections (one full
+    /// handshake for all of them); clients without one each start with a full handshake.
+    @Test func clientsOfOneShareResumeEachOthersSessions() throws {
+        HTTPClient.initializeLibrary()
+        guard let server = SessionServer(port: closedPort()) else {
+            Issue.record("openssl is needed to run a TLS server")
+            return
+        }
+        let share = HTTPShare()
+        let shared = (0..<4).map { _ in HTTPClient(caFile: server.caFile, share: share) }
+        #expect(sessionsResumed(shared, server: server) == [false, true, true, true])
+        // A client's own later connections resume its sessions; separate clients' first ones do not.
+        let separate = (0..<2).map { _ in HTTPClient(caFile: server.caFile) }
+        #expect(sessionsResumed(separate, server: server) == [false, false])
+        #expect(sessionsResumed([separate[0], separate[0]], server: server) == [true, true])
     }
 }

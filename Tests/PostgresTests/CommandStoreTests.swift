@@ -136,6 +136,27 @@ import VpsgateStore
         #expect(try #require(try store.nextCheckDue(graceMilliseconds: 60_000)) > 25_000)
     }
 
+    /// The reconciler answered the request first (its instance looked dead), the operation
+    /// still accepted: the late answer moves the operation, once (one event), and writes
+    /// neither a second final row nor the key's answer over the reconciler's.
+    @Test func anAnswerAfterTheReconcilersMovesTheOperationButIsNotASecondAnswer() throws {
+        let first = try begin()
+        let id = try #require(try database.query("SELECT id::text AS id FROM operations WHERE idempotency_key = 'key-0001-abcd'").first)
+            .decode(String.self, "id")
+        let abandoned = try database.query("SELECT answer_abandoned_request(\(id)::uuid)::text AS done").first?.decode(String.self, "done")
+        #expect(abandoned == "true")
+        #expect(try finish(first) == .recorded)
+        let row = try #require(try database.query("""
+            SELECT state, (SELECT count(*) FROM events e WHERE e.operation_id = o.id AND e.type = 'operation.running')::text AS events,
+                   (SELECT k.state FROM idempotency_keys k WHERE k.key = 'key-0001-abcd') AS key_state
+            FROM operations o WHERE o.id = \(id)::uuid
+            """).first)
+        #expect(try row.decode(String.self, "state") == "running")
+        #expect(try row.decode(String.self, "events") == "1")
+        #expect(try row.decode(String.self, "key_state") == "in_flight")
+        #expect(try finalRows().map { $0[0] } == ["unknown"])
+    }
+
     @Test func aReleasedKeyStartsAFreshCommand() throws {
         let first = try begin()
         #expect(try finish(first, effect: .release) == .recorded)

@@ -125,6 +125,37 @@ def test_start_is_accepted_sent_once_with_the_correlation_id_and_succeeds(stack,
     assert received_at <= sim_at, "the received row must be committed before Hostinger is called"
 
 
+def test_each_mutation_goes_once_on_a_new_connection_that_resumes_a_tls_session(stack, people):
+    """A mutation that is not repeat-safe (a snapshot) is never sent on a kept-alive
+    connection (libcurl would send it again if that connection died under it), and yet costs
+    no full TLS handshake: every thread's client resumes the sessions of its instance's
+    shared cache. hostinger-sim's nginx logs each request's connection and whether its
+    session was resumed (reused=r)."""
+    alice = people["alice"]
+    vps_ids = range(2101, 2107)
+    for vps in vps_ids:
+        stack.sim("POST", "/__sim/vms", {"id": vps, "state": "running"})
+    log = stack.run_dir / "hostinger-sim-access.log"
+    start = log.stat().st_size
+    for vps in vps_ids:
+        status, _, operation = alice.json("POST", f"/v1/vps/{vps}/snapshot", key=new_key())
+        assert status == 202, operation
+
+    def posts():
+        with log.open() as f:
+            f.seek(start)
+            return [line for line in f.read().splitlines() if line.startswith("POST ") and "/snapshot HTTP" in line]
+    deadline = time.monotonic() + 5
+    while len(posts()) < len(vps_ids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = posts()
+    assert sorted(int(line.split("/snapshot")[0].rsplit("/", 1)[1]) for line in lines) == list(vps_ids), lines
+    assert all(" requests=1 " in line for line in lines), lines
+    # At most one full handshake per instance (a share per process), whichever of its 16
+    # workers took each command; before this share each worker made its own.
+    assert sum("reused=r" not in line for line in lines) <= 2, lines
+
+
 # MARK: - 4. Idempotency
 
 def test_idempotency_key_rules(stack, people):

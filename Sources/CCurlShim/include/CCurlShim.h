@@ -14,4 +14,12 @@ CURLcode CCurlShim_setopt_header_function(CURL *handle,
 CURLcode CCurlShim_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode CCurlShim_getinfo_double(CURL *handle, CURLINFO info, double *value);
 
+/// A libcurl share handle (TLS session cache and DNS cache) with thread-safe locking: one
+/// mutex per kind of shared data. NULL when out of memory. Free only after every easy
+/// handle using it is cleaned up.
+struct CCurlShimShare;
+struct CCurlShimShare *CCurlShim_share_new(void);
+void CCurlShim_share_free(struct CCurlShimShare *shared);
+CURLcode CCurlShim_setopt_share(CURL *handle, struct CCurlShimShare *shared);
+
 #endif
