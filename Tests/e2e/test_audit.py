@@ -314,12 +314,14 @@ def test_logs_are_json_lines_with_correlation_ids_and_no_secrets(stack, story):
 
 def test_log_lines_carry_the_callers_trace_id_with_no_traces_exported(stack, story):
     """Traces are off on this stack (no OTEL_EXPORTER_OTLP_ENDPOINT): the trace id is still
-    in the request's log lines, so that logs join the caller's trace; no span id is."""
-    trace_id = uuid.uuid4().hex
+    in the request's log lines, so that logs join the caller's trace, with a span id of vpsgate's
+    own (the request's span, or the Hostinger attempt's: never the caller's parent span)."""
+    trace_id, parent = uuid.uuid4().hex, uuid.uuid4().hex[:16]
     status, _, _ = story["amy"].json("POST", "/v1/vps/1001/start", key=str(uuid.uuid4()),
-                                     headers={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"})
+                                     headers={"traceparent": f"00-{trace_id}-{parent}-01"})
     assert status in (202, 409)  # started, or busy with the story's operation: logged either way
     lines = [json.loads(line) for index in (1, 2)
              for line in stack.log_path(f"vpsgate-{index}").read_text().splitlines() if trace_id in line]
     assert any(line["message"] == "command" for line in lines), lines
-    assert all(line["trace_id"] == trace_id and "span_id" not in line for line in lines), lines
+    assert all(line["trace_id"] == trace_id and re.fullmatch(r"[0-9a-f]{16}", line["span_id"]) and line["span_id"] != parent
+               for line in lines), lines
