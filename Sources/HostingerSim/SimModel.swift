@@ -345,4 +345,6 @@ struct LoggedRequest {
     var applied = false
     /// Whether the rate limit refused it (a 429 of the limit, not of a fault).
     var rateLimited = false
+    /// The actions the request created (with `applied`, whatever was answered).
+    var actionIDs: [Int] = []
 }

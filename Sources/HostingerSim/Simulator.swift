@@ -81,9 +81,11 @@ public final class Simulator: Sendable {
                 state.log[entry].rateLimited = true
                 return refusal
             }
+            let firstNewAction = state.nextActionID
             let (response, applied) = answer(request, state: &state, now: now)
             state.log[entry].status = response.status
             state.log[entry].applied = applied && request.method != "GET"
+            state.log[entry].actionIDs = Array(firstNewAction..<state.nextActionID)
             return response
         }
     }
@@ -196,6 +198,7 @@ public final class Simulator: Sendable {
                     ("headers", .object(entry.headers.map { ($0.0, .string($0.1)) })), ("body", entry.body),
                     ("at", .string(Timestamp.rfc3339(microseconds: entry.at))),
                     ("status", entry.status.map { .number(String($0)) } ?? .null), ("applied", .bool(entry.applied)),
+                    ("action_ids", .array(entry.actionIDs.map { .number(String($0)) })),
                     ("rate_limited", .bool(entry.rateLimited)),
                 ])
             }))

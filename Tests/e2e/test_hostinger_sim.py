@@ -429,6 +429,25 @@ def test_request_log_records_method_path_headers_and_body(stack):
     assert entry["at"].endswith("Z")
 
 
+def test_request_log_names_the_actions_each_request_created(stack):
+    """A performed mutation names its action, also when a fault answered 500 after
+    performing it; a refused one and a read name none."""
+    status, _, action = stack.sim("POST", f"{VM}/1001/restart")
+    assert status == 200
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1001/restart$", "status": 500, "apply": True})
+    assert stack.sim("POST", f"{VM}/1001/restart")[0] == 500
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1001/restart$", "status": 503})
+    assert stack.sim("POST", f"{VM}/1001/restart")[0] == 503
+    actions = {a["id"] for a in stack.sim("GET", f"{VM}/1001/actions")[2]["data"]}
+    log = [r for r in stack.sim("GET", "/__sim/requests")[2] if r["path"].startswith(VM)]
+    created = [(r["method"], r["status"], r["applied"], r["action_ids"]) for r in log]
+    assert created[0] == ("POST", 200, True, [action["id"]])
+    assert created[1][:3] == ("POST", 500, True) and len(created[1][3]) == 1 and created[1][3][0] in actions
+    assert created[1][3][0] != action["id"]
+    assert created[2] == ("POST", 503, False, [])
+    assert created[3][3] == []  # the read of the actions
+
+
 def test_reset_restores_the_fixtures(stack):
     stack.sim("POST", "/__sim/config", {"action_delay_ms": 0})
     stack.sim("POST", f"{VM}/1001/stop")
