@@ -335,6 +335,18 @@ def run_tracing_only(args) -> Path:
     return out
 
 
+def profiled_stack(args, binary: Path, env_extra: dict) -> "Stack":
+    """The command scenarios' stack: two instances, actions that end at once, and
+    pg_stat_statements loaded, tracking off until a statement profile turns it on (a -c
+    setting here would override the ALTER SYSTEM that does)."""
+    root = Path(tempfile.mkdtemp(prefix="vpsgate-bench-"))
+    root.chmod(0o755)
+    stack = Stack(root, instances=2, workers=args.workers, binary=binary, extra_env=env_extra)
+    stack.sim_action_delay_ms = 0
+    stack.postgres.settings["shared_preload_libraries"] = "pg_stat_statements"
+    return stack
+
+
 def quick(args) -> Path:
     """--quick: the c=1 part of a command's cost only (about a minute): the durable commit,
     the direct call, the command with vpsgate's histograms and pg_stat_statements (track =
@@ -348,11 +360,7 @@ def quick(args) -> Path:
     env_extra = {"VPSGATE_DEBUG_ROUTES": "1", "VPSGATE_WORKERS": str(args.workers), "VPSGATE_LOG_LEVEL": "warning"}
     if args.database_dir:
         env_extra["VPSGATE_DATABASE_DIR"] = args.database_dir
-    root = Path(tempfile.mkdtemp(prefix="vpsgate-bench-"))
-    root.chmod(0o755)
-    stack = Stack(root, instances=2, workers=args.workers, binary=binary, extra_env=env_extra)
-    stack.sim_action_delay_ms = 0
-    stack.postgres.settings["shared_preload_libraries"] = "pg_stat_statements"
+    stack = profiled_stack(args, binary, env_extra)
     try:
         stack.start()
         track_statements(stack, False)
@@ -449,13 +457,7 @@ def run(args) -> Path:
                      "scenarios": {}, "scale": {}, "instances": {}}
     env_extra = {"VPSGATE_DEBUG_ROUTES": "1", "VPSGATE_WORKERS": str(args.workers), "VPSGATE_LOG_LEVEL": "warning"}
 
-    root = Path(tempfile.mkdtemp(prefix="vpsgate-bench-"))
-    root.chmod(0o755)
-    stack = Stack(root, instances=2, workers=args.workers, binary=binary, extra_env=env_extra)
-    stack.sim_action_delay_ms = 0
-    # Loaded, tracking off until the statement profile (a -c setting here would override the
-    # ALTER SYSTEM that turns it on).
-    stack.postgres.settings["shared_preload_libraries"] = "pg_stat_statements"
+    stack = profiled_stack(args, binary, env_extra)
     try:
         stack.start()
         track_statements(stack, False)

@@ -1,5 +1,6 @@
 import Platform
 import VpsgateCore
+import VpsgateTools
 
 #if canImport(Glibc)
 import Glibc
@@ -243,18 +244,8 @@ struct Runner {
         }
     }
 
-    static func percentEncoded(_ text: String) -> String {
-        var result = ""
-        for byte in text.utf8 {
-            let character = Character(UnicodeScalar(byte))
-            if character.isASCII && (character.isLetter || character.isNumber || "-._~".contains(character)) {
-                result.append(character)
-            } else {
-                result += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-            }
-        }
-        return result
-    }
+    /// A query or path value percent-encoded as the MCP tools encode theirs.
+    static func percentEncoded(_ text: String) -> String { ToolCatalogue.percentEncoded(text) }
 }
 
 /// Writes straight to a descriptor: unbuffered, and no shared C stream.
