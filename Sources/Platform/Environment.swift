@@ -29,10 +29,17 @@ public enum Environment {
         while block[count] != nil { count += 1 }
         var result: [String: String] = [:]
         result.reserveCapacity(count)
+        // Bytes, not Characters: every request's parameters pass here, and a scan of
+        // grapheme clusters for `=` cost more than the copies themselves.
         for case let entry? in UnsafeBufferPointer(start: block, count: count) {
-            let pair = String(cString: entry)
-            guard let equals = pair.firstIndex(of: "=") else { continue }
-            result[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+            let length = strlen(entry)
+            guard let equals = memchr(entry, 0x3D, length) else { continue }
+            let nameLength = UnsafeRawPointer(equals) - UnsafeRawPointer(entry)
+            entry.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
+                let name = String(decoding: UnsafeBufferPointer(start: bytes, count: nameLength), as: UTF8.self)
+                result[name] = String(decoding: UnsafeBufferPointer(start: bytes + nameLength + 1, count: length - nameLength - 1),
+                                      as: UTF8.self)
+            }
         }
         return result
     }

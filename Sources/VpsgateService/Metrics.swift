@@ -176,18 +176,27 @@ public final class Metrics: Sendable {
     }
 
     static func labelText(_ labels: [(String, String)]) -> String {
-        labels.map { name, value in
-            var escaped = ""
-            for character in value {
-                switch character {
-                case "\\": escaped += "\\\\"
-                case "\"": escaped += "\\\""
-                case "\n": escaped += "\\n"
-                default: escaped.append(character)
+        var text = ""
+        for (index, (name, value)) in labels.enumerated() {
+            if index > 0 { text += "," }
+            text += name
+            text += "=\""
+            // Recorded on every request: escape only a value that needs it, byte by byte.
+            if value.utf8.contains(where: { $0 == 0x5C || $0 == 0x22 || $0 == 0x0A }) {
+                for character in value.unicodeScalars {
+                    switch character {
+                    case "\\": text += "\\\\"
+                    case "\"": text += "\\\""
+                    case "\n": text += "\\n"
+                    default: text.unicodeScalars.append(character)
+                    }
                 }
+            } else {
+                text += value
             }
-            return "\(name)=\"\(escaped)\""
-        }.joined(separator: ",")
+            text += "\""
+        }
+        return text
     }
 
     static func number(_ value: Double) -> String {

@@ -14,6 +14,10 @@ public final class PushBoard: @unchecked Sendable {
         /// The generation of the last change to each operation someone is waiting for.
         var operations: [String: UInt64] = [:]
         var watchers: [String: Int] = [:]
+        /// Threads asleep in `wait(for: nil, …)`, waiting for any event.
+        var anyWaiters = 0
+        /// Wakes of the sleepers so far (for tests).
+        var broadcasts = 0
         /// The instance is stopping: waits end now, and new ones do not start.
         var closed = false
     }
@@ -79,7 +83,9 @@ public final class PushBoard: @unchecked Sendable {
                 let now = operation.flatMap { state.operations[$0] } ?? state.generation
                 if now > seen || state.closed { return now }
                 if MonotonicClock.milliseconds() >= deadline { return now }
+                if operation == nil { state.anyWaiters += 1 }
                 _ = condition.wait(untilMilliseconds: deadline)
+                if operation == nil { state.anyWaiters -= 1 }
             }
         }
     }
@@ -89,16 +95,35 @@ public final class PushBoard: @unchecked Sendable {
 
     /// The listener heard a change to `operation` (nil: an event of no operation), which owes
     /// webhook `deliveries` or not.
+    ///
+    /// Sleepers are woken only when one of them waits for this change: someone waiting for
+    /// any event, for this operation, or (when deliveries are owed) a webhook sender. A wake
+    /// of every sleeper on every change made each command wake the senders for nothing (a
+    /// thread switch and a contended lock each). Skipping it is safe: a thread about to wait
+    /// checks the generation under this lock first, so it never sleeps past a change.
     public func changed(_ operation: String?, deliveries: Bool = false) {
         condition.withLock {
             state.generation += 1
-            if let operation, state.operations[operation] != nil { state.operations[operation] = state.generation }
-            if deliveries, state.operations[Self.deliveries] != nil { state.operations[Self.deliveries] = state.generation }
-            condition.broadcast()
+            var wanted = state.anyWaiters > 0
+            if let operation, state.operations[operation] != nil {
+                state.operations[operation] = state.generation
+                wanted = true
+            }
+            if deliveries, state.operations[Self.deliveries] != nil {
+                state.operations[Self.deliveries] = state.generation
+                wanted = true
+            }
+            if wanted {
+                state.broadcasts += 1
+                condition.broadcast()
+            }
         }
     }
 
     public var isClosed: Bool { condition.withLock { state.closed } }
+
+    /// How many times a change woke the sleepers.
+    var broadcasts: Int { condition.withLock { state.broadcasts } }
 
     /// The instance is stopping: every waiting request answers with what it has (its state
     /// now), so that the drain at shutdown does not wait out their deadlines.

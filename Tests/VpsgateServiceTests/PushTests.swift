@@ -141,6 +141,38 @@ import VpsgateCore
         board.unwatch("op-1")
     }
 
+    @Test func aWaiterForAnyEventIsWokenByAnyChange() throws {
+        let board = PushBoard(maxWaiters: 4)
+        let seen = board.watch(nil)
+        let other = try OSThread.spawn(name: "test-notify") {
+            usleep(100_000)
+            board.changed("op-9")
+        }
+        let started = MonotonicClock.milliseconds()
+        let now = board.wait(for: nil, after: seen, until: started + 5000)
+        other.join()
+        #expect(now > seen)
+        #expect(MonotonicClock.milliseconds() - started < 2000)
+        #expect(board.broadcasts == 1)
+    }
+
+    /// The webhook senders sleep on `deliveries`: a change that owes none, to an operation
+    /// nobody waits for, wakes nobody; one that owes deliveries wakes them.
+    @Test func onlyAChangeSomeoneWaitsForWakesTheSleepers() throws {
+        let board = PushBoard(maxWaiters: 4)
+        let seen = board.watch(PushBoard.deliveries)
+        let other = try OSThread.spawn(name: "test-notify") {
+            usleep(50_000)
+            for _ in 0..<100 { board.changed("op-\(Int.random(in: 0..<1000))") }
+            board.changed("op-1", deliveries: true)
+        }
+        let now = board.wait(for: PushBoard.deliveries, after: seen, until: MonotonicClock.milliseconds() + 5000)
+        other.join()
+        #expect(now > seen)
+        #expect(board.broadcasts == 1)
+        board.unwatch(PushBoard.deliveries)
+    }
+
     @Test func aWaitWithNoChangeEndsAtItsDeadline() {
         let board = PushBoard(maxWaiters: 4)
         let seen = board.watch("op-1")
