@@ -1,21 +1,32 @@
 /// Lower-case hexadecimal encoding without Foundation.
 public enum Hex {
-    private static let digits = Array("0123456789abcdef".utf8)
-
     /// Two hex digits per byte, in order.
+    ///
+    /// Written straight into the string's storage, sized once: request and response bodies
+    /// pass here on their way to PostgreSQL (`bytea` as text), and growing an array byte by
+    /// byte cost a reallocation per doubling.
     public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        if let text = bytes.withContiguousStorageIfAvailable({ encode(buffer: $0) }) { return text }
+        return Array(bytes).withUnsafeBufferPointer { encode(buffer: $0) }
     }
+
+    private static func encode(buffer: UnsafeBufferPointer<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: buffer.count * 2) { out in
+            var index = 0
+            for byte in buffer {
+                out[index] = digit(byte >> 4)
+                out[index + 1] = digit(byte & 0x0f)
+                index += 2
+            }
+            return index
+        }
+    }
+
+    private static func digit(_ value: UInt8) -> UInt8 { value < 10 ? 0x30 + value : 0x57 + value }
 
     /// The 16 hex digits of `value`, most significant first.
     public static func encode(_ value: UInt64) -> String {
-        encode((0..<8).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) })
+        withUnsafeBytes(of: value.bigEndian) { encode(buffer: $0.assumingMemoryBound(to: UInt8.self)) }
     }
 
     /// The bytes of an even number of hex digits (either case); nil for anything else.
