@@ -68,6 +68,21 @@ def cpu_seconds(pids) -> float:
     return total / ticks
 
 
+def context_switches(pids) -> int:
+    """Voluntary and involuntary context switches of every thread of `pids` so far (a thread
+    that ended takes its count with it; vpsgate's workers live as long as the process)."""
+    total = 0
+    for pid in pids:
+        for status in Path(f"/proc/{pid}/task").glob("*/status"):
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return total
+
+
 def peak_rss_mb(pid) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -89,14 +104,18 @@ class Bench:
         if script:
             args += ["-s", str(WRK / script)]
         before = cpu_seconds(self.vpsgate_pids())
+        switches_before = context_switches(self.vpsgate_pids())
         busy_before = machine_busy()
         output = subprocess.run(args + [url], capture_output=True, text=True, timeout=self.seconds + 60,
                                 env=dict(os.environ, **(env or {}), VPSGATE_BENCH_THREADS=str(threads))).stdout
         used = cpu_seconds(self.vpsgate_pids()) - before
+        switches = context_switches(self.vpsgate_pids()) - switches_before
         busy_after = machine_busy()
         result = parse_wrk(output)
         result["machine_cpu_busy"] = round((busy_after[0] - busy_before[0]) / max(busy_after[1] - busy_before[1], 1), 3)
         result["vpsgate_cpu_ms_per_request"] = round(used * 1000 / result["requests"], 4) if result["requests"] else None
+        # Threads parked and woken: each blocking read, lock or hand-off between threads.
+        result["vpsgate_switches_per_request"] = round(switches / result["requests"], 2) if result["requests"] else None
         return result
 
 
@@ -578,6 +597,8 @@ def ratios(r: dict) -> dict:
         "command_over_composed_floor_c64": quotient(get("command", 64), floor),
         "command_cpu_over_insert_cpu_c64": quotient(get("command", 64, "vpsgate_cpu_ms_per_request"),
                                                     get("insert", 64, "vpsgate_cpu_ms_per_request")),
+        "command_switches_over_insert_switches_c64": quotient(get("command", 64, "vpsgate_switches_per_request"),
+                                                              get("insert", 64, "vpsgate_switches_per_request")),
         "replay_over_insert_c64": quotient(get("replay", 64), get("insert", 64)),
         "command_minus_direct_p50_ms_c1": difference(get("command", 1, "p50_ms"), get("direct", 1, "p50_ms")),
         # vpsgate's mean Hostinger call (histogram) over wrk's p50 of the same call on a kept-alive connection.
@@ -668,12 +689,14 @@ def cpu_profile(bench: "Bench", url: str, script: str, env: dict, top: int = 15)
 
 def markdown(r: dict) -> str:
     lines = [f"Run {r['date']} on {r['machine']}; {r['seconds_per_run']} s per run.", "",
-             "| scenario | c | req/s | p50 ms | p99 ms | vpsgate CPU ms/req | machine CPU busy | errors |", "|---|---|---|---|---|---|---|---|"]
+             "| scenario | c | req/s | p50 ms | p99 ms | vpsgate CPU ms/req | vpsgate context switches/req | machine CPU busy | errors |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, runs in r["scenarios"].items():
         for c, m in runs.items():
             fmt = lambda v: "-" if v is None else (f"{v:,.0f}" if isinstance(v, float) and v > 100 else f"{v}")
             lines.append(f"| {name} | {c} | {fmt(m['rps'])} | {fmt(m['p50_ms'])} | {fmt(m['p99_ms'])} | "
-                         f"{fmt(m.get('vpsgate_cpu_ms_per_request'))} | {m.get('machine_cpu_busy', '-')} | {m['errors']} |")
+                         f"{fmt(m.get('vpsgate_cpu_ms_per_request'))} | {fmt(m.get('vpsgate_switches_per_request'))} | "
+                         f"{m.get('machine_cpu_busy', '-')} | {m['errors']} |")
     lines += ["", "| instances | workers each | command req/s at c=64 | p50 ms | p99 ms | machine CPU busy |", "|---|---|---|---|---|---|"]
     for count, m in r["scale"].items():
         lines.append(f"| {count} | {m.get('workers_per_instance')} | {m['rps']:,.0f} | {m['p50_ms']} | {m['p99_ms']} | {m.get('machine_cpu_busy')} |")
