@@ -112,8 +112,9 @@ public final class HostingerClient: HostingerCalling {
     public func call(_ request: HostingerRequest, correlationID: CorrelationID, trace: TraceContext) -> HostingerResult {
         var result = attempts(request, correlationID: correlationID, trace: trace)
         // An unknown outcome is settled from Hostinger's list over the operation's whole
-        // window, where it adopts one action of its attempts: one fewer is stray.
-        if result.outcome == .unknown, !result.strayAttempts.isEmpty { result.strayAttempts.removeLast() }
+        // window, where it adopts the earliest action of its attempts (the first's, when
+        // that one was performed): one fewer is stray.
+        if result.outcome == .unknown, !result.strayAttempts.isEmpty { result.strayAttempts.removeFirst() }
         return result
     }
 

@@ -105,6 +105,15 @@ import Glibc
         #expect(result.strayAttempts.isEmpty)
     }
 
+    @Test func aRepeatSafeCallWhoseEveryAnswerIsLostLeavesAllButTheFirstAttemptStray() throws {
+        try sim.fault(#"{"method": "POST", "path": "/1001/restart$", "delay_ms": 1500, "apply": true, "times": 3}"#)
+        let result = call(client(sim.settings(attemptTimeout: 500)), .restart(vm: 1001))
+        #expect(result.attempts == 3)
+        #expect(result.outcome == .unknown)
+        // The operation adopts the earliest action in its window (attempt 1's): the others are stray.
+        #expect(result.strayAttempts.map(\.number) == [2, 3])
+    }
+
     @Test func refusedConnectionsOpenTheBreakerWhichFailsFastThenRecovers() throws {
         let circuit = HostingerCircuit(failureThreshold: 3, coolDownMilliseconds: 1500)
         let dead = client(sim.settings(baseURL: "https://127.0.0.1:\(closedPort())"), circuit: circuit)
