@@ -158,7 +158,8 @@ public final class HostingerClient: HostingerCalling {
             }
             // Durations count from here: a wait for the budget is not the attempt's.
             let sentAt = MonotonicClock.milliseconds()
-            let sentMicroseconds = request.repeatSafe ? Clock.monotonicMicroseconds() : 0
+            let mutatesRepeatSafely = request.repeatSafe && request.method != "GET"
+            let sentMicroseconds = mutatesRepeatSafely ? Clock.monotonicMicroseconds() : 0
             // Each attempt is a client span of the request's trace, and the `traceparent`
             // Hostinger receives names it.
             let span = attemptSpan(request, number: number)
@@ -212,7 +213,7 @@ public final class HostingerClient: HostingerCalling {
             if case .status(let status) = attemptResult, status >= 500 { mayHaveBeenReceived = true }
             // A repeat-safe attempt whose answer may hide a performed mutation: Hostinger may
             // hold an action from it that the operation will not (docs/architecture.md).
-            if request.repeatSafe, attemptResult == .lost || (attemptResult.status ?? 0) >= 500 {
+            if mutatesRepeatSafely, attemptResult == .lost || (attemptResult.status ?? 0) >= 500 {
                 result.strayAttempts.append(StrayAttempt(number: number, startedAt: sentMicroseconds, endedAt: Clock.monotonicMicroseconds()))
             }
             if mayHaveBeenReceived && result.outcome == .notSent { result.outcome = .unknown }

@@ -172,6 +172,8 @@ def test_chaos_invariants(stack):
         "keys_performing_a_repeat_safe_mutation_again_after_a_5xx": len(repeated_safe),
         "mutations_without_received_row_or_operation": len(orphans),
         "operations_not_terminal_after_faults": open_count, "seconds_to_settle": settle_seconds,
+        "stray_attempts_recorded": int(sql(stack, "SELECT count(*) FROM operation_stray_attempts")),
+        "stray_actions_tied": int(sql(stack, "SELECT count(hostinger_action_id) FROM operation_stray_attempts")),
         "operations_disagreeing_with_hostinger": len(disagreements),
         "undocumented_statuses": len(undocumented), "errors_without_problem_body": len(bare_errors),
     }
