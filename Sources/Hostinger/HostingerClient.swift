@@ -110,6 +110,15 @@ public final class HostingerClient: HostingerCalling {
 
     /// Performs `request`, retrying as the policy allows; blocks up to the deadline.
     public func call(_ request: HostingerRequest, correlationID: CorrelationID, trace: TraceContext) -> HostingerResult {
+        var result = attempts(request, correlationID: correlationID, trace: trace)
+        // An unknown outcome is settled from Hostinger's list over the operation's whole
+        // window, where it adopts the earliest action of its attempts (the first's, when
+        // that one was performed): one fewer is stray.
+        if result.outcome == .unknown, !result.strayAttempts.isEmpty { result.strayAttempts.removeFirst() }
+        return result
+    }
+
+    private func attempts(_ request: HostingerRequest, correlationID: CorrelationID, trace: TraceContext) -> HostingerResult {
         var logger = self.logger
         logger[metadataKey: "correlation_id"] = "\(correlationID)"
         let circuit = request.method == "GET" ? readCircuit : commandCircuit
@@ -149,6 +158,8 @@ public final class HostingerClient: HostingerCalling {
             }
             // Durations count from here: a wait for the budget is not the attempt's.
             let sentAt = MonotonicClock.milliseconds()
+            let mutatesRepeatSafely = request.repeatSafe && request.method != "GET"
+            let sentMicroseconds = mutatesRepeatSafely ? Clock.monotonicMicroseconds() : 0
             // Each attempt is a client span of the request's trace, and the `traceparent`
             // Hostinger receives names it.
             let span = attemptSpan(request, number: number)
@@ -200,6 +211,11 @@ public final class HostingerClient: HostingerCalling {
             ).outcome
             if case .lost = attemptResult { mayHaveBeenReceived = true }
             if case .status(let status) = attemptResult, status >= 500 { mayHaveBeenReceived = true }
+            // A repeat-safe attempt whose answer may hide a performed mutation: Hostinger may
+            // hold an action from it that the operation will not (docs/architecture.md).
+            if mutatesRepeatSafely, attemptResult == .lost || (attemptResult.status ?? 0) >= 500 {
+                result.strayAttempts.append(StrayAttempt(number: number, startedAt: sentMicroseconds, endedAt: Clock.monotonicMicroseconds()))
+            }
             if mayHaveBeenReceived && result.outcome == .notSent { result.outcome = .unknown }
             switch decision {
             case .giveUp(let outcome):
@@ -273,6 +289,12 @@ public final class HostingerClient: HostingerCalling {
 
 extension Character {
     fileprivate var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+}
+
+extension AttemptResult {
+    fileprivate var status: Int? {
+        if case .status(let status) = self { status } else { nil }
+    }
 }
 
 extension RetryDecision {

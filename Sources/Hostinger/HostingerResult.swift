@@ -29,6 +29,10 @@ public struct HostingerResult: Sendable {
     public var budgetExhausted = false
     /// What went wrong on the wire, for the log (never shown to clients).
     public var transportError: String?
+    /// The attempts of a repeat-safe request whose answer may hide a mutation Hostinger
+    /// performed and that the outcome does not account for (`StrayAttempt`), times on the
+    /// monotonic clock (`strayAttempts(databaseClock:)` moves them to the database's).
+    public var strayAttempts: [StrayAttempt] = []
 
     public init(outcome: CallOutcome, status: Int? = nil, body: JSONValue? = nil, message: String? = nil,
                 hostingerCorrelationID: String? = nil, fieldErrors: [(field: String, messages: [String])] = [],
@@ -56,5 +60,16 @@ public struct HostingerResult: Sendable {
         DispatchResult(outcome: outcome, status: status, message: message, action: answersResource ? nil : action,
                        isAuthenticationProblem: isAuthenticationProblem, retryAfterMilliseconds: retryAfterMilliseconds,
                        resource: answersResource && outcome == .succeeded ? body : nil, budgetExhausted: budgetExhausted)
+    }
+}
+
+extension HostingerResult {
+    /// The stray attempts by the database's clock, given one reading of it and the
+    /// monotonic time (microseconds) of that reading.
+    public func strayAttempts(databaseClock: (microseconds: Int64, monotonic: Int64)) -> [StrayAttempt] {
+        strayAttempts.map {
+            StrayAttempt(number: $0.number, startedAt: databaseClock.microseconds + ($0.startedAt - databaseClock.monotonic),
+                         endedAt: databaseClock.microseconds + ($0.endedAt - databaseClock.monotonic))
+        }
     }
 }

@@ -183,10 +183,33 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
             }
         }
         let windowClosesAt = latestDispatch + Int64(context.configuration.settleWindowMilliseconds) * 1000
-        let decision = ActionMatcher.decide(
+        // Other operations' attempts that may have left an action no operation holds; the
+        // margin reaches every attempt whose window, widened by the skew, meets this one.
+        let margin: Int64 = 5_000_000
+        let strays = try store.strayAttempts(vps: vps, excluding: operation.id, from: operation.sentAt - margin,
+                                             through: latestDispatch + margin, actionIDs: actions.map(\.id))
+        let verdict = ActionMatcher.verdict(
             command: operation.command, createdAt: operation.sentAt, latestDispatch: latestDispatch, actions: actions,
-            adopted: Set(try store.operations(holdingActions: actions.map(\.id)).keys), windowClosed: databaseNow() >= windowClosesAt,
-            listCoversWindow: coversWindow)
+            adopted: Set(try store.operations(holdingActions: actions.map(\.id)).keys), strays: strays,
+            windowClosed: databaseNow() >= windowClosesAt, listCoversWindow: coversWindow)
+        var decision = verdict.decision
+        if !verdict.attributions.isEmpty {
+            let tied = try store.attribute(verdict.attributions)
+            for attribution in tied {
+                logger.info("reconciler: action tied to a stray attempt", metadata: [
+                    "operation_id": "\(attribution.operationID)", "attempt": "\(attribution.attempt)",
+                    "hostinger_action_id": "\(attribution.actionID)", "for_operation_id": "\(operation.id)",
+                ])
+            }
+            // Tied elsewhere meanwhile (another instance): that tie explains it as well. One
+            // not tied at all no longer rules anything out: look again.
+            if case .notApplied = decision, tied.count < verdict.attributions.count {
+                let again = try store.strayAttempts(vps: vps, excluding: operation.id, from: operation.sentAt - margin,
+                                                    through: latestDispatch + margin, actionIDs: actions.map(\.id))
+                let explained = Set(again.compactMap(\.actionID))
+                if !verdict.attributions.allSatisfy({ explained.contains($0.actionID) }) { decision = .wait }
+            }
+        }
         return ReconcileDecision.lostAnswer(operation, decision: decision, listCoversWindow: coversWindow, checks: checks)
     }
 
@@ -300,6 +323,8 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
     /// input, or refuses it unsent; returns how the call ended (nil: refused).
     private func dispatch(_ approved: ApprovedDispatch) throws(StoreError) -> CallOutcome? {
         let operation = approved.operation
+        // The claim stamped `dispatched_at` a moment ago: the anchor of this call's times.
+        let claimedAt = (microseconds: operation.sentAt, monotonic: Clock.monotonicMicroseconds())
         var audit = AuditEntry.reconciler(operation, outcome: .refused)
         audit.kind = .dispatch
         let verdict: DispatchVerdict
@@ -339,7 +364,8 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
         audit.hostingerStatus = result.status
         audit.hostingerCorrelationID = result.hostingerCorrelationID
         let write = store.finish(FinishRecord(principal: operation.requestedBy, key: operation.idempotencyKey, operation: settled,
-                                              keyEffect: .store, answer: StoredAnswer(status: 202, location: nil, body: []), audit: audit))
+                                              keyEffect: .store, answer: StoredAnswer(status: 202, location: nil, body: []), audit: audit,
+                                              strayAttempts: result.strayAttempts(databaseClock: claimedAt)))
         if case .deferred(let reason) = write {
             logger.error("dispatch outcome not recorded yet; kept to retry", metadata: ["operation_id": "\(operation.id)", "error": "\(reason)"])
         }

@@ -341,7 +341,8 @@ extension Responder {
                                   keyEffect: answer.transition.key,
                                   answer: StoredAnswer(status: response.status, location: response.status == 202 ? operation.location : nil,
                                                        body: response.body),
-                                  audit: audit)
+                                  audit: audit,
+                                  strayAttempts: result.strayAttempts(databaseClock: (begun.operation.createdAt, begun.begunAt)))
         let write = timed("finish_command") { store.finish(record) }
         if case .deferred(let reason) = write {
             metrics.increment(Metrics.outcomeWritesDeferred)

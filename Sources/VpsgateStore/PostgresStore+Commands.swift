@@ -72,12 +72,28 @@ extension PostgresStore: CommandStore {
             ("problem_type", record.audit.problemType.map { .string($0) } ?? .null),
             ("duration_ms", record.audit.durationMilliseconds.map { .number(String($0)) } ?? .null),
         ]).text()
-        let query: PostgresQuery = """
+        var query: PostgresQuery = """
             SELECT finish_command(\(record.principal), \(record.key), \(operation.id)::uuid, \(operation.state.rawValue),
                 \(operation.actionID), \(operation.actionName), \(operation.actionState), \(operation.error?.text())::jsonb,
                 \(operation.updatedAt), \(record.keyEffect == .store), \(record.answer.status), \(record.answer.location),
                 \(SQLText.bytea(record.answer.body))::bytea, \(audit)::jsonb, \(operation.result?.text())::jsonb)
             """
+        let strays = record.strayAttempts
+        if !strays.isEmpty, let vps = operation.vpsID, let names = ActionMatcher.expectedNames[operation.command] {
+            // Rare (a repeat-safe attempt answered 5xx or lost): its windows go in the same
+            // statement, so still one round trip and one transaction; again when replayed.
+            let n = query.binds.count
+            query = PostgresQuery(unsafeSQL: """
+                WITH stray AS (
+                    INSERT INTO operation_stray_attempts (operation_id, attempt, vps_id, started_at, ended_at, action_names)
+                    SELECT $\(n + 1)::uuid, a.number, $\(n + 2)::bigint, 'epoch'::timestamptz + a.started_us * interval '1 microsecond',
+                           'epoch'::timestamptz + a.ended_us * interval '1 microsecond', $\(n + 3)::text[]
+                    FROM unnest($\(n + 4)::int[], $\(n + 5)::bigint[], $\(n + 6)::bigint[]) AS a(number, started_us, ended_us)
+                    ON CONFLICT DO NOTHING)
+                """ + query.sql,
+                binds: query.binds + [operation.id, String(vps), SQLText.array(names.sorted()), SQLText.array(strays.map(\.number)),
+                                      SQLText.array(strays.map(\.startedAt)), SQLText.array(strays.map(\.endedAt))])
+        }
         var write = FinishWrite.recorded
         do {
             try database.queryRetrying(query.preparedOnce())

@@ -82,6 +82,48 @@ extension PostgresStore: ReconcilerStore {
         }
     }
 
+    public func strayAttempts(vps: Int, excluding operationID: String, from: Int64, through: Int64,
+                              actionIDs: [Int]) throws(StoreError) -> [StrayWindow] {
+        let query = PostgresQuery(unsafeSQL: """
+            SELECT operation_id::text AS operation_id, attempt, array_to_string(action_names, ',') AS names, hostinger_action_id,
+                   (extract(epoch FROM started_at) * 1000000)::bigint AS started_us, (extract(epoch FROM ended_at) * 1000000)::bigint AS ended_us
+            FROM operation_stray_attempts
+            WHERE vps_id = $1 AND operation_id <> $2::uuid
+              AND ((ended_at >= 'epoch'::timestamptz + $3 * interval '1 microsecond'
+                    AND started_at <= 'epoch'::timestamptz + $4 * interval '1 microsecond')
+                   OR hostinger_action_id = ANY($5::bigint[]))
+            """, binds: [String(vps), operationID, String(from), String(through), SQLText.array(actionIDs)])
+        return try run { () throws(PostgresError) in
+            try database.query(query.preparedOnce()).map { row throws(PostgresError) in
+                StrayWindow(operationID: try row.decode(String.self, "operation_id"),
+                            attempt: StrayAttempt(number: try row.decode(Int.self, "attempt"), startedAt: Int64(try row.decode(Int.self, "started_us")),
+                                                  endedAt: Int64(try row.decode(Int.self, "ended_us"))),
+                            names: Set(try row.decode(String.self, "names").split(separator: ",").map(String.init)),
+                            actionID: try row.decode(Int?.self, "hostinger_action_id"))
+            }
+        }
+    }
+
+    public func attribute(_ attributions: [StrayAttribution]) throws(StoreError) -> [StrayAttribution] {
+        guard !attributions.isEmpty else { return [] }
+        // One statement; an attempt already tied, or an action tied elsewhere meanwhile (by
+        // another instance), is skipped rather than overwritten.
+        let query = PostgresQuery(unsafeSQL: """
+            UPDATE operation_stray_attempts s SET hostinger_action_id = t.action_id, attributed_at = clock_timestamp()
+            FROM unnest($1::bigint[], $2::uuid[], $3::int[]) AS t(action_id, operation_id, attempt)
+            WHERE s.operation_id = t.operation_id AND s.attempt = t.attempt AND s.hostinger_action_id IS NULL
+              AND NOT EXISTS (SELECT FROM operation_stray_attempts o WHERE o.hostinger_action_id = t.action_id)
+            RETURNING s.hostinger_action_id, s.operation_id::text AS operation_id, s.attempt
+            """, binds: [SQLText.array(attributions.map(\.actionID)), SQLText.array(attributions.map(\.operationID)),
+                         SQLText.array(attributions.map(\.attempt))])
+        return try run { () throws(PostgresError) in
+            try database.query(query.preparedOnce()).map { row throws(PostgresError) in
+                StrayAttribution(actionID: try row.decode(Int.self, "hostinger_action_id"), operationID: try row.decode(String.self, "operation_id"),
+                                 attempt: try row.decode(Int.self, "attempt"))
+            }
+        }
+    }
+
     public func leaseScan(owner: String) throws(StoreError) -> ScanLease? {
         let lease: PostgresQuery = """
             UPDATE reconciler_scans SET lease_owner = \(owner), lease_until = clock_timestamp() + interval '60 seconds'

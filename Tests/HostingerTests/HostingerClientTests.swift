@@ -33,6 +33,9 @@ import Glibc
         #expect(result.attempts == 3)
         #expect(result.action?.state == "sent")
         #expect(try sim.requests("POST", endingWith: "/1002/start").count == 3)
+        // Each 503 may hide a start Hostinger performed: the two attempts are stray, in order.
+        #expect(result.strayAttempts.map(\.number) == [1, 2])
+        #expect(result.strayAttempts.allSatisfy { $0.endedAt >= $0.startedAt })
     }
 
     @Test func fiveServiceUnavailablesFailAfterExactlyThree() throws {
@@ -42,6 +45,8 @@ import Glibc
         #expect(result.status == 503)
         #expect(result.hostingerCorrelationID != nil)
         #expect(try sim.requests("POST", endingWith: "/1002/start").count == 3)
+        // Recorded failed: no attempt is accounted for, all three are stray.
+        #expect(result.strayAttempts.map(\.number) == [1, 2, 3])
     }
 
     @Test func retryAfterIsWaitedFor() throws {
@@ -73,6 +78,8 @@ import Glibc
         #expect(result.attempts == 1)
         #expect(try sim.requests("POST", endingWith: "/1003/recreate").count == 1)
         #expect(try sim.vmState(1003) == "recreating")
+        // Not repeat-safe: its outcome is unknown and settled from the list, never stray.
+        #expect(result.strayAttempts.isEmpty)
     }
 
     @Test func aRecreateWhoseAnswerTimesOutIsNeverRepeatedAndIsUnknown() throws {
@@ -94,6 +101,17 @@ import Glibc
         let result = call(client(sim.settings(attemptTimeout: 1000)), .start(vm: 1001))
         #expect(result.attempts == 3)
         #expect(result.outcome == .unknown, "attempt 1 may have been performed: not_sent would let the key run again")
+        // The unknown outcome is settled from the list over the whole window: not stray.
+        #expect(result.strayAttempts.isEmpty)
+    }
+
+    @Test func aRepeatSafeCallWhoseEveryAnswerIsLostLeavesAllButTheFirstAttemptStray() throws {
+        try sim.fault(#"{"method": "POST", "path": "/1001/restart$", "delay_ms": 1500, "apply": true, "times": 3}"#)
+        let result = call(client(sim.settings(attemptTimeout: 500)), .restart(vm: 1001))
+        #expect(result.attempts == 3)
+        #expect(result.outcome == .unknown)
+        // The operation adopts the earliest action in its window (attempt 1's): the others are stray.
+        #expect(result.strayAttempts.map(\.number) == [2, 3])
     }
 
     @Test func refusedConnectionsOpenTheBreakerWhichFailsFastThenRecovers() throws {

@@ -47,7 +47,8 @@ import VpsgateStore
             """).map { row in try ["outcome", "status", "problem"].map { try row.decode(String.self, $0) } }
     }
 
-    func finish(_ decision: BeginDecision, key: String = "key-0001-abcd", effect: KeyEffect = .store) throws -> FinishWrite {
+    func finish(_ decision: BeginDecision, key: String = "key-0001-abcd", effect: KeyEffect = .store,
+                strays: [StrayAttempt] = []) throws -> FinishWrite {
         guard case .proceed(let createdAt) = decision else { throw PostgresError(.decoding, "not proceed") }
         let id = try #require(try database.query("SELECT id::text AS id FROM operations WHERE idempotency_key = \(key)").first)
             .decode(String.self, "id")
@@ -58,7 +59,8 @@ import VpsgateStore
                                command: "vps.restart", vpsID: 1001)
         audit.httpStatus = 202
         return store.finish(FinishRecord(principal: "alice", key: key, operation: operation, keyEffect: effect,
-                                         answer: StoredAnswer(status: 202, location: operation.location, body: operation.json()), audit: audit))
+                                         answer: StoredAnswer(status: 202, location: operation.location, body: operation.json()), audit: audit,
+                                         strayAttempts: strays))
     }
 
     @Test func aNewKeyProceedsAndRecordsTheOperationAndItsReceivedRow() throws {
@@ -155,6 +157,32 @@ import VpsgateStore
         #expect(try row.decode(String.self, "events") == "1")
         #expect(try row.decode(String.self, "key_state") == "in_flight")
         #expect(try finalRows().map { $0[0] } == ["unknown"])
+    }
+
+    @Test func strayAttemptsAreRecordedWithTheOutcomeOnceAndTiedToOneActionEach() throws {
+        let decision = try begin()
+        guard case .proceed(let createdAt) = decision else { Issue.record("expected proceed"); return }
+        let strays = [StrayAttempt(number: 1, startedAt: createdAt + 1000, endedAt: createdAt + 90_000),
+                      StrayAttempt(number: 2, startedAt: createdAt + 300_000, endedAt: createdAt + 400_000)]
+        #expect(try finish(decision, strays: strays) == .recorded)
+        // A replay of the same write (an outcome kept while the database was away) adds nothing.
+        #expect(try finish(decision, strays: strays) == .recorded)
+        let id = try #require(try database.query("SELECT id::text AS id FROM operations").first).decode(String.self, "id")
+        let other = "00000000-0000-4000-8000-000000000001"
+        let read = try store.strayAttempts(vps: 1001, excluding: other, from: createdAt, through: createdAt + 1_000_000, actionIDs: [])
+        #expect(read == strays.map { StrayWindow(operationID: id, attempt: $0, names: ["ct_restart", "restart"]) })
+        // Never the settling operation's own, another VPS's, or outside the window.
+        #expect(try store.strayAttempts(vps: 1001, excluding: id, from: createdAt, through: createdAt + 1_000_000, actionIDs: []).isEmpty)
+        #expect(try store.strayAttempts(vps: 1002, excluding: other, from: createdAt, through: createdAt + 1_000_000, actionIDs: []).isEmpty)
+        #expect(try store.strayAttempts(vps: 1001, excluding: other, from: createdAt + 500_000, through: createdAt + 600_000, actionIDs: []).isEmpty)
+        // An action is tied to one attempt, an attempt to one action.
+        let tie = StrayAttribution(actionID: 77, operationID: id, attempt: 1)
+        #expect(try store.attribute([tie]) == [tie])
+        #expect(try store.attribute([StrayAttribution(actionID: 77, operationID: id, attempt: 2)]).isEmpty)
+        #expect(try store.attribute([StrayAttribution(actionID: 78, operationID: id, attempt: 1)]).isEmpty)
+        // A tied attempt is read back by its action, wherever its window lies.
+        let tied = try store.strayAttempts(vps: 1001, excluding: other, from: 0, through: 1, actionIDs: [77])
+        #expect(tied.map(\.actionID) == [77])
     }
 
     @Test func aReleasedKeyStartsAFreshCommand() throws {

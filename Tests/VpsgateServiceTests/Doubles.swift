@@ -51,6 +51,8 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
     var scanLease: ScanLease?
     var recentVPS: [Int] = []
     var releasedWatermark: [Int64?] = []
+    /// Other operations' stray attempts, as `strayAttempts` reads them (any VPS).
+    var strays: [StrayWindow] = []
     /// The event feed: each event's transaction is its id here.
     var feed: [EventRecord] = []
     /// Cursors before this event id have expired.
@@ -331,6 +333,25 @@ final class MemoryStore: ResponderStore, ReconcilerStore {
         var result: [Int: OperationRecord] = [:]
         for operation in records.values { if let id = operation.actionID, ids.contains(id) { result[id] = operation } }
         return result
+    }
+
+    func strayAttempts(vps: Int, excluding operationID: String, from: Int64, through: Int64,
+                       actionIDs: [Int]) throws(StoreError) -> [StrayWindow] {
+        try check()
+        return strays.filter { $0.operationID != operationID }
+    }
+
+    func attribute(_ attributions: [StrayAttribution]) throws(StoreError) -> [StrayAttribution] {
+        try check()
+        var tied: [StrayAttribution] = []
+        for attribution in attributions where !strays.contains(where: { $0.actionID == attribution.actionID }) {
+            guard let index = strays.firstIndex(where: {
+                $0.operationID == attribution.operationID && $0.attempt.number == attribution.attempt && $0.actionID == nil
+            }) else { continue }
+            strays[index].actionID = attribution.actionID
+            tied.append(attribution)
+        }
+        return tied
     }
 
     func leaseScan(owner: String) throws(StoreError) -> ScanLease? {

@@ -167,6 +167,43 @@ import VpsgateCore
         #expect(settled.transition.error?["candidates"]?.arrayValue?.count == 1)
     }
 
+    /// Another operation's restart attempt answered 503, a second before the list's actions.
+    static func strayRestart(tied: Int? = nil) -> StrayWindow {
+        StrayWindow(operationID: "11111111-2222-4333-8444-555566667777",
+                    attempt: StrayAttempt(number: 1, startedAt: listTime - 1_000_000, endedAt: listTime - 800_000),
+                    names: ["ct_restart", "restart"], actionID: tied)
+    }
+
+    @Test mutating func anActionAnotherOperationsStrayAttemptLeftIsTiedToItAndRulesNothingOut() throws {
+        let operation = Fixture.operation(.unknown, command: "vps.snapshot.create", createdAt: Self.listTime)
+        store.strays = [Self.strayRestart()]
+        hostinger.answer("list_actions", Self.list([Fixture.action(9003, "ct_restart", "success")]))
+        try pass(operation, now: Self.listTime + 3_600_000_000)
+        let settled = try #require(store.settled.first)
+        #expect(settled.transition.outcome == .notApplied)
+        #expect(settled.transition.state == .failed)
+        #expect(store.strays.map(\.actionID) == [9003])
+    }
+
+    @Test mutating func anOperationInDoubtIsSettledOnceTheCandidateIsTiedToAStrayAttempt() throws {
+        let operation = Fixture.operation(.unknown, error: .object([("reason", .string("ambiguous"))]), command: "vps.snapshot.create",
+                                          createdAt: Self.listTime)
+        store.strays = [Self.strayRestart(tied: 9003)]
+        hostinger.answer("list_actions", Self.list([Fixture.action(9003, "ct_restart", "success")]))
+        try pass(operation, now: Self.listTime + 3_600_000_000)
+        #expect(store.settled.first?.transition.outcome == .notApplied)
+    }
+
+    @Test mutating func aRestartInDoubtIsNeverSettledByAnotherRestartsStrayAttempt() throws {
+        // Its own command produces ct_restart: the action may be its own, and it is adopted.
+        let operation = Fixture.operation(.unknown, createdAt: Self.listTime)
+        store.strays = [Self.strayRestart()]
+        hostinger.answer("list_actions", Self.list([Fixture.action(9003, "ct_restart", "success")]))
+        try pass(operation, now: Self.listTime + 3_600_000_000)
+        #expect(store.settled.first?.transition.outcome == .adopted)
+        #expect(store.strays.map(\.actionID) == [nil])
+    }
+
     @Test mutating func anOperationAlreadyInDoubtStaysSoAndIsLookedAtNowAndThen() throws {
         let operation = Fixture.operation(.unknown, error: .object([("reason", .string("ambiguous"))]), createdAt: Self.listTime)
         hostinger.answer("list_actions", Self.list([Fixture.action(9002, "something_else", "success")]))

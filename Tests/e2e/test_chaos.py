@@ -123,33 +123,13 @@ def test_chaos_invariants(stack):
     open_count = None
     while time.monotonic() - faults_stopped < 120:
         open_count = open_operations(stack)
-        # Ambiguous ones wait for a person (checked below): not for the reconciler.
-        if open_count == int(sql(stack, "SELECT count(*) FROM operations WHERE state = 'unknown' AND error->>'reason' = 'ambiguous'")):
+        if open_count == 0:
             break
         time.sleep(0.5)
     settle_seconds = round(time.monotonic() - faults_stopped, 1)
 
     log = sim_requests(stack)
     mutations = [r for r in log if r["method"] != "GET"]
-    # An operation whose answer was lost stays `unknown` for a person when Hostinger shows
-    # actions in its window that it cannot tie to itself (docs/design.md#operations-follow-hostinger).
-    # Chaos makes such actions: a repeat-safe request Hostinger performed but answered with a 5xx
-    # is sent again (502/503/504) or its operation recorded failed (a 500, or the last attempt's
-    # 5xx), and the action it left is no operation's. An operation left open is
-    # accepted only as that case: `unknown`, ambiguous, and every candidate action created by
-    # a request of another operation (the simulator logs which request created which action).
-    created_by = {action: r["headers"].get("x-correlation-id") for r in mutations for action in r.get("action_ids", [])}
-    ambiguous, unexplained = [], []
-    for line in sql(stack, "SELECT id, state, correlation_id, coalesce(error::text, '') FROM operations "
-                           "WHERE state NOT IN ('succeeded', 'failed', 'cancelled')").splitlines():
-        operation_id, state, correlation, error = line.split("|", 3)
-        error = json.loads(error) if error else {}
-        candidates = [c.get("id") for c in error.get("candidates", [])]
-        if state == "unknown" and error.get("reason") == "ambiguous" and candidates and all(
-                created_by.get(c) not in (None, correlation) for c in candidates):
-            ambiguous.append(operation_id)
-        else:
-            unexplained.append((line, [(c, created_by.get(c)) for c in candidates]))
     performed = [r for r in mutations if r["applied"]]
     received = dict(line.split("|") for line in sql(stack, "SELECT correlation_id, idempotency_key FROM audit_events WHERE kind = 'received'").splitlines())
     operations_by_correlation = set(sql(stack, "SELECT correlation_id FROM operations").split())
@@ -192,7 +172,8 @@ def test_chaos_invariants(stack):
         "keys_performing_a_repeat_safe_mutation_again_after_a_5xx": len(repeated_safe),
         "mutations_without_received_row_or_operation": len(orphans),
         "operations_not_terminal_after_faults": open_count, "seconds_to_settle": settle_seconds,
-        "operations_left_unknown_by_another_operations_repeated_action": len(ambiguous),
+        "stray_attempts_recorded": int(sql(stack, "SELECT count(*) FROM operation_stray_attempts")),
+        "stray_actions_tied": int(sql(stack, "SELECT count(hostinger_action_id) FROM operation_stray_attempts")),
         "operations_disagreeing_with_hostinger": len(disagreements),
         "undocumented_statuses": len(undocumented), "errors_without_problem_body": len(bare_errors),
     }
@@ -200,7 +181,8 @@ def test_chaos_invariants(stack):
     assert len(chaos.answers) >= 50
     assert duplicated == {}
     assert orphans == []
-    assert unexplained == [], unexplained
+    assert open_count == 0, sql(stack, "SELECT id, command, state, coalesce(error::text, '') FROM operations "
+                                       "WHERE state NOT IN ('succeeded', 'failed', 'cancelled')")
     assert disagreements == []
     assert undocumented == [] and bare_errors == []
 

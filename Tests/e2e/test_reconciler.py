@@ -2,6 +2,7 @@
 nobody polling, lost answers and killed instances are settled from Hostinger's action list
 without ever repeating a mutation, drift is recorded."""
 
+import datetime
 import json
 import random
 import signal
@@ -65,6 +66,65 @@ def test_a_lost_answer_whose_mutation_did_not_happen_fails_not_applied(stack, ad
     assert time.monotonic() - started >= 2, "decided before the settling window"
     assert len(sim_requests(stack, "POST", "/1003/recreate")) == 1
     assert stack.sim("GET", f"{VM}/1003")[2]["state"] == "running"
+
+
+def restart_with_a_stray_attempt(stack, admin, vps):
+    """A restart Hostinger performs but answers 503, sent again and answered 200: it ends
+    `succeeded` holding the second action; the first is held by no operation. Returns the
+    operation and the stray action's id."""
+    stack.sim("POST", "/__sim/config", {"action_delay_ms": 50})
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": f"/{vps}/restart$", "status": 503, "apply": True})
+    status, _, restart = admin.json("POST", f"/v1/vps/{vps}/restart", key=str(uuid.uuid4()))
+    assert status == 202, restart
+    assert wait_operation_row(stack, restart["id"], timeout=10)["state"] == "succeeded"
+    sent = sim_requests(stack, "POST", f"/{vps}/restart")
+    assert [(r["status"], r["applied"], len(r["action_ids"])) for r in sent] == [(503, True, 1), (200, True, 1)]
+    assert operation_row(stack, restart["id"])["hostinger_action_id"] == sent[1]["action_ids"][0]
+    # Recorded with the outcome: attempt 1's window, and the names a restart produces.
+    attempts = sql(stack, f"SELECT attempt || '|' || array_to_string(action_names, ',') || '|' || (ended_at >= started_at) "
+                          f"FROM operation_stray_attempts WHERE operation_id = '{restart['id']}'")
+    assert attempts == "1|ct_restart,restart|true", attempts
+    return restart, sent[0]["action_ids"][0]
+
+
+def stray_ties(stack, operation_id):
+    return sql(stack, f"SELECT attempt || ':' || coalesce(hostinger_action_id::text, '-') FROM operation_stray_attempts "
+                      f"WHERE operation_id = '{operation_id}' ORDER BY attempt")
+
+
+def test_a_lost_answer_next_to_another_operations_stray_action_adopts_its_own(stack, admin):
+    """The snapshot, answered 500 after Hostinger took it, finds in its window its own
+    action and the restart's stray one: it adopts its own, and the stray one is tied to the
+    restart's attempt that left it."""
+    restart, stray = restart_with_a_stray_attempt(stack, admin, 1001)
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1001/snapshot$", "status": 500, "apply": True})
+    status, _, snapshot = admin.json("POST", "/v1/vps/1001/snapshot", key=str(uuid.uuid4()))
+    assert status == 202 and snapshot["state"] == "unknown", snapshot
+    row = wait_operation_row(stack, snapshot["id"], timeout=30)
+    taken = sim_requests(stack, "POST", "/1001/snapshot")
+    assert len(taken) == 1 and taken[0]["applied"]
+    assert row["state"] == "succeeded" and row["hostinger_action_id"] == taken[0]["action_ids"][0], row
+    assert stray_ties(stack, restart["id"]) == f"1:{stray}"
+
+
+def test_a_lost_answer_whose_only_candidate_is_another_operations_stray_action_is_not_applied(stack, admin):
+    """The snapshot, answered 500 without Hostinger taking it, finds in its window only the
+    restart's stray action, which a snapshot never produces and the restart's first attempt
+    explains: not applied, where it used to be left `unknown` for a person."""
+    restart, stray = restart_with_a_stray_attempt(stack, admin, 1002)
+    stack.sim("POST", "/__sim/faults", {"method": "POST", "path": "/1002/snapshot$", "status": 500, "apply": False})
+    status, _, snapshot = admin.json("POST", "/v1/vps/1002/snapshot", key=str(uuid.uuid4()))
+    assert status == 202 and snapshot["state"] == "unknown", snapshot
+    row = wait_operation_row(stack, snapshot["id"], timeout=30)
+    assert row["state"] == "failed" and row["error"] == {"reason": "not_applied"}, row
+    assert [r["applied"] for r in sim_requests(stack, "POST", "/1002/snapshot")] == [False]
+    assert stray_ties(stack, restart["id"]) == f"1:{stray}"
+    # The stray action was in the snapshot's window (else this would prove nothing): the
+    # reconciler reads back 2 s before the operation's record, in Hostinger's whole seconds.
+    created = {a["id"]: a["created_at"] for a in stack.sim("GET", f"{VM}/1002/actions")[2]["data"]}
+    stray_at = datetime.datetime.fromisoformat(created[stray].replace("Z", "+00:00")).timestamp()
+    sent_at = float(sql(stack, f"SELECT extract(epoch FROM coalesce(dispatched_at, created_at)) FROM operations WHERE id = '{snapshot['id']}'"))
+    assert int(sent_at) - 2 <= stray_at, (stray_at, sent_at)
 
 
 def instance_of(stack, correlation_id, timeout=10):

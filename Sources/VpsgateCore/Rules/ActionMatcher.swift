@@ -36,26 +36,78 @@ public enum ActionMatcher {
             .sorted { ($0.createdAtSeconds ?? 0, $0.id) < ($1.createdAtSeconds ?? 0, $1.id) }
     }
 
+    /// What the reconciler concludes about an operation whose answer was lost, without
+    /// other operations' stray attempts (see `verdict`).
+    public static func decide(command: String, createdAt: Int64, latestDispatch: Int64, actions: [HostingerAction],
+                              adopted: Set<Int>, windowClosed: Bool, listCoversWindow: Bool,
+                              skewSeconds: Int64 = 2) -> LostAnswerDecision {
+        verdict(command: command, createdAt: createdAt, latestDispatch: latestDispatch, actions: actions, adopted: adopted,
+                strays: [], windowClosed: windowClosed, listCoversWindow: listCoversWindow, skewSeconds: skewSeconds).decision
+    }
+
     /// What the reconciler concludes about an operation whose answer was lost.
     ///
     /// An action's name is evidence *for* a match, never the only evidence *against* one:
     /// a mutation is declared not applied only when Hostinger's list of the whole window
     /// holds no action that could be it. Names vpsgate does not expect leave it `unknown`,
     /// with the candidates named, for a person to decide.
+    ///
+    /// One kind of evidence does rule a candidate out: another operation of the VPS sent a
+    /// repeat-safe request whose answer may hide that Hostinger performed it (`strays`,
+    /// each such attempt of theirs), the candidate's name is one that request produces, it
+    /// was created within that attempt's window (with the same clock skew), and no name of
+    /// this command could be it. Such a candidate is tied to that attempt (at most one
+    /// action per attempt, and never one another attempt already explains) and no longer
+    /// stands against a not-applied verdict. A candidate this command could have produced
+    /// by name is never tied elsewhere: it is adopted as before, so an operation is never
+    /// declared not applied while an action in its window could be its own by name.
     /// - Parameters:
+    ///   - strays: other operations' stray attempts on the same VPS (never this one's).
     ///   - windowClosed: the settling window has passed (no late action can still appear).
     ///   - listCoversWindow: the pages read reach back before the operation was created.
-    public static func decide(command: String, createdAt: Int64, latestDispatch: Int64, actions: [HostingerAction],
-                              adopted: Set<Int>, windowClosed: Bool, listCoversWindow: Bool,
-                              skewSeconds: Int64 = 2) -> LostAnswerDecision {
+    public static func verdict(command: String, createdAt: Int64, latestDispatch: Int64, actions: [HostingerAction],
+                               adopted: Set<Int>, strays: [StrayWindow], windowClosed: Bool, listCoversWindow: Bool,
+                               skewSeconds: Int64 = 2) -> LostAnswerVerdict {
         let inWindow = candidates(createdAt: createdAt, latestDispatch: latestDispatch, actions: actions, adopted: adopted,
                                   skewSeconds: skewSeconds)
-        if let names = expectedNames[command], let action = inWindow.first(where: { names.contains($0.name) }) {
-            return .adopt(action)
+        let names = expectedNames[command] ?? []
+        let (explained, attributions) = attribute(inWindow.filter { !names.contains($0.name) }, to: strays, skewSeconds: skewSeconds)
+        if let action = inWindow.first(where: { names.contains($0.name) }) {
+            return LostAnswerVerdict(.adopt(action), attributions: attributions)
         }
-        guard windowClosed else { return .wait }
-        guard inWindow.isEmpty, listCoversWindow else { return .ambiguous(candidates: inWindow) }
-        return .notApplied
+        guard windowClosed else { return LostAnswerVerdict(.wait) }
+        let unexplained = inWindow.filter { !explained.contains($0.id) }
+        guard unexplained.isEmpty, listCoversWindow else {
+            return LostAnswerVerdict(.ambiguous(candidates: unexplained), attributions: attributions)
+        }
+        return LostAnswerVerdict(.notApplied, attributions: attributions)
+    }
+
+    /// Which of `actions` (oldest first) stray attempts explain: those already tied to one,
+    /// and those a free attempt covers by name and time, each attempt taking at most one
+    /// (the covering attempt that ends first: the others stay free for later actions).
+    /// Returns every explained action's id and the new ties.
+    static func attribute(_ actions: [HostingerAction], to strays: [StrayWindow], skewSeconds: Int64)
+        -> (explained: Set<Int>, new: [StrayAttribution])
+    {
+        let tied = Set(strays.compactMap(\.actionID))
+        var free = strays.filter { $0.actionID == nil }
+            .sorted { ($0.attempt.endedAt, $0.operationID, $0.attempt.number) < ($1.attempt.endedAt, $1.operationID, $1.attempt.number) }
+        var explained = Set<Int>()
+        var new: [StrayAttribution] = []
+        for action in actions {
+            if tied.contains(action.id) {
+                explained.insert(action.id)
+                continue
+            }
+            guard let seconds = action.createdAtSeconds,
+                let index = free.firstIndex(where: { $0.names.contains(action.name) && $0.covers(seconds, skewSeconds: skewSeconds) })
+            else { continue }
+            let window = free.remove(at: index)
+            explained.insert(action.id)
+            new.append(StrayAttribution(actionID: action.id, operationID: window.operationID, attempt: window.attempt.number))
+        }
+        return (explained, new)
     }
 }
 
@@ -65,8 +117,9 @@ public enum LostAnswerDecision: Sendable, Equatable {
     case adopt(HostingerAction)
     /// The window is still open: look again later.
     case wait
-    /// It may have happened: actions in the window vpsgate cannot tie to it by name, or a
-    /// list that does not reach back far enough. It stays `unknown`.
+    /// It may have happened: actions in the window vpsgate cannot tie to it by name (nor to
+    /// another operation's stray attempt: those are not listed), or a list that does not
+    /// reach back far enough. It stays `unknown`.
     case ambiguous(candidates: [HostingerAction])
     /// Hostinger's list of the whole window holds no action that could be it.
     case notApplied

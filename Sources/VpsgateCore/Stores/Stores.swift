@@ -218,6 +218,14 @@ public protocol ReconcilerStore: CommandStore, OperationStore, AuditStore, Batch
     func recordDrift(_ drift: Drift, vps: Int, operationID: String?) throws(StoreError)
     /// The operations that hold any of these Hostinger action ids, by action id.
     func operations(holdingActions ids: [Int]) throws(StoreError) -> [Int: OperationRecord]
+    /// The stray attempts of operations on `vps` other than `operationID` whose windows
+    /// reach into `from...through` (microseconds, the database's clock), or that are tied
+    /// to one of `actionIDs`.
+    func strayAttempts(vps: Int, excluding operationID: String, from: Int64, through: Int64,
+                       actionIDs: [Int]) throws(StoreError) -> [StrayWindow]
+    /// Ties actions to stray attempts; an attempt already tied, or an action already tied
+    /// elsewhere, is left as it is. Returns the ties made.
+    func attribute(_ attributions: [StrayAttribution]) throws(StoreError) -> [StrayAttribution]
     /// Leases the drift scan (one instance at a time): its watermark and the database's clock.
     func leaseScan(owner: String) throws(StoreError) -> ScanLease?
     /// The VPS with operations in the last hour.
@@ -386,15 +394,18 @@ public struct FinishRecord: Sendable {
     /// The answer kept under the key.
     public var answer: StoredAnswer
     public var audit: AuditEntry
+    /// The call's stray attempts (`StrayAttempt`), recorded with the outcome.
+    public var strayAttempts: [StrayAttempt]
 
     public init(principal: String, key: String, operation: OperationRecord, keyEffect: KeyEffect, answer: StoredAnswer,
-                audit: AuditEntry) {
+                audit: AuditEntry, strayAttempts: [StrayAttempt] = []) {
         self.principal = principal
         self.key = key
         self.operation = operation
         self.keyEffect = keyEffect
         self.answer = answer
         self.audit = audit
+        self.strayAttempts = strayAttempts
     }
 }
 
