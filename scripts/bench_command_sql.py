@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -57,6 +59,15 @@ SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us, next
 SELECT finish_command('bench', 'k-' || ':id', ':id', 'succeeded', :action, 'start', 'success', NULL, :now_us, true, 202,
     '/v1/operations/' || ':id', '\\x7b7d'::bytea, '{AUDIT_FINISH}'::jsonb, NULL);
 """
+
+
+def session_command() -> str:
+    """SCRIPT for psql: one command with a fresh id and a random VPS, then a line `done`."""
+    import random
+    text = SCRIPT.split("\n", 2)[2].replace(":vps", str(random.randint(1, 256))).replace(":id", str(uuid.uuid4()))
+    begin, finish = text.split("SELECT (extract", 1)
+    finish = finish.split("\\gset\n", 1)[1].replace(":now_us", "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
+    return begin + finish.replace(":action", "nextval('bench_action_ids')") + "\\echo done\n"
 
 
 def fill(stack: Stack, url: str, rows: int) -> None:
@@ -95,6 +106,10 @@ def main() -> int:
     parser.add_argument("--connect", action="store_true", help="a new connection per transaction (pgbench -C)")
     parser.add_argument("--clients", type=int, default=1, help="connections per side (with --rate: few commands each)")
     parser.add_argument("--rate", type=int, help="commands per second per side (pgbench -R)")
+    parser.add_argument("--sessions", type=int,
+                        help="instead of pgbench: this many sessions per side, each warmed by --warm commands first, "
+                             "then one command at a time taken by each session in turn (as vpsgate's workers take them)")
+    parser.add_argument("--warm", type=int, default=8, help="--sessions: commands per session before the measurement")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="vpsgate-bench-"))
     root.chmod(0o755)
@@ -121,18 +136,56 @@ def main() -> int:
         script = Path(tempfile.mkdtemp()) / "command.sql"
         script.write_text(SCRIPT)
         outputs = {}
+        counts = {}
 
         def run(name: str) -> None:
             app = f"postgresql://vpsgate_app@127.0.0.1:{port}/vpsgate_{name}"
             outputs[name] = subprocess.run([str(stack.postgres.bindir / "pgbench"), "-n", "-c", str(args.clients), "-T", str(args.seconds),
-                                            *(["-C"] if args.connect else []), *(["-R", str(args.rate)] if args.rate else []), "-f", str(script), app],
+                                            *(["-C"] if args.connect else []), *(["-R", str(args.rate)] if args.rate else []),
+                                            "-f", str(script), app],
                                            capture_output=True, text=True, timeout=args.seconds + 120)
 
-        threads = [threading.Thread(target=run, args=(name,)) for name in sides]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        def rotate(name: str, phase: str) -> None:
+            """One command at a time, each session in turn: --warm rounds, or --seconds of them."""
+            sessions = pools[name]
+            done = 0
+            deadline = time.monotonic() + args.seconds
+            while (done < args.warm * len(sessions)) if phase == "warm" else (time.monotonic() < deadline):
+                session = sessions[done % len(sessions)]
+                session.stdin.write(session_command())
+                session.stdin.flush()
+                while session.stdout.readline().strip() != "done":
+                    pass
+                done += 1
+            counts[name] = done
+
+        if args.sessions:
+            pools = {}
+            for name in sides:
+                app = f"postgresql://vpsgate_app@127.0.0.1:{port}/vpsgate_{name}"
+                pools[name] = [subprocess.Popen([str(stack.postgres.bindir / "psql"), app, "-qAtX", "-v", "ON_ERROR_STOP=1"],
+                                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                               for _ in range(args.sessions)]
+            for phase in ("warm", "measure"):
+                if phase == "measure":
+                    stack.postgres.psql("SELECT pg_stat_statements_reset()", url=admin)
+                threads = [threading.Thread(target=rotate, args=(name, phase)) for name in sides]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+            for sessions in pools.values():
+                for session in sessions:
+                    session.stdin.close()
+                    session.wait(timeout=30)
+            for name in sides:
+                outputs[name] = subprocess.CompletedProcess([], 0, f"number of transactions actually processed: {counts[name]}\n", "")
+        else:
+            threads = [threading.Thread(target=run, args=(name,)) for name in sides]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         for name in sides:
             output = outputs[name]
             if output.returncode != 0:
