@@ -53,8 +53,10 @@ BEGIN
     END IF;
 
     LOOP
-        INSERT INTO idempotency_keys (principal, key, fingerprint, state)
-        VALUES (p_principal, p_key, p_fingerprints[1], 'in_flight')
+        -- The operation's id with the key (its row follows in this transaction: the
+        -- reference is checked at commit, Migrations/0023); a refusal below deletes the key.
+        INSERT INTO idempotency_keys (principal, key, fingerprint, state, operation_id)
+        VALUES (p_principal, p_key, p_fingerprints[1], 'in_flight', p_operation_id)
         ON CONFLICT DO NOTHING;
         EXIT WHEN FOUND;
         SELECT * INTO existing FROM idempotency_keys k WHERE k.principal = p_principal AND k.key = p_key;
@@ -124,7 +126,6 @@ BEGIN
         VALUES (p_operation_id, p_vps_id, p_resource_type, own_id, p_command, 'accepted', p_principal, p_correlation_id, p_key,
                 created, created, created, p_audit ->> 'reason', p_audit ->> 'traceparent');
     END IF;
-    UPDATE idempotency_keys k SET operation_id = p_operation_id WHERE k.principal = p_principal AND k.key = p_key;
     PERFORM audit_request_row('received', 'received', NULL, NULL, p_operation_id, p_principal, p_key, p_command, p_vps_id,
                               p_correlation_id, NULL, NULL, p_audit);
     RETURN QUERY SELECT CASE WHEN verdict.decision = 'needs_approval' THEN 'awaiting_approval' ELSE 'proceed' END,
