@@ -7,6 +7,11 @@
 -- is kept on the operation, and so is its `traceparent` (the request's span, which background
 -- work on the operation links to); a policy with require_reason refuses a command without one
 -- (reason_required), before the frozen and busy answers and before an operation is taken.
+-- plan_cache_mode = force_generic_plan: each statement it runs (the triggers and functions
+-- it calls included) is planned once per session, not on each of its first five runs (the
+-- custom plans PostgreSQL tries first, before it keeps the generic plan unless that one
+-- looks costlier). These are single-row statements on keys; a vpsgate worker's connection
+-- runs few commands at low load, so those first runs were most of them.
 CREATE OR REPLACE FUNCTION begin_command(
     p_principal text, p_key text, p_fingerprints text[], p_resource_type text, p_resource_id bigint, p_vps_id bigint,
     p_command text, p_operation_id uuid, p_correlation_id text, p_busy_bound interval, p_audit jsonb, p_answers jsonb,
@@ -15,7 +20,7 @@ CREATE OR REPLACE FUNCTION begin_command(
     decision text, operation_id uuid, response_status integer, response_location text,
     response_body bytea, blocking_operation uuid, blocking_age_seconds double precision, created_us bigint,
     frozen_until_us bigint, approvals_required integer
-) LANGUAGE plpgsql AS $$
+) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     existing idempotency_keys%ROWTYPE;
     verdict record;
@@ -48,8 +53,10 @@ BEGIN
     END IF;
 
     LOOP
-        INSERT INTO idempotency_keys (principal, key, fingerprint, state)
-        VALUES (p_principal, p_key, p_fingerprints[1], 'in_flight')
+        -- The operation's id with the key (its row follows in this transaction: the
+        -- reference is checked at commit, Migrations/0023); a refusal below deletes the key.
+        INSERT INTO idempotency_keys (principal, key, fingerprint, state, operation_id)
+        VALUES (p_principal, p_key, p_fingerprints[1], 'in_flight', p_operation_id)
         ON CONFLICT DO NOTHING;
         EXIT WHEN FOUND;
         SELECT * INTO existing FROM idempotency_keys k WHERE k.principal = p_principal AND k.key = p_key;
@@ -119,7 +126,6 @@ BEGIN
         VALUES (p_operation_id, p_vps_id, p_resource_type, own_id, p_command, 'accepted', p_principal, p_correlation_id, p_key,
                 created, created, created, p_audit ->> 'reason', p_audit ->> 'traceparent');
     END IF;
-    UPDATE idempotency_keys k SET operation_id = p_operation_id WHERE k.principal = p_principal AND k.key = p_key;
     PERFORM audit_request_row('received', 'received', NULL, NULL, p_operation_id, p_principal, p_key, p_command, p_vps_id,
                               p_correlation_id, NULL, NULL, p_audit);
     RETURN QUERY SELECT CASE WHEN verdict.decision = 'needs_approval' THEN 'awaiting_approval' ELSE 'proceed' END,

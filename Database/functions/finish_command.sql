@@ -2,11 +2,16 @@
 -- error; p_result: the resource of a synchronous answer), a drift row when another
 -- operation claims the same action, and, for the request's first answer only, the key's
 -- stored answer (p_store) or its release, and the final audit row.
+-- plan_cache_mode = force_generic_plan: each statement it runs (the triggers and functions
+-- it calls included) is planned once per session, not on each of its first five runs (the
+-- custom plans PostgreSQL tries first, before it keeps the generic plan unless that one
+-- looks costlier). These are single-row statements on keys; a vpsgate worker's connection
+-- runs few commands at low load, so those first runs were most of them.
 CREATE OR REPLACE FUNCTION finish_command(
     p_principal text, p_key text, p_operation_id uuid, p_state text, p_action_id bigint, p_action_name text,
     p_action_state text, p_error jsonb, p_now_us bigint, p_store boolean, p_status integer, p_location text,
     p_body bytea, p_audit jsonb, p_result jsonb
-) RETURNS void LANGUAGE plpgsql AS $$
+) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     now_ts timestamptz := 'epoch'::timestamptz + p_now_us * interval '1 microsecond';
     first_answer boolean := true;  -- until the usual UPDATE misses

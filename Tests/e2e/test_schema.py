@@ -139,3 +139,33 @@ def test_an_instance_serves_only_once_its_database_files_were_applied(stack, tmp
     finally:
         process.terminate()
         assert process.wait(timeout=15) == 0
+
+
+def test_the_state_counts_and_events_follow_every_insert_update_and_delete_of_operations(stack):
+    """operation_state_counts plus the appended changes equal the table by state after
+    statements of several rows, an update that leaves some states as they were, and deletes;
+    one event per insert and per change of state, none for an update that changes none."""
+    url = fresh_database(stack, migrate=True)
+    ids = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(1, 7)]
+    rows = ", ".join(f"('{id_}', {1000 + i}, 'vps.start', '{'accepted' if i < 4 else 'running'}', 'alice', 'c', 'k-{i}')"
+                     for i, id_ in enumerate(ids))
+    psql(stack, url,
+         f"INSERT INTO operations (id, vps_id, command, state, requested_by, correlation_id, idempotency_key) VALUES {rows}",
+         f"UPDATE operations SET state = CASE WHEN id IN ('{ids[0]}', '{ids[4]}') THEN 'succeeded' ELSE state END",
+         f"UPDATE operations SET next_check_at = now() WHERE id = '{ids[1]}'",
+         f"UPDATE operations SET state = 'failed' WHERE id IN ('{ids[1]}', '{ids[2]}')",
+         f"DELETE FROM operations WHERE id IN ('{ids[0]}', '{ids[3]}')", check=True)
+    counted = psql(stack, url, """
+        SELECT string_agg(state || '=' || n, ',' ORDER BY state) FROM (
+            SELECT state, sum(n) AS n FROM (SELECT state, n FROM operation_state_counts
+                                            UNION ALL SELECT state, delta FROM operation_state_changes) c
+            GROUP BY state HAVING sum(n) <> 0) s""", check=True).stdout.strip()
+    actual = psql(stack, url, "SELECT string_agg(state || '=' || n, ',' ORDER BY state) FROM "
+                              "(SELECT state, count(*) AS n FROM operations GROUP BY state) s", check=True).stdout.strip()
+    assert counted == actual == "failed=2,running=1,succeeded=1"
+    events = psql(stack, url, "SELECT string_agg(type || ':' || (data -> 'operation' ->> 'id') || ':' "
+                              "|| coalesce(data ->> 'previous_state', '-'), ',' ORDER BY id) FROM events", check=True).stdout.strip()
+    assert sorted(events.split(",")) == sorted(
+        [f"operation.{'accepted' if i < 4 else 'running'}:{id_}:-" for i, id_ in enumerate(ids)]
+        + [f"operation.succeeded:{ids[0]}:accepted", f"operation.succeeded:{ids[4]}:running"]
+        + [f"operation.failed:{ids[1]}:accepted", f"operation.failed:{ids[2]}:accepted"])
