@@ -101,6 +101,11 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
     /// `dispatchRest` milliseconds, doubled while Hostinger stays out of reach.
     private var dispatchRestsUntil = 0
     private var dispatchRest = 0
+    /// When the stale operations were last flagged (monotonic milliseconds).
+    var staleFlaggedAt = Int.min / 2
+    /// How often the busy bound (minutes) is checked: not on every pass, which under load
+    /// comes every few milliseconds on each instance.
+    static var staleCheckMilliseconds: Int { 1000 }
 
     init(context: ServiceContext, store: Store, hostinger: Upstream, logger: Logger) {
         self.context = context
@@ -114,10 +119,15 @@ struct Worker<Store: ReconcilerStore, Upstream: HostingerCalling> {
 
     // MARK: - One pass
 
-    /// Flags stale operations, then leases and settles a batch; returns how many it looked at.
+    /// Flags stale operations (at most once a second), then leases and settles a batch;
+    /// returns how many it looked at.
     mutating func tick(stopping: borrowing Atomic<Bool>) throws(StoreError) -> Int {
-        for operation in try store.flagStale(busyBoundSeconds: context.configuration.busyBoundSeconds) {
-            logger.error("reconciler: operation stale, no longer blocks its VPS", metadata: ["operation_id": "\(operation.id)"])
+        let now = MonotonicClock.milliseconds()
+        if now - staleFlaggedAt >= Self.staleCheckMilliseconds {
+            staleFlaggedAt = now
+            for operation in try store.flagStale(busyBoundSeconds: context.configuration.busyBoundSeconds) {
+                logger.error("reconciler: operation stale, no longer blocks its VPS", metadata: ["operation_id": "\(operation.id)"])
+            }
         }
         let claim = try store.claim(owner: context.instance, leaseSeconds: Reconciler.leaseSeconds,
                                     graceMilliseconds: context.configuration.reconcileGraceMilliseconds, limit: Reconciler.batchSize)

@@ -230,9 +230,16 @@ import VpsgateCore
 
     // MARK: - Stale operations and the drift scan
 
-    @Test mutating func staleOperationsAreFlaggedEveryPass() throws {
+    @Test mutating func staleOperationsAreFlaggedAtMostOnceASecond() throws {
         store.staleCandidates = [Fixture.operation(.running)]
         let stopping = Atomic<Bool>(false)
+        #expect(try worker.tick(stopping: stopping) == 0)
+        #expect(store.staleCandidates.isEmpty)
+        // The next pass within the second does not look; one after it does.
+        store.staleCandidates = [Fixture.operation(.running)]
+        #expect(try worker.tick(stopping: stopping) == 0)
+        #expect(store.staleCandidates.count == 1)
+        worker.staleFlaggedAt -= Worker<MemoryStore, ScriptedHostinger>.staleCheckMilliseconds
         #expect(try worker.tick(stopping: stopping) == 0)
         #expect(store.staleCandidates.isEmpty)
     }
