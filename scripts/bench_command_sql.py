@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from vpsgate_stack import ROOT, Stack  # noqa: E402
+from vpsgate_stack import ROOT, Stack, statement_means  # noqa: E402
 
 AUDIT_BEGIN = ('{"correlation_id": "c", "trace_id": "0af7651916cd43dd8448eb211c80319c", "auth_type": "token", '
                '"client_address": "127.0.0.1", "user_agent": "bench", "method": "POST", "path": "/v1/vps/1/start", '
@@ -193,11 +193,7 @@ def main() -> int:
             commands = next((line.split(":")[1].strip() for line in output.stdout.splitlines()
                              if "number of transactions actually processed" in line), "?")
             print(f"== {name} ({sides[name]}): {commands} commands")
-            print(stack.postgres.psql(
-                "SELECT CASE WHEN toplevel THEN 'top' ELSE 'nested' END, calls, round(mean_exec_time::numeric, 4) AS mean_ms, "
-                "left(regexp_replace(query, '\\s+', ' ', 'g'), 90) FROM pg_stat_statements "
-                f"WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'vpsgate_{name}') "
-                "AND query !~* 'pg_stat_statements|pg_reload_conf' AND calls > 10 ORDER BY total_exec_time DESC LIMIT 22", url=admin))
+            print(statement_means(stack.postgres, f"vpsgate_{name}", admin, width=90, top=22))
     finally:
         stack.stop()
     return 0

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from vpsgate_stack import Stack  # noqa: E402
+from vpsgate_stack import Stack, statement_means  # noqa: E402
 
 SETUP = """\\set vps random(1, 256)
 SELECT gen_random_uuid() AS id, nextval('bench_action_ids') AS action, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now_us \\gset
@@ -76,11 +76,7 @@ def main() -> int:
         for line in output.stdout.splitlines():
             if re.match(r"^(SQL script|  - (number of transactions|latency average))", line):
                 print(line)
-        print(stack.postgres.psql(
-            "SELECT CASE WHEN toplevel THEN 'top' ELSE 'nested' END, calls, round(mean_exec_time::numeric, 4) AS mean_ms, "
-            "left(regexp_replace(query, '\\s+', ' ', 'g'), 100) FROM pg_stat_statements "
-            "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'vpsgate') AND query !~* 'pg_stat_statements|pg_reload_conf' "
-            "AND calls > 10 ORDER BY total_exec_time DESC LIMIT 25", url=admin))
+        print(statement_means(stack.postgres, "vpsgate", admin))
     finally:
         stack.stop()
     return 0

@@ -42,6 +42,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def statement_means(postgres, database: str, url: str, width: int = 100, top: int = 25) -> str:
+    """pg_stat_statements of `database` (loaded and tracking), costliest first: level,
+    calls, mean ms and the statement's start; for the scripts that compare SQL."""
+    return postgres.psql(
+        "SELECT CASE WHEN toplevel THEN 'top' ELSE 'nested' END, calls, round(mean_exec_time::numeric, 4) AS mean_ms, "
+        f"left(regexp_replace(query, '\\s+', ' ', 'g'), {width}) FROM pg_stat_statements "
+        f"WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '{database}') "
+        f"AND query !~* 'pg_stat_statements|pg_reload_conf' AND calls > 10 ORDER BY total_exec_time DESC LIMIT {top}", url=url)
+
+
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
